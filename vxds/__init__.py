@@ -1,0 +1,39 @@
+"""vxds: declarative, content-hashed, reviewable datasets.
+
+The public API is small: ``recipe`` (alias ``dataset_compilation_entrypoint``),
+``Resource``, ``Client`` and ``load_lock``. Attributes are imported on first use so that
+``vxds --help`` and the pre-commit hooks start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["Client", "Resource", "__version__", "dataset_compilation_entrypoint", "load_lock", "recipe"]
+
+if TYPE_CHECKING:
+    from vxds.api import load_lock
+    from vxds.client import Client
+    from vxds.recipes import dataset_compilation_entrypoint, recipe
+    from vxds.resource import Resource
+
+_LAZY = {
+    "recipe": "vxds.recipes",
+    "dataset_compilation_entrypoint": "vxds.recipes",
+    "Resource": "vxds.resource",
+    "Client": "vxds.client",
+    "load_lock": "vxds.api",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vxds' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

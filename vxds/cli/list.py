@@ -1,0 +1,55 @@
+"""``vxds list``: each dataset and version with the state of its lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vxds.cli.options import format_option, root_option
+from vxds.cli.output import print_json, state, table
+from vxds.cli.project import open_project
+from vxds.status import LockStatus, lock_status
+
+EPILOG = """\b
+States:
+  fresh    the lock matches its recipe, params and manifest entry
+  stale    the recipe script, params or entry changed since it was locked
+  missing  no lock has been written yet
+  corrupt  the lock cannot be read or a digest does not match its content
+"""
+
+
+def _record(status: LockStatus) -> dict[str, object]:
+    lock = status.lock
+    return {
+        "name": status.entry.name,
+        "version": status.entry.version,
+        "description": status.entry.description,
+        "state": status.state,
+        "reasons": list(status.reasons),
+        "resources": sum(s.count for s in lock.splits.values()) if lock else None,
+        "splits": {name: s.count for name, s in lock.splits.items()} if lock else {},
+    }
+
+
+@click.command("list", epilog=EPILOG)
+@format_option
+@root_option
+def command(fmt: str, root: Path | None) -> int:
+    """List datasets with the state of their locks (no recipe is run)."""
+    config, manifest = open_project(root, require_scripts=False)
+    records = [_record(lock_status(entry, config)) for entry in manifest]
+    if fmt == "json":
+        print_json({"datasets": records})
+        return 0
+    if not records:
+        click.echo(f"no datasets in {config.relative(config.manifest)}; add one with 'vxds new NAME'")
+        return 0
+    rows = [[str(r["name"]), str(r["version"]), state(str(r["state"])),
+             "" if r["resources"] is None else str(r["resources"]), str(r["description"])] for r in records]
+    click.echo(table(rows, ["DATASET", "VERSION", "STATE", "RESOURCES", "DESCRIPTION"]))
+    for r in records:
+        for reason in r["reasons"]:  # type: ignore[attr-defined]
+            click.secho(f"  {r['name']}@{r['version']}: {reason}", dim=True)
+    return 0

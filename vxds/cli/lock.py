@@ -1,0 +1,181 @@
+"""``vxds lock``: run recipes and write their locks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
+from vxds.cli.output import print_json, progress_bar, state
+from vxds.cli.project import open_project
+from vxds.errors import UsageError, VxdsError
+from vxds.lockfile import Lock, Split, lock_dir, read_lock, same_on_disk, split_file, write_lock, write_splits
+
+EPILOG = """\b
+Examples:
+  vxds lock --all                       lock every dataset
+  vxds lock viseg_training              lock the highest version of one dataset
+  vxds lock viseg_training@1 clinical_cohort
+  vxds lock --all --check               exit 1 if a lock is missing or would change
+  vxds lock --all --dry-run             show what would change, write nothing
+  vxds lock --file recipes/viseg.py -o out/   write resources.<split>.jsonl to out/
+"""
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+
+
+def _change_words(old: Lock | None, new: Lock) -> str:
+    from vxds.diff import diff_locks
+
+    counts = diff_locks(old, new).counts()
+    words = [f"+{counts['added']}", f"-{counts['removed']}", f"~{counts['changed']}"]
+    if counts["moved"]:
+        words.append(f">{counts['moved']}")
+    return " ".join(words)
+
+
+def _previous(directory: Path) -> Lock | None:
+    try:
+        return read_lock(directory)
+    except VxdsError:
+        return None
+
+
+def _lock_one(resolver: Any, entry: Any, config: Any, *, check: bool, dry_run: bool) -> dict[str, Any]:
+    lock = resolver.resolve(entry)
+    directory = lock_dir(config.locks, entry.name, entry.version)
+    report: dict[str, Any] = {
+        "name": entry.name, "version": entry.version, "path": config.relative(directory),
+        "splits": {name: split.count for name, split in lock.splits.items()}, "digest": lock.digest,
+    }
+    if same_on_disk(lock, directory):
+        report["status"] = "unchanged"
+        return report
+    existed = (directory / "lock.toml").exists()
+    if check or dry_run:
+        report["status"] = "would change" if existed else "missing"
+        report["changes"] = _change_words(_previous(directory), lock)
+        return report
+    previous = _previous(directory)
+    write_lock(lock, directory)
+    report["status"] = "written"
+    report["changes"] = _change_words(previous, lock)
+    return report
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    name = f"{report['name']}@{report['version']}"
+    if report["status"] == "error":
+        click.echo(f"{state('error'):>12}  {name}")
+        return
+    detail = _summary(report["splits"])
+    if "changes" in report:
+        detail += f"  ({report['changes']})"
+    click.echo(f"{state(report['status'])}  {name}: {detail}")
+
+
+def _lock_file(script: Path, out: Path, entrypoint: str | None, source: str | None, params: dict[str, Any],
+               root: Path | None, check: bool, fmt: str, quiet: bool, jobs: int | None) -> int:
+    from vxds.config import load_config
+    from vxds.resolver import Resolver
+
+    config = load_config(root)
+    with progress_bar(quiet or fmt == "json") as progress:
+        splits = Resolver(config, progress=progress, jobs=jobs).resolve_script(
+            script, entrypoint=entrypoint, source=source, params=params)
+    changed = [name for name, split in splits.items() if not _file_matches(out / split_file(name), split)]
+    if not check and changed:
+        write_splits({name: splits[name] for name in changed}, out)
+    reports = [{"split": name, "path": str(out / split_file(name)), "count": split.count,
+                "digest": split.digest, "status": ("would change" if check else "written") if name in changed
+                else "unchanged"} for name, split in splits.items()]
+    if fmt == "json":
+        print_json({"files": reports})
+    elif not quiet:
+        for r in reports:
+            click.echo(f"{state(r['status'])}  {r['path']}: {r['count']} resources")
+    return 1 if check and changed else 0
+
+
+def _file_matches(path: Path, split: Split) -> bool:
+    try:
+        return Split.from_bytes(path.read_bytes()).digest == split.digest
+    except OSError:
+        return False
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    import yaml
+
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
+        params[key] = yaml.safe_load(value)
+    return params
+
+
+@click.command("lock", epilog=EPILOG)
+@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.option("--all", "all_", is_flag=True, help="Lock every dataset in the manifest.")
+@click.option("--file", "-f", "script", type=click.Path(dir_okay=False, path_type=Path),
+              help="Lock a recipe script on its own, outside the manifest.")
+@click.option("--output", "-o", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="With --file: where to write resources.<split>.jsonl.")
+@click.option("--entrypoint", help="With --file: the recipe to run when the script has several.")
+@click.option("--source", help="With --file: the source URL (default: [tool.vxds] source).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="With --file: a recipe parameter.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock is missing or would change.")
+@click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
+@jobs_option
+@format_option
+@quiet_option
+@root_option
+def command(datasets: tuple[str, ...], all_: bool, script: Path | None, out: Path, entrypoint: str | None,
+            source: str | None, params: tuple[str, ...], check: bool, dry_run: bool, jobs: int | None,
+            fmt: str, quiet: bool, root: Path | None) -> int:
+    """Run recipes and write their locks under locks/<name>/<version>/.
+
+    A lock is rewritten only when its content changes; relocking unchanged inputs leaves
+    the files byte for byte as they were.
+    """
+    if script is not None:
+        if datasets or all_:
+            raise UsageError("--file locks one script; do not name datasets or use --all with it")
+        return _lock_file(script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs)
+    if bool(datasets) == all_:
+        raise UsageError("name the datasets to lock, or use --all (or --file SCRIPT)")
+    from vxds.resolver import Resolver
+
+    config, manifest = open_project(root)
+    entries = list(manifest) if all_ else manifest.select(datasets)
+    reports: list[dict[str, Any]] = []
+    failed = False
+    with progress_bar(quiet or fmt == "json") as progress:
+        resolver = Resolver(config, progress=progress, jobs=jobs)
+        for entry in entries:
+            try:
+                report = _lock_one(resolver, entry, config, check=check, dry_run=dry_run)
+            except VxdsError as exc:
+                failed = True
+                report = {"name": entry.name, "version": entry.version, "status": "error", "error": str(exc)}
+                if fmt == "text":
+                    from vxds.cli.output import error
+
+                    error(exc)
+            reports.append(report)
+            if fmt == "text" and not quiet and report["status"] != "error":
+                _print_report(report)
+    if fmt == "json":
+        print_json({"datasets": reports})
+    if failed:
+        return 2
+    pending = [r for r in reports if r["status"] in ("would change", "missing")]
+    if check and pending and fmt == "text":
+        click.echo(f"{len(pending)} lock(s) would change; run 'vxds lock' to update them.", err=True)
+    return 1 if check and pending else 0

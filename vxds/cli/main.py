@@ -1,0 +1,78 @@
+"""The ``vxds`` command group. Subcommands are imported only when run, so ``--help`` is fast."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from vxds import __version__
+
+# name -> (module, one-line help); the help is here so listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("vxds.cli.init", "Scaffold a vxds repository in the current folder."),
+    "new": ("vxds.cli.new", "Add a recipe from a template and register it in datasets.yaml."),
+    "lock": ("vxds.cli.lock", "Run recipes and write their locks."),
+    "list": ("vxds.cli.list", "List datasets with the state of their locks."),
+    "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
+}
+
+EPILOG = """\b
+Examples:
+  vxds lock --all                 lock every dataset in datasets.yaml
+  vxds lock viseg_training@2      lock one version
+  vxds lock --all --check         exit 1 if any lock is missing or would change
+  vxds list                       fresh, stale, missing or corrupt, per dataset
+  vxds show viseg_training --by attrs.site
+
+Exit codes: 0 success, 1 a check found something, 2 bad usage or input, 130 interrupted.
+"""
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        command: click.Command = importlib.import_module(COMMANDS[cmd_name][0]).command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][1]) for name in self.list_commands(ctx)])
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from vxds.errors import VxdsError
+
+        try:
+            result = super().invoke(ctx)
+        except VxdsError as exc:
+            from vxds.cli.output import error
+
+            error(exc)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        if isinstance(result, int) and result:
+            ctx.exit(result)
+        return result
+
+
+@click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vxds")
+def cli() -> None:
+    """vxds: declarative, content-hashed datasets you can review in Git.
+
+    Recipes (Python functions) select resources from a source; `vxds lock` writes the
+    exact result, with versions and blake3 hashes, under locks/ for you to commit.
+    """
+
+
+def main() -> None:
+    cli(prog_name="vxds")

@@ -1,0 +1,101 @@
+"""Rendering helpers for commands: errors, JSON, aligned tables, progress bars.
+
+Colour is used on a terminal and dropped in a pipe (click strips it); progress bars are
+drawn on a terminal only.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from vxds.errors import VxdsError
+from vxds.progress import NO_PROGRESS, Progress, Task
+
+STATE_COLOURS = {"fresh": "green", "unchanged": "green", "written": "green",
+                 "stale": "yellow", "would change": "yellow", "missing": "yellow",
+                 "corrupt": "red", "error": "red"}
+
+
+def error(exc: VxdsError) -> None:
+    text = exc.message
+    first, _, rest = text.partition("\n")
+    click.secho(f"error: {first}", fg="red", err=True)
+    if rest:
+        click.echo(rest, err=True)
+    if exc.hint:
+        click.secho(f"hint: {exc.hint}", fg="cyan", err=True)
+
+
+def state(word: str) -> str:
+    return click.style(word, fg=STATE_COLOURS.get(word))
+
+
+def print_json(value: Any) -> None:
+    import orjson
+
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+
+
+def table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    """Left-aligned columns; widths ignore ANSI colour codes."""
+    every = [list(headers), *[list(r) for r in rows]]
+    widths = [max(len(click.unstyle(row[i])) for row in every) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(every):
+        cells = [cell + " " * (widths[i] - len(click.unstyle(cell))) for i, cell in enumerate(row)]
+        line = "  ".join(cells).rstrip()
+        lines.append(click.style(line, bold=True) if n == 0 else line)
+    return "\n".join(lines)
+
+
+class _RichTask:
+    def __init__(self, progress: Any, task_id: Any) -> None:
+        self._progress, self._id = progress, task_id
+
+    def advance(self, amount: int = 1) -> None:
+        self._progress.advance(self._id, amount)
+
+    def close(self) -> None:
+        self._progress.remove_task(self._id)
+
+
+class RichProgress:
+    """Progress bars on standard error, through rich (imported only when used)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=True,
+        )
+
+    def __enter__(self) -> RichProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def task(self, label: str, total: int | None = None) -> Task:
+        return _RichTask(self._progress, self._progress.add_task(label, total=total))
+
+
+class _NoBar:
+    def __enter__(self) -> Progress:
+        return NO_PROGRESS
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def progress_bar(quiet: bool) -> Any:
+    """A context manager giving a ``Progress``: a rich bar on a terminal, else nothing."""
+    if quiet or not sys.stderr.isatty():
+        return _NoBar()
+    return RichProgress()

@@ -1,0 +1,91 @@
+"""The project: where its root is, and ``[tool.vxds]`` from its pyproject.toml."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vxds.errors import ConfigError
+
+DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
+KNOWN_KEYS = ("manifest", "locks", "source")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings of one project; paths are absolute."""
+
+    root: Path
+    manifest: Path
+    locks: Path
+    source: str | None
+    pyproject: Path | None
+
+    @property
+    def cache_dir(self) -> Path:
+        """Local, untracked state (the hash cache); listed in .gitignore by ``vxds init``."""
+        return self.root / ".vxds"
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the root, POSIX style, for messages and locks."""
+        try:
+            return Path(os.path.relpath(path, self.root)).as_posix()
+        except ValueError:  # another drive on Windows
+            return path.as_posix()
+
+
+def _declares_vxds(pyproject: Path) -> bool:
+    try:
+        return "[tool.vxds" in pyproject.read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` holding datasets.yaml or ``[tool.vxds]``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / DEFAULTS["manifest"]).is_file() or _declares_vxds(folder / "pyproject.toml"):
+            return folder
+    return here
+
+
+def _read_tool_table(pyproject: Path) -> dict[str, Any]:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        document = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+    except ParseError as exc:
+        raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
+    table = document.get("tool", {}).get("vxds", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.vxds] must be a table")
+    return dict(table.unwrap() if hasattr(table, "unwrap") else table)
+
+
+def load_config(root: Path | None = None) -> Config:
+    """Read ``[tool.vxds]`` (if any) and resolve every path against the root."""
+    root = find_root() if root is None else root.resolve()
+    pyproject = root / "pyproject.toml"
+    table = _read_tool_table(pyproject) if pyproject.is_file() else {}
+    unknown = sorted(set(table) - set(KNOWN_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{pyproject}: [tool.vxds] has unknown key(s) {', '.join(unknown)};"
+            f" expected {', '.join(KNOWN_KEYS)}"
+        )
+    for key, value in table.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{pyproject}: [tool.vxds] {key} must be a non-empty string, got {value!r}")
+    return Config(
+        root=root,
+        manifest=root / table.get("manifest", DEFAULTS["manifest"]),
+        locks=root / table.get("locks", DEFAULTS["locks"]),
+        source=table.get("source"),
+        pyproject=pyproject if pyproject.is_file() else None,
+    )

@@ -1,0 +1,153 @@
+"""Every digest vxds writes is defined here.
+
+Changing anything in this module changes every digest in every lock ever written, so it
+is pinned by tests with exact values (``tests/test_hashing.py``). A digest is written as
+``blake3:<64 hex digits>``.
+
+* ``digest_bytes``: blake3 of raw bytes.
+* ``canonical_json``: the canonical JSON form used for resource lines and for digests of
+  structured values: keys sorted, no insignificant whitespace, UTF-8, no ASCII escaping.
+* ``hash_file``: blake3 of a file's bytes, read whole for small files and through mmap
+  (multi-threaded) for large ones; both give the same digest.
+* ``HashCache``: remembers (size, mtime, inode) -> digest so unchanged files are not read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+from blake3 import blake3
+
+ALGORITHM = "blake3"
+PREFIX = "blake3:"
+
+# Files at least this large are hashed through mmap with blake3's own threads; smaller
+# ones are read whole, which is faster than setting up a mapping.
+MMAP_THRESHOLD = 1 << 20
+
+
+def digest_bytes(data: bytes) -> str:
+    """``blake3:<hex>`` of ``data``."""
+    return PREFIX + blake3(data).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON bytes of ``value``: sorted keys, compact, UTF-8.
+
+    Raises ``TypeError`` for values JSON cannot hold (sets, bytes, non-string keys,
+    integers beyond 64 bits).
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc)) from None
+
+
+def digest_json(value: Any) -> str:
+    """``blake3:<hex>`` of the canonical JSON of ``value``."""
+    return digest_bytes(canonical_json(value))
+
+
+def digest_text(text: str) -> str:
+    """Digest of source text with line endings normalised, so a CRLF checkout agrees."""
+    return digest_bytes(text.replace("\r\n", "\n").encode("utf-8"))
+
+
+def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """``blake3:<hex>`` of a file's bytes."""
+    if size is None:
+        size = os.stat(path).st_size
+    if size >= MMAP_THRESHOLD:
+        hasher = blake3(max_threads=blake3.AUTO)
+        hasher.update_mmap(os.fspath(path))
+        return PREFIX + hasher.hexdigest()
+    with open(path, "rb") as fh:
+        return PREFIX + blake3(fh.read()).hexdigest()
+
+
+def default_jobs() -> int:
+    """Threads for hashing many files: blake3 releases the GIL, so use every core."""
+    return max(4, min(32, (os.cpu_count() or 1) * 4))
+
+
+def hash_files(
+    paths: Iterable[tuple[str, int]],
+    *,
+    jobs: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """Digests of ``(path, size)`` pairs, in input order, hashed on a thread pool."""
+    items = list(paths)
+    if not items:
+        return iter(())
+    workers = min(jobs or default_jobs(), len(items))
+
+    def one(item: tuple[str, int]) -> str:
+        digest = hash_file(item[0], item[1])
+        if on_done is not None:
+            on_done(item[1])
+        return digest
+
+    if workers <= 1:
+        return iter([one(item) for item in items])
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return iter(list(pool.map(one, items, chunksize=64)))
+
+
+StatKey = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+class HashCache:
+    """A stat cache: absolute path -> (size, mtime_ns, inode, digest), kept in one file.
+
+    A file whose size, modification time and inode all match is not read again. The
+    cache is an optimisation only: a missing or unreadable cache file is an empty cache.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        if isinstance(data, dict) and data.get("version") == self.VERSION:
+            entries = data.get("entries")
+            if isinstance(entries, dict):
+                self._entries = entries
+
+    def get(self, path: str, key: StatKey) -> str | None:
+        entry = self._entries.get(path)
+        if entry is not None and entry[0] == key[0] and entry[1] == key[1] and entry[2] == key[2]:
+            return str(entry[3])
+        return None
+
+    def put(self, path: str, key: StatKey, digest: str) -> None:
+        self._entries[path] = [key[0], key[1], key[2], digest]
+        self._dirty = True
+
+    def save(self) -> None:
+        """Write the cache atomically; failures are ignored (it is only a cache)."""
+        if self.path is None or not self._dirty:
+            return
+        payload = orjson.dumps({"version": self.VERSION, "entries": self._entries})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(payload)
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            pass

@@ -1,0 +1,395 @@
+"""Locks on disk: ``locks/<name>/<version>/lock.toml`` and one ``resources.<split>.jsonl``
+per split.
+
+Each split file is the sorted canonical lines of its resources, ``\\n``-terminated. The
+header records what the lock was made from (recipe, params, manifest entry, source and
+snapshot), each split's count and blake3 digest, and a digest over all of that. The format
+is versioned (``format = 1``); a reader refuses a format it does not know.
+
+A lock is *stale* when its recipe, params or manifest entry no longer match, *corrupt*
+when it cannot be read or a digest does not match its content, *missing* when absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from blake3 import blake3
+
+from vxds.errors import LockError
+from vxds.hashing import PREFIX, digest_json
+from vxds.resource import InvalidResource, Resource, normalize
+
+FORMAT = 1
+HEADER = "lock.toml"
+SPLIT_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+SPLIT_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.jsonl\Z")
+CHUNK_LINES = 8192
+
+
+def split_file(split: str) -> str:
+    return f"resources.{split}.jsonl"
+
+
+def join_lines(lines: Sequence[bytes]) -> list[bytes]:
+    """Lines joined into ``\\n``-terminated chunks, for hashing and writing in few calls."""
+    return [b"".join(line + b"\n" for line in lines[i:i + CHUNK_LINES])
+            for i in range(0, len(lines), CHUNK_LINES)]
+
+
+def digest_chunks(chunks: Sequence[bytes]) -> str:
+    hasher = blake3()
+    for chunk in chunks:
+        hasher.update(chunk)
+    return PREFIX + hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split's content: its file's bytes in chunks, with count and digest."""
+
+    chunks: list[bytes]
+    count: int
+    digest: str
+
+    @classmethod
+    def from_lines(cls, lines: Sequence[bytes]) -> Split:
+        chunks = join_lines(lines)
+        return cls(chunks, len(lines), digest_chunks(chunks))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Split:
+        return cls([data] if data else [], data.count(b"\n"), digest_chunks([data]))
+
+    def lines(self) -> Iterator[bytes]:
+        for chunk in self.chunks:
+            yield from chunk.splitlines()
+
+    def resources(self) -> Iterator[Resource]:
+        for line in self.lines():
+            yield Resource.from_line(line)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What ``lock.toml`` says, minus the digest it derives."""
+
+    name: str
+    version: int
+    script: str
+    entrypoint: str | None
+    params: Mapping[str, Any]
+    script_digest: str
+    entry_digest: str
+    source: str
+    snapshot: str
+    splits: Mapping[str, tuple[int, str]]  # split -> (count, digest)
+    format: int = FORMAT
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def recipe_digest(self) -> str:
+        """Digest of the recipe's source text, entrypoint and params together."""
+        return recipe_digest(self.script_digest, self.entrypoint, self.params)
+
+    def body(self) -> dict[str, Any]:
+        """Everything the lock digest covers."""
+        return {
+            "dataset": {"name": self.name, "version": self.version},
+            "format": self.format,
+            "manifest": {"entry_digest": self.entry_digest},
+            "recipe": {
+                "digest": self.recipe_digest,
+                "entrypoint": self.entrypoint,
+                "params": dict(self.params),
+                "script": self.script,
+                "script_digest": self.script_digest,
+            },
+            "source": {"snapshot": self.snapshot, "url": self.source},
+            "splits": {name: {"count": c, "digest": d} for name, (c, d) in sorted(self.splits.items())},
+        }
+
+    @property
+    def digest(self) -> str:
+        return digest_json(self.body())
+
+
+def recipe_digest(script_digest: str, entrypoint: str | None, params: Mapping[str, Any]) -> str:
+    return digest_json({"entrypoint": entrypoint, "params": dict(params), "script": script_digest})
+
+
+@dataclass(frozen=True)
+class Lock:
+    header: Header
+    splits: dict[str, Split] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return self.header.digest
+
+    def resources(self, split: str | None = None) -> Iterator[Resource]:
+        """Resources of one split, or of every split in name order."""
+        names = [split] if split is not None else sorted(self.splits)
+        for name in names:
+            yield from self.splits[name].resources()
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def _toml_str(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes; TOML also forbids raw DEL.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def render_header(header: Header) -> str:
+    """The exact text of ``lock.toml``."""
+    params = orjson.dumps(dict(header.params), option=orjson.OPT_SORT_KEYS).decode()
+    out = [
+        "# Generated by vxds; do not edit by hand.",
+        f"# Regenerate with: vxds lock {header.name}@{header.version}",
+        f"format = {header.format}",
+        "",
+        "[dataset]",
+        f"name = {_toml_str(header.name)}",
+        f"version = {header.version}",
+        "",
+        "[recipe]",
+        f"script = {_toml_str(header.script)}",
+    ]
+    if header.entrypoint is not None:
+        out.append(f"entrypoint = {_toml_str(header.entrypoint)}")
+    out += [
+        f"params = {_toml_str(params)}",
+        f"script_digest = {_toml_str(header.script_digest)}",
+        f"digest = {_toml_str(header.recipe_digest)}",
+        "",
+        "[manifest]",
+        f"entry_digest = {_toml_str(header.entry_digest)}",
+        "",
+        "[source]",
+        f"url = {_toml_str(header.source)}",
+        f"snapshot = {_toml_str(header.snapshot)}",
+    ]
+    for name, (count, digest) in sorted(header.splits.items()):
+        out += ["", f"[splits.{name}]", f"count = {count}", f"digest = {_toml_str(digest)}"]
+    out += ["", "[lock]", f"digest = {_toml_str(header.digest)}", ""]
+    return "\n".join(out)
+
+
+# --- reading -----------------------------------------------------------------------------
+
+
+class CorruptLock(LockError):
+    """A lock that cannot be trusted; ``problems`` says why, one sentence each."""
+
+    def __init__(self, where: Path, problems: Sequence[str]) -> None:
+        self.where = where
+        self.problems = list(problems)
+        super().__init__(f"{where}: corrupt lock: " + "; ".join(self.problems),
+                         hint="relock it with 'vxds lock', or restore it from Git")
+
+
+def _get(table: Mapping[str, Any], path: str, kind: type | tuple[type, ...], problems: list[str]) -> Any:
+    value: Any = table
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        problems.append(f"{HEADER}: '{path}' is missing or not a {getattr(kind, '__name__', 'value')}")
+        return None
+    return value
+
+
+def parse_header(text: str, where: Path) -> tuple[Header, str]:
+    """Parse ``lock.toml``; return the header and the digest it claims."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
+
+    try:
+        data = tomlkit.parse(text).unwrap()
+    except TOMLKitError as exc:
+        raise CorruptLock(where, [f"{HEADER} is not valid TOML: {exc}"]) from None
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        what = "has no 'format'" if fmt is None else f"has format {fmt!r}"
+        raise CorruptLock(where, [f"{HEADER} {what}; this vxds reads format {FORMAT}"])
+    problems: list[str] = []
+    fields = {key: _get(data, path, kind, problems) for key, path, kind in (
+        ("name", "dataset.name", str), ("version", "dataset.version", int),
+        ("script", "recipe.script", str), ("params", "recipe.params", str),
+        ("script_digest", "recipe.script_digest", str), ("entry_digest", "manifest.entry_digest", str),
+        ("source", "source.url", str), ("snapshot", "source.snapshot", str), ("digest", "lock.digest", str),
+    )}
+    entrypoint = data.get("recipe", {}).get("entrypoint")
+    splits: dict[str, tuple[int, str]] = {}
+    for name, info in (data.get("splits") or {}).items():
+        count = _get(info, "count", int, problems) if isinstance(info, dict) else None
+        digest = _get(info, "digest", str, problems) if isinstance(info, dict) else None
+        if not SPLIT_RE.match(name) or count is None or digest is None:
+            problems.append(f"{HEADER}: split {name!r} is malformed")
+        else:
+            splits[name] = (count, digest)
+    params: Any = None
+    if fields["params"] is not None:
+        try:
+            params = orjson.loads(fields["params"])
+        except orjson.JSONDecodeError:
+            params = None
+        if not isinstance(params, dict):
+            problems.append(f"{HEADER}: 'recipe.params' is not a JSON object")
+    if problems:
+        raise CorruptLock(where, problems)
+    fields.pop("params")
+    claimed = fields.pop("digest")
+    header = Header(entrypoint=entrypoint if isinstance(entrypoint, str) else None, params=params,
+                    splits=splits, **fields)
+    return header, claimed
+
+
+def _deep_problems(split: str, data: bytes) -> Iterator[str]:
+    """Line-level checks: JSON, schema, canonical form, order, duplicates."""
+    previous: str | None = None
+    for number, line in enumerate(data.splitlines(), start=1):
+        where = f"{split_file(split)}:{number}"
+        try:
+            record = normalize(orjson.loads(line))
+        except (orjson.JSONDecodeError, InvalidResource) as exc:
+            yield f"{where}: {exc}"
+            continue
+        if orjson.dumps(record, option=orjson.OPT_SORT_KEYS) != line:
+            yield f"{where}: line is not in canonical form"
+        rid = record["id"]
+        if previous is not None and rid <= previous:
+            yield f"{where}: id {rid!r} " + ("repeats" if rid == previous else "is out of order")
+        previous = rid
+
+
+def read_lock(directory: Path, *, deep: bool = False) -> Lock:
+    """Read and check a lock; ``CorruptLock`` lists every problem found.
+
+    Digests and counts are always checked; ``deep`` also checks every line.
+    """
+    try:
+        text = (directory / HEADER).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{directory}: no {HEADER}; the lock is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptLock(directory, [f"cannot read {HEADER}: {exc}"]) from None
+    header, claimed = parse_header(text, directory)
+    problems: list[str] = []
+    if claimed != header.digest:
+        problems.append("the lock digest does not match the header")
+    on_disk = {m.group(1) for p in directory.iterdir() if (m := SPLIT_FILE_RE.match(p.name))}
+    for extra in sorted(on_disk - set(header.splits)):
+        problems.append(f"{split_file(extra)} is not listed in {HEADER}")
+    splits: dict[str, Split] = {}
+    for name, (count, digest) in sorted(header.splits.items()):
+        try:
+            data = (directory / split_file(name)).read_bytes()
+        except OSError:
+            problems.append(f"{split_file(name)} is missing")
+            continue
+        split = Split.from_bytes(data)
+        if data and not data.endswith(b"\n"):
+            problems.append(f"{split_file(name)} does not end with a newline")
+        if split.digest != digest:
+            problems.append(f"{split_file(name)} does not match its digest")
+        if split.count != count:
+            problems.append(f"{split_file(name)} has {split.count} lines, {HEADER} says {count}")
+        if deep:
+            problems.extend(_deep_problems(name, data))
+        splits[name] = split
+    if problems:
+        raise CorruptLock(directory, problems)
+    return Lock(header, splits)
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def _recover(directory: Path) -> None:
+    """Put back a lock left aside by a write that was killed between its two renames."""
+    if directory.exists() or not directory.parent.is_dir():
+        return
+    for old in sorted(directory.parent.glob(f".{directory.name}.old-*")):
+        os.replace(old, directory)
+        return
+
+
+def same_on_disk(lock: Lock, directory: Path) -> bool:
+    """True when ``directory`` already holds exactly these bytes."""
+    try:
+        if (directory / HEADER).read_text(encoding="utf-8") != render_header(lock.header):
+            return False
+        names = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
+    except (OSError, UnicodeDecodeError):
+        return False
+    if names != {split_file(s) for s in lock.splits}:
+        return False
+    return all(Split.from_bytes((directory / split_file(s)).read_bytes()).digest == split.digest
+               for s, split in lock.splits.items())
+
+
+def write_lock(lock: Lock, directory: Path) -> bool:
+    """Write a lock atomically; return False when it was already identical on disk.
+
+    The new lock is written to a hidden folder beside the old one and swapped in with two
+    renames; on any failure the previous lock is left as it was.
+    """
+    _recover(directory)
+    if same_on_disk(lock, directory):
+        return False
+    parent = directory.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tag = f"{os.getpid()}"
+    tmp, old = parent / f".{directory.name}.tmp-{tag}", parent / f".{directory.name}.old-{tag}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        for name, split in lock.splits.items():
+            with open(tmp / split_file(name), "wb") as fh:
+                fh.writelines(split.chunks)
+        (tmp / HEADER).write_text(render_header(lock.header), encoding="utf-8", newline="\n")
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not directory.exists():
+            os.replace(old, directory)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def write_splits(splits: Mapping[str, Split], folder: Path) -> list[Path]:
+    """Write bare ``resources.<split>.jsonl`` files (``vxds lock --file``), each atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, split in sorted(splits.items()):
+        target = folder / split_file(name)
+        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.writelines(split.chunks)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(target)
+    return written
+
+
+def lock_dir(locks: Path, name: str, version: int) -> Path:
+    """Where the lock of ``name@version`` lives under the locks folder."""
+    return locks / name / str(version)

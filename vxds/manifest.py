@@ -1,0 +1,347 @@
+"""Load and validate ``datasets.yaml``.
+
+Two forms are accepted: the seed's list of entries, and a mapping with shared
+``defaults:`` and a ``datasets:`` list. The file is checked against
+``vxds/schemas/manifest.schema.json``; every problem is reported with the file, line and
+field, and all of them are reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from vxds.errors import ManifestError, NotFoundError, UsageError
+from vxds.hashing import canonical_json, digest_json
+
+DEFAULT_HELD_OUT = ("test", "val", "validation")
+SHARED_FIELDS = ("source", "params", "group_by", "held_out", "allow_group_overlap")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dataset version as the manifest declares it, with defaults applied."""
+
+    name: str
+    version: int
+    script_location: str
+    script: Path
+    manifest: Path
+    line: int
+    description: str = ""
+    entrypoint: str | None = None
+    source: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    group_by: str | None = None
+    held_out: tuple[str, ...] = DEFAULT_HELD_OUT
+    allow_group_overlap: bool = False
+
+    @property
+    def key(self) -> str:
+        """``name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def digest_fields(self) -> dict[str, Any]:
+        """What the entry digest covers: everything that can change the lock.
+
+        The description is left out on purpose: editing prose does not make a lock stale.
+        """
+        return {
+            "allow_group_overlap": self.allow_group_overlap,
+            "entrypoint": self.entrypoint,
+            "group_by": self.group_by,
+            "held_out": list(self.held_out),
+            "name": self.name,
+            "params": dict(self.params),
+            "script_location": PurePosixPath(self.script_location).as_posix(),
+            "source": self.source,
+            "version": self.version,
+        }
+
+    def digest(self) -> str:
+        return digest_json(self.digest_fields())
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    entries: tuple[Entry, ...]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def names(self) -> list[str]:
+        return sorted({entry.name for entry in self.entries})
+
+    def versions(self, name: str) -> list[int]:
+        return sorted(entry.version for entry in self.entries if entry.name == name)
+
+    def find(self, name: str, version: int | None = None) -> Entry:
+        """The entry for ``name@version`` (no version: the highest)."""
+        versions = self.versions(name)
+        if not versions:
+            known = ", ".join(self.names()) or "none"
+            raise NotFoundError(f"no dataset named {name!r} in {self.path.name} (datasets: {known})")
+        wanted = max(versions) if version is None else version
+        for entry in self.entries:
+            if entry.name == name and entry.version == wanted:
+                return entry
+        listed = ", ".join(map(str, versions))
+        raise NotFoundError(f"dataset {name!r} has no version {wanted} in {self.path.name} (versions: {listed})")
+
+    def select(self, specs: Sequence[str]) -> list[Entry]:
+        """Entries for ``NAME`` or ``NAME@V`` specs; a bare name means its highest version."""
+        return [self.find(*parse_spec(spec)) for spec in specs]
+
+
+def parse_spec(spec: str) -> tuple[str, int | None]:
+    """``"name@2"`` -> ``("name", 2)``; ``"name"`` -> ``("name", None)``."""
+    name, sep, version = spec.partition("@")
+    if not name:
+        raise UsageError(f"{spec!r} is not a dataset; expected NAME or NAME@VERSION")
+    if not sep:
+        return name, None
+    if not version.isdigit() or int(version) < 1:
+        raise UsageError(f"{spec!r}: the version after '@' must be a positive integer")
+    return name, int(version)
+
+
+@cache
+def schema() -> dict[str, Any]:
+    text = resources.files("vxds.schemas").joinpath("manifest.schema.json").read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+# --- reading YAML with positions -------------------------------------------------------
+
+
+def _compose(text: str, path: Path) -> yaml.Node | None:
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ManifestError([f"{path}{line}: not valid YAML: {exc.problem or exc}"]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError([f"{path}: not valid YAML: {exc}"]) from None
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node | None, path: Path) -> Iterator[str]:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                line = key.start_mark.line + 1
+                if key.value in seen:
+                    yield f"{path}:{line}: key {key.value!r} repeats (first at line {seen[key.value]})"
+                seen.setdefault(key.value, line)
+            yield from _duplicate_keys(value, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            yield from _duplicate_keys(item, path)
+
+
+def _child(node: yaml.Node | None, key: Any) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for knode, vnode in node.value:
+            if isinstance(knode, yaml.ScalarNode) and knode.value == str(key):
+                return vnode
+    elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+        return node.value[key]
+    return None
+
+
+def _key_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for knode, _ in node.value:
+            if isinstance(knode, yaml.ScalarNode) and knode.value == key:
+                return knode
+    return None
+
+
+def _line(root: yaml.Node | None, path: Sequence[Any]) -> int:
+    """1-based line of the node at ``path``, or of its nearest existing ancestor."""
+    node, best = root, root
+    for part in path:
+        node = _child(node, part)
+        if node is None:
+            break
+        best = node
+    return best.start_mark.line + 1 if best is not None else 1
+
+
+# --- schema problems as sentences --------------------------------------------------------
+
+_TYPE_WORDS = {
+    "integer": "an integer",
+    "string": "a string",
+    "object": "a mapping",
+    "array": "a list",
+    "boolean": "true or false",
+}
+
+
+def _expected(error: Any) -> str:
+    kind, value, sub = error.validator, error.validator_value, error.schema
+    if kind == "type":
+        return f"must be {_TYPE_WORDS.get(value, value)}"
+    if kind == "pattern":
+        hint = sub.get("description")
+        return f"must match {value}" + (f" ({hint.rstrip('.')})" if hint else "")
+    if kind == "minimum":
+        return "must be a positive integer" if value == 1 else f"must be at least {value}"
+    if kind == "minLength":
+        return "must not be empty"
+    return str(error.message)
+
+
+class _Describer:
+    """Turns jsonschema errors into ``file:line: dataset 'x': field 'y' ...`` sentences."""
+
+    def __init__(self, path: Path, root: yaml.Node | None, data: Any, entries_at: tuple[Any, ...]):
+        self.path, self.root, self.data, self.entries_at = path, root, data, entries_at
+
+    def where(self, path: Sequence[Any]) -> str:
+        """``dataset 'name'`` or ``entry 3`` for paths inside the entry list."""
+        n = len(self.entries_at)
+        if tuple(path[:n]) == self.entries_at and len(path) > n and isinstance(path[n], int):
+            entries = self.data if not n else self.data.get("datasets")
+            item = entries[path[n]] if isinstance(entries, list) else None
+            name = item.get("name") if isinstance(item, dict) else None
+            return f"dataset {name!r}" if isinstance(name, str) else f"entry {path[n] + 1}"
+        if path and path[0] == "defaults":
+            return "defaults"
+        return "top level"
+
+    def describe(self, error: Any) -> Iterator[tuple[int, str]]:
+        path = list(error.absolute_path)
+        where = self.where(path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            known = [k for k in error.schema.get("properties", {}) if k]
+            node = _child(self.root, path[0]) if path else self.root
+            for part in path[1:]:
+                node = _child(node, part)
+            for key in sorted(set(error.instance) - set(known), key=str):
+                knode = _key_node(node, str(key))
+                line = knode.start_mark.line + 1 if knode is not None else _line(self.root, path)
+                yield line, f"{where}: unknown key {key!r}; expected one of: {', '.join(known)}"
+            return
+        if error.validator == "required":
+            for key in error.validator_value:
+                if isinstance(error.instance, dict) and key not in error.instance:
+                    yield _line(self.root, path), f"{where}: missing required field {key!r}"
+            return
+        if error.validator == "type" and not path:
+            yield 1, "the manifest must be a list of datasets or a mapping with a 'datasets' list"
+            return
+        fieldname = next((str(p) for p in reversed(path) if isinstance(p, str)), "")
+        label = f"field {fieldname!r}" if fieldname else "value"
+        yield _line(self.root, path), f"{where}: {label} {_expected(error)}, got {error.instance!r}"
+
+
+def _schema_problems(path: Path, root: yaml.Node | None, data: Any) -> list[str]:
+    import jsonschema
+
+    full = schema()
+    if isinstance(data, list):
+        target, entries_at = "entryList", ()
+    elif isinstance(data, dict):
+        target, entries_at = "document", ("datasets",)
+    else:
+        return [f"{path}:1: the manifest must be a list of datasets or a mapping with a 'datasets' list"]
+    validator = jsonschema.Draft202012Validator({"$defs": full["$defs"], "$ref": f"#/$defs/{target}"})
+    describer = _Describer(path, root, data, entries_at)
+    found: list[tuple[int, str]] = []
+    for error in validator.iter_errors(data):
+        found.extend(describer.describe(error))
+    return [f"{path}:{line}: {message}" for line, message in sorted(set(found))]
+
+
+# --- from data to entries ----------------------------------------------------------------
+
+
+def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str | None) -> list[Entry]:
+    if isinstance(data, dict):
+        defaults, items, base = dict(data.get("defaults") or {}), data["datasets"], ("datasets",)
+    else:
+        defaults, items, base = {}, data, ()
+    out = []
+    for index, item in enumerate(items):
+        merged = {**defaults, **item}
+        merged["params"] = {**defaults.get("params", {}), **item.get("params", {})}
+        out.append(
+            Entry(
+                name=merged["name"],
+                version=merged["version"],
+                script_location=merged["script_location"],
+                script=(path.parent / merged["script_location"]).resolve(),
+                manifest=path,
+                line=_line(root, [*base, index]),
+                description=merged.get("description", ""),
+                entrypoint=merged.get("entrypoint"),
+                source=merged.get("source", default_source),
+                params=merged["params"],
+                group_by=merged.get("group_by"),
+                held_out=tuple(merged.get("held_out", DEFAULT_HELD_OUT)),
+                allow_group_overlap=merged.get("allow_group_overlap", False),
+            )
+        )
+    return out
+
+
+def _entry_problems(path: Path, root: yaml.Node | None, entries: list[Entry], base: tuple[Any, ...],
+                    require_scripts: bool) -> list[str]:
+    problems: list[tuple[int, str]] = []
+    first: dict[tuple[str, int], int] = {}
+    for index, entry in enumerate(entries):
+        ident = (entry.name, entry.version)
+        if ident in first:
+            problems.append((entry.line, f"dataset {entry.key} is declared twice (first at line {first[ident]})"))
+        first.setdefault(ident, entry.line)
+        if require_scripts and not entry.script.is_file():
+            line = _line(root, [*base, index, "script_location"])
+            problems.append((line, f"dataset {entry.key}: field 'script_location': "
+                                   f"script {entry.script_location!r} does not exist"))
+        try:
+            canonical_json(dict(entry.params))
+        except TypeError as exc:
+            line = _line(root, [*base, index, "params"])
+            problems.append((line, f"dataset {entry.key}: field 'params' must hold plain JSON values: {exc}"))
+    return [f"{path}:{line}: {message}" for line, message in sorted(problems)]
+
+
+def load_manifest(path: Path, *, default_source: str | None = None, require_scripts: bool = True) -> Manifest:
+    """Read and validate a manifest; raise ``ManifestError`` listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError([f"{path}: manifest not found"], hint="run 'vxds init' to create one") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([f"{path}: cannot read manifest: {exc}"]) from None
+    root = _compose(text, path)
+    data = [] if root is None else _construct(root)
+    problems = list(_duplicate_keys(root, path)) + _schema_problems(path, root, data)
+    if problems:
+        raise ManifestError(problems)
+    entries = _entries(path, root, data, default_source)
+    base = ("datasets",) if isinstance(data, dict) else ()
+    problems = _entry_problems(path, root, entries, base, require_scripts)
+    if problems:
+        raise ManifestError(problems)
+    return Manifest(path=path, entries=tuple(entries))

@@ -1,0 +1,185 @@
+"""Manifest entry + recipe + source -> Lock.
+
+The resolver runs a recipe, normalises and validates what it returns, refuses duplicate
+ids, ids in two splits and (with ``group_by``) a group in two splits, and builds the lock's
+canonical split files. It prints nothing; problems are ``RecipeError``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vxds.client import Client
+from vxds.config import Config
+from vxds.errors import ConfigError, RecipeError
+from vxds.hashing import canonical_json, digest_text
+from vxds.lockfile import SPLIT_RE, Header, Lock, Split
+from vxds.manifest import Entry
+from vxds.progress import NO_PROGRESS, Progress
+from vxds.recipes import choose, load_script, run
+from vxds.resource import InvalidResource, Resource, canonical_line, lookup, normalize
+from vxds.sources import Source, SourceContext, open_source
+
+MAX_LISTED = 10
+
+
+def _listing(items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_LISTED])
+    return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
+
+
+@dataclass
+class _Checker:
+    """Collects the ways a recipe's output breaks the rules, to report them all at once."""
+
+    group_by: str | None
+    allow_group_overlap: bool
+    invalid: list[str] = field(default_factory=list)
+    split_of: dict[str, str] = field(default_factory=dict)
+    in_two: dict[str, set[str]] = field(default_factory=dict)
+    groups: dict[Any, dict[str, str]] = field(default_factory=dict)  # key -> split -> an id
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
+
+    def item(self, split: str, index: int, item: object) -> tuple[str, bytes] | None:
+        try:
+            record = normalize(item)
+            line = canonical_line(record)
+        except InvalidResource as exc:
+            self.invalid.append(f"split {split!r}, item {index}: {exc}")
+            return None
+        rid: str = record["id"]
+        first = self.split_of.setdefault(rid, split)
+        if first != split:
+            self.in_two.setdefault(rid, {first}).add(split)
+        if self.group_by is not None and not self.allow_group_overlap:
+            key = lookup(record, self.group_by)
+            if key is not None:
+                hashable = key if isinstance(key, (str, int, float)) else canonical_json(key)
+                self.groups.setdefault(hashable, {}).setdefault(split, rid)
+        return rid, line
+
+    def sorted_lines(self, split: str, pairs: list[tuple[str, bytes]]) -> list[bytes]:
+        pairs.sort(key=lambda pair: pair[0])
+        repeated = [a[0] for a, b in zip(pairs, pairs[1:]) if a[0] == b[0]]
+        if repeated:
+            self.duplicates[split] = sorted(set(repeated))
+        return [line for _, line in pairs]
+
+    def problems(self) -> list[str]:
+        out = list(self.invalid[:MAX_LISTED])
+        if len(self.invalid) > MAX_LISTED:
+            out.append(f"... and {len(self.invalid) - MAX_LISTED} more invalid items")
+        for split, ids in sorted(self.duplicates.items()):
+            out.append(f"split {split!r} lists these ids more than once: {_listing(ids)}")
+        if self.in_two:
+            ids = [f"{rid} ({', '.join(sorted(s))})" for rid, s in sorted(self.in_two.items())]
+            out.append(f"ids in more than one split: {_listing(ids)}")
+        leaks = [f"{key} ({', '.join(f'{s}: {rid}' for s, rid in sorted(splits.items()))})"
+                 for key, splits in sorted(self.groups.items(), key=lambda kv: str(kv[0]))
+                 if len(splits) > 1]
+        if leaks:
+            out.append(f"group_by {self.group_by}: groups in more than one split: {_listing(leaks)}")
+        return out
+
+
+def _items(split: str, value: object, label: str) -> Iterable[object]:
+    if isinstance(value, (str, bytes, Mapping, Resource)) or not isinstance(value, Iterable):
+        raise RecipeError(f"{label}: split {split!r} must be a list of resources, got {type(value).__name__}")
+    return value
+
+
+def build_splits(output: object, *, label: str, group_by: str | None = None,
+                 allow_group_overlap: bool = False, progress: Progress = NO_PROGRESS) -> dict[str, Split]:
+    """Validate a recipe's output and turn it into sorted, canonical splits."""
+    if not isinstance(output, Mapping):
+        raise RecipeError(f"{label}: the recipe returned {type(output).__name__}; "
+                          "expected a dict of split name -> list of resources")
+    if not output:
+        raise RecipeError(f"{label}: the recipe returned no splits")
+    bad = [repr(name) for name in output if not isinstance(name, str) or not SPLIT_RE.match(name)]
+    if bad:
+        raise RecipeError(f"{label}: split names must be letters, digits, '_' or '-': {', '.join(bad)}")
+    checker = _Checker(group_by, allow_group_overlap)
+    pairs: dict[str, list[tuple[str, bytes]]] = {}
+    task = progress.task("normalising resources")
+    try:
+        for split, value in output.items():
+            found = pairs[split] = []
+            for index, item in enumerate(_items(split, value, label)):
+                pair = checker.item(split, index, item)
+                if pair is not None:
+                    found.append(pair)
+            task.advance(len(found))
+    finally:
+        task.close()
+    lines = {split: checker.sorted_lines(split, found) for split, found in pairs.items()}
+    problems = checker.problems()
+    if problems:
+        raise RecipeError(f"{label}: the recipe's output was refused:\n  " + "\n  ".join(problems))
+    return {split: Split.from_lines(found) for split, found in sorted(lines.items())}
+
+
+@dataclass
+class Resolver:
+    """Resolves manifest entries, sharing one opened source per URL."""
+
+    config: Config
+    progress: Progress = NO_PROGRESS
+    jobs: int | None = None
+    sources: MutableMapping[str, Source] = field(default_factory=dict)
+
+    def source(self, url: str | None, label: str) -> Source:
+        url = url or self.config.source
+        if not url:
+            raise ConfigError(f"{label}: no source; set 'source' in the manifest or in [tool.vxds]")
+        if url not in self.sources:
+            context = SourceContext(base=self.config.root, cache_dir=self.config.cache_dir,
+                                    progress=self.progress, jobs=self.jobs)
+            self.sources[url] = open_source(url, context)
+        return self.sources[url]
+
+    def resolve(self, entry: Entry) -> Lock:
+        """Run the entry's recipe and build its lock."""
+        label = f"dataset {entry.key} ({self.config.relative(entry.manifest)}:{entry.line})"
+        script_text = read_script(entry.script, label)
+        source = self.source(entry.source, label)
+        module = load_script(entry.script, label=label)
+        func = choose(module, entry.entrypoint, label=label, script=entry.script)
+        output = run(func, Client(source), entry.params, label=label, script=entry.script)
+        splits = build_splits(output, label=label, group_by=entry.group_by,
+                              allow_group_overlap=entry.allow_group_overlap, progress=self.progress)
+        header = Header(
+            name=entry.name,
+            version=entry.version,
+            script=self.config.relative(entry.script),
+            entrypoint=entry.entrypoint,
+            params=dict(entry.params),
+            script_digest=digest_text(script_text),
+            entry_digest=entry.digest(),
+            source=entry.source or self.config.source or "",
+            snapshot=source.snapshot,
+            splits={name: (split.count, split.digest) for name, split in splits.items()},
+        )
+        return Lock(header, splits)
+
+    def resolve_script(self, script: Path, *, entrypoint: str | None, source: str | None,
+                       params: Mapping[str, Any]) -> dict[str, Split]:
+        """Run a recipe script outside the manifest (``vxds lock --file``)."""
+        label = f"recipe script {script}"
+        opened = self.source(source, label)
+        module = load_script(script, label=label)
+        func = choose(module, entrypoint, label=label, script=script)
+        output = run(func, Client(opened), params, label=label, script=script)
+        return build_splits(output, label=label, progress=self.progress)
+
+
+def read_script(script: Path, label: str) -> str:
+    try:
+        return script.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{label}: recipe script {script} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{label}: cannot read recipe script {script}: {exc}") from None

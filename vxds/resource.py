@@ -1,0 +1,185 @@
+"""``Resource`` and its canonical form: one JSON line per resource in a lock.
+
+A line is ``canonical_json`` of the record ``{attrs, hash, id, size, type, uri, version}``:
+keys sorted, compact, UTF-8; every key is present, unknown values are ``null``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vxds.hashing import canonical_json
+
+FIELDS = ("id", "version", "type", "hash", "size", "uri", "attrs")
+_FIELD_SET = frozenset(FIELDS)
+_TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_HASH_RE = re.compile(r"[a-z0-9][a-z0-9-]*:[0-9a-fA-F]+\Z")
+_CREDENTIALS_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@")
+
+
+class InvalidResource(ValueError):
+    """A resource value breaks a rule; the message says which field and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """One locked item: what it is, which version, and the bytes' digest.
+
+    ``version`` is the source's own label (an integer for a catalog, the content digest
+    for a plain file). ``attrs`` holds metadata such as BIDS entities or clinical values.
+    """
+
+    id: str
+    version: int | str
+    type: str = "File"
+    hash: str | None = None
+    size: int | None = None
+    uri: str | None = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        """The resource as a plain dict with every field."""
+        return {
+            "attrs": dict(self.attrs),
+            "hash": self.hash,
+            "id": self.id,
+            "size": self.size,
+            "type": self.type,
+            "uri": self.uri,
+            "version": self.version,
+        }
+
+    def canonical_line(self) -> bytes:
+        """The resource's line in a lock, without the newline."""
+        return canonical_json(self.to_record())
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Resource:
+        """Build a Resource from a validated record (see ``normalize``)."""
+        return cls(
+            id=record["id"],
+            version=record["version"],
+            type=record.get("type") or "File",
+            hash=record.get("hash"),
+            size=record.get("size"),
+            uri=record.get("uri"),
+            attrs=record.get("attrs") or {},
+        )
+
+    @classmethod
+    def from_line(cls, line: bytes | str) -> Resource:
+        """Parse one lock line (no validation beyond JSON)."""
+        return cls.from_record(orjson.loads(line))
+
+
+def check_id(value: object) -> str:
+    """Return ``value`` if it is a valid resource id, else raise ``InvalidResource``.
+
+    Ids are relative, slash-separated paths: never absolute, never with ``..`` or ``.``
+    segments, empty segments, backslashes or control characters.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidResource(f"'id' must be a non-empty string, got {value!r}")
+    if value.startswith("/") or value.endswith("/"):
+        raise InvalidResource(f"id {value!r} must be a relative path without a leading or trailing '/'")
+    if "\\" in value or any(ord(ch) < 32 for ch in value):
+        raise InvalidResource(f"id {value!r} must not contain backslashes or control characters")
+    if len(value) > 1 and value[1] == ":" and value[0].isalpha():
+        raise InvalidResource(f"id {value!r} must not start with a drive letter")
+    for segment in value.split("/"):
+        if segment in ("", ".", ".."):
+            raise InvalidResource(f"id {value!r} must not contain empty, '.' or '..' segments")
+    return value
+
+
+def _check_version(value: object) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+        raise InvalidResource(f"'version' must be an integer or a non-empty string, got {value!r}")
+    return value
+
+
+def _check_optional(name: str, value: object, ok: bool, expected: str) -> None:
+    if value is not None and not ok:
+        raise InvalidResource(f"'{name}' must be {expected}, got {value!r}")
+
+
+def normalize(item: object) -> dict[str, Any]:
+    """Validate a recipe's item (a ``Resource`` or a mapping) and return its record.
+
+    The record has every field; a mapping may omit all but ``id`` and ``version``.
+    Raises ``InvalidResource`` naming the field at fault.
+    """
+    if isinstance(item, Resource):
+        record = item.to_record()
+    elif isinstance(item, Mapping):
+        unknown = [key for key in item if key not in _FIELD_SET]
+        if unknown:
+            raise InvalidResource(
+                f"unknown field(s) {', '.join(map(repr, sorted(map(str, unknown))))};"
+                " metadata goes under 'attrs'"
+            )
+        if "id" not in item:
+            raise InvalidResource("missing 'id'")
+        if "version" not in item:
+            raise InvalidResource(f"resource {item['id']!r} has no 'version'")
+        attrs = item.get("attrs")
+        record = {
+            "attrs": {} if attrs is None else attrs,
+            "hash": item.get("hash"),
+            "id": item["id"],
+            "size": item.get("size"),
+            "type": item.get("type") or "File",
+            "uri": item.get("uri"),
+            "version": item["version"],
+        }
+    else:
+        raise InvalidResource(
+            f"expected a vxds.Resource or a dict, got {type(item).__name__}: {item!r:.80}"
+        )
+    validate_record(record)
+    return record
+
+
+def validate_record(record: Mapping[str, Any]) -> None:
+    """Raise ``InvalidResource`` if a full record breaks a rule."""
+    check_id(record["id"])
+    _check_version(record["version"])
+    rtype = record["type"]
+    if not isinstance(rtype, str) or not _TYPE_RE.match(rtype):
+        raise InvalidResource(f"'type' must be a name such as 'Volume', got {rtype!r}")
+    digest = record["hash"]
+    _check_optional("hash", digest, isinstance(digest, str) and bool(_HASH_RE.match(digest)),
+                    "'<algorithm>:<hex>'")
+    size = record["size"]
+    _check_optional("size", size, isinstance(size, int) and not isinstance(size, bool) and size >= 0,
+                    "a non-negative integer")
+    uri = record["uri"]
+    _check_optional("uri", uri, isinstance(uri, str), "a string")
+    if isinstance(uri, str) and _CREDENTIALS_RE.match(uri):
+        raise InvalidResource(f"'uri' of {record['id']!r} must not carry credentials")
+    attrs = record["attrs"]
+    if not isinstance(attrs, Mapping) or not all(isinstance(k, str) for k in attrs):
+        raise InvalidResource(f"'attrs' must be a mapping with string keys, got {attrs!r:.80}")
+
+
+def canonical_line(record: Mapping[str, Any]) -> bytes:
+    """The canonical line of a validated record; ``InvalidResource`` if not JSON-able."""
+    try:
+        return canonical_json(record)
+    except TypeError as exc:
+        raise InvalidResource(f"resource {record.get('id')!r} is not JSON-serialisable: {exc}") from None
+
+
+def lookup(record: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path such as ``attrs.subject`` (``None`` when absent)."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value

@@ -1,0 +1,97 @@
+"""The source protocol: what a recipe's client asks of a place that holds data.
+
+A source lists its resources, sorted by id, reports a ``snapshot`` string that is recorded
+in the lock, finds one resource by id and version, and opens a resource's bytes. Third
+parties add sources through the ``vxds.sources`` entry-point group: the entry-point name is
+the URL scheme, the object a class taking ``(url, context)``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from vxds.errors import NotFoundError
+from vxds.progress import NO_PROGRESS, Progress
+from vxds.resource import Resource
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What every source is given besides its URL."""
+
+    base: Path  # relative URLs are resolved against this folder (the project root)
+    cache_dir: Path | None = None  # where a source may keep local caches
+    progress: Progress = field(default=NO_PROGRESS)
+    jobs: int | None = None  # parallelism for hashing and reading
+
+
+@runtime_checkable
+class Source(Protocol):
+    url: str
+
+    @property
+    def snapshot(self) -> str: ...
+
+    def resources(self) -> Sequence[Resource]: ...
+
+    def get(self, id: str, version: int | str | None = None) -> Resource: ...
+
+    def open(self, resource: Resource) -> BinaryIO: ...
+
+
+class IndexedSource(ABC):
+    """A source that can list everything it holds; lookups use a sorted index."""
+
+    url: str
+
+    def __init__(self, url: str, context: SourceContext) -> None:
+        self.url = url
+        self.context = context
+        self._resources: list[Resource] | None = None
+        self._ids: list[str] = []
+        self._by_id: dict[str, Resource] = {}
+
+    @abstractmethod
+    def _scan(self) -> list[Resource]:
+        """Every resource the source holds, in any order."""
+
+    @property
+    @abstractmethod
+    def snapshot(self) -> str: ...
+
+    @abstractmethod
+    def open(self, resource: Resource) -> BinaryIO: ...
+
+    def resources(self) -> Sequence[Resource]:
+        if self._resources is None:
+            found = sorted(self._scan(), key=lambda r: r.id)
+            self._resources = found
+            self._ids = [r.id for r in found]
+            self._by_id = {r.id: r for r in found}
+        return self._resources
+
+    def get(self, id: str, version: int | str | None = None) -> Resource:
+        self.resources()
+        found = self._by_id.get(id)
+        if found is None:
+            raise NotFoundError(f"{self.url}: no resource {id!r}")
+        if version is not None and found.version != version:
+            raise NotFoundError(
+                f"{self.url}: resource {id!r} is at version {found.version!r}, not {version!r}"
+                " (this source keeps only the current version)"
+            )
+        return found
+
+    def with_prefix(self, prefix: str) -> Iterator[Resource]:
+        """Resources whose id starts with ``prefix``, in id order."""
+        items = self.resources()
+        start = bisect.bisect_left(self._ids, prefix) if prefix else 0
+        for resource in items[start:]:
+            if not resource.id.startswith(prefix):
+                break
+            yield resource

@@ -1,0 +1,164 @@
+"""BIDS naming: entities from paths, and sidecar inheritance.
+
+Labels lose their ``sub-``/``ses-`` prefixes and ``run`` is an integer, as pybids gives
+them. Only ``sub`` and ``ses`` are renamed (``subject``, ``session``); other entities keep
+their short keys (``acq``, ``run``, ``desc``, ``label`` ...).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DATATYPES = frozenset(
+    {"anat", "func", "dwi", "fmap", "perf", "meg", "eeg", "ieeg", "beh", "pet", "micr", "nirs", "motion", "mrs"}
+)
+RENAMED = {"sub": "subject", "ses": "session"}
+INTEGER_ENTITIES = frozenset({"run"})
+VOLUME_EXTENSIONS = frozenset({".nii", ".nii.gz", ".mgz", ".mgh", ".nrrd", ".mha", ".mhd"})
+MASK_SUFFIXES = frozenset({"mask", "dseg", "probseg"})
+TABLE_EXTENSIONS = {".tsv": "\t", ".csv": ","}
+
+
+@dataclass(frozen=True)
+class Name:
+    """A file name split the BIDS way."""
+
+    entities: dict[str, Any]
+    suffix: str | None
+    extension: str
+
+
+def split_name(name: str) -> Name:
+    """``sub-01_run-2_T2w.nii.gz`` -> entities {subject: '01', run: 2}, suffix T2w, .nii.gz."""
+    dot = name.find(".", 1)
+    stem, extension = (name[:dot], name[dot:]) if dot > 0 else (name, "")
+    tokens = stem.split("_")
+    entities: dict[str, Any] = {}
+    for token in tokens[:-1]:
+        key, sep, value = token.partition("-")
+        if not (sep and key and value):
+            return Name({}, None, extension)  # not a BIDS name
+        entities[RENAMED.get(key, key)] = _entity_value(key, value)
+    last = tokens[-1]
+    key, sep, value = last.partition("-")
+    if sep and key and value:
+        entities[RENAMED.get(key, key)] = _entity_value(key, value)
+        return Name(entities, None, extension)
+    return Name(entities, last or None, extension)
+
+
+def _entity_value(key: str, value: str) -> Any:
+    return int(value) if key in INTEGER_ENTITIES and value.isdigit() else value
+
+
+def path_attrs(relpath: str) -> dict[str, Any]:
+    """Entities of a path: folder labels, the datatype folder, then the file name."""
+    parts = relpath.split("/")
+    attrs: dict[str, Any] = {}
+    for folder in parts[:-1]:
+        if folder.startswith("sub-") and len(folder) > 4:
+            attrs["subject"] = folder[4:]
+        elif folder.startswith("ses-") and len(folder) > 4:
+            attrs["session"] = folder[4:]
+    if len(parts) > 1 and parts[-2] in DATATYPES:
+        attrs["datatype"] = parts[-2]
+    name = split_name(parts[-1])
+    attrs.update(name.entities)
+    if name.suffix:
+        attrs["suffix"] = name.suffix
+    if name.extension:
+        attrs["extension"] = name.extension
+    return attrs
+
+
+def resource_type(relpath: str) -> str:
+    name = split_name(relpath.rsplit("/", 1)[-1])
+    if name.extension.lower() in VOLUME_EXTENSIONS:
+        return "Mask" if name.suffix in MASK_SUFFIXES else "Volume"
+    if name.extension.lower() in TABLE_EXTENSIONS:
+        return "Table"
+    return "File"
+
+
+def sidecar_applies(sidecar: Name, data: Name) -> bool:
+    """The inheritance principle: same suffix, and the sidecar's entities are a subset."""
+    if sidecar.extension != ".json" or data.extension == ".json" or sidecar.suffix != data.suffix:
+        return False
+    return all(data.entities.get(k) == v for k, v in sidecar.entities.items())
+
+
+def merge_sidecars(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Merge sidecars from least to most specific; later keys win."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    return merged
+
+
+# --- tables ------------------------------------------------------------------------------
+
+_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_FLOAT_RE = re.compile(r"-?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?\Z")
+MISSING = frozenset({"", "n/a", "NA"})
+
+
+def cell(value: str) -> Any:
+    """A table cell as a JSON value: ``n/a`` and empty are null, numbers are numbers.
+
+    Strings with leading zeros (``"007"``) stay strings so labels keep their padding.
+    """
+    if value in MISSING:
+        return None
+    if _INT_RE.match(value):
+        return int(value)
+    if _FLOAT_RE.match(value):
+        number = float(value)
+        return number if math.isfinite(number) else value
+    return value
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    keys: list[str]  # one unique key per row
+
+
+class TableError(ValueError):
+    pass
+
+
+def read_table(text: str, extension: str) -> Table:
+    """Parse a CSV/TSV table; the row key is the first column when unique, else the row number."""
+    reader = csv.reader(io.StringIO(text), delimiter=TABLE_EXTENSIONS[extension.lower()])
+    lines = [(n, row) for n, row in enumerate(reader, start=1) if any(c.strip() for c in row)]
+    if not lines:
+        return Table([], [], [])
+    header = [c.strip() for c in lines[0][1]]
+    if len(set(header)) != len(header) or "" in header:
+        raise TableError(f"line {lines[0][0]}: the header has empty or repeated column names")
+    rows = []
+    for number, row in lines[1:]:
+        if len(row) != len(header):
+            raise TableError(f"line {number}: {len(row)} cells, the header has {len(header)}")
+        rows.append({col: cell(value.strip()) for col, value in zip(header, row)})
+    first = [str(row[header[0]]) for row in rows]
+    usable = len(set(first)) == len(first) and all(k and "/" not in k and k not in MISSING for k in first)
+    keys = first if usable else [f"row-{n}" for n in range(1, len(rows) + 1)]
+    return Table(header, rows, keys)
+
+
+def record_attrs(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A clinical row's attrs: the row, plus ``subject``/``session`` from BIDS id columns."""
+    attrs = dict(row)
+    for column, entity, prefix in (("participant_id", "subject", "sub-"), ("session_id", "session", "ses-")):
+        value = row.get(column)
+        if entity not in attrs and isinstance(value, str):
+            attrs[entity] = value[len(prefix):] if value.startswith(prefix) else value
+    return attrs
