@@ -10,7 +10,9 @@ import vxds
 
 
 @vxds.recipe()
-def viseg_training(client: vxds.Client, test_every: int = 4, with_flair: bool = False) -> dict[str, list[vxds.Resource]]:
+def viseg_training(
+    client: vxds.Client, test_every: int = 4, with_flair: bool = False
+) -> dict[str, list[vxds.Resource]]:
     """T2w images with a lesion mask (and, optionally, the session's FLAIR)."""
     masks = {(m.attrs["subject"], m.attrs["session"]): m for m in client.query(type="Mask", desc="lesion")}
     subjects = sorted({subject for subject, _ in masks})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from vxds.sources.base import IndexedSource, Source
 from vxds.resource import Resource
+from vxds.sources.base import IndexedSource, Source
 
 
 def _matches(value: Any, wanted: Any) -> bool:

@@ -68,8 +68,12 @@ def diff_locks(old: Lock | None, new: Lock | None) -> LockDiff:
     """Per-split additions, removals and changes; an id that changed split is *moved*."""
     old_splits = old.splits if old else {}
     new_splits = new.splits if new else {}
-    result = LockDiff({name: diff_split(old_splits.get(name), new_splits.get(name))
-                       for name in sorted(set(old_splits) | set(new_splits))})
+    result = LockDiff(
+        {
+            name: diff_split(old_splits.get(name), new_splits.get(name))
+            for name in sorted(set(old_splits) | set(new_splits))
+        }
+    )
     removed_from = {rid: name for name, d in result.splits.items() for rid in d.removed}
     moved: set[str] = set()
     for name, d in result.splits.items():

@@ -41,8 +41,10 @@ def split_file(split: str) -> str:
 
 def join_lines(lines: Sequence[bytes]) -> list[bytes]:
     """Lines joined into ``\\n``-terminated chunks, for hashing and writing in few calls."""
-    return [b"".join(line + b"\n" for line in lines[i:i + CHUNK_LINES])
-            for i in range(0, len(lines), CHUNK_LINES)]
+    return [
+        b"".join(line + b"\n" for line in lines[i : i + CHUNK_LINES])
+        for i in range(0, len(lines), CHUNK_LINES)
+    ]
 
 
 def digest_chunks(chunks: Sequence[bytes]) -> str:
@@ -197,8 +199,10 @@ class CorruptLock(LockError):
     def __init__(self, where: Path, problems: Sequence[str]) -> None:
         self.where = where
         self.problems = list(problems)
-        super().__init__(f"{where}: corrupt lock: " + "; ".join(self.problems),
-                         hint="relock it with 'vxds lock', or restore it from Git")
+        super().__init__(
+            f"{where}: corrupt lock: " + "; ".join(self.problems),
+            hint="relock it with 'vxds lock', or restore it from Git",
+        )
 
 
 def _get(table: Mapping[str, Any], path: str, kind: type | tuple[type, ...], problems: list[str]) -> Any:
@@ -225,12 +229,20 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         what = "has no 'format'" if fmt is None else f"has format {fmt!r}"
         raise CorruptLock(where, [f"{HEADER} {what}; this vxds reads format {FORMAT}"])
     problems: list[str] = []
-    fields = {key: _get(data, path, kind, problems) for key, path, kind in (
-        ("name", "dataset.name", str), ("version", "dataset.version", int),
-        ("script", "recipe.script", str), ("params", "recipe.params", str),
-        ("script_digest", "recipe.script_digest", str), ("entry_digest", "manifest.entry_digest", str),
-        ("source", "source.url", str), ("snapshot", "source.snapshot", str), ("digest", "lock.digest", str),
-    )}
+    fields = {
+        key: _get(data, path, kind, problems)
+        for key, path, kind in (
+            ("name", "dataset.name", str),
+            ("version", "dataset.version", int),
+            ("script", "recipe.script", str),
+            ("params", "recipe.params", str),
+            ("script_digest", "recipe.script_digest", str),
+            ("entry_digest", "manifest.entry_digest", str),
+            ("source", "source.url", str),
+            ("snapshot", "source.snapshot", str),
+            ("digest", "lock.digest", str),
+        )
+    }
     entrypoint = data.get("recipe", {}).get("entrypoint")
     splits: dict[str, tuple[int, str]] = {}
     for name, info in (data.get("splits") or {}).items():
@@ -252,8 +264,9 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         raise CorruptLock(where, problems)
     fields.pop("params")
     claimed = fields.pop("digest")
-    header = Header(entrypoint=entrypoint if isinstance(entrypoint, str) else None, params=params,
-                    splits=splits, **fields)
+    header = Header(
+        entrypoint=entrypoint if isinstance(entrypoint, str) else None, params=params, splits=splits, **fields
+    )
     return header, claimed
 
 
@@ -337,8 +350,10 @@ def same_on_disk(lock: Lock, directory: Path) -> bool:
         return False
     if names != {split_file(s) for s in lock.splits}:
         return False
-    return all(Split.from_bytes((directory / split_file(s)).read_bytes()).digest == split.digest
-               for s, split in lock.splits.items())
+    return all(
+        Split.from_bytes((directory / split_file(s)).read_bytes()).digest == split.digest
+        for s, split in lock.splits.items()
+    )
 
 
 def write_lock(lock: Lock, directory: Path) -> bool:

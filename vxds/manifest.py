@@ -94,7 +94,9 @@ class Manifest:
             if entry.name == name and entry.version == wanted:
                 return entry
         listed = ", ".join(map(str, versions))
-        raise NotFoundError(f"dataset {name!r} has no version {wanted} in {self.path.name} (versions: {listed})")
+        raise NotFoundError(
+            f"dataset {name!r} has no version {wanted} in {self.path.name} (versions: {listed})"
+        )
 
     def select(self, specs: Sequence[str]) -> list[Entry]:
         """Entries for ``NAME`` or ``NAME@V`` specs; a bare name means its highest version."""
@@ -161,9 +163,11 @@ def _child(node: yaml.Node | None, key: Any) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for knode, vnode in node.value:
             if isinstance(knode, yaml.ScalarNode) and knode.value == str(key):
-                return vnode
+                found: yaml.Node = vnode
+                return found
     elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        return node.value[key]
+        item: yaml.Node = node.value[key]
+        return item
     return None
 
 
@@ -259,8 +263,9 @@ def _schema_problems(path: Path, root: yaml.Node | None, data: Any) -> list[str]
     import jsonschema
 
     full = schema()
+    entries_at: tuple[str, ...] = ()
     if isinstance(data, list):
-        target, entries_at = "entryList", ()
+        target = "entryList"
     elif isinstance(data, dict):
         target, entries_at = "document", ("datasets",)
     else:
@@ -278,7 +283,8 @@ def _schema_problems(path: Path, root: yaml.Node | None, data: Any) -> list[str]
 
 def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str | None) -> list[Entry]:
     if isinstance(data, dict):
-        defaults, items, base = dict(data.get("defaults") or {}), data["datasets"], ("datasets",)
+        defaults, items = dict(data.get("defaults") or {}), data["datasets"]
+        base: tuple[str, ...] = ("datasets",)
     else:
         defaults, items, base = {}, data, ()
     out = []
@@ -305,19 +311,27 @@ def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str 
     return out
 
 
-def _entry_problems(path: Path, root: yaml.Node | None, entries: list[Entry], base: tuple[Any, ...],
-                    require_scripts: bool) -> list[str]:
+def _entry_problems(
+    path: Path, root: yaml.Node | None, entries: list[Entry], base: tuple[Any, ...], require_scripts: bool
+) -> list[str]:
     problems: list[tuple[int, str]] = []
     first: dict[tuple[str, int], int] = {}
     for index, entry in enumerate(entries):
         ident = (entry.name, entry.version)
         if ident in first:
-            problems.append((entry.line, f"dataset {entry.key} is declared twice (first at line {first[ident]})"))
+            problems.append(
+                (entry.line, f"dataset {entry.key} is declared twice (first at line {first[ident]})")
+            )
         first.setdefault(ident, entry.line)
         if require_scripts and not entry.script.is_file():
             line = _line(root, [*base, index, "script_location"])
-            problems.append((line, f"dataset {entry.key}: field 'script_location': "
-                                   f"script {entry.script_location!r} does not exist"))
+            problems.append(
+                (
+                    line,
+                    f"dataset {entry.key}: field 'script_location': "
+                    f"script {entry.script_location!r} does not exist",
+                )
+            )
         try:
             canonical_json(dict(entry.params))
         except TypeError as exc:

@@ -102,14 +102,18 @@ def choose(module: ModuleType, entrypoint: str | None, *, label: str, script: Pa
         if entrypoint in recipes:
             return recipes[entrypoint]
         known = ", ".join(sorted(recipes)) or "none"
-        raise RecipeError(f"{label}: {script} has no recipe {entrypoint!r} (recipes: {known})",
-                          hint="mark the function with @vxds.recipe()")
+        raise RecipeError(
+            f"{label}: {script} has no recipe {entrypoint!r} (recipes: {known})",
+            hint="mark the function with @vxds.recipe()",
+        )
     if len(recipes) == 1:
         return next(iter(recipes.values()))
     if not recipes:
         raise RecipeError(f"{label}: {script} defines no recipe", hint="mark a function with @vxds.recipe()")
-    raise RecipeError(f"{label}: {script} has several recipes ({', '.join(sorted(recipes))});"
-                      " set 'entrypoint' to choose one")
+    raise RecipeError(
+        f"{label}: {script} has several recipes ({', '.join(sorted(recipes))});"
+        " set 'entrypoint' to choose one"
+    )
 
 
 def run(func: Callable[..., Any], client: Any, params: Mapping[str, Any], *, label: str, script: Path) -> Any:
@@ -117,7 +121,9 @@ def run(func: Callable[..., Any], client: Any, params: Mapping[str, Any], *, lab
     try:
         inspect.signature(func).bind(client, **params)
     except TypeError as exc:
-        raise RecipeError(f"{label}: the recipe {func.__name__}() does not accept these params: {exc}") from None
+        raise RecipeError(
+            f"{label}: the recipe {func.__name__}() does not accept these params: {exc}"
+        ) from None
     try:
         return func(client, **params)
     except Exception as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ class _Checker:
 
     def sorted_lines(self, split: str, pairs: list[tuple[str, bytes]]) -> list[bytes]:
         pairs.sort(key=lambda pair: pair[0])
-        repeated = [a[0] for a, b in zip(pairs, pairs[1:]) if a[0] == b[0]]
+        repeated = [a[0] for a, b in pairwise(pairs) if a[0] == b[0]]
         if repeated:
             self.duplicates[split] = sorted(set(repeated))
         return [line for _, line in pairs]
@@ -77,9 +78,11 @@ class _Checker:
         if self.in_two:
             ids = [f"{rid} ({', '.join(sorted(s))})" for rid, s in sorted(self.in_two.items())]
             out.append(f"ids in more than one split: {_listing(ids)}")
-        leaks = [f"{key} ({', '.join(f'{s}: {rid}' for s, rid in sorted(splits.items()))})"
-                 for key, splits in sorted(self.groups.items(), key=lambda kv: str(kv[0]))
-                 if len(splits) > 1]
+        leaks = [
+            f"{key} ({', '.join(f'{s}: {rid}' for s, rid in sorted(splits.items()))})"
+            for key, splits in sorted(self.groups.items(), key=lambda kv: str(kv[0]))
+            if len(splits) > 1
+        ]
         if leaks:
             out.append(f"group_by {self.group_by}: groups in more than one split: {_listing(leaks)}")
         return out
@@ -91,12 +94,20 @@ def _items(split: str, value: object, label: str) -> Iterable[object]:
     return value
 
 
-def build_splits(output: object, *, label: str, group_by: str | None = None,
-                 allow_group_overlap: bool = False, progress: Progress = NO_PROGRESS) -> dict[str, Split]:
+def build_splits(
+    output: object,
+    *,
+    label: str,
+    group_by: str | None = None,
+    allow_group_overlap: bool = False,
+    progress: Progress = NO_PROGRESS,
+) -> dict[str, Split]:
     """Validate a recipe's output and turn it into sorted, canonical splits."""
     if not isinstance(output, Mapping):
-        raise RecipeError(f"{label}: the recipe returned {type(output).__name__}; "
-                          "expected a dict of split name -> list of resources")
+        raise RecipeError(
+            f"{label}: the recipe returned {type(output).__name__}; "
+            "expected a dict of split name -> list of resources"
+        )
     if not output:
         raise RecipeError(f"{label}: the recipe returned no splits")
     bad = [repr(name) for name in output if not isinstance(name, str) or not SPLIT_RE.match(name)]
@@ -136,8 +147,9 @@ class Resolver:
         if not url:
             raise ConfigError(f"{label}: no source; set 'source' in the manifest or in [tool.vxds]")
         if url not in self.sources:
-            context = SourceContext(base=self.config.root, cache_dir=self.config.cache_dir,
-                                    progress=self.progress, jobs=self.jobs)
+            context = SourceContext(
+                base=self.config.root, cache_dir=self.config.cache_dir, progress=self.progress, jobs=self.jobs
+            )
             self.sources[url] = open_source(url, context)
         return self.sources[url]
 
@@ -149,8 +161,13 @@ class Resolver:
         module = load_script(entry.script, label=label)
         func = choose(module, entry.entrypoint, label=label, script=entry.script)
         output = run(func, Client(source), entry.params, label=label, script=entry.script)
-        splits = build_splits(output, label=label, group_by=entry.group_by,
-                              allow_group_overlap=entry.allow_group_overlap, progress=self.progress)
+        splits = build_splits(
+            output,
+            label=label,
+            group_by=entry.group_by,
+            allow_group_overlap=entry.allow_group_overlap,
+            progress=self.progress,
+        )
         header = Header(
             name=entry.name,
             version=entry.version,
@@ -165,8 +182,9 @@ class Resolver:
         )
         return Lock(header, splits)
 
-    def resolve_script(self, script: Path, *, entrypoint: str | None, source: str | None,
-                       params: Mapping[str, Any]) -> dict[str, Split]:
+    def resolve_script(
+        self, script: Path, *, entrypoint: str | None, source: str | None, params: Mapping[str, Any]
+    ) -> dict[str, Split]:
         """Run a recipe script outside the manifest (``vxds lock --file``)."""
         label = f"recipe script {script}"
         opened = self.source(source, label)

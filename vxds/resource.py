@@ -138,9 +138,7 @@ def normalize(item: object) -> dict[str, Any]:
             "version": item["version"],
         }
     else:
-        raise InvalidResource(
-            f"expected a vxds.Resource or a dict, got {type(item).__name__}: {item!r:.80}"
-        )
+        raise InvalidResource(f"expected a vxds.Resource or a dict, got {type(item).__name__}: {item!r:.80}")
     validate_record(record)
     return record
 
@@ -153,11 +151,16 @@ def validate_record(record: Mapping[str, Any]) -> None:
     if not isinstance(rtype, str) or not _TYPE_RE.match(rtype):
         raise InvalidResource(f"'type' must be a name such as 'Volume', got {rtype!r}")
     digest = record["hash"]
-    _check_optional("hash", digest, isinstance(digest, str) and bool(_HASH_RE.match(digest)),
-                    "'<algorithm>:<hex>'")
+    _check_optional(
+        "hash", digest, isinstance(digest, str) and bool(_HASH_RE.match(digest)), "'<algorithm>:<hex>'"
+    )
     size = record["size"]
-    _check_optional("size", size, isinstance(size, int) and not isinstance(size, bool) and size >= 0,
-                    "a non-negative integer")
+    _check_optional(
+        "size",
+        size,
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0,
+        "a non-negative integer",
+    )
     uri = record["uri"]
     _check_optional("uri", uri, isinstance(uri, str), "a string")
     if isinstance(uri, str) and _CREDENTIALS_RE.match(uri):

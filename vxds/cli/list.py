@@ -46,8 +46,16 @@ def command(fmt: str, root: Path | None) -> int:
     if not records:
         click.echo(f"no datasets in {config.relative(config.manifest)}; add one with 'vxds new NAME'")
         return 0
-    rows = [[str(r["name"]), str(r["version"]), state(str(r["state"])),
-             "" if r["resources"] is None else str(r["resources"]), str(r["description"])] for r in records]
+    rows = [
+        [
+            str(r["name"]),
+            str(r["version"]),
+            state(str(r["state"])),
+            "" if r["resources"] is None else str(r["resources"]),
+            str(r["description"]),
+        ]
+        for r in records
+    ]
     click.echo(table(rows, ["DATASET", "VERSION", "STATE", "RESOURCES", "DESCRIPTION"]))
     for r in records:
         for reason in r["reasons"]:  # type: ignore[attr-defined]

@@ -49,8 +49,11 @@ def _lock_one(resolver: Any, entry: Any, config: Any, *, check: bool, dry_run: b
     lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
     report: dict[str, Any] = {
-        "name": entry.name, "version": entry.version, "path": config.relative(directory),
-        "splits": {name: split.count for name, split in lock.splits.items()}, "digest": lock.digest,
+        "name": entry.name,
+        "version": entry.version,
+        "path": config.relative(directory),
+        "splits": {name: split.count for name, split in lock.splits.items()},
+        "digest": lock.digest,
     }
     if same_on_disk(lock, directory):
         report["status"] = "unchanged"
@@ -69,30 +72,45 @@ def _lock_one(resolver: Any, entry: Any, config: Any, *, check: bool, dry_run: b
 
 def _print_report(report: dict[str, Any]) -> None:
     name = f"{report['name']}@{report['version']}"
-    if report["status"] == "error":
-        click.echo(f"{state('error'):>12}  {name}")
-        return
     detail = _summary(report["splits"])
     if "changes" in report:
         detail += f"  ({report['changes']})"
     click.echo(f"{state(report['status'])}  {name}: {detail}")
 
 
-def _lock_file(script: Path, out: Path, entrypoint: str | None, source: str | None, params: dict[str, Any],
-               root: Path | None, check: bool, fmt: str, quiet: bool, jobs: int | None) -> int:
+def _lock_file(
+    script: Path,
+    out: Path,
+    entrypoint: str | None,
+    source: str | None,
+    params: dict[str, Any],
+    root: Path | None,
+    check: bool,
+    fmt: str,
+    quiet: bool,
+    jobs: int | None,
+) -> int:
     from vxds.config import load_config
     from vxds.resolver import Resolver
 
     config = load_config(root)
     with progress_bar(quiet or fmt == "json") as progress:
         splits = Resolver(config, progress=progress, jobs=jobs).resolve_script(
-            script, entrypoint=entrypoint, source=source, params=params)
+            script, entrypoint=entrypoint, source=source, params=params
+        )
     changed = [name for name, split in splits.items() if not _file_matches(out / split_file(name), split)]
     if not check and changed:
         write_splits({name: splits[name] for name in changed}, out)
-    reports = [{"split": name, "path": str(out / split_file(name)), "count": split.count,
-                "digest": split.digest, "status": ("would change" if check else "written") if name in changed
-                else "unchanged"} for name, split in splits.items()]
+    reports: list[dict[str, Any]] = [
+        {
+            "split": name,
+            "path": str(out / split_file(name)),
+            "count": split.count,
+            "digest": split.digest,
+            "status": ("would change" if check else "written") if name in changed else "unchanged",
+        }
+        for name, split in splits.items()
+    ]
     if fmt == "json":
         print_json({"files": reports})
     elif not quiet:
@@ -123,22 +141,48 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.command("lock", epilog=EPILOG)
 @click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
 @click.option("--all", "all_", is_flag=True, help="Lock every dataset in the manifest.")
-@click.option("--file", "-f", "script", type=click.Path(dir_okay=False, path_type=Path),
-              help="Lock a recipe script on its own, outside the manifest.")
-@click.option("--output", "-o", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-              show_default=True, help="With --file: where to write resources.<split>.jsonl.")
+@click.option(
+    "--file",
+    "-f",
+    "script",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Lock a recipe script on its own, outside the manifest.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="With --file: where to write resources.<split>.jsonl.",
+)
 @click.option("--entrypoint", help="With --file: the recipe to run when the script has several.")
 @click.option("--source", help="With --file: the source URL (default: [tool.vxds] source).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="With --file: a recipe parameter.")
+@click.option(
+    "--param", "params", multiple=True, metavar="KEY=VALUE", help="With --file: a recipe parameter."
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock is missing or would change.")
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
 @jobs_option
 @format_option
 @quiet_option
 @root_option
-def command(datasets: tuple[str, ...], all_: bool, script: Path | None, out: Path, entrypoint: str | None,
-            source: str | None, params: tuple[str, ...], check: bool, dry_run: bool, jobs: int | None,
-            fmt: str, quiet: bool, root: Path | None) -> int:
+def command(
+    datasets: tuple[str, ...],
+    all_: bool,
+    script: Path | None,
+    out: Path,
+    entrypoint: str | None,
+    source: str | None,
+    params: tuple[str, ...],
+    check: bool,
+    dry_run: bool,
+    jobs: int | None,
+    fmt: str,
+    quiet: bool,
+    root: Path | None,
+) -> int:
     """Run recipes and write their locks under locks/<name>/<version>/.
 
     A lock is rewritten only when its content changes; relocking unchanged inputs leaves
@@ -147,7 +191,9 @@ def command(datasets: tuple[str, ...], all_: bool, script: Path | None, out: Pat
     if script is not None:
         if datasets or all_:
             raise UsageError("--file locks one script; do not name datasets or use --all with it")
-        return _lock_file(script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs)
+        return _lock_file(
+            script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs
+        )
     if bool(datasets) == all_:
         raise UsageError("name the datasets to lock, or use --all (or --file SCRIPT)")
     from vxds.resolver import Resolver

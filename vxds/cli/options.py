@@ -11,14 +11,17 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 root_option = click.option(
-    "--root", "-C", "root",
+    "--root",
+    "-C",
+    "root",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Project folder (default: found from the current folder upwards).",
 )
 
 format_option = click.option(
-    "--format", "fmt",
+    "--format",
+    "fmt",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
@@ -28,13 +31,20 @@ format_option = click.option(
 quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print errors only; no progress bar.")
 
 jobs_option = click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel hashing threads (default: automatic)."
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel hashing threads (default: automatic).",
 )
 
 
 def by_option(func: F) -> F:
     decorated: F = click.option(
-        "--by", "by", multiple=True, metavar="FIELD",
+        "--by",
+        "by",
+        multiple=True,
+        metavar="FIELD",
         help="Also count by this field, e.g. attrs.site (repeatable).",
     )(func)
     return decorated

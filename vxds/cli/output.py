@@ -15,9 +15,16 @@ import click
 from vxds.errors import VxdsError
 from vxds.progress import NO_PROGRESS, Progress, Task
 
-STATE_COLOURS = {"fresh": "green", "unchanged": "green", "written": "green",
-                 "stale": "yellow", "would change": "yellow", "missing": "yellow",
-                 "corrupt": "red", "error": "red"}
+STATE_COLOURS = {
+    "fresh": "green",
+    "unchanged": "green",
+    "written": "green",
+    "stale": "yellow",
+    "would change": "yellow",
+    "missing": "yellow",
+    "corrupt": "red",
+    "error": "red",
+}
 
 
 def error(exc: VxdsError) -> None:
@@ -71,8 +78,12 @@ class RichProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
 
     def __enter__(self) -> RichProgress:

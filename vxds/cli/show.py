@@ -38,8 +38,11 @@ def count(lock: Lock, by: tuple[str, ...]) -> dict[str, Any]:
             record = resource.to_record()
             for field in by:
                 fields[field][_key(lookup(record, field))] += 1
-        splits[name] = {"count": split.count, "types": dict(sorted(types.items())),
-                        "by": {f: dict(sorted(c.items())) for f, c in fields.items()}}
+        splits[name] = {
+            "count": split.count,
+            "types": dict(sorted(types.items())),
+            "by": {f: dict(sorted(c.items())) for f, c in fields.items()},
+        }
     return splits
 
 
@@ -55,8 +58,15 @@ def command(dataset: str, by: tuple[str, ...], fmt: str, root: Path | None) -> i
     lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
     splits = count(lock, by)
     if fmt == "json":
-        print_json({"name": entry.name, "version": entry.version, "digest": lock.digest,
-                    "snapshot": lock.header.snapshot, "splits": splits})
+        print_json(
+            {
+                "name": entry.name,
+                "version": entry.version,
+                "digest": lock.digest,
+                "snapshot": lock.header.snapshot,
+                "splits": splits,
+            }
+        )
         return 0
     total = sum(s["count"] for s in splits.values())
     click.secho(f"{entry.key}: {total} resources in {len(splits)} splits", bold=True)
@@ -70,6 +80,10 @@ def command(dataset: str, by: tuple[str, ...], fmt: str, root: Path | None) -> i
     for field in by:
         values = sorted({v for s in splits.values() for v in s["by"][field]})
         click.echo()
-        click.echo(table([[v, *(str(s["by"][field].get(v, 0)) for s in splits.values())] for v in values],
-                         [field.upper(), *splits]))
+        click.echo(
+            table(
+                [[v, *(str(s["by"][field].get(v, 0)) for s in splits.values())] for v in values],
+                [field.upper(), *splits],
+            )
+        )
     return 0

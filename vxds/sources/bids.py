@@ -16,7 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 DATATYPES = frozenset(
-    {"anat", "func", "dwi", "fmap", "perf", "meg", "eeg", "ieeg", "beh", "pet", "micr", "nirs", "motion", "mrs"}
+    {
+        "anat",
+        "func",
+        "dwi",
+        "fmap",
+        "perf",
+        "meg",
+        "eeg",
+        "ieeg",
+        "beh",
+        "pet",
+        "micr",
+        "nirs",
+        "motion",
+        "mrs",
+    }
 )
 RENAMED = {"sub": "subject", "ses": "session"}
 INTEGER_ENTITIES = frozenset({"run"})
@@ -147,9 +162,9 @@ def read_table(text: str, extension: str) -> Table:
     for number, row in lines[1:]:
         if len(row) != len(header):
             raise TableError(f"line {number}: {len(row)} cells, the header has {len(header)}")
-        rows.append({col: cell(value.strip()) for col, value in zip(header, row)})
-    first = [str(row[header[0]]) for row in rows]
-    usable = len(set(first)) == len(first) and all(k and "/" not in k and k not in MISSING for k in first)
+        rows.append({col: cell(value.strip()) for col, value in zip(header, row, strict=True)})
+    first = ["" if row[header[0]] is None else str(row[header[0]]) for row in rows]
+    usable = len(set(first)) == len(first) and all(k and "/" not in k for k in first)
     keys = first if usable else [f"row-{n}" for n in range(1, len(rows) + 1)]
     return Table(header, rows, keys)
 
@@ -160,5 +175,5 @@ def record_attrs(row: Mapping[str, Any]) -> dict[str, Any]:
     for column, entity, prefix in (("participant_id", "subject", "sub-"), ("session_id", "session", "ses-")):
         value = row.get(column)
         if entity not in attrs and isinstance(value, str):
-            attrs[entity] = value[len(prefix):] if value.startswith(prefix) else value
+            attrs[entity] = value[len(prefix) :] if value.startswith(prefix) else value
     return attrs

@@ -41,9 +41,9 @@ class _File:
 def folder_path(url: str, base: Path) -> Path:
     """The folder a ``./dir``, ``/abs/dir`` or ``file://`` URL names."""
     if url.startswith("file://"):
-        url = url[len("file://"):]
+        url = url[len("file://") :]
     elif url.startswith("file:"):
-        url = url[len("file:"):]
+        url = url[len("file:") :]
     path = Path(url)
     return path if path.is_absolute() else base / path
 
@@ -111,13 +111,18 @@ class FolderSource(IndexedSource):
         if todo:
             task = self.context.progress.task(f"hashing {self.url}", total=len(todo))
             try:
-                fresh = hash_files(((f.path, f.size) for f in todo), jobs=self.context.jobs,
-                                   on_done=lambda _size: task.advance())
-                for f, digest in zip(todo, fresh):
+                fresh = hash_files(
+                    ((f.path, f.size) for f in todo),
+                    jobs=self.context.jobs,
+                    on_done=lambda _size: task.advance(),
+                )
+                for f, digest in zip(todo, fresh, strict=True):
                     digests[f.rel] = digest
                     cache.put(f.path, f.key, digest)
             except OSError as exc:
-                raise SourceError(f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}") from None
+                raise SourceError(
+                    f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}"
+                ) from None
             finally:
                 task.close()
             cache.save()
@@ -163,7 +168,9 @@ class FolderSource(IndexedSource):
         attrs.pop("extension", None)
         attrs["files"] = len(members)
         size = sum(m.size for m in members)
-        return Resource(id=rel, version=digest, type="DICOMSeries", hash=digest, size=size, uri=rel, attrs=attrs)
+        return Resource(
+            id=rel, version=digest, type="DICOMSeries", hash=digest, size=size, uri=rel, attrs=attrs
+        )
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -189,7 +196,7 @@ class FolderSource(IndexedSource):
 
 
 def _records(rel: str, table: bids.Table) -> Iterator[Resource]:
-    for key, row in zip(table.keys, table.rows):
+    for key, row in zip(table.keys, table.rows, strict=True):
         body = canonical_json(row)
         digest = digest_bytes(body)
         yield Resource(
@@ -223,7 +230,7 @@ class _Sidecars:
         name = bids.split_name(rel.rsplit("/", 1)[-1])
         if name.suffix is None or name.extension == ".json":
             return attrs
-        layers = []
+        layers: list[dict[str, Any]] = []
         for folder in self._ancestors(rel):
             found = [(n, r) for n, r in self.by_dir.get(folder, ()) if bids.sidecar_applies(n, name)]
             found.sort(key=lambda item: (len(item[0].entities), item[1]))
