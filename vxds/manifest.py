@@ -340,22 +340,31 @@ def _entry_problems(
     return [f"{path}:{line}: {message}" for line, message in sorted(problems)]
 
 
+def _shown(path: Path) -> Path:
+    """``path`` as a user would type it: relative to the current folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
 def load_manifest(path: Path, *, default_source: str | None = None, require_scripts: bool = True) -> Manifest:
     """Read and validate a manifest; raise ``ManifestError`` listing every problem."""
+    path, shown = path.resolve(), _shown(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ManifestError([f"{path}: manifest not found"], hint="run 'vxds init' to create one") from None
+        raise ManifestError([f"{shown}: manifest not found"], hint="run 'vxds init' to create one") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError([f"{path}: cannot read manifest: {exc}"]) from None
-    root = _compose(text, path)
+        raise ManifestError([f"{shown}: cannot read manifest: {exc}"]) from None
+    root = _compose(text, shown)
     data = [] if root is None else _construct(root)
-    problems = list(_duplicate_keys(root, path)) + _schema_problems(path, root, data)
+    problems = list(_duplicate_keys(root, shown)) + _schema_problems(shown, root, data)
     if problems:
         raise ManifestError(problems)
     entries = _entries(path, root, data, default_source)
     base = ("datasets",) if isinstance(data, dict) else ()
-    problems = _entry_problems(path, root, entries, base, require_scripts)
+    problems = _entry_problems(shown, root, entries, base, require_scripts)
     if problems:
         raise ManifestError(problems)
     return Manifest(path=path, entries=tuple(entries))

@@ -35,6 +35,8 @@ def _change_words(old: Lock | None, new: Lock) -> str:
     words = [f"+{counts['added']}", f"-{counts['removed']}", f"~{counts['changed']}"]
     if counts["moved"]:
         words.append(f">{counts['moved']}")
+    if old is not None and old.header.snapshot != new.header.snapshot:
+        words.append("new snapshot")
     return " ".join(words)
 
 

@@ -1,0 +1,65 @@
+"""Fixtures for CLI tests: a copy of the repository's example project in a real Git repo."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from vxds.cli.main import cli
+
+REPO = Path(__file__).resolve().parents[2]
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+Invoke = Callable[..., Result]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**GIT_ENV, "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+    ).stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example project (manifest, recipes, sample data, [tool.vxds]) committed in Git."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("datasets.yaml", ".gitattributes"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "recipes", root / "recipes")
+    shutil.copytree(REPO / "sample-data", root / "sample-data")
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "example"  # a comment to keep\n\n'
+        '[tool.vxds]\nmanifest = "datasets.yaml"\nlocks = "locks"\nsource = "./sample-data"\n'
+    )
+    (root / ".gitignore").write_text(".vxds/\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "example project")
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture
+def invoke() -> Invoke:
+    """Run the CLI in-process; exceptions other than exits propagate."""
+
+    def run(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    return run

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import Invoke
+
+
+def states(invoke: Invoke) -> dict[str, str]:
+    data = json.loads(invoke("list", "--format", "json").stdout)
+    return {f"{d['name']}@{d['version']}": d["state"] for d in data["datasets"]}
+
+
+def test_states_fresh_missing_stale_corrupt(project: Path, invoke: Invoke) -> None:
+    assert set(states(invoke).values()) == {"missing"}
+    invoke("lock", "--all")
+    assert set(states(invoke).values()) == {"fresh"}
+
+    recipe = project / "recipes/clinical.py"
+    recipe.write_text(recipe.read_text() + "\n# a comment is a change to the recipe\n")
+    line = project / "locks/all_basel_data/1/resources.all.jsonl"
+    line.write_bytes(line.read_bytes().replace(b'"size":', b'"size": ', 1))
+    (project / "locks/viseg_training/2/lock.toml").unlink()
+    assert states(invoke) == {
+        "viseg_training@1": "fresh",
+        "viseg_training@2": "missing",
+        "all_basel_data@1": "corrupt",
+        "clinical_cohort@1": "stale",
+    }
+
+
+def test_text_output_names_the_reasons(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "--all")
+    manifest = project / "datasets.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "params: {test_every: 3, with_flair: true}", "params: {test_every: 2, with_flair: true}"
+        )
+    )
+    result = invoke("list")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["DATASET", "VERSION", "STATE", "RESOURCES", "DESCRIPTION"]
+    assert lines[2].split()[:4] == ["viseg_training", "2", "stale", "39"]
+    assert "  viseg_training@2: the recipe params changed" in lines
+    assert "  viseg_training@2: the manifest entry changed" in lines
+    assert "\x1b[" not in result.output  # no colour in a pipe
+
+
+def test_description_change_is_not_stale(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "--all")
+    manifest = project / "datasets.yaml"
+    manifest.write_text(manifest.read_text().replace("Everything from the Basel trial", "All of Basel"))
+    assert states(invoke)["all_basel_data@1"] == "fresh"

@@ -1,0 +1,205 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Invoke, git
+
+import vxds.lockfile
+
+LOCKS = sorted(p.relative_to(REPO) for p in (REPO / "locks").rglob("*") if p.is_file())
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "locks").rglob("*")) if p.is_file()
+    }
+
+
+def test_lock_all_reproduces_the_committed_locks_byte_for_byte(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "--all")
+    assert result.exit_code == 0, result.output
+    assert "written  viseg_training@1: test 4, train 22  (+26 -0 ~0)" in result.output
+    for rel in LOCKS:
+        assert (project / rel).read_bytes() == (REPO / rel).read_bytes(), rel
+
+
+def test_relock_unchanged_rewrites_nothing(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "--all")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "locks")
+    mtimes = {p: p.stat().st_mtime_ns for p in (project / "locks").rglob("*") if p.is_file()}
+    result = invoke("lock", "--all")
+    assert result.exit_code == 0
+    assert result.output.count("unchanged") == 4
+    assert git(project, "status", "--porcelain") == ""
+    assert mtimes == {p: p.stat().st_mtime_ns for p in (project / "locks").rglob("*") if p.is_file()}
+
+
+def test_check_exits_1_when_missing_and_writes_nothing(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "--all", "--check")
+    assert result.exit_code == 1
+    assert "missing  viseg_training@1" in result.output
+    assert not (project / "locks").exists()
+
+
+def test_check_detects_changed_data(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "--all")
+    assert invoke("lock", "--all", "--check").exit_code == 0
+    mask = next((project / "sample-data/basel/derivatives").rglob("sub-BS01_ses-01_desc-lesion_mask.nii.gz"))
+    mask.write_bytes(mask.read_bytes() + b"\0")
+    before = snapshot(project)
+    result = invoke("lock", "--all", "--check")
+    assert result.exit_code == 1
+    assert "would change  viseg_training@1: test 4, train 22  (+0 -0 ~1 new snapshot)" in result.output
+    assert "would change  all_basel_data@1" in result.output
+    # The resources did not change, but the lock records the source's new snapshot.
+    assert "would change  clinical_cohort@1: cohort 13  (+0 -0 ~0 new snapshot)" in result.output
+    assert snapshot(project) == before
+
+
+def test_dry_run_shows_changes_and_writes_nothing(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "viseg_training@1")
+    manifest = project / "datasets.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "  group_by: attrs.subject\n\n- name: viseg_training\n  version: 2",
+            "  params: {test_every: 2}\n  group_by: attrs.subject\n\n- name: viseg_training\n  version: 2",
+            1,
+        )
+    )
+    before = snapshot(project)
+    result = invoke("lock", "viseg_training@1", "--dry-run")
+    assert result.exit_code == 0
+    assert "would change  viseg_training@1" in result.output
+    assert ">" in result.output  # subjects moved between splits
+    assert snapshot(project) == before
+
+
+def test_name_without_version_locks_the_highest(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "viseg_training")
+    assert result.exit_code == 0
+    assert (project / "locks/viseg_training/2/lock.toml").exists()
+    assert not (project / "locks/viseg_training/1").exists()
+
+
+def test_json_format(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "clinical_cohort", "--format", "json")
+    data = json.loads(result.stdout)
+    [entry] = data["datasets"]
+    assert entry["name"] == "clinical_cohort"
+    assert entry["status"] == "written"
+    assert entry["splits"] == {"cohort": 13}
+    assert entry["digest"].startswith("blake3:")
+
+
+def test_file_mode_writes_split_files_like_the_lock(project: Path, invoke: Invoke, tmp_path: Path) -> None:
+    invoke("lock", "viseg_training@1")
+    out = tmp_path / "out"
+    result = invoke("lock", "--file", "recipes/viseg.py", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    for split in ("train", "test"):
+        assert (out / f"resources.{split}.jsonl").read_bytes() == (
+            project / f"locks/viseg_training/1/resources.{split}.jsonl"
+        ).read_bytes()
+    assert invoke("lock", "--file", "recipes/viseg.py", "-o", str(out), "--check").exit_code == 0
+    result = invoke(
+        "lock", "--file", "recipes/viseg.py", "-o", str(out), "--param", "test_every=2", "--check"
+    )
+    assert result.exit_code == 1
+
+
+def test_usage_errors(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock")
+    assert result.exit_code == 2
+    assert "name the datasets to lock, or use --all" in result.output
+    result = invoke("lock", "nope")
+    assert result.exit_code == 2
+    assert "no dataset named 'nope' in datasets.yaml" in result.output
+    result = invoke("lock", "viseg_training@7")
+    assert result.exit_code == 2
+    assert "has no version 7" in result.output and "(versions: 1, 2)" in result.output
+
+
+RECIPE_FAILURES = {
+    "raises": ("    raise ValueError('no masks today')\n", "raised ValueError: no masks today"),
+    "shape": ("    return [1, 2]\n", "the recipe returned list; expected a dict"),
+    "no_version": ("    return {'train': [{'id': 'a/b'}]}\n", "resource 'a/b' has no 'version'"),
+    "absolute": ("    return {'train': [{'id': '/etc/passwd', 'version': 1}]}\n", "must be a relative path"),
+    "dotdot": ("    return {'train': [{'id': 'a/../b', 'version': 1}]}\n", "'..' segments"),
+    "two_splits": (
+        "    return {'train': [{'id': 'a', 'version': 1}], 'test': [{'id': 'a', 'version': 1}]}\n",
+        "ids in more than one split: a (test, train)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECIPE_FAILURES))
+def test_bad_recipe_leaves_the_previous_lock(project: Path, invoke: Invoke, case: str) -> None:
+    invoke("lock", "clinical_cohort")
+    before = snapshot(project)
+    body, message = RECIPE_FAILURES[case]
+    (project / "recipes/clinical.py").write_text(
+        "import vxds\n\n\n@vxds.recipe()\ndef clinical_cohort(client):\n" + body
+    )
+    result = invoke("lock", "clinical_cohort")
+    assert result.exit_code == 2
+    assert "dataset clinical_cohort@1 (datasets.yaml:24)" in result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    if case == "raises":
+        assert "recipes/clinical.py:6 in clinical_cohort" in result.output
+    assert snapshot(project) == before
+
+
+def test_one_failing_dataset_does_not_stop_the_others(project: Path, invoke: Invoke) -> None:
+    (project / "recipes/clinical.py").write_text(
+        "import vxds\n\n\n@vxds.recipe()\ndef c(client):\n    1 / 0\n"
+    )
+    result = invoke("lock", "--all")
+    assert result.exit_code == 2
+    assert "raised ZeroDivisionError" in result.output
+    assert (project / "locks/all_basel_data/1/lock.toml").exists()
+    assert not (project / "locks/clinical_cohort").exists()
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_interrupted_write_keeps_the_previous_lock(
+    project: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    """Ctrl-C before the old lock is set aside (1) or between the two renames (2)."""
+    invoke("lock", "viseg_training@1")
+    before = snapshot(project)
+    (project / "recipes/viseg.py").write_text((project / "recipes/viseg.py").read_text() + "\n# changed\n")
+    real_replace = os.replace
+    calls = []
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        calls.append((src, dst))
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(vxds.lockfile.os, "replace", replace)
+    result = invoke("lock", "viseg_training@1")
+    assert result.exit_code == 130
+    assert len(calls) >= fail_at
+    monkeypatch.undo()
+    assert snapshot(project) == before
+    assert not [p for p in (project / "locks/viseg_training").iterdir() if p.name.startswith(".")]
+
+
+def test_missing_script_and_bad_yaml(project: Path, invoke: Invoke) -> None:
+    (project / "recipes/basel.py").unlink()
+    result = invoke("lock", "--all")
+    assert result.exit_code == 2
+    assert (
+        "datasets.yaml:22: dataset all_basel_data@1: field 'script_location': script './recipes/basel.py'"
+        " does not exist" in result.output
+    )
+    (project / "datasets.yaml").write_text("- name: [broken\n")
+    result = invoke("lock", "--all")
+    assert result.exit_code == 2
+    assert "datasets.yaml:2: not valid YAML" in result.output
