@@ -61,9 +61,7 @@ def test_generator_reproduces_sample_data_byte_for_byte(tmp_path: Path) -> None:
     expected, actual = _tree(SAMPLE), _tree(out)
     assert set(actual) == set(expected)
     differing = [
-        _describe(path, expected[path], actual[path])
-        for path in expected
-        if expected[path] != actual[path]
+        _describe(path, expected[path], actual[path]) for path in expected if expected[path] != actual[path]
     ]
     assert not differing, "regenerated files differ:\n" + "\n".join(differing)
 

@@ -130,8 +130,11 @@ class HashCache:
 
     def get(self, path: str, key: StatKey) -> str | None:
         entry = self._entries.get(path)
-        if entry is not None and entry[0] == key[0] and entry[1] == key[1] and entry[2] == key[2]:
-            return str(entry[3])
+        try:
+            if entry is not None and entry[0] == key[0] and entry[1] == key[1] and entry[2] == key[2]:
+                return str(entry[3])
+        except (TypeError, IndexError, KeyError):  # a cache file of the wrong shape is a miss
+            pass
         return None
 
     def put(self, path: str, key: StatKey, digest: str) -> None:

@@ -225,10 +225,16 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     except TOMLKitError as exc:
         raise CorruptLock(where, [f"{HEADER} is not valid TOML: {exc}"]) from None
     fmt = data.get("format")
-    if fmt != FORMAT:
+    if type(fmt) is not int or fmt != FORMAT:  # not bool, not float
         what = "has no 'format'" if fmt is None else f"has format {fmt!r}"
         raise CorruptLock(where, [f"{HEADER} {what}; this vxds reads format {FORMAT}"])
-    problems: list[str] = []
+    problems = [
+        f"{HEADER}: [{table}] is missing or not a table"
+        for table in ("dataset", "recipe", "manifest", "source", "splits", "lock")
+        if not isinstance(data.get(table), dict)
+    ]
+    if problems:
+        raise CorruptLock(where, problems)
     fields = {
         key: _get(data, path, kind, problems)
         for key, path, kind in (
@@ -243,9 +249,10 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
             ("digest", "lock.digest", str),
         )
     }
-    entrypoint = data.get("recipe", {}).get("entrypoint")
+    claimed_recipe = _get(data, "recipe.digest", str, problems)
+    entrypoint = data["recipe"].get("entrypoint")
     splits: dict[str, tuple[int, str]] = {}
-    for name, info in (data.get("splits") or {}).items():
+    for name, info in data["splits"].items():
         count = _get(info, "count", int, problems) if isinstance(info, dict) else None
         digest = _get(info, "digest", str, problems) if isinstance(info, dict) else None
         if not SPLIT_RE.match(name) or count is None or digest is None:
@@ -267,6 +274,10 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     header = Header(
         entrypoint=entrypoint if isinstance(entrypoint, str) else None, params=params, splits=splits, **fields
     )
+    if claimed_recipe != header.recipe_digest:
+        raise CorruptLock(
+            where, [f"{HEADER}: 'recipe.digest' does not match the script digest, entrypoint and params"]
+        )
     return header, claimed
 
 

@@ -41,7 +41,7 @@ class _Checker:
     invalid: list[str] = field(default_factory=list)
     split_of: dict[str, str] = field(default_factory=dict)
     in_two: dict[str, set[str]] = field(default_factory=dict)
-    groups: dict[Any, dict[str, str]] = field(default_factory=dict)  # key -> split -> an id
+    groups: dict[str, dict[str, str]] = field(default_factory=dict)  # JSON key -> split -> an id
     duplicates: dict[str, list[str]] = field(default_factory=dict)
 
     def item(self, split: str, index: int, item: object) -> tuple[str, bytes] | None:
@@ -58,8 +58,8 @@ class _Checker:
         if self.group_by is not None and not self.allow_group_overlap:
             key = lookup(record, self.group_by)
             if key is not None:
-                hashable = key if isinstance(key, (str, int, float)) else canonical_json(key)
-                self.groups.setdefault(hashable, {}).setdefault(split, rid)
+                # Canonical JSON as the key, so that True and 1 (equal in Python) stay apart.
+                self.groups.setdefault(canonical_json(key).decode(), {}).setdefault(split, rid)
         return rid, line
 
     def sorted_lines(self, split: str, pairs: list[tuple[str, bytes]]) -> list[bytes]:
@@ -80,7 +80,7 @@ class _Checker:
             out.append(f"ids in more than one split: {_listing(ids)}")
         leaks = [
             f"{key} ({', '.join(f'{s}: {rid}' for s, rid in sorted(splits.items()))})"
-            for key, splits in sorted(self.groups.items(), key=lambda kv: str(kv[0]))
+            for key, splits in sorted(self.groups.items())
             if len(splits) > 1
         ]
         if leaks:

@@ -42,6 +42,9 @@ class Resource:
     uri: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
 
+    def __hash__(self) -> int:  # attrs is a dict, so hash by identity and content digest
+        return hash((self.id, self.version, self.hash))
+
     def to_record(self) -> dict[str, Any]:
         """The resource as a plain dict with every field."""
         return {

@@ -119,7 +119,7 @@ def merge_sidecars(layers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 # --- tables ------------------------------------------------------------------------------
 
 _INT_RE = re.compile(r"-?(0|[1-9][0-9]*)\Z")
-_FLOAT_RE = re.compile(r"-?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)([eE][-+]?[0-9]+)?\Z")
+_FLOAT_RE = re.compile(r"-?(([0-9]+\.[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)\Z")
 MISSING = frozenset({"", "n/a", "NA"})
 
 

@@ -7,8 +7,8 @@
   ClinicalRecord with id ``<table>#<row key>``.
 * ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars.
 
-Hidden files and folders (a leading dot) are skipped; so are symlinked folders, so a scan
-never leaves the tree.
+Hidden files and folders (a leading dot) are skipped. Symlinked folders are not followed;
+a symlinked file is read through its link, as its content is what the tree shows.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class FolderSource(IndexedSource):
         if not self.root.is_dir():
             raise SourceError(f"source {url!r}: folder {self.root} does not exist")
         self._digests: dict[str, str] = {}
+        self._rows: dict[str, bytes] = {}
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -149,8 +150,25 @@ class FolderSource(IndexedSource):
         if kind == "Table":
             table = self._read_table(f)
             attrs = {**attrs, "columns": table.columns, "rows": len(table.rows)}
-            yield from _records(f.rel, table)
+            yield from self._records(f.rel, table)
         yield Resource(id=f.rel, version=digest, type=kind, hash=digest, size=f.size, uri=f.rel, attrs=attrs)
+
+    def _records(self, rel: str, table: bids.Table) -> Iterator[Resource]:
+        """One ClinicalRecord per row; its hash and ``open()`` bytes are the canonical row."""
+        for key, row in zip(table.keys, table.rows, strict=True):
+            body = canonical_json(row)
+            digest = digest_bytes(body)
+            rid = f"{rel}#{key}"
+            self._rows[rid] = body
+            yield Resource(
+                id=rid,
+                version=digest,
+                type="ClinicalRecord",
+                hash=digest,
+                size=len(body),
+                uri=rid,
+                attrs=bids.record_attrs(row),
+            )
 
     def _read_table(self, f: _File) -> bids.Table:
         try:
@@ -183,31 +201,20 @@ class FolderSource(IndexedSource):
 
     def open(self, resource: Resource) -> BinaryIO:
         if resource.type == "ClinicalRecord":
-            return io.BytesIO(canonical_json(dict(self.get(resource.id).attrs)))
+            self.get(resource.id)  # NotFoundError for an unknown row
+            return io.BytesIO(self._rows[resource.id])
         if resource.type == "DICOMSeries":
             raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
-        path = (self.root / (resource.uri or resource.id)).resolve()
-        if not path.is_relative_to(self.root.resolve()):
+        # The folders on the way must stay inside the tree; the file itself may be a link,
+        # as a scan lists linked files.
+        root = self.root.resolve()
+        path = Path(os.path.normpath(root / (resource.uri or resource.id)))
+        if not path.is_relative_to(root) or not path.parent.resolve().is_relative_to(root):
             raise SourceError(f"resource {resource.id!r} points outside the source folder")
         try:
             return open(path, "rb")
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot open {resource.id}: {exc.strerror}") from None
-
-
-def _records(rel: str, table: bids.Table) -> Iterator[Resource]:
-    for key, row in zip(table.keys, table.rows, strict=True):
-        body = canonical_json(row)
-        digest = digest_bytes(body)
-        yield Resource(
-            id=f"{rel}#{key}",
-            version=digest,
-            type="ClinicalRecord",
-            hash=digest,
-            size=len(body),
-            uri=f"{rel}#{key}",
-            attrs=bids.record_attrs(row),
-        )
 
 
 class _Sidecars:

@@ -1,0 +1,63 @@
+"""Shared fixtures: real files in a temporary folder, and a small vxds project."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+DEMO_RECIPE = """\
+import vxds
+
+
+@vxds.recipe()
+def demo(client, test_subject="02"):
+    splits = {"train": [], "test": []}
+    for volume in client.query(type="Volume"):
+        split = "test" if volume.attrs["subject"] == test_subject else "train"
+        splits[split].append(volume)
+    return splits
+"""
+
+DEMO_MANIFEST = """\
+- name: demo
+  version: 1
+  description: T2w volumes of three subjects.
+  script_location: ./recipes/demo.py
+  group_by: attrs.subject
+"""
+
+
+def _write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def write_tree() -> Callable[[Path, Mapping[str, str | bytes]], Path]:
+    """``write_tree(root, {"a/b.txt": "text", "c.bin": b"bytes"})`` writes real files."""
+    return _write_tree
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project: pyproject with [tool.vxds], a manifest, one recipe and a BIDS-ish folder."""
+    return _write_tree(
+        tmp_path / "project",
+        {
+            "pyproject.toml": '[tool.vxds]\nsource = "./data"\n',
+            "datasets.yaml": DEMO_MANIFEST,
+            "recipes/demo.py": DEMO_RECIPE,
+            "data/sub-01/anat/sub-01_T2w.nii.gz": b"\x5c\x01\x00\x00volume one",
+            "data/sub-01/anat/sub-01_T2w.json": '{"EchoTime": 0.1}',
+            "data/sub-02/anat/sub-02_T2w.nii.gz": b"\x5c\x01\x00\x00volume two",
+            "data/sub-03/anat/sub-03_T2w.nii.gz": b"\x5c\x01\x00\x00volume three",
+        },
+    )

@@ -1,0 +1,248 @@
+"""vxds/resource.py: the rules a resource obeys, and its canonical line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vxds.resource import (
+    InvalidResource,
+    Resource,
+    canonical_line,
+    check_id,
+    lookup,
+    normalize,
+    validate_record,
+)
+
+DIGEST = "blake3:" + "ab" * 32
+
+
+@pytest.mark.parametrize("value", ["a", "a/b.nii.gz", "trial/sub-01/x y.json", "t.tsv#sub-01", "ü/東京"])
+def test_check_id_accepts_relative_paths(value: str) -> None:
+    assert check_id(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("/abs/path", "relative path"),
+        ("a/", "trailing '/'"),
+        ("a/../b", "'..'"),
+        ("..", "'..'"),
+        ("a/./b", "'.'"),
+        (".", "'.'"),
+        ("a//b", "empty"),
+        ("a\\b", "backslash"),
+        ("a\nb", "control"),
+        ("a\tb", "control"),
+        ("a\x00b", "control"),
+        ("C:/data/x", "drive letter"),
+        ("c:x", "drive letter"),
+        ("", "non-empty"),
+        (None, "non-empty string"),
+        (3, "non-empty string"),
+    ],
+)
+def test_check_id_refuses(value: Any, words: str) -> None:
+    with pytest.raises(InvalidResource, match=words) as info:
+        check_id(value)
+    assert repr(value) in str(info.value)
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    return {"id": "a/b", "version": 1, **changes}
+
+
+def test_normalize_fills_every_field() -> None:
+    assert normalize({"id": "a/b", "version": "v1"}) == {
+        "attrs": {},
+        "hash": None,
+        "id": "a/b",
+        "size": None,
+        "type": "File",
+        "uri": None,
+        "version": "v1",
+    }
+
+
+def test_normalize_accepts_a_resource() -> None:
+    resource = Resource("a/b", 3, "Volume", DIGEST, 12, "a/b", {"subject": "01"})
+    assert normalize(resource) == resource.to_record()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"version": True}, "'version'"),
+        ({"version": ""}, "'version'"),
+        ({"version": 1.5}, "'version'"),
+        ({"version": None}, "'version'"),
+        ({"type": "9Volume"}, "'type'"),
+        ({"type": "Vol ume"}, "'type'"),
+        ({"type": 3}, "'type'"),
+        ({"hash": "abc"}, "'hash'"),
+        ({"hash": "blake3:xyz"}, "'hash'"),
+        ({"hash": "BLAKE3:ab"}, "'hash'"),
+        ({"hash": "blake3:"}, "'hash'"),
+        ({"size": -1}, "'size'"),
+        ({"size": True}, "'size'"),
+        ({"size": 1.0}, "'size'"),
+        ({"size": "12"}, "'size'"),
+        ({"uri": 5}, "'uri'"),
+        ({"uri": "s3://key:secret@bucket/a"}, "credentials"),
+        ({"uri": "https://token@example.org/a"}, "credentials"),
+        ({"attrs": ["a"]}, "'attrs'"),
+        ({"attrs": {1: "x"}}, "'attrs'"),
+        ({"id": "../x"}, "'..'"),
+    ],
+)
+def test_normalize_refuses_bad_fields(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidResource, match=field):
+        normalize(_record(**changes))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"version": 0},
+        {"version": "blake3:" + "0" * 64},
+        {"hash": "md5:0123abcdEF"},
+        {"hash": "sha-256:00"},
+        {"size": 0},
+        {"uri": "s3://bucket/key@v2"},
+        {"uri": "https://example.org/a?who=me@there"},
+        {"type": "DICOMSeries"},
+        {"type": None},
+        {"attrs": None},
+    ],
+)
+def test_normalize_accepts_edge_values(changes: dict[str, Any]) -> None:
+    record = normalize(_record(**changes))
+    for key, value in changes.items():
+        assert record[key] == (value if value is not None else {"type": "File", "attrs": {}}[key])
+    assert normalize(record) == record
+
+
+def test_normalize_refuses_unknown_fields_and_says_where_metadata_goes() -> None:
+    with pytest.raises(
+        InvalidResource,
+        match=r"unknown field\(s\) 'colour', 'subject'; metadata goes under 'attrs'",
+    ):
+        normalize(_record(subject="01", colour="red"))
+
+
+def test_normalize_refuses_missing_id_and_version() -> None:
+    with pytest.raises(InvalidResource, match="missing 'id'"):
+        normalize({"version": 1})
+    with pytest.raises(InvalidResource, match="resource 'a/b' has no 'version'"):
+        normalize({"id": "a/b"})
+
+
+@pytest.mark.parametrize("item", [1, "a/b", ["a/b", 1], None])
+def test_normalize_refuses_other_values(item: object) -> None:
+    with pytest.raises(InvalidResource, match=r"expected a vxds\.Resource or a dict"):
+        normalize(item)
+
+
+def test_canonical_line_refuses_values_json_cannot_hold() -> None:
+    record = normalize(_record(attrs={"tags": {"a", "b"}}))
+    with pytest.raises(InvalidResource, match="'a/b' is not JSON-serialisable"):
+        canonical_line(record)
+
+
+def test_canonical_line_pinned() -> None:
+    resource = Resource(
+        "t/sub-01_T2w.nii.gz",
+        DIGEST,
+        "Volume",
+        DIGEST,
+        7,
+        "t/sub-01_T2w.nii.gz",
+        {"subject": "01", "run": 2, "Zürich": True},
+    )
+    assert (
+        resource.canonical_line()
+        == (
+            '{"attrs":{"Zürich":true,"run":2,"subject":"01"},"hash":"' + DIGEST + '",'
+            '"id":"t/sub-01_T2w.nii.gz","size":7,"type":"Volume","uri":"t/sub-01_T2w.nii.gz",'
+            '"version":"' + DIGEST + '"}'
+        ).encode()
+    )
+    assert Resource.from_line(resource.canonical_line()) == resource
+
+
+def test_lookup_follows_dotted_paths() -> None:
+    record = normalize(_record(attrs={"subject": "01", "nested": {"k": 2}}))
+    assert lookup(record, "attrs.subject") == "01"
+    assert lookup(record, "attrs.nested.k") == 2
+    assert lookup(record, "attrs.missing") is None
+    assert lookup(record, "id.deeper") is None
+
+
+# --- properties --------------------------------------------------------------------------
+
+_segment = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\\"),
+    min_size=1,
+    max_size=8,
+).filter(lambda s: s not in (".", ".."))
+_ids = (
+    st.lists(_segment, min_size=1, max_size=4)
+    .map("/".join)
+    .filter(lambda s: not (len(s) > 1 and s[1] == ":" and s[0].isalpha()))
+)
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.text(max_size=10)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_json = st.recursive(
+    _json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+resources = st.builds(
+    Resource,
+    id=_ids,
+    version=st.integers(0, 2**53) | st.text(min_size=1, max_size=12),
+    type=st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,10}", fullmatch=True),
+    hash=st.none() | st.from_regex(r"[a-z0-9][a-z0-9-]{0,6}:[0-9a-f]{1,64}", fullmatch=True),
+    size=st.none() | st.integers(0, 2**62),
+    uri=st.none() | _ids,
+    attrs=st.dictionaries(st.text(max_size=8), _json, max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(resources)
+def test_canonical_line_round_trips(resource: Resource) -> None:
+    validate_record(resource.to_record())
+    line = resource.canonical_line()
+    parsed = Resource.from_line(line)
+    assert parsed == resource
+    assert parsed.canonical_line() == line
+    assert canonical_line(normalize(resource)) == line
+
+
+@settings(max_examples=60, deadline=None)
+@given(resources, st.randoms(use_true_random=False))
+def test_canonical_line_is_stable_under_attr_order(resource: Resource, random: Any) -> None:
+    items = list(resource.attrs.items())
+    random.shuffle(items)
+    shuffled = Resource(
+        resource.id,
+        resource.version,
+        resource.type,
+        resource.hash,
+        resource.size,
+        resource.uri,
+        dict(items),
+    )
+    assert shuffled.canonical_line() == resource.canonical_line()
+    assert b"\n" not in resource.canonical_line()
