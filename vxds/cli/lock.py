@@ -72,12 +72,12 @@ def _lock_one(resolver: Any, entry: Any, config: Any, *, check: bool, dry_run: b
     return report
 
 
-def _print_report(report: dict[str, Any]) -> None:
+def _print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
     name = f"{report['name']}@{report['version']}"
     detail = _summary(report["splits"])
     if "changes" in report:
         detail += f"  ({report['changes']})"
-    click.echo(f"{state(report['status'])}  {name}: {detail}")
+    echo(f"{state(report['status'])}  {name}: {detail}")
 
 
 def _lock_file(
@@ -218,7 +218,7 @@ def command(
                     error(exc)
             reports.append(report)
             if fmt == "text" and not quiet and report["status"] != "error":
-                _print_report(report)
+                _print_report(report, progress.echo)
     if fmt == "json":
         print_json({"datasets": reports})
     if failed:

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from vxds.errors import VxdsError
-from vxds.progress import NO_PROGRESS, Progress, Task
+from vxds.progress import NO_PROGRESS, Task
 
 STATE_COLOURS = {
     "fresh": "green",
@@ -96,10 +96,29 @@ class RichProgress:
     def task(self, label: str, total: int | None = None) -> Task:
         return _RichTask(self._progress, self._progress.add_task(label, total=total))
 
+    def echo(self, text: str) -> None:
+        """Print a line above the bars, so both stay readable on one terminal."""
+        if not sys.stdout.isatty():
+            click.echo(text)
+            return
+        from rich.text import Text
+
+        self._progress.console.print(Text.from_ansi(text))
+
+
+class _Quiet:
+    """The ``Progress`` used when no bar is drawn."""
+
+    def task(self, label: str, total: int | None = None) -> Task:
+        return NO_PROGRESS.task(label, total)
+
+    def echo(self, text: str) -> None:
+        click.echo(text)
+
 
 class _NoBar:
-    def __enter__(self) -> Progress:
-        return NO_PROGRESS
+    def __enter__(self) -> _Quiet:
+        return _Quiet()
 
     def __exit__(self, *exc: object) -> None:
         pass
