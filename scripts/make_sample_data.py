@@ -145,8 +145,7 @@ SCANNERS = {
 def _ses(*specs: tuple[str, bool]) -> tuple[Session, ...]:
     """Sessions ses-01, ses-02, ... from (scanner, has_mask) pairs."""
     return tuple(
-        Session(f"{index:02d}", scanner, has_mask)
-        for index, (scanner, has_mask) in enumerate(specs, start=1)
+        Session(f"{index:02d}", scanner, has_mask) for index, (scanner, has_mask) in enumerate(specs, start=1)
     )
 
 
@@ -425,8 +424,7 @@ def _dicom_series(
     header = _dicom_header(key, subject, SCANNERS[session.scanner])
     folder = f"{trial.name}/sourcedata/sub-{subject.label}/ses-{session.label}/dicom/{modality}"
     return {
-        f"{folder}/IM{k + 1:04d}.dcm": _dicom_bytes(_dicom_slice(header, image, k))
-        for k in range(SHAPE[2])
+        f"{folder}/IM{k + 1:04d}.dcm": _dicom_bytes(_dicom_slice(header, image, k)) for k in range(SHAPE[2])
     }
 
 
@@ -456,9 +454,7 @@ def _dataset_description(trial: Trial) -> dict[str, Any]:
         "DatasetType": "raw",
         "License": "CC0",
         "Authors": AUTHORS,
-        "GeneratedBy": [
-            {"Name": "vxds-make-sample-data", "Description": "scripts/make_sample_data.py"}
-        ],
+        "GeneratedBy": [{"Name": "vxds-make-sample-data", "Description": "scripts/make_sample_data.py"}],
     }
 
 
@@ -500,8 +496,7 @@ def _participants_json(trial: Trial) -> dict[str, Any]:
         },
         "site": {"Description": "Acquisition site", "Levels": dict(trial.sites)},
         "edss": {
-            "Description": "Expanded Disability Status Scale score at baseline "
-            "(0.0 to 10.0 in steps of 0.5)",
+            "Description": "Expanded Disability Status Scale score at baseline (0.0 to 10.0 in steps of 0.5)",
         },
     }
 
@@ -557,9 +552,7 @@ def _trial_files(trial: Trial) -> Files:
         f"{trial.name}/README": trial.readme.encode(),
         f"{trial.name}/participants.tsv": _participants_tsv(trial),
         f"{trial.name}/participants.json": _json(_participants_json(trial)),
-        f"{trial.name}/derivatives/lesions/dataset_description.json": _json(
-            _derivative_description(trial)
-        ),
+        f"{trial.name}/derivatives/lesions/dataset_description.json": _json(_derivative_description(trial)),
     }
     sidecars: dict[str, dict[str, Any]] = {}
     for subject in trial.subjects:
