@@ -29,6 +29,8 @@ PREFIX = "blake3:"
 # Files at least this large are hashed through mmap with blake3's own threads; smaller
 # ones are read whole, which is faster than setting up a mapping.
 MMAP_THRESHOLD = 1 << 20
+# Files smaller than this are not worth a thread: see ``hash_files``.
+SMALL_FILE = 64 << 10
 
 
 def digest_bytes(data: bytes) -> str:
@@ -71,8 +73,8 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
 
 
 def default_jobs() -> int:
-    """Threads for hashing many files: blake3 releases the GIL, so use every core."""
-    return max(4, min(32, (os.cpu_count() or 1) * 4))
+    """Threads for hashing files that are not small: blake3 and file reads release the GIL."""
+    return max(2, min(16, os.cpu_count() or 1))
 
 
 def hash_files(
@@ -81,22 +83,35 @@ def hash_files(
     jobs: int | None = None,
     on_done: Callable[[int], None] | None = None,
 ) -> Iterator[str]:
-    """Digests of ``(path, size)`` pairs, in input order, hashed on a thread pool."""
+    """Digests of ``(path, size)`` pairs, in input order.
+
+    Files of ``SMALL_FILE`` bytes or more are hashed in parallel on a thread pool (reads
+    and blake3 release the GIL); smaller files are hashed on the calling thread, where
+    per-file overhead is Python's and threads would only fight over the GIL.
+    """
     items = list(paths)
-    if not items:
-        return iter(())
-    workers = min(jobs or default_jobs(), len(items))
+    digests: list[str | None] = [None] * len(items)
+    large = [i for i, (_, size) in enumerate(items) if size >= SMALL_FILE]
+    workers = min(jobs or default_jobs(), len(large))
 
-    def one(item: tuple[str, int]) -> str:
-        digest = hash_file(item[0], item[1])
+    def one(index: int) -> None:
+        path, size = items[index]
+        digests[index] = hash_file(path, size)
         if on_done is not None:
-            on_done(item[1])
-        return digest
+            on_done(size)
 
-    if workers <= 1:
-        return iter([one(item) for item in items])
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return iter(list(pool.map(one, items, chunksize=64)))
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        pending = [pool.submit(one, i) for i in large] if pool else []
+        for index, (_, size) in enumerate(items):
+            if size < SMALL_FILE or pool is None:
+                one(index)
+        for future in pending:
+            future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    return iter(digests)  # type: ignore[arg-type]
 
 
 StatKey = tuple[int, int, int]  # size, mtime_ns, inode

@@ -25,7 +25,7 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import LockError
-from vxds.hashing import PREFIX, digest_json
+from vxds.hashing import PREFIX, digest_json, hash_file
 from vxds.resource import InvalidResource, Resource, normalize
 
 FORMAT = 1
@@ -39,33 +39,39 @@ def split_file(split: str) -> str:
     return f"resources.{split}.jsonl"
 
 
-def join_lines(lines: Sequence[bytes]) -> list[bytes]:
-    """Lines joined into ``\\n``-terminated chunks, for hashing and writing in few calls."""
-    return [
-        b"".join(line + b"\n" for line in lines[i : i + CHUNK_LINES])
-        for i in range(0, len(lines), CHUNK_LINES)
-    ]
-
-
 def digest_chunks(chunks: Sequence[bytes]) -> str:
+    """Digest of the concatenated chunks, hashed a block of chunks at a time."""
     hasher = blake3()
-    for chunk in chunks:
-        hasher.update(chunk)
+    for i in range(0, len(chunks), CHUNK_LINES):
+        hasher.update(b"".join(chunks[i : i + CHUNK_LINES]))
     return PREFIX + hasher.hexdigest()
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split's content: its file's bytes in chunks, with count and digest."""
+    """One split's content: its file's bytes in chunks, with count and digest.
 
-    chunks: list[bytes]
+    A chunk is one newline-terminated line (a lock being built) or a run of them (a lock
+    read from disk); the file is their concatenation. Splits compare by count and digest.
+    """
+
+    chunks: list[bytes] = field(compare=False, repr=False)
     count: int
     digest: str
 
     @classmethod
     def from_lines(cls, lines: Sequence[bytes]) -> Split:
-        chunks = join_lines(lines)
-        return cls(chunks, len(lines), digest_chunks(chunks))
+        """From sorted canonical lines without their newlines."""
+        return cls.from_terminated([line + b"\n" for line in lines])
+
+    @classmethod
+    def from_terminated(cls, lines: list[bytes]) -> Split:
+        """From sorted, newline-terminated lines, kept as they are.
+
+        Not joined: the lines are freed in sort order, not allocation order, so joining
+        them would hold a second copy of the content rather than replace the first.
+        """
+        return cls(lines, len(lines), digest_chunks(lines))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Split:
@@ -361,10 +367,10 @@ def same_on_disk(lock: Lock, directory: Path) -> bool:
         return False
     if names != {split_file(s) for s in lock.splits}:
         return False
-    return all(
-        Split.from_bytes((directory / split_file(s)).read_bytes()).digest == split.digest
-        for s, split in lock.splits.items()
-    )
+    try:
+        return all(hash_file(directory / split_file(s)) == split.digest for s, split in lock.splits.items())
+    except OSError:
+        return False
 
 
 def write_lock(lock: Lock, directory: Path) -> bool:

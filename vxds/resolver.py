@@ -7,7 +7,7 @@ canonical split files. It prints nothing; problems are ``RecipeError``s.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -32,6 +32,17 @@ def _listing(items: list[str]) -> str:
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
 
 
+def _group_getter(group_by: str) -> Callable[[dict[str, Any]], Any]:
+    head, _, rest = group_by.partition(".")
+    if head == "attrs" and rest and "." not in rest:
+        return lambda record: record["attrs"].get(rest)  # the common case, made cheap
+    return lambda record: lookup(record, group_by)
+
+
+def _shown_key(key: Any) -> str:
+    return (canonical_json(key) if isinstance(key, str) else key).decode()
+
+
 @dataclass
 class _Checker:
     """Collects the ways a recipe's output breaks the rules, to report them all at once."""
@@ -39,35 +50,44 @@ class _Checker:
     group_by: str | None
     allow_group_overlap: bool
     invalid: list[str] = field(default_factory=list)
-    split_of: dict[str, str] = field(default_factory=dict)
-    in_two: dict[str, set[str]] = field(default_factory=dict)
-    groups: dict[str, dict[str, str]] = field(default_factory=dict)  # JSON key -> split -> an id
+    ids: dict[str, list[str]] = field(default_factory=dict)  # split -> sorted ids
+    groups: dict[str, dict[Any, str]] = field(default_factory=dict)  # split -> group key -> an id
     duplicates: dict[str, list[str]] = field(default_factory=dict)
 
-    def item(self, split: str, index: int, item: object) -> tuple[str, bytes] | None:
-        try:
-            record = normalize(item)
-            line = canonical_line(record)
-        except InvalidResource as exc:
-            self.invalid.append(f"split {split!r}, item {index}: {exc}")
-            return None
-        rid: str = record["id"]
-        first = self.split_of.setdefault(rid, split)
-        if first != split:
-            self.in_two.setdefault(rid, {first}).add(split)
-        if self.group_by is not None and not self.allow_group_overlap:
-            key = lookup(record, self.group_by)
-            if key is not None:
-                # Canonical JSON as the key, so that True and 1 (equal in Python) stay apart.
-                self.groups.setdefault(canonical_json(key).decode(), {}).setdefault(split, rid)
-        return rid, line
-
-    def sorted_lines(self, split: str, pairs: list[tuple[str, bytes]]) -> list[bytes]:
-        pairs.sort(key=lambda pair: pair[0])
-        repeated = [a[0] for a, b in pairwise(pairs) if a[0] == b[0]]
+    def split(self, split: str, items: Iterable[object]) -> Split:
+        """Validate one split's items; return them as a split of sorted canonical lines."""
+        # Ids and lines in two parallel lists, sorted through an index: lighter than tuples.
+        ids: list[str] = []
+        lines: list[bytes] = []
+        add_id, add_line = ids.append, lines.append
+        check_groups = self.group_by is not None and not self.allow_group_overlap
+        group_of = _group_getter(self.group_by) if self.group_by is not None else None
+        groups = self.groups.setdefault(split, {})
+        for index, item in enumerate(items):
+            try:
+                record = normalize(item)
+                # A copy with the newline: orjson's own result keeps a ~4 KiB buffer alive.
+                line = canonical_line(record) + b"\n"
+            except InvalidResource as exc:
+                self.invalid.append(f"split {split!r}, item {index}: {exc}")
+                continue
+            rid = record["id"]
+            add_id(rid)
+            add_line(line)
+            if check_groups and group_of is not None:
+                key = group_of(record)
+                if key is not None:
+                    # Strings as they are, other values as canonical JSON bytes, so that
+                    # True and 1 (equal in Python) stay different groups.
+                    groups.setdefault(key if type(key) is str else canonical_json(key), rid)
+        order = sorted(range(len(ids)), key=ids.__getitem__)
+        ids = self.ids[split] = [ids[i] for i in order]
+        repeated = [a for a, b in pairwise(ids) if a == b]
         if repeated:
             self.duplicates[split] = sorted(set(repeated))
-        return [line for _, line in pairs]
+        lines = [lines[i] for i in order]
+        del order
+        return Split.from_terminated(lines)
 
     def problems(self) -> list[str]:
         out = list(self.invalid[:MAX_LISTED])
@@ -75,17 +95,32 @@ class _Checker:
             out.append(f"... and {len(self.invalid) - MAX_LISTED} more invalid items")
         for split, ids in sorted(self.duplicates.items()):
             out.append(f"split {split!r} lists these ids more than once: {_listing(ids)}")
-        if self.in_two:
-            ids = [f"{rid} ({', '.join(sorted(s))})" for rid, s in sorted(self.in_two.items())]
-            out.append(f"ids in more than one split: {_listing(ids)}")
-        leaks = [
-            f"{key} ({', '.join(f'{s}: {rid}' for s, rid in sorted(splits.items()))})"
-            for key, splits in sorted(self.groups.items())
-            if len(splits) > 1
-        ]
+        in_two = _shared(self.ids)
+        if in_two:
+            listed = [f"{rid} ({', '.join(sorted(s))})" for rid, s in sorted(in_two.items())]
+            out.append(f"ids in more than one split: {_listing(listed)}")
+        leaks = _shared(self.groups)
         if leaks:
-            out.append(f"group_by {self.group_by}: groups in more than one split: {_listing(leaks)}")
+            listed = [
+                f"{_shown_key(key)} ({', '.join(f'{s}: {self.groups[s][key]}' for s in sorted(splits))})"
+                for key, splits in sorted(leaks.items(), key=lambda kv: _shown_key(kv[0]))
+            ]
+            out.append(f"group_by {self.group_by}: groups in more than one split: {_listing(listed)}")
         return out
+
+
+def _shared(by_split: Mapping[str, Collection[Any]]) -> dict[Any, set[str]]:
+    """Values found in more than one split, with the splits they are in."""
+    shared: dict[Any, set[str]] = {}
+    names = sorted(by_split)
+    for n, first in enumerate(names):
+        for second in names[n + 1 :]:
+            small, large = sorted((by_split[first], by_split[second]), key=len)
+            lookup_set = set(small)  # only the smaller side is held as a set
+            for value in large:
+                if value in lookup_set:
+                    shared.setdefault(value, set()).update((first, second))
+    return shared
 
 
 def _items(split: str, value: object, label: str) -> Iterable[object]:
@@ -114,23 +149,18 @@ def build_splits(
     if bad:
         raise RecipeError(f"{label}: split names must be letters, digits, '_' or '-': {', '.join(bad)}")
     checker = _Checker(group_by, allow_group_overlap)
-    pairs: dict[str, list[tuple[str, bytes]]] = {}
+    splits: dict[str, Split] = {}
     task = progress.task("normalising resources")
     try:
         for split, value in output.items():
-            found = pairs[split] = []
-            for index, item in enumerate(_items(split, value, label)):
-                pair = checker.item(split, index, item)
-                if pair is not None:
-                    found.append(pair)
-            task.advance(len(found))
+            splits[split] = checker.split(split, _items(split, value, label))
+            task.advance(splits[split].count)
     finally:
         task.close()
-    lines = {split: checker.sorted_lines(split, found) for split, found in pairs.items()}
     problems = checker.problems()
     if problems:
         raise RecipeError(f"{label}: the recipe's output was refused:\n  " + "\n  ".join(problems))
-    return {split: Split.from_lines(found) for split, found in sorted(lines.items())}
+    return dict(sorted(splits.items()))
 
 
 @dataclass

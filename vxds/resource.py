@@ -106,25 +106,19 @@ def _check_version(value: object) -> int | str:
     return value
 
 
-def _check_optional(name: str, value: object, ok: bool, expected: str) -> None:
-    if value is not None and not ok:
-        raise InvalidResource(f"'{name}' must be {expected}, got {value!r}")
-
-
 def normalize(item: object) -> dict[str, Any]:
     """Validate a recipe's item (a ``Resource`` or a mapping) and return its record.
 
     The record has every field; a mapping may omit all but ``id`` and ``version``.
     Raises ``InvalidResource`` naming the field at fault.
     """
-    if isinstance(item, Resource):
+    if type(item) is not dict and isinstance(item, Resource):
         record = item.to_record()
-    elif isinstance(item, Mapping):
-        unknown = [key for key in item if key not in _FIELD_SET]
-        if unknown:
+    elif type(item) is dict or isinstance(item, Mapping):
+        if not _FIELD_SET.issuperset(item):
+            unknown = sorted(str(key) for key in item if key not in _FIELD_SET)
             raise InvalidResource(
-                f"unknown field(s) {', '.join(map(repr, sorted(map(str, unknown))))};"
-                " metadata goes under 'attrs'"
+                f"unknown field(s) {', '.join(map(repr, unknown))}; metadata goes under 'attrs'"
             )
         if "id" not in item:
             raise InvalidResource("missing 'id'")
@@ -143,33 +137,87 @@ def normalize(item: object) -> dict[str, Any]:
     else:
         raise InvalidResource(f"expected a vxds.Resource or a dict, got {type(item).__name__}: {item!r:.80}")
     validate_record(record)
+    if type(record["attrs"]) is not dict:
+        record["attrs"] = dict(record["attrs"])
     return record
+
+
+# Fast paths: locking a million resources validates a million records, so the common case
+# is accepted by cheap string tests; anything unusual goes through the exact rules above.
+_HEX = "0123456789abcdefABCDEF"
+_seen_types: set[str] = set()
+_seen_algorithms: set[str] = set()
+
+
+def _plain_id(value: object) -> bool:
+    """True for ordinary ids; False sends the id through ``check_id``."""
+    return (
+        type(value) is str
+        and value.isprintable()
+        and value[:1] not in ("", "/", ".")
+        and value[-1] != "/"
+        and value[1:2] != ":"
+        and "\\" not in value
+        and "//" not in value
+        and "/." not in value
+    )
+
+
+def _plain_hash(value: object) -> bool:
+    if type(value) is not str:
+        return False
+    algorithm, sep, hexpart = value.partition(":")
+    return bool(sep and hexpart) and algorithm in _seen_algorithms and not hexpart.strip(_HEX)
+
+
+def _check_hash(value: object) -> None:
+    if not (isinstance(value, str) and _HASH_RE.match(value)):
+        raise InvalidResource(f"'hash' must be '<algorithm>:<hex>', got {value!r}")
+    _seen_algorithms.add(value.partition(":")[0])
+
+
+def _check_type(value: object) -> None:
+    if not (isinstance(value, str) and _TYPE_RE.match(value)):
+        raise InvalidResource(f"'type' must be a name such as 'Volume', got {value!r}")
+    if len(_seen_types) < 1000:
+        _seen_types.add(value)
+
+
+def _string_keys(attrs: object) -> bool:
+    if not isinstance(attrs, Mapping):
+        return False
+    try:
+        "".join(attrs)  # a C-speed test that every key is a string
+    except TypeError:
+        return False
+    return True
 
 
 def validate_record(record: Mapping[str, Any]) -> None:
     """Raise ``InvalidResource`` if a full record breaks a rule."""
-    check_id(record["id"])
-    _check_version(record["version"])
+    rid = record["id"]
+    if not _plain_id(rid):
+        check_id(rid)
+    version = record["version"]
+    if not ((type(version) is str and version) or type(version) is int):
+        _check_version(version)
     rtype = record["type"]
-    if not isinstance(rtype, str) or not _TYPE_RE.match(rtype):
-        raise InvalidResource(f"'type' must be a name such as 'Volume', got {rtype!r}")
+    if type(rtype) is not str or rtype not in _seen_types:
+        _check_type(rtype)
     digest = record["hash"]
-    _check_optional(
-        "hash", digest, isinstance(digest, str) and bool(_HASH_RE.match(digest)), "'<algorithm>:<hex>'"
-    )
+    if digest is not None and not _plain_hash(digest):
+        _check_hash(digest)
     size = record["size"]
-    _check_optional(
-        "size",
-        size,
-        isinstance(size, int) and not isinstance(size, bool) and size >= 0,
-        "a non-negative integer",
-    )
+    if size is not None and not (type(size) is int and size >= 0):
+        raise InvalidResource(f"'size' must be a non-negative integer, got {size!r}")
     uri = record["uri"]
-    _check_optional("uri", uri, isinstance(uri, str), "a string")
-    if isinstance(uri, str) and _CREDENTIALS_RE.match(uri):
-        raise InvalidResource(f"'uri' of {record['id']!r} must not carry credentials")
+    if uri is not None:
+        if type(uri) is not str:
+            raise InvalidResource(f"'uri' must be a string, got {uri!r}")
+        if "@" in uri and _CREDENTIALS_RE.match(uri):
+            raise InvalidResource(f"'uri' of {rid!r} must not carry credentials")
     attrs = record["attrs"]
-    if not isinstance(attrs, Mapping) or not all(isinstance(k, str) for k in attrs):
+    if not _string_keys(attrs):
         raise InvalidResource(f"'attrs' must be a mapping with string keys, got {attrs!r:.80}")
 
 

@@ -29,6 +29,8 @@ def _summary(counts: dict[str, int]) -> str:
 
 
 def _change_words(old: Lock | None, new: Lock) -> str:
+    if old is None:
+        return f"+{sum(split.count for split in new.splits.values())} -0 ~0"
     from vxds.diff import diff_locks
 
     counts = diff_locks(old, new).counts()
