@@ -72,18 +72,28 @@ def _entity_value(key: str, value: str) -> Any:
     return int(value) if key in INTEGER_ENTITIES and value.isdigit() else value
 
 
-def path_attrs(relpath: str) -> dict[str, Any]:
-    """Entities of a path: folder labels, the datatype folder, then the file name."""
-    parts = relpath.split("/")
+def folder_attrs(folder: str) -> dict[str, Any]:
+    """Entities a folder path gives its files: subject and session labels, the datatype."""
+    parts = folder.split("/") if folder else []
     attrs: dict[str, Any] = {}
-    for folder in parts[:-1]:
-        if folder.startswith("sub-") and len(folder) > 4:
-            attrs["subject"] = folder[4:]
-        elif folder.startswith("ses-") and len(folder) > 4:
-            attrs["session"] = folder[4:]
-    if len(parts) > 1 and parts[-2] in DATATYPES:
-        attrs["datatype"] = parts[-2]
-    name = split_name(parts[-1])
+    for part in parts:
+        if part.startswith("sub-") and len(part) > 4:
+            attrs["subject"] = part[4:]
+        elif part.startswith("ses-") and len(part) > 4:
+            attrs["session"] = part[4:]
+    if parts and parts[-1] in DATATYPES:
+        attrs["datatype"] = parts[-1]
+    return attrs
+
+
+def path_attrs(relpath: str, name: Name | None = None) -> dict[str, Any]:
+    """Entities of a path: folder labels, the datatype folder, then the file name."""
+    folder, _, filename = relpath.rpartition("/")
+    return name_attrs(folder_attrs(folder), name or split_name(filename))
+
+
+def name_attrs(attrs: dict[str, Any], name: Name) -> dict[str, Any]:
+    """``attrs`` (modified) with a file name's entities, suffix and extension."""
     attrs.update(name.entities)
     if name.suffix:
         attrs["suffix"] = name.suffix
@@ -92,8 +102,8 @@ def path_attrs(relpath: str) -> dict[str, Any]:
     return attrs
 
 
-def resource_type(relpath: str) -> str:
-    name = split_name(relpath.rsplit("/", 1)[-1])
+def resource_type(relpath: str, name: Name | None = None) -> str:
+    name = name or split_name(relpath.rsplit("/", 1)[-1])
     if name.extension.lower() in VOLUME_EXTENSIONS:
         return "Mask" if name.suffix in MASK_SUFFIXES else "Volume"
     if name.extension.lower() in TABLE_EXTENSIONS:

@@ -60,7 +60,7 @@ def walk(root: Path) -> tuple[list[_File], dict[str, list[_File]]]:
     while stack:
         rel, path = stack.pop()
         try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name)
+            entries = list(os.scandir(path))  # unsorted: resources are sorted by id later
         except OSError as exc:
             raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
         here: list[os.DirEntry[str]] = []
@@ -145,8 +145,10 @@ class FolderSource(IndexedSource):
 
     def _file_resources(self, f: _File, sidecars: _Sidecars) -> Iterator[Resource]:
         digest = self._digests[f.rel]
-        kind = bids.resource_type(f.rel)
-        attrs = sidecars.attrs_for(f.rel)
+        folder, _, filename = f.rel.rpartition("/")
+        name = bids.split_name(filename)
+        kind = bids.resource_type(f.rel, name)
+        attrs = sidecars.attrs_for(folder, name)
         if kind == "Table":
             table = self._read_table(f)
             attrs = {**attrs, "columns": table.columns, "rows": len(table.rows)}
@@ -225,6 +227,8 @@ class _Sidecars:
         self.by_dir: dict[str, list[tuple[bids.Name, str]]] = {}
         self.dataset_roots: set[str] = set()
         self._loaded: dict[str, dict[str, Any]] = {}
+        self._folder_cache: dict[str, dict[str, Any]] = {}
+        self._candidate_cache: dict[str, list[tuple[bids.Name, str]]] = {}
         for f in files:
             folder, _, name = f.rel.rpartition("/")
             if name == "dataset_description.json":
@@ -232,21 +236,34 @@ class _Sidecars:
             elif name.endswith(".json"):
                 self.by_dir.setdefault(folder, []).append((bids.split_name(name), f.rel))
 
-    def attrs_for(self, rel: str) -> dict[str, Any]:
-        attrs = bids.path_attrs(rel)
-        name = bids.split_name(rel.rsplit("/", 1)[-1])
+    def attrs_for(self, folder: str, name: bids.Name) -> dict[str, Any]:
+        """A file's attrs: entities from its path, merged over the sidecars that apply."""
+        attrs = bids.name_attrs(self._folder_attrs(folder), name)
         if name.suffix is None or name.extension == ".json":
             return attrs
-        layers: list[dict[str, Any]] = []
-        for folder in self._ancestors(rel):
-            found = [(n, r) for n, r in self.by_dir.get(folder, ()) if bids.sidecar_applies(n, name)]
-            found.sort(key=lambda item: (len(item[0].entities), item[1]))
-            layers.extend(self._load(r) for _, r in found)
-        return {**bids.merge_sidecars(layers), **attrs}
+        layers = [self._load(r) for n, r in self._candidates(folder) if bids.sidecar_applies(n, name)]
+        return {**bids.merge_sidecars(layers), **attrs} if layers else attrs
 
-    def _ancestors(self, rel: str) -> list[str]:
-        """Folders from the file's BIDS dataset root (or the source root) down to its own."""
-        parts = rel.split("/")[:-1]
+    def _folder_attrs(self, folder: str) -> dict[str, Any]:
+        found = self._folder_cache.get(folder)
+        if found is None:
+            found = self._folder_cache[folder] = bids.folder_attrs(folder)
+        return dict(found)
+
+    def _candidates(self, folder: str) -> list[tuple[bids.Name, str]]:
+        """Sidecars that may apply to files in ``folder``, least specific first (cached)."""
+        found = self._candidate_cache.get(folder)
+        if found is None:
+            found = []
+            for level in self._ancestors(folder):
+                here = sorted(self.by_dir.get(level, ()), key=lambda item: (len(item[0].entities), item[1]))
+                found.extend(here)
+            self._candidate_cache[folder] = found
+        return found
+
+    def _ancestors(self, folder: str) -> list[str]:
+        """Folders from the BIDS dataset root (or the source root) down to ``folder``."""
+        parts = folder.split("/") if folder else []
         chain = ["/".join(parts[:i]) for i in range(len(parts) + 1)]
         for index in range(len(chain) - 1, -1, -1):
             if chain[index] in self.dataset_roots:
