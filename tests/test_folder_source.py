@@ -165,8 +165,16 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
+def _age(tree: Path, seconds: int = 3600) -> None:
+    """Date every file back, so the caches trust them (files changed just now are racy)."""
+    for path in tree.rglob("*"):
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
+
+
 def test_stat_cache_avoids_rehashing(tree: Path, tmp_path: Path, hash_calls: list[str]) -> None:
     cache = tmp_path / "cache"
+    _age(tree)
     first = list(_source(tree, cache).resources())
     assert len(hash_calls) == 12  # every visible file, DICOM members included
     assert (cache / "hashes.json").is_file()
@@ -176,11 +184,33 @@ def test_stat_cache_avoids_rehashing(tree: Path, tmp_path: Path, hash_calls: lis
     assert second == first
     target = tree / "notes.txt"
     target.write_text("free texT")
-    stat = target.stat()
-    os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     third = _by_id(_source(tree, cache))
     assert hash_calls == [str(target)]
     assert third["notes.txt"].hash == digest_bytes(b"free texT")
+
+
+def test_files_changed_just_now_are_not_cached(tree: Path, tmp_path: Path, hash_calls: list[str]) -> None:
+    """Same size, same timestamp tick: only re-hashing can see such a change."""
+    cache = tmp_path / "cache"
+    _source(tree, cache).resources()
+    hash_calls.clear()
+    _source(tree, cache).resources()
+    assert len(hash_calls) == 12
+
+
+def test_index_cache_rebuilds_after_a_change(tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    _age(tree)
+    first = _by_id(_source(tree, cache))
+    assert list((cache / "folders").glob("*/index-*.json"))
+    assert _by_id(_source(tree, cache)) == first
+    (tree / "participants.tsv").write_text("participant_id\tage\nsub-01\t31\n")
+    (tree / "sub-02").mkdir()
+    (tree / "sub-02" / "extra.txt").write_text("new")
+    changed = _by_id(_source(tree, cache))
+    assert changed["participants.tsv#sub-01"].attrs["age"] == 31
+    assert "sub-02/extra.txt" in changed
+    assert len(list((cache / "folders").glob("*/index-*.json"))) == 1
 
 
 def test_no_cache_dir_hashes_every_time(tree: Path, hash_calls: list[str]) -> None:

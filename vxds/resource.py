@@ -41,6 +41,10 @@ class Resource:
     size: int | None = None
     uri: str | None = None
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    # Set by a source for a resource whose record passed ``validate_record``; a copy made
+    # with ``dataclasses.replace`` starts unchecked again. Only ``attrs`` could change after
+    # the check, and serialising the line re-checks what matters there (string keys).
+    _checked: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __hash__(self) -> int:  # attrs is a dict, so hash by identity and content digest
         return hash((self.id, self.version, self.hash))
@@ -112,6 +116,8 @@ def normalize(item: object) -> dict[str, Any]:
     The record has every field; a mapping may omit all but ``id`` and ``version``.
     Raises ``InvalidResource`` naming the field at fault.
     """
+    if type(item) is Resource and item._checked:
+        return item.to_record()
     if type(item) is not dict and isinstance(item, Resource):
         record = item.to_record()
     elif type(item) is dict or isinstance(item, Mapping):
@@ -227,6 +233,16 @@ def canonical_line(record: Mapping[str, Any]) -> bytes:
         return canonical_json(record)
     except TypeError as exc:
         raise InvalidResource(f"resource {record.get('id')!r} is not JSON-serialisable: {exc}") from None
+
+
+def checked(resource: Resource) -> Resource:
+    """``resource``, marked as valid when its record passes ``validate_record``."""
+    try:
+        validate_record(resource.to_record())
+    except InvalidResource:
+        return resource
+    object.__setattr__(resource, "_checked", True)
+    return resource
 
 
 def lookup(record: Mapping[str, Any], path: str) -> Any:

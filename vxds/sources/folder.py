@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import orjson
 
 from vxds.errors import SourceError
 from vxds.hashing import HashCache, canonical_json, digest_bytes, digest_json, hash_files
-from vxds.resource import Resource
+from vxds.resource import Resource, checked
 from vxds.sources import bids
 from vxds.sources.base import IndexedSource, SourceContext
+from vxds.sources.folder_cache import DirCache, IndexCache, Listing, cache_folder, racy_after
 
 
-@dataclass(frozen=True)
-class _File:
+class _File(NamedTuple):
     rel: str
     path: str
     size: int
@@ -48,42 +47,65 @@ def folder_path(url: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def _is_series(files: list[os.DirEntry[str]], has_subdirs: bool) -> bool:
-    return bool(files) and not has_subdirs and all(f.name.lower().endswith(".dcm") for f in files)
+def _is_series(names: list[str], subdirs: list[str]) -> bool:
+    return bool(names) and not subdirs and all(name.lower().endswith(".dcm") for name in names)
 
 
-def walk(root: Path) -> tuple[list[_File], dict[str, list[_File]]]:
-    """Files of the tree, and DICOM series folders (rel path -> their files)."""
+def _listing(rel: str, path: str, dirs: DirCache | None, racy: int) -> Listing:
+    """A folder's visible file and folder names, from the cache when it is unchanged."""
+    st = os.stat(path)
+    key = (st.st_mtime_ns, st.st_ino)
+    cached = dirs.get(rel, key) if dirs is not None else None
+    if cached is not None:
+        return cached
+    names: list[str] = []
+    subdirs: list[str] = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if not entry.name.startswith("."):
+                (subdirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
+    if dirs is not None:
+        dirs.put(rel, key, (names, subdirs), racy)
+    return names, subdirs
+
+
+def walk(root: Path, dirs: DirCache | None = None) -> tuple[list[_File], dict[str, list[_File]]]:
+    """Files of the tree, and DICOM series folders (rel path -> their files).
+
+    Hidden entries are skipped and symlinked folders are not entered; a symlinked file
+    counts as the file it points to.
+    """
     files: list[_File] = []
     series: dict[str, list[_File]] = {}
+    racy = racy_after()
     stack = [("", str(root))]
     while stack:
         rel, path = stack.pop()
         try:
-            entries = list(os.scandir(path))  # unsorted: resources are sorted by id later
+            names, subdirs = _listing(rel, path, dirs, racy)
         except OSError as exc:
             raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
-        here: list[os.DirEntry[str]] = []
-        subdirs = False
-        for entry in entries:
-            if entry.name.startswith("."):
+        stack.extend((f"{rel}{name}/", f"{path}/{name}") for name in subdirs)
+        found = []
+        for name in names:
+            full = f"{path}/{name}"
+            try:
+                st = os.stat(full)
+            except OSError:  # a broken link, or removed since listing
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                subdirs = True
-                stack.append((f"{rel}{entry.name}/", entry.path))
-            elif entry.is_file():
-                here.append(entry)
-        found = [_stat(rel + e.name, e) for e in here]
-        if rel and _is_series(here, subdirs):
+            if stat.S_ISREG(st.st_mode):
+                found.append(_File(rel + name, full, st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)))
+        if rel and _is_series(names, subdirs):
             series[rel.rstrip("/")] = found
         else:
             files.extend(found)
     return files, series
 
 
-def _stat(rel: str, entry: os.DirEntry[str]) -> _File:
-    st = entry.stat()
-    return _File(rel, entry.path, st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino))
+def _listing_digest(files: list[_File]) -> str:
+    """Digest of every path with its size, modification time and inode."""
+    lines = sorted(f"{f.rel}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in files)
+    return digest_bytes("".join(lines).encode("utf-8"))
 
 
 class FolderSource(IndexedSource):
@@ -96,6 +118,7 @@ class FolderSource(IndexedSource):
             raise SourceError(f"source {url!r}: folder {self.root} does not exist")
         self._digests: dict[str, str] = {}
         self._rows: dict[str, bytes] = {}
+        self._snapshot = ""
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -117,9 +140,11 @@ class FolderSource(IndexedSource):
                     jobs=self.context.jobs,
                     on_done=lambda _size: task.advance(),
                 )
+                racy = racy_after()
                 for f, digest in zip(todo, fresh, strict=True):
                     digests[f.rel] = digest
-                    cache.put(f.path, f.key, digest)
+                    if f.key[1] < racy:  # a file changed just now might change again unseen
+                        cache.put(f.path, f.key, digest)
             except OSError as exc:
                 raise SourceError(
                     f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}"
@@ -132,9 +157,27 @@ class FolderSource(IndexedSource):
     # --- scanning ----------------------------------------------------------------------
 
     def _scan(self) -> list[Resource]:
-        files, series = walk(self.root)
+        folder = cache_folder(self.context.cache_dir, self.root)
+        dirs = DirCache(folder)
+        files, series = walk(self.root, dirs)
+        dirs.save()
         every = files + [f for members in series.values() for f in members]
+        index = IndexCache(folder)
+        listing = _listing_digest(every)
+        cached = index.load(listing)
+        if cached is not None:
+            self._snapshot = cached.snapshot
+            self._rows = cached.rows
+            return cached.resources
         self._digests = self._hash_all(every)
+        lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
+        self._snapshot = digest_bytes(lines.encode("utf-8"))
+        found = [checked(resource) for resource in self._build(files, series)]
+        if all(f.key[1] < racy_after() for f in every):  # racy files could change unseen
+            index.save(listing, self._snapshot, found, self._rows)
+        return found
+
+    def _build(self, files: list[_File], series: dict[str, list[_File]]) -> list[Resource]:
         sidecars = _Sidecars(self.root, files)
         out: list[Resource] = []
         for f in files:
@@ -194,12 +237,11 @@ class FolderSource(IndexedSource):
 
     # --- the protocol ------------------------------------------------------------------
 
-    @cached_property
+    @property
     def snapshot(self) -> str:
         """Digest of every file's path and digest: equal snapshots mean equal contents."""
         self.resources()
-        lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
-        return digest_bytes(lines.encode("utf-8"))
+        return self._snapshot
 
     def open(self, resource: Resource) -> BinaryIO:
         if resource.type == "ClinicalRecord":

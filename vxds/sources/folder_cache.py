@@ -1,0 +1,147 @@
+"""Local caches that let an unchanged folder be relisted without reading it again.
+
+* ``DirCache``: each folder's listing, keyed by the folder's (mtime, inode). A folder's
+  modification time changes whenever an entry is added, removed or renamed in it, so an
+  unchanged folder need not be listed again; its files are still stat'ed, since editing a
+  file does not touch its folder.
+* ``IndexCache``: the resources built from the whole tree (and the snapshot), keyed by the
+  digest of every path with its size, modification time and inode: the same test the
+  hash cache makes file by file, made once for the tree. Resources are a function of the
+  paths and bytes alone, so an unchanged listing means unchanged resources, and neither
+  the hash cache nor any file needs to be read.
+
+Both live under ``.vxds/`` and are optimisations only: a missing, stale or unreadable cache
+is rebuilt. Entries younger than ``RACY_NS`` are not trusted, as git does for its index: a
+file system with coarse timestamps could hide a change made within the same tick.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vxds.hashing import digest_bytes
+from vxds.resource import Resource
+
+RACY_NS = 2_000_000_000
+VERSION = 1
+
+
+def cache_folder(cache_dir: Path | None, root: Path) -> Path | None:
+    """Where the caches of the folder source at ``root`` live."""
+    if cache_dir is None:
+        return None
+    return cache_dir / "folders" / digest_bytes(str(root.resolve()).encode())[7:23]
+
+
+def racy_after() -> int:
+    """Timestamps after this (in ns) are too recent to trust."""
+    return time.time_ns() - RACY_NS
+
+
+def _write(path: Path, payload: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only a cache
+
+
+def _read(path: Path) -> Any:
+    try:
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
+Listing = tuple[list[str], list[str]]  # file names, folder names
+
+
+class DirCache:
+    def __init__(self, folder: Path | None) -> None:
+        self.path = folder / "dirs.json" if folder is not None else None
+        data = _read(self.path) if self.path is not None else None
+        dirs = data.get("dirs") if isinstance(data, dict) and data.get("version") == VERSION else None
+        self._old: dict[str, Any] = dirs if isinstance(dirs, dict) else {}
+        self._new: dict[str, Any] = {}
+        self._changed = False
+
+    def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
+        entry = self._old.get(rel)
+        try:
+            if entry is not None and entry[0] == key[0] and entry[1] == key[1]:
+                self._new[rel] = entry
+                return entry[2], entry[3]
+        except (TypeError, IndexError, KeyError):
+            pass
+        return None
+
+    def put(self, rel: str, key: tuple[int, int], listing: Listing, racy: int) -> None:
+        self._changed = True
+        if key[0] < racy:
+            self._new[rel] = [key[0], key[1], listing[0], listing[1]]
+
+    def save(self) -> None:
+        if self.path is not None and (self._changed or len(self._new) != len(self._old)):
+            _write(self.path, orjson.dumps({"version": VERSION, "dirs": self._new}))
+
+
+@dataclass(frozen=True)
+class Index:
+    snapshot: str
+    resources: list[Resource]
+    rows: dict[str, bytes]
+
+
+class IndexCache:
+    """The resources of the whole tree, keyed by the digest of its listing with stats."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    def _path(self, listing: str) -> Path | None:
+        return self.folder / f"index-{listing.partition(':')[2][:32]}.json" if self.folder else None
+
+    def load(self, listing: str) -> Index | None:
+        path = self._path(listing)
+        data = _read(path) if path is not None and path.exists() else None
+        if not (isinstance(data, dict) and data.get("version") == VERSION and data.get("listing") == listing):
+            return None
+        try:
+            resources = [_resource(row) for row in data["resources"]]
+            rows = {rid: body.encode() for rid, body in data["rows"].items()}
+            return Index(str(data["snapshot"]), resources, rows)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    def save(self, listing: str, snapshot: str, resources: list[Resource], rows: dict[str, bytes]) -> None:
+        path = self._path(listing)
+        if path is None:
+            return
+        payload = {
+            "version": VERSION,
+            "listing": listing,
+            "snapshot": snapshot,
+            "resources": [
+                [r.id, r.version, r.type, r.hash, r.size, r.uri, r.attrs, r._checked] for r in resources
+            ],
+            "rows": {rid: body.decode() for rid, body in rows.items()},
+        }
+        _write(path, orjson.dumps(payload))
+        for old in path.parent.glob("index-*.json"):
+            if old != path:
+                old.unlink(missing_ok=True)
+
+
+def _resource(row: list[Any]) -> Resource:
+    resource = Resource(*row[:7])
+    if row[7]:
+        object.__setattr__(resource, "_checked", True)  # it was checked when the index was built
+    return resource
