@@ -51,8 +51,9 @@ class Resource:
 
     def to_record(self) -> dict[str, Any]:
         """The resource as a plain dict with every field."""
+        attrs = self.attrs
         return {
-            "attrs": dict(self.attrs),
+            "attrs": attrs.copy() if type(attrs) is dict else dict(attrs),
             "hash": self.hash,
             "id": self.id,
             "size": self.size,
