@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -27,7 +26,7 @@ from vxds.hashing import HashCache, canonical_json, digest_bytes, digest_json, h
 from vxds.resource import Resource, checked
 from vxds.sources import bids
 from vxds.sources.base import IndexedSource, SourceContext
-from vxds.sources.folder_cache import DirCache, IndexCache, Listing, cache_folder, racy_after
+from vxds.sources.folder_cache import IndexCache, Listing, TreeCache, cache_folder, file_key, racy_after
 
 
 class _File(NamedTuple):
@@ -51,25 +50,23 @@ def _is_series(names: list[str], subdirs: list[str]) -> bool:
     return bool(names) and not subdirs and all(name.lower().endswith(".dcm") for name in names)
 
 
-def _listing(rel: str, path: str, dirs: DirCache | None, racy: int) -> Listing:
-    """A folder's visible file and folder names, from the cache when it is unchanged."""
+def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tuple[int, int]]:
+    """A folder's visible file and folder names (from the cache when it is unchanged)."""
     st = os.stat(path)
     key = (st.st_mtime_ns, st.st_ino)
-    cached = dirs.get(rel, key) if dirs is not None else None
+    cached = tree.get(rel, key) if tree is not None else None
     if cached is not None:
-        return cached
+        return cached, key
     names: list[str] = []
     subdirs: list[str] = []
     with os.scandir(path) as entries:
         for entry in entries:
             if not entry.name.startswith("."):
                 (subdirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
-    if dirs is not None:
-        dirs.put(rel, key, (names, subdirs), racy)
-    return names, subdirs
+    return (names, subdirs), key
 
 
-def walk(root: Path, dirs: DirCache | None = None) -> tuple[list[_File], dict[str, list[_File]]]:
+def walk(root: Path, tree: TreeCache | None = None) -> tuple[list[_File], dict[str, list[_File]]]:
     """Files of the tree, and DICOM series folders (rel path -> their files).
 
     Hidden entries are skipped and symlinked folders are not entered; a symlinked file
@@ -82,19 +79,17 @@ def walk(root: Path, dirs: DirCache | None = None) -> tuple[list[_File], dict[st
     while stack:
         rel, path = stack.pop()
         try:
-            names, subdirs = _listing(rel, path, dirs, racy)
+            (names, subdirs), dir_key = _listing(rel, path, tree)
         except OSError as exc:
             raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
         stack.extend((f"{rel}{name}/", f"{path}/{name}") for name in subdirs)
         found = []
-        for name in names:
-            full = f"{path}/{name}"
-            try:
-                st = os.stat(full)
-            except OSError:  # a broken link, or removed since listing
-                continue
-            if stat.S_ISREG(st.st_mode):
-                found.append(_File(rel + name, full, st.st_size, (st.st_size, st.st_mtime_ns, st.st_ino)))
+        keys = [file_key(f"{path}/{name}") for name in names]
+        for name, key in zip(names, keys, strict=True):
+            if key is not None:
+                found.append(_File(rel + name, f"{path}/{name}", key[0], (key[0], key[1], key[2])))
+        if tree is not None:
+            tree.put(rel, dir_key, (names, subdirs), keys, racy)
         if rel and _is_series(names, subdirs):
             series[rel.rstrip("/")] = found
         else:
@@ -158,22 +153,27 @@ class FolderSource(IndexedSource):
 
     def _scan(self) -> list[Resource]:
         folder = cache_folder(self.context.cache_dir, self.root)
-        dirs = DirCache(folder)
-        files, series = walk(self.root, dirs)
-        dirs.save()
+        tree, index = TreeCache(folder), IndexCache(folder)
+        listing = tree.unchanged_listing(str(self.root))
+        cached = index.load(listing) if listing is not None else None
+        if cached is not None:  # nothing in the tree changed since the index was built
+            self._snapshot, self._rows = cached.snapshot, cached.rows
+            return cached.resources
+        files, series = walk(self.root, tree)
         every = files + [f for members in series.values() for f in members]
-        index = IndexCache(folder)
         listing = _listing_digest(every)
+        racy = racy_after()
+        settled = all(f.key[1] < racy for f in every)  # racy files could change unseen
+        tree.save(listing if settled else None)
         cached = index.load(listing)
         if cached is not None:
-            self._snapshot = cached.snapshot
-            self._rows = cached.rows
+            self._snapshot, self._rows = cached.snapshot, cached.rows
             return cached.resources
         self._digests = self._hash_all(every)
         lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
         self._snapshot = digest_bytes(lines.encode("utf-8"))
         found = [checked(resource) for resource in self._build(files, series)]
-        if all(f.key[1] < racy_after() for f in every):  # racy files could change unseen
+        if settled:
             index.save(listing, self._snapshot, found, self._rows)
         return found
 

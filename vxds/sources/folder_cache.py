@@ -1,9 +1,10 @@
 """Local caches that let an unchanged folder be relisted without reading it again.
 
-* ``DirCache``: each folder's listing, keyed by the folder's (mtime, inode). A folder's
-  modification time changes whenever an entry is added, removed or renamed in it, so an
-  unchanged folder need not be listed again; its files are still stat'ed, since editing a
-  file does not touch its folder.
+* ``TreeCache``: each folder's listing, keyed by the folder's (mtime, inode), with the stats
+  of its files. A folder's modification time changes whenever an entry is added, removed
+  or renamed in it, so an unchanged folder need not be listed again; its files are still
+  stat'ed, since editing a file does not touch its folder. When every folder and file
+  stats as before, the whole tree is known unchanged without listing anything.
 * ``IndexCache``: the resources built from the whole tree (and the snapshot), keyed by the
   digest of every path with its size, modification time and inode: the same test the
   hash cache makes file by file, made once for the tree. Resources are a function of the
@@ -18,6 +19,7 @@ file system with coarse timestamps could hide a change made within the same tick
 from __future__ import annotations
 
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,35 +64,72 @@ def _read(path: Path) -> Any:
 
 
 Listing = tuple[list[str], list[str]]  # file names, folder names
+Key = list[int] | None  # a file's [size, mtime_ns, inode]; None when it is not a regular file
 
 
-class DirCache:
+class TreeCache:
+    """Every folder's listing and its files' stats, from the last walk of the tree.
+
+    ``unchanged_listing`` re-stats what was seen last time and, when nothing differs,
+    returns the listing digest the last walk computed, without listing any folder.
+    """
+
     def __init__(self, folder: Path | None) -> None:
-        self.path = folder / "dirs.json" if folder is not None else None
+        self.path = folder / "tree.json" if folder is not None else None
         data = _read(self.path) if self.path is not None else None
-        dirs = data.get("dirs") if isinstance(data, dict) and data.get("version") == VERSION else None
+        if not (isinstance(data, dict) and data.get("version") == VERSION):
+            data = {}
+        dirs = data.get("dirs")
         self._old: dict[str, Any] = dirs if isinstance(dirs, dict) else {}
+        self._listing = data.get("listing")
         self._new: dict[str, Any] = {}
-        self._changed = False
+        self.complete = True  # every folder walked was old enough to cache
+
+    def unchanged_listing(self, root: str) -> str | None:
+        """The last listing digest, if every folder and file still stats the same."""
+        if not isinstance(self._listing, str) or not self._old:
+            return None
+        try:
+            for rel, (mtime, inode, names, _subdirs, keys) in self._old.items():
+                st = os.stat(f"{root}/{rel}")
+                if st.st_mtime_ns != mtime or st.st_ino != inode:
+                    return None
+                for name, key in zip(names, keys, strict=True):
+                    if file_key(f"{root}/{rel}{name}") != key:
+                        return None
+        except (OSError, TypeError, ValueError):
+            return None
+        return self._listing
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
         entry = self._old.get(rel)
         try:
             if entry is not None and entry[0] == key[0] and entry[1] == key[1]:
-                self._new[rel] = entry
                 return entry[2], entry[3]
         except (TypeError, IndexError, KeyError):
             pass
         return None
 
-    def put(self, rel: str, key: tuple[int, int], listing: Listing, racy: int) -> None:
-        self._changed = True
+    def put(self, rel: str, key: tuple[int, int], listing: Listing, keys: list[Key], racy: int) -> None:
         if key[0] < racy:
-            self._new[rel] = [key[0], key[1], listing[0], listing[1]]
+            self._new[rel] = [key[0], key[1], listing[0], listing[1], keys]
+        else:
+            self.complete = False
 
-    def save(self) -> None:
-        if self.path is not None and (self._changed or len(self._new) != len(self._old)):
-            _write(self.path, orjson.dumps({"version": VERSION, "dirs": self._new}))
+    def save(self, listing: str | None) -> None:
+        """Write what this walk saw; ``listing`` only when nothing in the tree was racy."""
+        if self.path is not None:
+            payload = {"version": VERSION, "listing": listing if self.complete else None, "dirs": self._new}
+            _write(self.path, orjson.dumps(payload))
+
+
+def file_key(path: str) -> Key:
+    """``[size, mtime_ns, inode]`` of a regular file (following links), else ``None``."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
 
 
 @dataclass(frozen=True)
