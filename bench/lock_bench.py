@@ -1,0 +1,254 @@
+"""Lock a recipe that returns 1,000,000 resources, against plain orjson in the same run.
+
+Both sides run in their own subprocess, so wall time and peak RSS are comparable:
+
+* baseline: ``python benchdata.py baseline N OUT``: generate the records, sort them by id,
+  write ``orjson.dumps(record, option=OPT_SORT_KEYS)`` lines, one file per split;
+* vxds: ``vxds lock bench --root PROJECT`` on a temporary project whose recipe calls the
+  same generator (``benchdata.records``) and returns its output; the source is a tiny
+  folder the recipe does not read.
+
+Targets (issue 2): vxds within 2x the baseline's wall time, and under 1.5 GB peak memory.
+
+    python bench/lock_bench.py [--resources 1000000] [--repeat 1] [--profile] [--strict]
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from benchlib import (
+    BENCH_DIR,
+    Report,
+    Run,
+    finish,
+    fmt_mib,
+    fmt_s,
+    parser,
+    profile_lock,
+    run,
+    vxds_argv,
+    workdir,
+)
+from blake3 import blake3
+
+TIME_RATIO = 2.0
+PEAK_BYTES = 1.5e9  # 1.5 GB
+DATASET = "bench"
+
+RECIPE = '''"""Benchmark recipe: returns benchdata.records(n), timing the generation."""
+
+import os
+import time
+
+import orjson
+import vxds
+
+import benchdata
+
+
+@vxds.recipe()
+def bench(client: vxds.Client, n: int) -> dict:
+    start = time.perf_counter()
+    out = benchdata.records(n)
+    where = os.environ.get("BENCH_TIMINGS")
+    if where:
+        with open(where, "wb") as fh:
+            fh.write(orjson.dumps({"generate": time.perf_counter() - start}))
+    return out
+'''
+
+
+def make_project(root: Path, n: int) -> None:
+    """A vxds project with one dataset whose recipe returns ``n`` generated resources."""
+    (root / "recipes").mkdir(parents=True)
+    (root / "source").mkdir()
+    (root / "source" / "README.txt").write_text("A tiny source; the recipe does not read it.\n")
+    (root / "pyproject.toml").write_text('[tool.vxds]\nsource = "./source"\n')
+    (root / "datasets.yaml").write_text(
+        f"- name: {DATASET}\n  version: 1\n  description: {n} generated resources.\n"
+        f"  script_location: ./recipes/bench.py\n  params: {{n: {n}}}\n  group_by: attrs.subject\n"
+    )
+    (root / "recipes" / "bench.py").write_text(RECIPE)
+    shutil.copy(BENCH_DIR / "benchdata.py", root / "recipes" / "benchdata.py")
+
+
+def split_digests(folder: Path) -> dict[str, str]:
+    return {p.name: blake3(p.read_bytes()).hexdigest() for p in sorted(folder.glob("resources.*.jsonl"))}
+
+
+def timings(path: Path) -> dict[str, float]:
+    try:
+        data: dict[str, float] = orjson.loads(path.read_bytes())
+    except OSError:
+        return {}
+    path.unlink()
+    return data
+
+
+def run_baseline(root: Path, n: int, out: Path) -> tuple[Run, dict[str, float]]:
+    shutil.rmtree(out, ignore_errors=True)
+    times = root / "baseline-times.json"
+    result = run(
+        [sys.executable, str(root / "recipes" / "benchdata.py"), "baseline", str(n), str(out), str(times)]
+    ).check()
+    return result, timings(times)
+
+
+def run_vxds(root: Path, *, fresh: bool) -> tuple[Run, dict[str, float]]:
+    if fresh:
+        shutil.rmtree(root / "locks", ignore_errors=True)
+    times = root / "vxds-times.json"
+    result = run(
+        [*vxds_argv(), "lock", DATASET, "--root", str(root), "--quiet"], env={"BENCH_TIMINGS": str(times)}
+    ).check()
+    return result, timings(times)
+
+
+def profile(scratch: Path, n: int, top: int) -> None:
+    """Run ``vxds lock`` of ``n`` resources under cProfile and print where the time goes."""
+    root = scratch / "profile-project"
+    make_project(root, n)
+    title = f"cProfile of vxds lock, {n:,} resources (cProfile slows Python code more than C)"
+    profile_lock(DATASET, root, root / "lock.prof", title, top)
+
+
+def phases(root: Path, n: int) -> None:
+    """In a child: time and memory of each step of a lock, run through vxds' own functions."""
+    run([sys.executable, __file__, "--_phases", str(root), str(n)]).check()
+    print((root / "phases.txt").read_text())
+
+
+def _phases_child(root: Path, n: int) -> None:
+    sys.path.insert(0, str(root / "recipes"))
+    import benchdata
+
+    from vxds.lockfile import write_splits
+    from vxds.resolver import build_splits
+
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * page / 2**20
+
+    def peak_mib() -> float:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    rows = [["start (vxds imported)", "", f"{rss_mib():.0f}", f"{peak_mib():.0f}"]]
+    start = time.perf_counter()
+    output: Any = benchdata.records(n)
+    rows.append(
+        [
+            "recipe output (benchdata.records)",
+            fmt_s(time.perf_counter() - start),
+            f"{rss_mib():.0f}",
+            f"{peak_mib():.0f}",
+        ]
+    )
+    start = time.perf_counter()
+    splits = build_splits(output, label="bench", group_by="attrs.subject")
+    rows.append(
+        ["resolver.build_splits", fmt_s(time.perf_counter() - start), f"{rss_mib():.0f}", f"{peak_mib():.0f}"]
+    )
+    start = time.perf_counter()
+    write_splits(splits, root / "phases-out")
+    rows.append(
+        ["lockfile.write_splits", fmt_s(time.perf_counter() - start), f"{rss_mib():.0f}", f"{peak_mib():.0f}"]
+    )
+    del output
+    rows.append(["after dropping the recipe output", "", f"{rss_mib():.0f}", f"{peak_mib():.0f}"])
+    from benchlib import _table
+
+    text = "== phases of a lock, in one process (MiB) ==\n" + _table(
+        ["phase", "seconds", "RSS after", "peak so far"], rows
+    )
+    (root / "phases.txt").write_text(text + "\n")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--_phases"]:
+        _phases_child(Path(argv[1]), int(argv[2]))
+        return 0
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--resources", type=int, default=1_000_000, help="Resources the recipe returns.")
+    p.add_argument("--repeat", type=int, default=1, help="Runs of each side; the fastest is reported.")
+    p.add_argument("--no-relock", action="store_true", help="Skip relocking the unchanged recipe.")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="Also print a per-phase time and memory table and a cProfile of vxds lock.",
+    )
+    p.add_argument(
+        "--profile-resources",
+        type=int,
+        default=200_000,
+        help="Resources for the cProfile run (cProfile is slow).",
+    )
+    args = p.parse_args(argv)
+    report = Report(
+        f"lock {args.resources:,} resources",
+        ["run", "wall s", "peak MiB", "generate s", "excl. generate s", "vs baseline"],
+    )
+    with workdir(args.workdir, args.keep, "vxds-lock-bench-") as root:
+        make_project(root / "project", args.resources)
+        project = root / "project"
+        base: tuple[Run, dict[str, float]] | None = None
+        lock: tuple[Run, dict[str, float]] | None = None
+        for _ in range(max(1, args.repeat)):
+            b = run_baseline(project, args.resources, root / "baseline")
+            v = run_vxds(project, fresh=True)
+            base = b if base is None or b[0].seconds < base[0].seconds else base
+            lock = v if lock is None or v[0].seconds < lock[0].seconds else lock
+        assert base is not None and lock is not None
+        relock = None if args.no_relock else run_vxds(project, fresh=False)
+
+        def add(name: str, r: tuple[Run, dict[str, float]], ref: Run | None) -> None:
+            gen = r[1].get("generate")
+            report.row(
+                name,
+                fmt_s(r[0].seconds),
+                fmt_mib(r[0].peak_mib),
+                "" if gen is None else fmt_s(gen),
+                "" if gen is None else fmt_s(r[0].seconds - gen),
+                "" if ref is None else f"{r[0].seconds / ref.seconds:.2f}x",
+            )
+
+        add("baseline: orjson sort + dumps + write", base, None)
+        add("vxds lock (first lock)", lock, base[0])
+        if relock is not None:
+            add("vxds lock (relock, unchanged)", relock, base[0])
+        same = split_digests(root / "baseline") == split_digests(project / "locks" / DATASET / "1")
+        report.notes.append(
+            "vxds' split files are byte-identical to the baseline's: " + ("yes" if same else "NO")
+        )
+        report.notes.append(
+            f"fastest of {max(1, args.repeat)} run(s) per side; peak = the process' own max RSS"
+        )
+        bg, lg = base[1].get("generate", 0.0), lock[1].get("generate", 0.0)
+        excl = (lock[0].seconds - lg) / (base[0].seconds - bg)
+        report.notes.append(f"excluding generation, vxds takes {excl:.2f}x the baseline")
+        ratio = lock[0].seconds / base[0].seconds
+        report.target(f"lock within {TIME_RATIO:g}x baseline time", f"{ratio:.2f}x", ratio <= TIME_RATIO)
+        peak = lock[0].peak_mib * 2**20
+        report.target(
+            "lock peak memory < 1.5 GB",
+            f"{peak / 1e9:.2f} GB ({lock[0].peak_mib:.0f} MiB)",
+            peak < PEAK_BYTES,
+        )
+        code = finish(report, args.strict)
+        if args.profile:
+            phases(project, args.resources)
+            profile(root, min(args.resources, args.profile_resources), 25)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
