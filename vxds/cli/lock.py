@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,11 @@ from vxds.cli.output import print_json, progress_bar, state
 from vxds.cli.project import open_project
 from vxds.errors import UsageError, VxdsError
 from vxds.lockfile import Lock, Split, lock_dir, read_lock, same_on_disk, split_file, write_lock, write_splits
+
+if TYPE_CHECKING:
+    from vxds.config import Config
+    from vxds.manifest import Entry
+    from vxds.resolver import Resolver
 
 EPILOG = """\b
 Examples:
@@ -37,7 +42,7 @@ def _change_words(old: Lock | None, new: Lock) -> str:
     words = [f"+{counts['added']}", f"-{counts['removed']}", f"~{counts['changed']}"]
     if counts["moved"]:
         words.append(f">{counts['moved']}")
-    if old is not None and old.header.snapshot != new.header.snapshot:
+    if old.header.snapshot != new.header.snapshot:
         words.append("new snapshot")
     return " ".join(words)
 
@@ -49,7 +54,9 @@ def _previous(directory: Path) -> Lock | None:
         return None
 
 
-def _lock_one(resolver: Any, entry: Any, config: Any, *, check: bool, dry_run: bool) -> dict[str, Any]:
+def _lock_one(
+    resolver: Resolver, entry: Entry, config: Config, *, check: bool, dry_run: bool
+) -> dict[str, Any]:
     lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
     report: dict[str, Any] = {

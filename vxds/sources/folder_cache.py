@@ -168,9 +168,7 @@ class IndexCache:
             "version": VERSION,
             "listing": listing,
             "snapshot": snapshot,
-            "resources": [
-                [r.id, r.version, r.type, r.hash, r.size, r.uri, r.attrs, r._checked] for r in resources
-            ],
+            "resources": [_row(r) for r in resources],
             "rows": {rid: body.decode() for rid, body in rows.items()},
         }
         _write(path, orjson.dumps(payload))
@@ -179,8 +177,18 @@ class IndexCache:
                 old.unlink(missing_ok=True)
 
 
+def _row(r: Resource) -> list[Any]:
+    # A file's version is its hash and its uri its id: store 0 rather than the same text twice.
+    version = 0 if r.version == r.hash else r.version
+    uri = 0 if r.uri == r.id else r.uri
+    return [r.id, version, r.type, r.hash, r.size, uri, r.attrs, r._checked]
+
+
 def _resource(row: list[Any]) -> Resource:
-    resource = Resource(*row[:7])
-    if row[7]:
+    rid, version, rtype, digest, size, uri, attrs, ok = row
+    resource = Resource(
+        rid, digest if version == 0 else version, rtype, digest, size, rid if uri == 0 else uri, attrs
+    )
+    if ok:
         object.__setattr__(resource, "_checked", True)  # it was checked when the index was built
     return resource
