@@ -64,6 +64,7 @@ with open(out, "w") as fh:
 def run(argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Run:
     """Run ``argv``; measure its wall time and its own peak RSS (see ``LAUNCHER``)."""
     merged = {**os.environ, **(env or {})}
+    os.sync()  # flush what earlier steps wrote, so their write-back does not slow this run
     with tempfile.TemporaryDirectory(prefix="vxds-bench-run-") as tmp:
         result = Path(tmp) / "result"
         with open(Path(tmp) / "out", "w+b") as out, open(Path(tmp) / "err", "w+b") as err:
