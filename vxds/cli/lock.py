@@ -222,9 +222,7 @@ def command(
                 failed = True
                 report = {"name": entry.name, "version": entry.version, "status": "error", "error": str(exc)}
                 if fmt == "text":
-                    from vxds.cli.output import error
-
-                    error(exc)
+                    progress.error(exc)
             reports.append(report)
             if fmt == "text" and not quiet and report["status"] != "error":
                 _print_report(report, progress.echo)

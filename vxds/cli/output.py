@@ -27,14 +27,19 @@ STATE_COLOURS = {
 }
 
 
-def error(exc: VxdsError) -> None:
-    text = exc.message
-    first, _, rest = text.partition("\n")
-    click.secho(f"error: {first}", fg="red", err=True)
+def error_text(exc: VxdsError) -> str:
+    """The error as a user reads it: ``error:`` first line, details, then a hint."""
+    first, _, rest = exc.message.partition("\n")
+    lines = [click.style(f"error: {first}", fg="red")]
     if rest:
-        click.echo(rest, err=True)
+        lines.append(rest)
     if exc.hint:
-        click.secho(f"hint: {exc.hint}", fg="cyan", err=True)
+        lines.append(click.style(f"hint: {exc.hint}", fg="cyan"))
+    return "\n".join(lines)
+
+
+def error(exc: VxdsError) -> None:
+    click.echo(error_text(exc), err=True)
 
 
 def state(word: str) -> str:
@@ -96,6 +101,12 @@ class RichProgress:
     def task(self, label: str, total: int | None = None) -> Task:
         return _RichTask(self._progress, self._progress.add_task(label, total=total))
 
+    def error(self, exc: VxdsError) -> None:
+        """Print an error above the bars (they share standard error)."""
+        from rich.text import Text
+
+        self._progress.console.print(Text.from_ansi(error_text(exc)), soft_wrap=True)
+
     def echo(self, text: str) -> None:
         """Print a line above the bars, so both stay readable on one terminal."""
         if not sys.stdout.isatty():
@@ -103,7 +114,7 @@ class RichProgress:
             return
         from rich.text import Text
 
-        self._progress.console.print(Text.from_ansi(text))
+        self._progress.console.print(Text.from_ansi(text), soft_wrap=True)
 
 
 class _Quiet:
@@ -114,6 +125,9 @@ class _Quiet:
 
     def echo(self, text: str) -> None:
         click.echo(text)
+
+    def error(self, exc: VxdsError) -> None:
+        error(exc)
 
 
 class _NoBar:
