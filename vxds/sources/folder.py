@@ -154,26 +154,31 @@ class FolderSource(IndexedSource):
     def _scan(self) -> list[Resource]:
         folder = cache_folder(self.context.cache_dir, self.root)
         tree, index = TreeCache(folder), IndexCache(folder)
-        listing = tree.unchanged_listing(str(self.root))
+        listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
         cached = index.load(listing) if listing is not None else None
-        if cached is not None:  # nothing in the tree changed since the index was built
-            self._snapshot, self._rows = cached.snapshot, cached.rows
-            return cached.resources
-        files, series = walk(self.root, tree)
+        if cached is None:
+            files, series = walk(self.root, tree)
+            every = files + [f for members in series.values() for f in members]
+            listing = _listing_digest(every)
+            racy = racy_after()
+            settled = all(f.key[1] < racy for f in every)  # racy files could change unseen
+            tree.save(listing if settled else None)
+            cached = index.load(listing)
+            if cached is None:
+                return self._index(files, series, listing if settled else None, index)
+        self._snapshot, self._rows = cached.snapshot, cached.rows
+        return cached.resources
+
+    def _index(
+        self, files: list[_File], series: dict[str, list[_File]], listing: str | None, index: IndexCache
+    ) -> list[Resource]:
+        """Hash what changed, build every resource, and keep them for an unchanged next scan."""
         every = files + [f for members in series.values() for f in members]
-        listing = _listing_digest(every)
-        racy = racy_after()
-        settled = all(f.key[1] < racy for f in every)  # racy files could change unseen
-        tree.save(listing if settled else None)
-        cached = index.load(listing)
-        if cached is not None:
-            self._snapshot, self._rows = cached.snapshot, cached.rows
-            return cached.resources
         self._digests = self._hash_all(every)
         lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
         self._snapshot = digest_bytes(lines.encode("utf-8"))
         found = [checked(resource) for resource in self._build(files, series)]
-        if settled:
+        if listing is not None:
             index.save(listing, self._snapshot, found, self._rows)
         return found
 
