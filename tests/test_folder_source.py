@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from vxds import hashing
 from vxds.errors import NotFoundError, SourceError
 from vxds.hashing import digest_bytes, digest_json
 from vxds.resource import Resource
+from vxds.sources import folder as folder_module
 from vxds.sources import open_source, scheme_of
 from vxds.sources.base import SourceContext
 from vxds.sources.folder import FolderSource, folder_path
@@ -167,7 +169,7 @@ def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def _age(tree: Path, seconds: int = 3600) -> None:
     """Date every file back, so the caches trust them (files changed just now are racy)."""
-    for path in tree.rglob("*"):
+    for path in [tree, *tree.rglob("*")]:
         st = path.stat()
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - seconds * 10**9))
 
@@ -359,3 +361,33 @@ def test_sample_snapshot_matches_the_committed_locks() -> None:
     text = (ROOT / "locks" / "viseg_training" / "1" / "lock.toml").read_text()
     snapshot = FolderSource("./sample-data", SourceContext(base=ROOT)).snapshot
     assert f'snapshot = "{snapshot}"' in text
+
+
+@pytest.fixture
+def scandirs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Folders listed with os.scandir by the folder source."""
+    calls: list[str] = []
+    real = os.scandir
+
+    def counting(path: str) -> Any:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(folder_module.os, "scandir", counting)
+    return calls
+
+
+def test_unchanged_folders_are_not_listed_again(tree: Path, tmp_path: Path, scandirs: list[str]) -> None:
+    cache = tmp_path / "cache"
+    _age(tree)
+    first = _by_id(_source(tree, cache))
+    assert scandirs  # the first scan lists every folder
+    scandirs.clear()
+    assert _by_id(_source(tree, cache)) == first
+    assert scandirs == []  # known unchanged from stats alone
+    (tree / "notes.txt").write_text("edited in place")  # the folder's mtime does not change
+    assert _by_id(_source(tree, cache))["notes.txt"].hash == digest_bytes(b"edited in place")
+    assert scandirs == []
+    (tree / "sub-01" / "new.txt").write_text("added")  # sub-01's listing changes
+    assert "sub-01/new.txt" in _by_id(_source(tree, cache))
+    assert scandirs == [str(tree / "sub-01")]
