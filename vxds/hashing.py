@@ -160,12 +160,12 @@ class HashCache:
         """Write the cache atomically; failures are ignored (it is only a cache)."""
         if self.path is None or not self._dirty:
             return
+        from vxds.fsutil import atomic_write_bytes
+
         payload = orjson.dumps({"version": self.VERSION, "entries": self._entries})
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(payload)
-            os.replace(tmp, self.path)
+            atomic_write_bytes(self.path, payload)
             self._dirty = False
         except OSError:
             pass

@@ -203,3 +203,19 @@ def test_missing_script_and_bad_yaml(project: Path, invoke: Invoke) -> None:
     result = invoke("lock", "--all")
     assert result.exit_code == 2
     assert "datasets.yaml:2: not valid YAML" in result.output
+
+
+def test_file_options_need_file(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "viseg_training@1", "--param", "test_every=2")
+    assert result.exit_code == 2
+    assert "--param go with --file SCRIPT" in result.output.replace(",", "").replace(" and", "")
+    assert not (project / "locks").exists()
+
+
+def test_unwritable_lock_folder_is_a_one_line_error(project: Path, invoke: Invoke) -> None:
+    (project / "locks").mkdir()
+    (project / "locks/clinical_cohort").write_text("not a folder")
+    result = invoke("lock", "clinical_cohort")
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "locks/clinical_cohort: File exists" in result.output
+    assert "Traceback" not in result.output

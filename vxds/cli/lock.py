@@ -207,6 +207,11 @@ def command(
         )
     if bool(datasets) == all_:
         raise UsageError("name the datasets to lock, or use --all (or --file SCRIPT)")
+    if entrypoint or source or params or out != Path("."):
+        raise UsageError(
+            "--output, --entrypoint, --source and --param go with --file SCRIPT",
+            hint="a dataset in the manifest takes them from its entry in datasets.yaml",
+        )
     from vxds.resolver import Resolver
 
     config, manifest = open_project(root)

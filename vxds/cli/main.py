@@ -59,6 +59,10 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except OSError as exc:  # a file that cannot be read or written: bad input, not a bug
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.secho(f"error: {where}{exc.strerror or exc}", fg="red", err=True)
+            ctx.exit(2)
         if isinstance(result, int) and result:
             ctx.exit(result)
         return result

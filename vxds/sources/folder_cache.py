@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from vxds.fsutil import atomic_write_bytes
 from vxds.hashing import digest_bytes
 from vxds.resource import Resource
 
@@ -49,9 +50,7 @@ def racy_after() -> int:
 def _write(path: Path, payload: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, payload)
     except OSError:
         pass  # only a cache
 
