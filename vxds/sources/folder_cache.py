@@ -88,15 +88,24 @@ class TreeCache:
         """The last listing digest, if every folder and file still stats the same."""
         if not isinstance(self._listing, str) or not self._old:
             return None
+        stat_ = os.stat  # the hot loop of a warm relock: one stat per folder and per file
         try:
             for rel, (mtime, inode, names, _subdirs, keys) in self._old.items():
-                st = os.stat(f"{root}/{rel}")
+                folder = f"{root}/{rel}"
+                st = stat_(folder)
                 if st.st_mtime_ns != mtime or st.st_ino != inode:
                     return None
                 for name, key in zip(names, keys, strict=True):
-                    if file_key(f"{root}/{rel}{name}") != key:
+                    if key is None:  # not a regular file last time: must still not be one
+                        if file_key(folder + name) is not None:
+                            return None
+                        continue
+                    st = stat_(folder + name)
+                    if st.st_size != key[0] or st.st_mtime_ns != key[1] or st.st_ino != key[2]:
                         return None
-        except (OSError, TypeError, ValueError):
+                    if not stat.S_ISREG(st.st_mode):
+                        return None
+        except (OSError, TypeError, ValueError, IndexError):
             return None
         return self._listing
 
