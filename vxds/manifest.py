@@ -22,7 +22,6 @@ from vxds.errors import ManifestError, NotFoundError, UsageError
 from vxds.hashing import canonical_json, digest_json
 
 DEFAULT_HELD_OUT = ("test", "val", "validation")
-SHARED_FIELDS = ("source", "params", "group_by", "held_out", "allow_group_overlap")
 
 
 @dataclass(frozen=True)
