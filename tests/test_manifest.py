@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from vxds import manifest as manifest_module
 from vxds.errors import ManifestError, NotFoundError, UsageError
 from vxds.manifest import DEFAULT_HELD_OUT, Manifest, load_manifest, parse_spec
 
@@ -305,3 +306,24 @@ def test_parse_spec(spec: str, parsed: tuple[str, int | None]) -> None:
 def test_parse_spec_refuses(spec: str) -> None:
     with pytest.raises(UsageError, match=repr(spec).replace("(", r"\(")):
         parse_spec(spec)
+
+
+def test_a_text_that_passed_the_schema_is_not_checked_again(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    first = _load(folder, LIST_FORM, cache_dir=cache)
+    assert (cache / "manifest-valid").is_file()
+
+    def fail(*args: object) -> list[str]:
+        raise AssertionError("the schema was checked again")
+
+    monkeypatch.setattr(manifest_module, "_schema_problems", fail)
+    assert _load(folder, LIST_FORM, cache_dir=cache) == first
+    monkeypatch.undo()
+    # Any other text is checked in full, and an invalid one is never remembered.
+    bad = LIST_FORM.replace("version: 1", "version: one", 1)
+    with pytest.raises(ManifestError, match="field 'version' must be an integer"):
+        _load(folder, bad, cache_dir=cache)
+    with pytest.raises(ManifestError, match="field 'version' must be an integer"):
+        _load(folder, bad, cache_dir=cache)

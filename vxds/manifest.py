@@ -347,8 +347,43 @@ def _shown(path: Path) -> Path:
         return path
 
 
-def load_manifest(path: Path, *, default_source: str | None = None, require_scripts: bool = True) -> Manifest:
-    """Read and validate a manifest; raise ``ManifestError`` listing every problem."""
+def _validity_key(text: str) -> str:
+    return digest_json({"manifest": text, "schema": schema()})
+
+
+def _known_valid(text: str, cache_dir: Path | None) -> bool:
+    """True when this exact text passed this exact schema before (saves importing jsonschema)."""
+    if cache_dir is None:
+        return False
+    try:
+        return (cache_dir / "manifest-valid").read_text(encoding="utf-8") == _validity_key(text)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _remember_valid(text: str, cache_dir: Path | None) -> None:
+    if cache_dir is None:
+        return
+    from vxds.fsutil import atomic_write_text
+
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache_dir / "manifest-valid", _validity_key(text))
+    except OSError:
+        pass  # only a cache
+
+
+def load_manifest(
+    path: Path,
+    *,
+    default_source: str | None = None,
+    require_scripts: bool = True,
+    cache_dir: Path | None = None,
+) -> Manifest:
+    """Read and validate a manifest; raise ``ManifestError`` listing every problem.
+
+    With ``cache_dir``, a text that passed the schema before is not checked against it again.
+    """
     path, shown = path.resolve(), _shown(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -358,7 +393,11 @@ def load_manifest(path: Path, *, default_source: str | None = None, require_scri
         raise ManifestError([f"{shown}: cannot read manifest: {exc}"]) from None
     root = _compose(text, shown)
     data = [] if root is None else _construct(root)
-    problems = list(_duplicate_keys(root, shown)) + _schema_problems(shown, root, data)
+    problems = list(_duplicate_keys(root, shown))
+    if not _known_valid(text, cache_dir):
+        problems += _schema_problems(shown, root, data)
+        if not problems:
+            _remember_valid(text, cache_dir)
     if problems:
         raise ManifestError(problems)
     entries = _entries(path, root, data, default_source)
