@@ -16,6 +16,7 @@ from vxds.lockfile import (
     Lock,
     Split,
     _recover,
+    check_lock,
     lock_dir,
     parse_header,
     read_lock,
@@ -188,6 +189,10 @@ def _problems(directory: Path, *, deep: bool = False) -> list[str]:
     with pytest.raises(CorruptLock) as info:
         read_lock(directory, deep=deep)
     assert str(directory) in str(info.value)
+    if not deep:  # the streaming check finds exactly the same problems
+        with pytest.raises(CorruptLock) as streamed:
+            check_lock(directory)
+        assert streamed.value.problems == info.value.problems
     return info.value.problems
 
 

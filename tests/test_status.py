@@ -37,7 +37,7 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 def test_missing(project: Path) -> None:
     status = _status(project)
-    assert (status.state, status.reasons, status.lock) == (
+    assert (status.state, status.reasons, status.header) == (
         MISSING,
         ("no lock at locks/demo/1",),
         None,
@@ -47,7 +47,7 @@ def test_missing(project: Path) -> None:
 def test_fresh(locked: Path) -> None:
     status = _status(locked)
     assert (status.state, status.reasons) == (FRESH, ())
-    assert status.lock is not None and status.lock.header.key == "demo@1"
+    assert status.header is not None and status.header.key == "demo@1"
     assert status.path == locked / "locks" / "demo" / "1"
 
 
@@ -99,7 +99,7 @@ def test_corrupt(locked: Path) -> None:
     split = locked / "locks" / "demo" / "1" / "resources.test.jsonl"
     split.write_bytes(split.read_bytes().replace(b"sub-02", b"sub-09"))
     status = _status(locked)
-    assert (status.state, status.reasons, status.lock) == (
+    assert (status.state, status.reasons, status.header) == (
         CORRUPT,
         ("resources.test.jsonl does not match its digest",),
         None,

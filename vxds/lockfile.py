@@ -305,11 +305,19 @@ def _deep_problems(split: str, data: bytes) -> Iterator[str]:
         previous = rid
 
 
-def read_lock(directory: Path, *, deep: bool = False) -> Lock:
-    """Read and check a lock; ``CorruptLock`` lists every problem found.
+def _stream(path: Path) -> tuple[str, int, bool]:
+    """Digest, line count and "ends with a newline" of a file, read in blocks."""
+    hasher, count, last = blake3(), 0, b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            hasher.update(block)
+            count += block.count(b"\n")
+            last = block[-1:]
+    return PREFIX + hasher.hexdigest(), count, last == b"\n"
 
-    Digests and counts are always checked; ``deep`` also checks every line.
-    """
+
+def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[str, Split]]:
+    """The header, and (with ``load``) the splits, after every digest and count check."""
     try:
         text = (directory / HEADER).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -325,24 +333,41 @@ def read_lock(directory: Path, *, deep: bool = False) -> Lock:
         problems.append(f"{split_file(extra)} is not listed in {HEADER}")
     splits: dict[str, Split] = {}
     for name, (count, digest) in sorted(header.splits.items()):
+        path = directory / split_file(name)
         try:
-            data = (directory / split_file(name)).read_bytes()
+            if load:
+                data = path.read_bytes()
+                split = splits[name] = Split.from_bytes(data)
+                actual, lines, newline_end = split.digest, split.count, not data or data.endswith(b"\n")
+            else:
+                actual, lines, newline_end = _stream(path)
         except OSError:
             problems.append(f"{split_file(name)} is missing")
             continue
-        split = Split.from_bytes(data)
-        if data and not data.endswith(b"\n"):
+        if not newline_end:
             problems.append(f"{split_file(name)} does not end with a newline")
-        if split.digest != digest:
+        if actual != digest:
             problems.append(f"{split_file(name)} does not match its digest")
-        if split.count != count:
-            problems.append(f"{split_file(name)} has {split.count} lines, {HEADER} says {count}")
-        if deep:
+        if lines != count:
+            problems.append(f"{split_file(name)} has {lines} lines, {HEADER} says {count}")
+        if deep and load:
             problems.extend(_deep_problems(name, data))
-        splits[name] = split
     if problems:
         raise CorruptLock(directory, problems)
-    return Lock(header, splits)
+    return header, splits
+
+
+def read_lock(directory: Path, *, deep: bool = False) -> Lock:
+    """Read and check a lock; ``CorruptLock`` lists every problem found.
+
+    Digests and counts are always checked; ``deep`` also checks every line.
+    """
+    return Lock(*_checked(directory, load=True, deep=deep))
+
+
+def check_lock(directory: Path) -> Header:
+    """The same checks as ``read_lock`` (but not ``deep``), streaming the files: nothing is kept."""
+    return _checked(directory, load=False, deep=False)[0]
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -21,15 +21,15 @@ States:
 
 
 def _record(status: LockStatus) -> dict[str, object]:
-    lock = status.lock
+    counts = {name: count for name, (count, _) in status.header.splits.items()} if status.header else None
     return {
         "name": status.entry.name,
         "version": status.entry.version,
         "description": status.entry.description,
         "state": status.state,
         "reasons": list(status.reasons),
-        "resources": sum(s.count for s in lock.splits.values()) if lock else None,
-        "splits": {name: s.count for name, s in lock.splits.items()} if lock else {},
+        "resources": sum(counts.values()) if counts is not None else None,
+        "splits": counts or {},
     }
 
 

@@ -11,6 +11,7 @@ from vxds.cli.options import format_option, jobs_option, quiet_option, root_opti
 from vxds.cli.output import print_json, progress_bar, state
 from vxds.cli.project import open_project
 from vxds.errors import UsageError, VxdsError
+from vxds.hashing import hash_file
 from vxds.lockfile import Lock, Split, lock_dir, read_lock, same_on_disk, split_file, write_lock, write_splits
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ def _lock_file(
 
 def _file_matches(path: Path, split: Split) -> bool:
     try:
-        return Split.from_bytes(path.read_bytes()).digest == split.digest
+        return hash_file(path) == split.digest
     except OSError:
         return False
 
