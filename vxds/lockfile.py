@@ -101,6 +101,7 @@ class Header:
     snapshot: str
     splits: Mapping[str, tuple[int, str]]  # split -> (count, digest)
     format: int = FORMAT
+    merged: bool = False  # written by the Git merge driver, not by a recipe: relock before release
 
     @property
     def key(self) -> str:
@@ -112,8 +113,9 @@ class Header:
         return recipe_digest(self.script_digest, self.entrypoint, self.params)
 
     def body(self) -> dict[str, Any]:
-        """Everything the lock digest covers."""
-        return {
+        """Everything the lock digest covers (``merged`` only when set, so that digests of
+        locks written by ``vxds lock`` do not depend on it)."""
+        body = {
             "dataset": {"name": self.name, "version": self.version},
             "format": self.format,
             "manifest": {"entry_digest": self.entry_digest},
@@ -127,6 +129,9 @@ class Header:
             "source": {"snapshot": self.snapshot, "url": self.source},
             "splits": {name: {"count": c, "digest": d} for name, (c, d) in sorted(self.splits.items())},
         }
+        if self.merged:
+            body["merged"] = True
+        return body
 
     @property
     def digest(self) -> str:
@@ -192,7 +197,13 @@ def render_header(header: Header) -> str:
     ]
     for name, (count, digest) in sorted(header.splits.items()):
         out += ["", f"[splits.{name}]", f"count = {count}", f"digest = {_toml_str(digest)}"]
-    out += ["", "[lock]", f"digest = {_toml_str(header.digest)}", ""]
+    out += ["", "[lock]"]
+    if header.merged:
+        out += [
+            "# Merged by Git (vxds merge-driver), not written by a recipe: relock before release.",
+            "merged = true",
+        ]
+    out += [f"digest = {_toml_str(header.digest)}", ""]
     return "\n".join(out)
 
 
@@ -256,6 +267,9 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         )
     }
     claimed_recipe = _get(data, "recipe.digest", str, problems)
+    merged = data["lock"].get("merged", False)
+    if not isinstance(merged, bool):
+        problems.append(f"{HEADER}: 'lock.merged' is not true or false")
     entrypoint = data["recipe"].get("entrypoint")
     splits: dict[str, tuple[int, str]] = {}
     for name, info in data["splits"].items():
@@ -278,7 +292,11 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     fields.pop("params")
     claimed = fields.pop("digest")
     header = Header(
-        entrypoint=entrypoint if isinstance(entrypoint, str) else None, params=params, splits=splits, **fields
+        entrypoint=entrypoint if isinstance(entrypoint, str) else None,
+        params=params,
+        splits=splits,
+        merged=merged,
+        **fields,
     )
     if claimed_recipe != header.recipe_digest:
         raise CorruptLock(

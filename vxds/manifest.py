@@ -379,14 +379,18 @@ def load_manifest(
     default_source: str | None = None,
     require_scripts: bool = True,
     cache_dir: Path | None = None,
+    text: str | None = None,
 ) -> Manifest:
     """Read and validate a manifest; raise ``ManifestError`` listing every problem.
 
     With ``cache_dir``, a text that passed the schema before is not checked against it again.
+    ``text`` is the manifest's content when it does not come from ``path`` (a Git revision);
+    ``path`` still names it and locates its scripts.
     """
     path, shown = path.resolve(), _shown(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if text is None:
+            text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ManifestError([f"{shown}: manifest not found"], hint="run 'vxds init' to create one") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -4,7 +4,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Invoke
+
+from tests.cli.conftest import REPO, Invoke
 
 SCAFFOLD = [
     "datasets.yaml",

@@ -5,9 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Invoke, git
 
 import vxds.lockfile
+from tests.cli.conftest import REPO, Invoke, git
 
 LOCKS = sorted(p.relative_to(REPO) for p in (REPO / "locks").rglob("*") if p.is_file())
 

@@ -5,9 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO, Invoke
-
 import vxds
+from tests.cli.conftest import REPO, Invoke
 
 
 def test_help_lists_every_command_with_examples(invoke: Invoke) -> None:

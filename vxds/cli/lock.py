@@ -38,14 +38,13 @@ def _change_words(old: Lock | None, new: Lock) -> str:
     if old is None:
         return f"+{sum(split.count for split in new.splits.values())} -0 ~0"
     from vxds.diff import diff_locks
+    from vxds.report.text import change_words
 
-    counts = diff_locks(old, new).counts()
-    words = [f"+{counts['added']}", f"-{counts['removed']}", f"~{counts['changed']}"]
-    if counts["moved"]:
-        words.append(f">{counts['moved']}")
+    diff = diff_locks(old, new)
+    words = change_words(diff.counts())
     if old.header.snapshot != new.header.snapshot:
-        words.append("new snapshot")
-    return " ".join(words)
+        words += " new snapshot"
+    return words
 
 
 def _previous(directory: Path) -> Lock | None:

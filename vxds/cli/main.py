@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("vxds.cli.lock", "Run recipes and write their locks."),
     "list": ("vxds.cli.list", "List datasets with the state of their locks."),
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
+    "diff": ("vxds.cli.diff", "Show what changed between two locks, revisions or versions."),
 }
 
 EPILOG = """\b
@@ -56,6 +57,12 @@ class LazyGroup(click.Group):
 
             error(exc)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # the reader went away (| head): stop quietly, as git does
+            import os
+            import sys
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(141)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)

@@ -1,0 +1,20 @@
+"""``vxds diff --format json``: one stable document; see docs/diff.md for its fields."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vxds.diff import DatasetDiff
+
+FORMAT = 1
+
+
+def document(diffs: Sequence[DatasetDiff], *, old: str, new: str) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "old": old,
+        "new": new,
+        "differs": any(not d.empty for d in diffs),
+        "datasets": [d.to_json() for d in diffs],
+    }
