@@ -157,8 +157,13 @@ class Repository:
 
     def set_config(self, section: str, option: str, value: str) -> bool:
         """Set a repository-local config value; return True when it changed."""
+        import configparser
+
         with self.repo.config_reader("repository") as reader:
-            current = reader.get_value(section, option, default=None)
+            try:
+                current = reader.get_value(section, option)
+            except (configparser.NoSectionError, configparser.NoOptionError):
+                current = None
         if current == value:
             return False
         with self.repo.config_writer("repository") as writer:

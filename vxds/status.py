@@ -12,6 +12,7 @@ from vxds.lockfile import HEADER, CorruptLock, Header, check_lock, lock_dir, rea
 from vxds.manifest import Entry
 
 FRESH, STALE, MISSING, CORRUPT = "fresh", "stale", "missing", "corrupt"
+MERGED_REASON = "merged by Git, not written by its recipe: relock before release"
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,7 @@ def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStat
     if (header.name, header.version) != (entry.name, entry.version):
         return LockStatus(entry, path, CORRUPT, (f"{HEADER} names {header.key}, not {entry.key}",), header)
     reasons = staleness(entry, header)
-    return LockStatus(entry, path, STALE if reasons else FRESH, tuple(reasons), header)
+    state = STALE if reasons else FRESH
+    if header.merged:
+        reasons.append(MERGED_REASON)
+    return LockStatus(entry, path, state, tuple(reasons), header)

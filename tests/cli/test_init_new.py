@@ -39,7 +39,7 @@ def test_init_scaffolds_and_never_overwrites(empty: Path, invoke: Invoke) -> Non
     (empty / "datasets.yaml").write_text("# mine\n")
     result = invoke("init")
     assert result.exit_code == 0
-    assert result.output.count("kept") == 6
+    assert result.output.count("kept") == 7  # .gitattributes too; git config is skipped outside Git
     assert (empty / "datasets.yaml").read_text() == "# mine\n"
     assert {rel: (empty / rel).read_bytes() for rel in SCAFFOLD if rel != "datasets.yaml"} == {
         rel: b for rel, b in before.items() if rel != "datasets.yaml"

@@ -17,6 +17,8 @@ Creates, where missing:
   pyproject.toml             a [tool.vxds] table (added to an existing file, comments kept)
   .pre-commit-config.yaml    a hook that fails when a lock is out of date
   .gitignore                 ignores .vxds/, vxds' local cache
+  .gitattributes             lock files merge by resource id (vxds merge-driver)
+  git config merge.vxds.*    the merge driver itself, when DIRECTORY is in a Git repository
 
 Example:
   vxds init --source ./data && vxds new my_dataset && vxds lock --all
@@ -68,6 +70,19 @@ def _folder(path: Path) -> str:
     return "created"
 
 
+def _merge_driver(directory: Path) -> list[tuple[str, str]]:
+    """Register the lock merge driver; outside Git, only its .gitattributes lines."""
+    from vxds.cli.install import install
+    from vxds.errors import VxdsError
+    from vxds.mergedriver import add_attributes
+
+    try:
+        return [(name, action) for name, action in install(directory, directory / "locks")]
+    except VxdsError:  # not a Git repository (yet): 'vxds install' after 'git init' finishes it
+        changed = add_attributes(directory / ".gitattributes", "locks")
+        return [(".gitattributes", "updated" if changed else "kept"), ("git config merge.vxds", "skipped")]
+
+
 @click.command("init", epilog=EPILOG)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--source", help="Default source URL for [tool.vxds], e.g. ./data or s3://bucket/prefix.")
@@ -85,9 +100,14 @@ def command(directory: Path, source: str | None, quiet: bool) -> int:
             _file(directory / ".pre-commit-config.yaml", read("pre-commit-config.yaml.txt")),
         ),
         (".gitignore", _gitignore(directory / ".gitignore")),
+        *_merge_driver(directory),
     ]
     if not quiet:
         for name, action in actions:
             click.echo(f"{click.style(f'{action:>8}', fg='green' if action != 'kept' else None)}  {name}")
+        if any(action == "skipped" for _, action in actions):
+            click.echo(
+                "not a Git repository: after 'git init', run 'vxds install' to register the merge driver"
+            )
         click.echo("next: vxds new NAME   (adds a recipe and registers it in datasets.yaml)")
     return 0

@@ -42,7 +42,9 @@ def _change_words(old: Lock | None, new: Lock) -> str:
 
     diff = diff_locks(old, new)
     words = change_words(diff.counts())
-    if old.header.snapshot != new.header.snapshot:
+    if old.header.merged:
+        words += " relocks a Git merge"
+    elif old.header.snapshot != new.header.snapshot:
         words += " new snapshot"
     return words
 

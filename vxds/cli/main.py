@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("vxds.cli.list", "List datasets with the state of their locks."),
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
     "diff": ("vxds.cli.diff", "Show what changed between two locks, revisions or versions."),
+    "log": ("vxds.cli.log", "List the commits that changed a dataset's lock, with counts."),
+    "merge-driver": ("vxds.cli.merge_driver", "Git merge driver for lock files (run by Git)."),
+    "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
 }
 
 EPILOG = """\b

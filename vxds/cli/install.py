@@ -1,0 +1,48 @@
+"""``vxds install``: register vxds' Git merge driver in an existing repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vxds.cli.options import quiet_option, root_option
+
+EPILOG = """\b
+Writes, in the repository that holds the project:
+  git config merge.vxds.name / merge.vxds.driver   (local to this clone)
+  .gitattributes                                   lock files use the driver
+
+Run it once per clone: Git does not copy configuration when cloning.
+"""
+
+
+def install(root: Path, locks: Path) -> list[tuple[str, str]]:
+    """Register the merge driver; return (what, action) pairs."""
+    from vxds.gitrepo import Repository
+    from vxds.mergedriver import DRIVER, DRIVER_COMMAND, DRIVER_NAME, add_attributes
+
+    repo = Repository(root)
+    section = f'merge "{DRIVER}"'
+    changed = repo.set_config(section, "name", DRIVER_NAME) | repo.set_config(
+        section, "driver", DRIVER_COMMAND
+    )
+    attributes = add_attributes(repo.root / ".gitattributes", repo.relative(locks))
+    return [
+        (f"git config merge.{DRIVER}.driver", "set" if changed else "kept"),
+        (".gitattributes", "updated" if attributes else "kept"),
+    ]
+
+
+@click.command("install", epilog=EPILOG)
+@root_option
+@quiet_option
+def command(root: Path | None, quiet: bool) -> int:
+    """Register the lock merge driver with Git for this repository."""
+    from vxds.config import load_config
+
+    config = load_config(root)
+    for name, action in install(config.root, config.locks):
+        if not quiet:
+            click.echo(f"{click.style(f'{action:>8}', fg='green' if action != 'kept' else None)}  {name}")
+    return 0
