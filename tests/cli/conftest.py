@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,6 +22,8 @@ GIT_ENV = {
 }
 
 Invoke = Callable[..., Result]
+T1 = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w"
+REMOVED_T2 = "sample-data/basel/sub-BS08/ses-01/anat/sub-BS08_ses-01_T2w.nii.gz"
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -63,3 +66,26 @@ def invoke() -> Invoke:
         return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return run
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def history(project: Path, invoke: Invoke) -> Path:
+    """Two commits of locks: v1 as generated, then a sidecar edit, a new byte and a removal."""
+    assert invoke("lock", "--all").exit_code == 0
+    commit_all(project, "locks")
+    git(project, "tag", "v1")
+    sidecar = project / f"{T1}.json"
+    data = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**data, "Manufacturer": "Other"}))  # attrs only: metadata
+    t2 = project / "sample-data/basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w.nii.gz"
+    t2.write_bytes(t2.read_bytes() + b"\0")  # new bytes: changed
+    (project / REMOVED_T2).unlink()
+    assert invoke("lock", "--all").exit_code == 0
+    commit_all(project, "data changed")
+    return project

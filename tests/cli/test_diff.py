@@ -5,35 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
-from tests.cli.conftest import Invoke, git
-
-T1 = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w"
-REMOVED_T2 = "sample-data/basel/sub-BS08/ses-01/anat/sub-BS08_ses-01_T2w.nii.gz"
-
-
-def _commit(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", message)
-    return git(root, "rev-parse", "HEAD").strip()
-
-
-@pytest.fixture
-def history(project: Path, invoke: Invoke) -> Path:
-    """Two commits of locks: v1 as generated, then a sidecar edit, a new byte and a removal."""
-    assert invoke("lock", "--all").exit_code == 0
-    _commit(project, "locks")
-    git(project, "tag", "v1")
-    sidecar = project / f"{T1}.json"
-    data = json.loads(sidecar.read_text())
-    sidecar.write_text(json.dumps({**data, "Manufacturer": "Other"}))  # attrs only: metadata
-    t2 = project / "sample-data/basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w.nii.gz"
-    t2.write_bytes(t2.read_bytes() + b"\0")  # new bytes: changed
-    (project / REMOVED_T2).unlink()
-    assert invoke("lock", "--all").exit_code == 0
-    _commit(project, "data changed")
-    return project
+from tests.cli.conftest import Invoke, commit_all, git
 
 
 def _json(invoke: Invoke, *args: str) -> dict:
@@ -78,7 +50,7 @@ def test_ranges(history: Path, invoke: Invoke) -> None:
     git(history, "checkout", "-q", "-b", "feature", "v1")
     lock = history / "locks/clinical_cohort/1"
     git(history, "rm", "-q", "-r", str(lock))
-    _commit(history, "drop the clinical lock")
+    commit_all(history, "drop the clinical lock")
     three = _json(invoke, "main...feature")
     assert three["old"].startswith("merge-base(")
     assert [d["name"] for d in three["datasets"] if d["status"] != "unchanged"] == ["clinical_cohort"]
