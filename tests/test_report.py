@@ -17,7 +17,7 @@ EXPECTED_MARKDOWN = """\
 | d | 1 | changed | 2 | 1 | 1 | 1 | 2 | 2 | 1 |
 | d | 1 | unchanged | 0 | 0 | 0 | 0 | 0 | 7 | 0 |
 
-### d@1
+### d@1 (changed)
 
 > [!WARNING]
 > - u was in held-out split test and is now in train

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
-from tests.cli.conftest import Invoke, commit_all, git
+import pytest
+import yaml
+
+from tests.cli.conftest import REPO, Invoke, commit_all, git
 
 
 def _json(invoke: Invoke, *args: str) -> dict:
@@ -144,3 +149,38 @@ def test_diff_never_modifies_the_repository(history: Path, invoke: Invoke) -> No
         git(history, "rev-parse", "HEAD"),
         git(history, "stash", "list"),
     ) == before
+
+
+def test_readme_example_is_what_vxds_prints(invoke: Invoke) -> None:
+    result = invoke(
+        "diff",
+        "viseg_training@1",
+        "viseg_training@2",
+        "--format",
+        "markdown",
+        "--max-rows",
+        "3",
+        "--root",
+        str(REPO),
+    )
+    assert result.exit_code == 0
+    shown = result.output.replace("## vxds diff:", "#### vxds diff:").replace(
+        "### viseg_training", "##### viseg_training"
+    )
+    assert shown in (REPO / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_examples_run(history: Path, invoke: Invoke, name: str) -> None:
+    """Every ``vxds diff`` command of the CI examples runs, with the target branch as main."""
+    text = (REPO / "docs" / "ci" / name).read_text()
+    yaml.safe_load(text)
+    commands = re.findall(r"vxds diff [^\n>|]*", text)
+    assert any("--format markdown" in c for c in commands) and any("--exit-code" in c for c in commands)
+    git(history, "checkout", "-q", "-b", "feature")
+    git(history, "branch", "-f", "origin/main", "v1")  # a local stand-in for the remote branch
+    for command in commands:
+        command = re.sub(r'"origin/[^"]*\.\.\.HEAD"', "origin/main...HEAD", command)
+        result = invoke(*shlex.split(command)[1:])
+        assert result.exit_code in (0, 1), result.output
+        assert ("--exit-code" in command) == (result.exit_code == 1)

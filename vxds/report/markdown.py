@@ -7,15 +7,16 @@ per-split table and collapsible lists of the resources that changed, each cut at
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
 
 from vxds.diff import KINDS, MOVED, Change, DatasetDiff
-from vxds.report.text import versions
 
 TITLE = "vxds diff"
+DIGEST_RE = re.compile(r"\b([a-z0-9]+:[0-9a-f]{12})[0-9a-f]{20,}\b")
 
 
 def cell(value: Any) -> str:
@@ -35,6 +36,18 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) ->
     yield "|" + "|".join(":--" if a == "l" else "--:" for a in align) + "|"
     for row in rows:
         yield "| " + " | ".join(row) + " |"
+
+
+def _heading(diff: DatasetDiff) -> str:
+    if diff.old_version is None or diff.new_version is None or diff.old_version == diff.new_version:
+        return f"{diff.name}@{diff.new_version or diff.old_version} ({diff.status})"
+    return f"{diff.name}@{diff.old_version} → @{diff.new_version}"
+
+
+def _short(value: Any) -> str:
+    """Digests cut to 12 hex digits: enough to tell them apart in a review."""
+    text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    return DIGEST_RE.sub(lambda m: m.group(1) + "…", text)
 
 
 def _version_cell(diff: DatasetDiff) -> str:
@@ -134,7 +147,7 @@ def _changes(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
 
 def _dataset(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
     yield ""
-    yield f"### {cell(versions(diff))}"
+    yield f"### {cell(_heading(diff))}"
     if diff.warnings:
         yield ""
         yield "> [!WARNING]"
@@ -144,7 +157,7 @@ def _dataset(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
             yield f"> … and {len(diff.warnings) - max_rows} more warnings."
     if diff.header:
         yield ""
-        rows = [[cell(h.field), code(cell(h.old)), code(cell(h.new))] for h in diff.header]
+        rows = [[cell(h.field), code(_short(h.old)), code(_short(h.new))] for h in diff.header]
         yield from _table(["Header", "Old", "New"], rows, "lll")
     if diff.splits:
         yield ""
