@@ -129,6 +129,8 @@ def test_bad_input(history: Path, invoke: Invoke) -> None:
     assert invoke("diff", "nosuch@1", "viseg_training@1").exit_code == 2
     assert "unknown revision 'nope'" in invoke("diff", "nope:viseg_training@1", "HEAD").output
     assert invoke("diff", "a", "b", "c").exit_code == 2
+    result = invoke("diff", "v1", "-d", "nosuch@1")
+    assert result.exit_code == 2 and "-d nosuch@1: no lock for it in v1 or working tree" in result.output
     split = history / "locks/all_basel_data/1/resources.all.jsonl"
     split.write_bytes(split.read_bytes().replace(b"BS03", b"BS33", 1))
     result = invoke("diff")

@@ -88,8 +88,13 @@ def command(
     from vxds.diff import diff_sides
     from vxds.locksets import SideFinder, select
 
+    from vxds.errors import UsageError
+
     config = load_config(root)
     old, new = SideFinder(config).sides(list(sides))
+    for spec in datasets:
+        if not select(old, [spec]).locks and not select(new, [spec]).locks:
+            raise UsageError(f"-d {spec}: no lock for it in {old.label} or {new.label}")
     old, new = select(old, list(datasets)), select(new, list(datasets))
     diffs = diff_sides(old, new, by=by)
     if name_only:
