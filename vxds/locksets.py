@@ -265,31 +265,37 @@ class SideFinder:
         if path.exists() and (path.is_file() or (path / HEADER).is_file()):
             label = word.rstrip("/")
             return Side(label, _path_locks(path, label), self.worktree().manifest, single=True)
-        if _looks_like_spec(word) and "@" in word:
+        if self._is_dataset(word):
             return _one(self.worktree(), word)
-        return self._name_or_revision(word)
+        return self.revision(word)
 
-    def _name_or_revision(self, word: str) -> Side:
-        is_dataset = _looks_like_spec(word) and self._dataset_exists(word)
+    def _is_dataset(self, word: str) -> bool:
+        """Whether ``word`` names a dataset (``name@V``, or a name that is not also a revision).
+
+        Raises ``UsageError`` when it is neither, or ambiguous.
+        """
+        if not _looks_like_spec(word):
+            return False
+        if "@" in word:
+            return True
+        is_dataset = self._dataset_exists(word)
         try:
             is_rev = self.repo.is_commit(word)
         except GitError:
             if is_dataset:
-                return _one(self.worktree(), word)
+                return True
             raise
         if is_dataset and is_rev:
             raise UsageError(
                 f"{word!r} is both a dataset and a Git revision",
                 hint=f"write {word}@VERSION for the dataset, or {word}^{{commit}} for the revision",
             )
-        if is_dataset:
-            return _one(self.worktree(), word)
-        if is_rev:
-            return self.revision(word)
-        raise UsageError(
-            f"{word!r} is not a Git revision, a dataset, or a lock path",
-            hint="give a branch, tag or sha, NAME@VERSION, REV:NAME@VERSION, or a lock folder",
-        )
+        if not is_dataset and not is_rev:
+            raise UsageError(
+                f"{word!r} is not a Git revision, a dataset, or a lock path",
+                hint="give a branch, tag or sha, NAME@VERSION, REV:NAME@VERSION, or a lock folder",
+            )
+        return is_dataset
 
     def _dataset_exists(self, name: str) -> bool:
         return (self.config.locks / name).is_dir()
@@ -310,11 +316,14 @@ class SideFinder:
                         base = self.repo.merge_base(a, b)
                         return self.revision_labelled(base, f"merge-base({a}, {b})"), self.revision(b)
                     return self.revision(a), self.revision(b)
+            if ":" not in word and not Path(word).exists() and self._is_dataset(word):
+                # like 'git diff PATH': this dataset's lock at HEAD against the working tree
+                return _one(self.revision("HEAD"), word), _one(self.worktree(), word)
             old = self.side(word)
             if old.single:
                 raise UsageError(
                     f"{word!r} names one lock; say what to compare it with",
-                    hint=f"vxds diff {word} OTHER, or vxds diff REV -d {word}",
+                    hint=f"vxds diff {word} OTHER",
                 )
             return old, self.worktree()
         return self.side(words[0]), self.side(words[1])

@@ -186,3 +186,17 @@ def test_ci_examples_run(history: Path, invoke: Invoke, name: str) -> None:
         result = invoke(*shlex.split(command)[1:])
         assert result.exit_code in (0, 1), result.output
         assert ("--exit-code" in command) == (result.exit_code == 1)
+
+
+def test_one_dataset_compares_head_with_the_working_tree(history: Path, invoke: Invoke) -> None:
+    assert invoke("lock", "viseg_training@2").exit_code == 0
+    (history / "locks/viseg_training/2/resources.test.jsonl").write_bytes(b"")
+    result = invoke("diff", "viseg_training@2", "--format", "json")
+    assert result.exit_code == 2 and "does not match its digest" in result.output
+    git(history, "checkout", "--", "locks")
+    doc = _json(invoke, "viseg_training")
+    assert [(d["name"], d["new_version"], d["status"]) for d in doc["datasets"]] == [
+        ("viseg_training", 1, "unchanged"),
+        ("viseg_training", 2, "unchanged"),
+    ]
+    assert doc["old"] == "HEAD:viseg_training"

@@ -86,9 +86,8 @@ def command(
     """
     from vxds.config import load_config
     from vxds.diff import diff_sides
-    from vxds.locksets import SideFinder, select
-
     from vxds.errors import UsageError
+    from vxds.locksets import SideFinder, select
 
     config = load_config(root)
     old, new = SideFinder(config).sides(list(sides))
