@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("vxds.cli.lock", "Run recipes and write their locks."),
     "list": ("vxds.cli.list", "List datasets with the state of their locks."),
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
+    "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),
 }
 
 EPILOG = """\b

@@ -114,6 +114,8 @@ class FolderSource(IndexedSource):
         self._digests: dict[str, str] = {}
         self._rows: dict[str, bytes] = {}
         self._snapshot = ""
+        self._real_root: Path | None = None
+        self._safe_parents: set[Path] = set()
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -254,16 +256,37 @@ class FolderSource(IndexedSource):
             return io.BytesIO(self._rows[resource.id])
         if resource.type == "DICOMSeries":
             raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
-        # The folders on the way must stay inside the tree; the file itself may be a link,
-        # as a scan lists linked files.
-        root = self.root.resolve()
-        path = Path(os.path.normpath(root / (resource.uri or resource.id)))
-        if not path.is_relative_to(root) or not path.parent.resolve().is_relative_to(root):
-            raise SourceError(f"resource {resource.id!r} points outside the source folder")
+        path = self.local_path(resource)
         try:
             return open(path, "rb")
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot open {resource.id}: {exc.strerror}") from None
+
+    def local_path(self, resource: Resource) -> Path:
+        """Where a file or series resource lives on disk (``vxds materialize`` links to it).
+
+        The folders on the way must stay inside the tree; the file itself may be a link, as
+        a scan lists linked files.
+        """
+        if self._real_root is None:
+            self._real_root = self.root.resolve()
+        root = self._real_root
+        path = Path(os.path.normpath(root / (resource.uri or resource.id)))
+        parent = path.parent
+        if parent not in self._safe_parents:
+            if not path.is_relative_to(root) or not parent.resolve().is_relative_to(root):
+                raise SourceError(f"resource {resource.id!r} points outside the source folder")
+            self._safe_parents.add(parent)
+        return path
+
+    def members(self, resource: Resource) -> list[tuple[str, Path]]:
+        """The files of a DICOM series: ``(name, path)`` sorted by name."""
+        folder = self.local_path(resource)
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except OSError as exc:
+            raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
+        return [(name, folder / name) for name in names]
 
 
 class _Sidecars:

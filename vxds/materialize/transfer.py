@@ -1,0 +1,146 @@
+"""Moving one resource's bytes to a temporary name in OUT, checking them on the way.
+
+Each function returns the blake3 (``blake3:<hex>``) and size of what now sits at the
+temporary name, after checking it against the lock; on a mismatch it raises
+``IntegrityError`` and the caller removes the temporary file. Nothing here gives a file its
+final name.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from blake3 import blake3
+
+from vxds.hashing import MMAP_THRESHOLD, PREFIX, hash_file
+from vxds.integrity import IntegrityError, expected, mismatch, new_hasher
+from vxds.resource import Resource
+
+MODES = ("copy", "hardlink", "symlink", "reflink")
+BLOCK = 8 << 20
+FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS, ...)
+# Errors that mean "this file system cannot do that", not "this file is bad".
+UNSUPPORTED = frozenset(
+    {errno.EXDEV, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOTTY, errno.EMLINK}
+)
+
+
+class Unsupported(Exception):
+    """The requested mode cannot be used here; the caller copies instead."""
+
+    def __init__(self, mode: str, reason: str) -> None:
+        super().__init__(f"{mode}: {reason}")
+        self.mode, self.reason = mode, reason
+
+
+def _check(resource: Resource, digest: str, size: int, path: Path | None = None) -> None:
+    """Raise ``IntegrityError`` when a blake3 ``digest`` or ``size`` disagrees with the lock.
+
+    For a lock hash in another algorithm, ``path`` (the placed bytes) is hashed with it.
+    """
+    want = expected(resource)
+    if want is None or want[0] == "blake3":
+        problem = mismatch(resource, digest[len(PREFIX) :], size)
+    elif path is not None:
+        problem = mismatch(resource, hash_with(path, want[0]), size)
+    else:  # pragma: no cover - callers pass a path for other algorithms
+        problem = None
+    if problem is not None:
+        raise IntegrityError(problem)
+
+
+def hash_with(path: Path, algorithm: str) -> str:
+    """Hex digest of a file in any supported algorithm."""
+    if algorithm == "blake3":
+        return hash_file(path)[len(PREFIX) :]
+    hasher = new_hasher(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(BLOCK):
+            hasher.update(block)
+    return hasher.hexdigest()
+
+
+def copy_stream(resource: Resource, raw: BinaryIO, tmp: Path) -> tuple[str, int]:
+    """Copy a stream block by block, hashing each block before it is written."""
+    want = expected(resource)
+    other = new_hasher(want[0]) if want is not None and want[0] != "blake3" else None
+    hasher, size = blake3(max_threads=blake3.AUTO), 0
+    with open(tmp, "wb") as out:
+        while block := raw.read(BLOCK):
+            hasher.update(block)
+            if other is not None:
+                other.update(block)
+            out.write(block)
+            size += len(block)
+    digest = PREFIX + hasher.hexdigest()
+    if other is not None:
+        problem = mismatch(resource, other.hexdigest(), size)
+        if problem is not None:
+            raise IntegrityError(problem)
+    else:
+        _check(resource, digest, size)
+    return digest, size
+
+
+def copy_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
+    """Copy a local file: small ones read once (hash, then write); large ones copied in
+    the kernel and the copy hashed with blake3's threads, so the bytes checked are the
+    bytes placed."""
+    size = os.stat(src).st_size
+    want = expected(resource)
+    if want is not None and want[0] != "blake3":
+        with open(src, "rb") as raw:
+            return copy_stream(resource, raw, tmp)
+    if size < MMAP_THRESHOLD:
+        with open(src, "rb") as fh:
+            data = fh.read()
+        digest = PREFIX + blake3(data).hexdigest()
+        _check(resource, digest, len(data))
+        with open(tmp, "wb") as out:
+            out.write(data)
+        return digest, len(data)
+    shutil.copyfile(src, tmp)  # sendfile/copy_file_range on Linux
+    digest = hash_file(tmp)
+    placed = os.stat(tmp).st_size
+    _check(resource, digest, placed)
+    return digest, placed
+
+
+def link_file(resource: Resource, src: Path, tmp: Path, mode: str) -> tuple[str, int]:
+    """Hard- or symlink ``tmp`` to ``src`` once ``src`` hashes to the locked value."""
+    digest = hash_file(src)
+    size = os.stat(src).st_size
+    _check(resource, digest, size, src)
+    try:
+        if mode == "hardlink":
+            os.link(src, tmp)
+        else:
+            os.symlink(os.path.abspath(src), tmp)
+    except OSError as exc:
+        if exc.errno in UNSUPPORTED:
+            raise Unsupported(mode, os.strerror(exc.errno or 0).lower()) from None
+        raise
+    return digest, size
+
+
+def reflink_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
+    """Clone ``src``'s blocks into ``tmp`` (no bytes copied), then hash the clone."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        raise Unsupported("reflink", "not available on this system") from None
+    with open(src, "rb") as fin, open(tmp, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+        except OSError as exc:
+            if exc.errno in UNSUPPORTED or exc.errno == errno.EBADF:
+                raise Unsupported("reflink", "the file system cannot share blocks") from None
+            raise
+    digest = hash_file(tmp)
+    size = os.stat(tmp).st_size
+    _check(resource, digest, size, tmp)
+    return digest, size
