@@ -66,13 +66,17 @@ class LockedDataset(Lock):
         if url not in self._sources:
             from vxds.sources import SourceContext, open_source
 
-            self._sources[url] = open_source(url, SourceContext(base=self.base, cache_dir=self.base / ".vxds"))
+            self._sources[url] = open_source(
+                url, SourceContext(base=self.base, cache_dir=self.base / ".vxds")
+            )
         return self._sources[url]
 
     def _known(self, names: list[str]) -> list[str]:
         for name in names:
             if name not in self.splits:
-                raise NotFoundError(f"{self.header.key}: no split {name!r}; it has {', '.join(sorted(self.splits))}")
+                raise NotFoundError(
+                    f"{self.header.key}: no split {name!r}; it has {', '.join(sorted(self.splits))}"
+                )
         return names
 
 

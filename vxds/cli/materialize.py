@@ -98,7 +98,9 @@ def _print(report: Report) -> None:
     help="A resources.<split>.jsonl lockfile to materialize (repeatable) instead of NAME.",
 )
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
-@click.option("-m", "--module", "modules", multiple=True, metavar="MODULE", help="Layout to write (repeatable).")
+@click.option(
+    "-m", "--module", "modules", multiple=True, metavar="MODULE", help="Layout to write (repeatable)."
+)
 @click.option("--split", "splits", multiple=True, metavar="SPLIT", help="Only these splits (repeatable).")
 @click.option(
     "--mode",

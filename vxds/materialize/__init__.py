@@ -20,7 +20,15 @@ from vxds.hashing import digest_json
 from vxds.lockfile import Header, Split
 from vxds.materialize.base import Job, Materializer
 from vxds.materialize.place import Failure, Placer, SourceAccess, prepare_out
-from vxds.materialize.receipt import LOCK_FILE, Receipt, ReceiptError, read_journal, read_receipt, write_receipt
+from vxds.materialize.receipt import (
+    JOURNAL,
+    LOCK_FILE,
+    Receipt,
+    ReceiptError,
+    read_journal,
+    read_receipt,
+    write_receipt,
+)
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.sources.base import Source
 
@@ -154,7 +162,9 @@ def _modules(names: Sequence[str]) -> list[tuple[str, Materializer]]:
 def select_splits(splits: Mapping[str, Split], wanted: Sequence[str]) -> dict[str, Split]:
     unknown = sorted(set(wanted) - set(splits))
     if unknown:
-        raise UsageError(f"no split named {', '.join(map(repr, unknown))}; the lock has {', '.join(sorted(splits))}")
+        raise UsageError(
+            f"no split named {', '.join(map(repr, unknown))}; the lock has {', '.join(sorted(splits))}"
+        )
     return {name: split for name, split in sorted(splits.items()) if not wanted or name in wanted}
 
 
@@ -222,9 +232,12 @@ def materialize(
                 modules=[m.name for _, m in chosen],
                 files=placer.entries,
                 generator=_generator(),
+                failed=[
+                    f.to_json() for f in sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
+                ],
             ),
         )
-        (out / ".vxds-journal.jsonl").unlink(missing_ok=True)
+        (out / JOURNAL).unlink(missing_ok=True)
     report.placed, report.unchanged, report.removed = outcome.placed, outcome.unchanged, outcome.removed
     report.failures = sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
     report.notices.extend(outcome.notices)

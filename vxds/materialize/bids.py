@@ -218,4 +218,6 @@ class BidsMaterializer:
             placer.write(f"{root}/participants.json", _json(described), module=module)
         for pipeline in sorted(pipelines):
             description = self._description(job, split, derivative=pipeline)
-            placer.write(f"{root}/derivatives/{pipeline}/dataset_description.json", _json(description), module=module)
+            placer.write(
+                f"{root}/derivatives/{pipeline}/dataset_description.json", _json(description), module=module
+            )

@@ -124,7 +124,9 @@ class FwDatasetMaterializer:
             data = table.parquet()
             name = digest_bytes(data).partition(":")[2][:32]
             job.placer.write(f"{base}/tables/{table.name}/{name}.parquet", data, module=job.module)
-            job.placer.write(f"{base}/schemas/{table.name}.schema.json", _json(table.schema()), module=job.module)
+            job.placer.write(
+                f"{base}/schemas/{table.name}.schema.json", _json(table.schema()), module=job.module
+            )
         rel = f"{base}/provenance/dataset_description.json"
         description = {
             "id": f"{job.name}-{version}",
@@ -143,7 +145,9 @@ class FwDatasetMaterializer:
         for split in sorted(job.splits):
             rows = [_resource_row(split, r) for r in job.resources(split)]
             every.extend(rows)
-            tables.append(Table(_table_name(split), f"resources of split {split}", list(RESOURCE_COLUMNS), rows))
+            tables.append(
+                Table(_table_name(split), f"resources of split {split}", list(RESOURCE_COLUMNS), rows)
+            )
             for resource in job.resources(split):
                 if resource.type == "ClinicalRecord":
                     records.extend(self._record(job, split, resource))

@@ -176,7 +176,9 @@ class Placer:
         self._journal.close(remove=False)
         shutil.rmtree(self._tmp, ignore_errors=True)
         for (mode, reason), count in sorted(self.outcome.fallbacks.items()):
-            self.outcome.notices.append(f"{mode} was not possible for {count} file(s) ({reason}); copied them")
+            self.outcome.notices.append(
+                f"{mode} was not possible for {count} file(s) ({reason}); copied them"
+            )
         return self.outcome
 
     def abort(self) -> None:
@@ -202,7 +204,9 @@ class Placer:
         parts = rel.split("/")
         parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
         with self._lock:
-            clash = self._claimed.get(rel) or next((self._claimed[p] for p in parents if p in self._claimed), None)
+            clash = self._claimed.get(rel) or next(
+                (self._claimed[p] for p in parents if p in self._claimed), None
+            )
             if clash is None and rel in self._claimed_dirs:
                 clash = "files placed inside it"
             if clash is not None:
@@ -290,7 +294,9 @@ class Placer:
         if not check(target):
             return False
         digest = hash_file(target)
-        self._record(rel, Entry(digest, key[0], (entry.resource if entry else None), locked, None, key), placed=False)
+        self._record(
+            rel, Entry(digest, key[0], (entry.resource if entry else None), locked, None, key), placed=False
+        )
         return True
 
     def _matches_lock(self, resource: Resource) -> Callable[[Path], bool]:
@@ -327,7 +333,9 @@ class Placer:
         with self._lock:
             entry = self.entries[rel]
             if entry.resource != resource.id or entry.module != module:
-                self.entries[rel] = Entry(entry.hash, entry.size, resource.id, entry.locked, module, entry.stat)
+                self.entries[rel] = Entry(
+                    entry.hash, entry.size, resource.id, entry.locked, module, entry.stat
+                )
 
     def _transfer(self, resource: Resource, tmp: Path) -> tuple[str, int]:
         src = self.access.local_path(resource)
@@ -401,12 +409,18 @@ class Placer:
             self._fallback(exc.mode, exc.reason)
             return copy_file(member, src, dest)
 
-    def _series_in_place(self, resource: Resource, rel: str, members: list[tuple[str, Path]], module: str) -> bool:
+    def _series_in_place(
+        self, resource: Resource, rel: str, members: list[tuple[str, Path]], module: str
+    ) -> bool:
         entries = {}
         for name, _ in members:
             entry = self.previous.get(f"{rel}/{name}")
             try:
-                if entry is None or entry.locked != resource.hash or entry.stat != _stat_key(self.out / rel / name):
+                if (
+                    entry is None
+                    or entry.locked != resource.hash
+                    or entry.stat != _stat_key(self.out / rel / name)
+                ):
                     return False
             except OSError:
                 return False
@@ -418,7 +432,11 @@ class Placer:
         if on_disk != sorted(name for name, _ in members):
             return False
         for path, entry in entries.items():
-            self._record(path, Entry(entry.hash, entry.size, resource.id, entry.locked, module, entry.stat), placed=False)
+            self._record(
+                path,
+                Entry(entry.hash, entry.size, resource.id, entry.locked, module, entry.stat),
+                placed=False,
+            )
         return True
 
     def _write_one(self, rel: str, data: bytes, module: str) -> None:

@@ -8,7 +8,6 @@ it got its name) and finishes from.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +60,9 @@ class Entry:
             resource=data.get("resource"),
             locked=data.get("locked"),
             module=data.get("module"),
-            stat=(int(stat[0]), int(stat[1]), int(stat[2])) if isinstance(stat, list) and len(stat) == 3 else None,
+            stat=(int(stat[0]), int(stat[1]), int(stat[2]))
+            if isinstance(stat, list) and len(stat) == 3
+            else None,
         )
 
 
@@ -74,6 +75,7 @@ class Receipt:
     modules: list[str]
     files: dict[str, Entry] = field(default_factory=dict)
     generator: str = ""
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {resource, path, message}
 
     def to_bytes(self) -> bytes:
         body = {
@@ -85,6 +87,7 @@ class Receipt:
             "splits": {n: {"count": c, "digest": d} for n, (c, d) in sorted(self.splits.items())},
             "modules": sorted(self.modules),
             "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
+            "failed": self.failed,
         }
         return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
@@ -109,6 +112,7 @@ def read_receipt(out: Path) -> Receipt | None:
             modules=[str(m) for m in data["modules"]],
             files={str(p): Entry.from_json(e) for p, e in data["files"].items()},
             generator=str(data.get("generator", "")),
+            failed=[dict(f) for f in data.get("failed", [])],
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ReceiptError):
@@ -150,7 +154,4 @@ class Journal:
     def close(self, *, remove: bool) -> None:
         self._fh.close()
         if remove:
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
+            self.path.unlink(missing_ok=True)
