@@ -42,6 +42,11 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
+def _schema_json(table: Table) -> bytes:
+    """The schema file, its properties in column order."""
+    return orjson.dumps(table.schema(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
 def _kind(values: Iterable[Any]) -> str:
     """The JSON-schema type of a column: integer, number, boolean or string."""
     present = [v for v in values if v is not None]
@@ -125,7 +130,7 @@ class FwDatasetMaterializer:
             name = digest_bytes(data).partition(":")[2][:32]
             job.placer.write(f"{base}/tables/{table.name}/{name}.parquet", data, module=job.module)
             job.placer.write(
-                f"{base}/schemas/{table.name}.schema.json", _json(table.schema()), module=job.module
+                f"{base}/schemas/{table.name}.schema.json", _schema_json(table), module=job.module
             )
         rel = f"{base}/provenance/dataset_description.json"
         description = {
