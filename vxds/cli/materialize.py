@@ -43,7 +43,7 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
 
 
 def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
-    from vxds.lockfile import SPLIT_FILE_RE, CorruptLock, Split, read_lock
+    from vxds.lockfile import SPLIT_FILE_RE, Split, read_lock
     from vxds.materialize import Target
 
     splits: dict[str, Split] = {}
@@ -60,12 +60,8 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
         folders.add(path.resolve().parent)
     header = None
     if len(folders) == 1 and (next(iter(folders)) / "lock.toml").is_file():
-        folder = next(iter(folders))
-        lock = read_lock(folder)
-        header = lock.header
-        for name, split in splits.items():
-            if name not in lock.splits or lock.splits[name].digest != split.digest:
-                raise CorruptLock(folder, [f"resources.{name}.jsonl does not match the digest in lock.toml"])
+        # read_lock checks every split file in the folder against lock.toml, these included.
+        header = read_lock(next(iter(folders))).header
     url = source or (header.source if header is not None else None) or config.source
     if header is not None:
         return Target(header.name, header.version, header, splits, url, config.root)
