@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,7 +25,15 @@ from vxds.errors import SourceError, UsageError, VxdsError
 from vxds.hashing import PREFIX, digest_bytes, digest_json, hash_file
 from vxds.integrity import IntegrityError, VerifiedReader, expected
 from vxds.materialize.receipt import OWN, TMP_DIR, Entry, Journal
-from vxds.materialize.transfer import Unsupported, copy_file, copy_stream, hash_with, link_file, reflink_file
+from vxds.materialize.transfer import (
+    StatKey,
+    Unsupported,
+    copy_file,
+    copy_stream,
+    hash_with,
+    link_file,
+    reflink_file,
+)
 from vxds.progress import NO_PROGRESS, Task
 from vxds.resource import InvalidResource, Resource, check_id
 from vxds.sources.base import Source
@@ -55,6 +64,19 @@ class Outcome:
 def _stat_key(path: Path) -> tuple[int, int, int]:
     st = os.stat(path)
     return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _plain_path(rel: str) -> bool:
+    """A quick yes for ordinary relative paths; anything else goes through ``check_id``."""
+    return (
+        rel.isprintable()
+        and rel[:1] not in ("", "/", ".")
+        and "\\" not in rel
+        and "//" not in rel
+        and "/." not in rel
+        and rel[-1] != "/"
+        and rel[1:2] != ":"
+    )
 
 
 def _oserror_text(exc: OSError) -> str:
@@ -118,6 +140,7 @@ class Placer:
         self._safe_dirs: set[str] = {""}
         self._lock = threading.Lock()
         self._counter = 0
+        self._out_str = str(out)
         self._tmp = out / TMP_DIR
         self._tmp.mkdir(exist_ok=True)
         self._journal = Journal(out)
@@ -193,7 +216,8 @@ class Placer:
     def _claim(self, rel: str, rid: str | None, module: str) -> bool:
         what = f"{module}: {rid}" if rid is not None else f"{module}: generated file"
         try:
-            check_id(rel)
+            if not _plain_path(rel):
+                check_id(rel)
         except InvalidResource as exc:
             self._fail(rid, rel, VxdsError(f"cannot place it at {rel!r}: {exc}"))
             return False
@@ -218,27 +242,29 @@ class Placer:
 
     def _parent(self, rel: str) -> Path:
         """Create (or check) the folders above ``OUT/rel``; refuse symlinks and files there."""
-        parts = rel.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            sub = "/".join(parts[:i])
-            if sub in self._safe_dirs:
-                continue
-            path = self.out / sub
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                if os.path.islink(path) or not path.is_dir():
-                    kind = "a symlink" if os.path.islink(path) else "not a folder"
-                    raise VxdsError(f"OUT/{sub} is {kind}; refusing to write through it") from None
-            with self._lock:
-                self._safe_dirs.add(sub)
-        return self.out / rel
+        folder, _, _ = rel.rpartition("/")
+        if folder not in self._safe_dirs:
+            parts = folder.split("/")
+            for i in range(1, len(parts) + 1):
+                sub = "/".join(parts[:i])
+                if sub in self._safe_dirs:
+                    continue
+                path = f"{self._out_str}/{sub}"
+                try:
+                    os.mkdir(path)
+                except FileExistsError:
+                    if os.path.islink(path) or not os.path.isdir(path):
+                        kind = "a symlink" if os.path.islink(path) else "not a folder"
+                        raise VxdsError(f"OUT/{sub} is {kind}; refusing to write through it") from None
+                with self._lock:
+                    self._safe_dirs.add(sub)
+        return Path(f"{self._out_str}/{rel}")
 
     def _tmp_name(self, rel: str) -> Path:
         with self._lock:
             self._counter += 1
             n = self._counter
-        return self._tmp / f"{n}-{rel.rsplit('/', 1)[-1][:80]}"
+        return Path(f"{self._tmp}/{n}-{rel.rsplit('/', 1)[-1][:80]}")
 
     # --- doing the work ----------------------------------------------------------------
 
@@ -281,13 +307,14 @@ class Placer:
 
     def _in_place(self, rel: str, target: Path, locked: str | None, check: Callable[[Path], bool]) -> bool:
         """True when ``OUT/rel`` already holds the right bytes (recorded, or re-hashed)."""
-        entry = self.previous.get(rel)
         try:
-            if os.path.isdir(target) and not os.path.islink(target):
-                return False
-            key = _stat_key(target)
+            st = os.stat(target)
         except OSError:
             return False
+        if stat.S_ISDIR(st.st_mode):
+            return False
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        entry = self.previous.get(rel)
         if entry is not None and entry.locked == locked and entry.stat == key:
             self._record(rel, entry, placed=False)
             return True
@@ -317,15 +344,8 @@ class Placer:
             if self._in_place(rel, target, resource.hash, self._matches_lock(resource)):
                 self._fix_module(rel, resource, module)
                 return
-            tmp = self._tmp_name(rel)
-            try:
-                digest, size = self._transfer(resource, tmp)
-                os.replace(tmp, target)
-            finally:
-                if os.path.lexists(tmp):
-                    os.unlink(tmp)
-            entry = Entry(digest, size, resource.id, resource.hash, module, _stat_key(target))
-            self._record(rel, entry, placed=True)
+            digest, size, key = self._transfer(resource, target)
+            self._record(rel, Entry(digest, size, resource.id, resource.hash, module, key), placed=True)
 
         self._guard(resource.id, rel, work)
 
@@ -337,21 +357,43 @@ class Placer:
                     entry.hash, entry.size, resource.id, entry.locked, module, entry.stat
                 )
 
-    def _transfer(self, resource: Resource, tmp: Path) -> tuple[str, int]:
+    def _transfer(self, resource: Resource, target: Path) -> tuple[str, int, StatKey]:
+        """Put checked bytes at ``target``: a new link directly (links appear whole), else
+        through a temporary name that is renamed once the bytes are checked."""
         src = self.access.local_path(resource)
+        if src is None and self.mode != "copy":
+            self._fallback(self.mode, "the source has no local file for it")
+        if src is not None and not os.path.isfile(src):
+            raise SourceError(f"{resource.id} is missing from the source ({src} does not exist)")
+        if src is not None and self.mode in ("hardlink", "symlink") and not os.path.lexists(target):
+            try:
+                return link_file(resource, src, target, self.mode)
+            except Unsupported as exc:
+                self._fallback(exc.mode, exc.reason)
+                src_mode = "copy"
+            except FileExistsError:  # appeared meanwhile: replace it through a temporary name
+                src_mode = self.mode
+        else:
+            src_mode = self.mode
+        tmp = self._tmp_name(rel=target.name)
+        try:
+            result = self._to_tmp(resource, src, tmp, src_mode)
+            os.replace(tmp, target)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+        return result
+
+    def _to_tmp(self, resource: Resource, src: Path | None, tmp: Path, mode: str) -> tuple[str, int, StatKey]:
         if src is None:
-            if self.mode != "copy":
-                self._fallback(self.mode, "the source has no local file for it")
             with self.access.open(resource) as raw:
                 return copy_stream(resource, raw, tmp)
-        if not src.is_file():
-            raise SourceError(f"{resource.id} is missing from the source ({src} does not exist)")
-        if self.mode == "copy":
+        if mode == "copy":
             return copy_file(resource, src, tmp)
         try:
-            if self.mode == "reflink":
+            if mode == "reflink":
                 return reflink_file(resource, src, tmp)
-            return link_file(resource, src, tmp, self.mode)
+            return link_file(resource, src, tmp, mode)
         except Unsupported as exc:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
@@ -375,7 +417,7 @@ class Placer:
                 listing: list[list[str]] = []
                 for name, src in members:
                     member = Resource(id=f"{resource.id}/{name}", version=0)
-                    digest, size = self._transfer_member(member, src, folder / name)
+                    digest, size, _ = self._transfer_member(member, src, folder / name)
                     placed.append((name, digest, size))
                     listing.append([name, digest])
                 if resource.hash is not None and digest_json(sorted(listing)) != resource.hash:
@@ -396,18 +438,8 @@ class Placer:
 
         self._guard(resource.id, rel, work)
 
-    def _transfer_member(self, member: Resource, src: Path, dest: Path) -> tuple[str, int]:
-        if self.mode == "copy":
-            return copy_file(member, src, dest)
-        try:
-            if self.mode == "reflink":
-                return reflink_file(member, src, dest)
-            return link_file(member, src, dest, self.mode)
-        except Unsupported as exc:
-            if os.path.lexists(dest):
-                os.unlink(dest)
-            self._fallback(exc.mode, exc.reason)
-            return copy_file(member, src, dest)
+    def _transfer_member(self, member: Resource, src: Path, dest: Path) -> tuple[str, int, StatKey]:
+        return self._to_tmp(member, src, dest, self.mode)
 
     def _series_in_place(
         self, resource: Resource, rel: str, members: list[tuple[str, Path]], module: str

@@ -64,18 +64,39 @@ def hash_with(path: Path, algorithm: str) -> str:
     return hasher.hexdigest()
 
 
-def copy_stream(resource: Resource, raw: BinaryIO, tmp: Path) -> tuple[str, int]:
+StatKey = tuple[int, int, int]  # size, mtime_ns, inode: how a rerun knows a file is untouched
+
+
+def _key(st: os.stat_result) -> StatKey:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _create(tmp: Path) -> int:
+    return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def copy_stream(resource: Resource, raw: BinaryIO, tmp: Path) -> tuple[str, int, StatKey]:
     """Copy a stream block by block, hashing each block before it is written."""
     want = expected(resource)
     other = new_hasher(want[0]) if want is not None and want[0] != "blake3" else None
     hasher, size = blake3(max_threads=blake3.AUTO), 0
-    with open(tmp, "wb") as out:
+    fd = _create(tmp)
+    try:
         while block := raw.read(BLOCK):
             hasher.update(block)
             if other is not None:
                 other.update(block)
-            out.write(block)
+            _write_all(fd, block)
             size += len(block)
+        key = _key(os.fstat(fd))
+    finally:
+        os.close(fd)
     digest = PREFIX + hasher.hexdigest()
     if other is not None:
         problem = mismatch(resource, other.hexdigest(), size)
@@ -83,51 +104,64 @@ def copy_stream(resource: Resource, raw: BinaryIO, tmp: Path) -> tuple[str, int]
             raise IntegrityError(problem)
     else:
         _check(resource, digest, size)
-    return digest, size
+    return digest, size, key
 
 
-def copy_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
+def copy_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int, StatKey]:
     """Copy a local file: small ones read once (hash, then write); large ones copied in
     the kernel and the copy hashed with blake3's threads, so the bytes checked are the
     bytes placed."""
-    size = os.stat(src).st_size
     want = expected(resource)
     if want is not None and want[0] != "blake3":
         with open(src, "rb") as raw:
             return copy_stream(resource, raw, tmp)
-    if size < MMAP_THRESHOLD:
-        with open(src, "rb") as fh:
-            data = fh.read()
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        data = os.read(fd, MMAP_THRESHOLD)
+        small = len(data) < MMAP_THRESHOLD
+        if small:  # all of it, unless the file is still growing: then take the large path
+            small = not os.read(fd, 1)
+    finally:
+        os.close(fd)
+    if small:
         digest = PREFIX + blake3(data).hexdigest()
         _check(resource, digest, len(data))
-        with open(tmp, "wb") as out:
-            out.write(data)
-        return digest, len(data)
+        out = _create(tmp)
+        try:
+            _write_all(out, data)
+            key = _key(os.fstat(out))
+        finally:
+            os.close(out)
+        return digest, len(data), key
     shutil.copyfile(src, tmp)  # sendfile/copy_file_range on Linux
     digest = hash_file(tmp)
-    placed = os.stat(tmp).st_size
-    _check(resource, digest, placed)
-    return digest, placed
+    st = os.stat(tmp)
+    _check(resource, digest, st.st_size)
+    return digest, st.st_size, _key(st)
 
 
-def link_file(resource: Resource, src: Path, tmp: Path, mode: str) -> tuple[str, int]:
-    """Hard- or symlink ``tmp`` to ``src`` once ``src`` hashes to the locked value."""
-    digest = hash_file(src)
-    size = os.stat(src).st_size
-    _check(resource, digest, size, src)
+def link_file(resource: Resource, src: Path, dest: Path, mode: str) -> tuple[str, int, StatKey]:
+    """Hard- or symlink ``dest`` to ``src`` once ``src`` hashes to the locked value.
+
+    A link is created whole or not at all, so ``dest`` may be the final name when nothing
+    is there yet (``FileExistsError`` otherwise).
+    """
+    st = os.stat(src)
+    digest = hash_file(src, st.st_size)
+    _check(resource, digest, st.st_size, src)
     try:
         if mode == "hardlink":
-            os.link(src, tmp)
+            os.link(src, dest)
         else:
-            os.symlink(os.path.abspath(src), tmp)
-    except OSError as exc:
+            os.symlink(os.path.abspath(src), dest)
+    except OSError as exc:  # FileExistsError (EEXIST) is not in UNSUPPORTED: re-raised
         if exc.errno in UNSUPPORTED:
             raise Unsupported(mode, os.strerror(exc.errno or 0).lower()) from None
         raise
-    return digest, size
+    return digest, st.st_size, _key(st)
 
 
-def reflink_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
+def reflink_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int, StatKey]:
     """Clone ``src``'s blocks into ``tmp`` (no bytes copied), then hash the clone."""
     try:
         import fcntl
@@ -141,6 +175,6 @@ def reflink_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
                 raise Unsupported("reflink", "the file system cannot share blocks") from None
             raise
     digest = hash_file(tmp)
-    size = os.stat(tmp).st_size
-    _check(resource, digest, size, tmp)
-    return digest, size
+    st = os.stat(tmp)
+    _check(resource, digest, st.st_size, tmp)
+    return digest, st.st_size, _key(st)
