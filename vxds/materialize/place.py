@@ -106,6 +106,13 @@ class SourceAccess:
     def open(self, resource: Resource) -> BinaryIO:
         return self._need().open(resource)
 
+    def cached(self, resource: Resource) -> Callable[[StatKey], str | None] | None:
+        """A lookup of the source's hash cache for this resource's file, if it keeps one."""
+        lookup = getattr(self.source, "cached_digest", None)
+        if lookup is None:
+            return None
+        return lambda key: lookup(resource, key)
+
     def members(self, resource: Resource) -> list[tuple[str, Path]]:
         lister = getattr(self._need(), "members", None)
         if lister is None:
@@ -305,10 +312,15 @@ class Placer:
             else:
                 self.outcome.unchanged += 1
 
-    def _in_place(self, rel: str, target: Path, locked: str | None, check: Callable[[Path], bool]) -> bool:
-        """True when ``OUT/rel`` already holds the right bytes (recorded, or re-hashed)."""
+    def _in_place(
+        self, rel: str, target: Path, locked: str | None, check: Callable[[Path], bool]
+    ) -> bool | None:
+        """True when ``OUT/rel`` already holds the right bytes (recorded, or re-hashed);
+        False when something else is there; None when nothing is."""
         try:
             st = os.stat(target)
+        except FileNotFoundError:
+            return None if not os.path.islink(target) else False
         except OSError:
             return False
         if stat.S_ISDIR(st.st_mode):
@@ -341,10 +353,11 @@ class Placer:
     def _place_one(self, resource: Resource, rel: str, module: str) -> None:
         def work() -> None:
             target = self._parent(rel)
-            if self._in_place(rel, target, resource.hash, self._matches_lock(resource)):
+            state = self._in_place(rel, target, resource.hash, self._matches_lock(resource))
+            if state:
                 self._fix_module(rel, resource, module)
                 return
-            digest, size, key = self._transfer(resource, target)
+            digest, size, key = self._transfer(resource, target, free=state is None)
             self._record(rel, Entry(digest, size, resource.id, resource.hash, module, key), placed=True)
 
         self._guard(resource.id, rel, work)
@@ -357,7 +370,7 @@ class Placer:
                     entry.hash, entry.size, resource.id, entry.locked, module, entry.stat
                 )
 
-    def _transfer(self, resource: Resource, target: Path) -> tuple[str, int, StatKey]:
+    def _transfer(self, resource: Resource, target: Path, *, free: bool) -> tuple[str, int, StatKey]:
         """Put checked bytes at ``target``: a new link directly (links appear whole), else
         through a temporary name that is renamed once the bytes are checked."""
         src = self.access.local_path(resource)
@@ -365,9 +378,9 @@ class Placer:
             self._fallback(self.mode, "the source has no local file for it")
         if src is not None and not os.path.isfile(src):
             raise SourceError(f"{resource.id} is missing from the source ({src} does not exist)")
-        if src is not None and self.mode in ("hardlink", "symlink") and not os.path.lexists(target):
+        if src is not None and self.mode in ("hardlink", "symlink") and free:
             try:
-                return link_file(resource, src, target, self.mode)
+                return link_file(resource, src, target, self.mode, self.access.cached(resource))
             except Unsupported as exc:
                 self._fallback(exc.mode, exc.reason)
                 src_mode = "copy"
@@ -393,7 +406,7 @@ class Placer:
         try:
             if mode == "reflink":
                 return reflink_file(resource, src, tmp)
-            return link_file(resource, src, tmp, mode)
+            return link_file(resource, src, tmp, mode, self.access.cached(resource))
         except Unsupported as exc:
             if os.path.lexists(tmp):
                 os.unlink(tmp)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,14 +141,24 @@ def copy_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int, StatK
     return digest, st.st_size, _key(st)
 
 
-def link_file(resource: Resource, src: Path, dest: Path, mode: str) -> tuple[str, int, StatKey]:
+def link_file(
+    resource: Resource,
+    src: Path,
+    dest: Path,
+    mode: str,
+    cached: Callable[[StatKey], str | None] | None = None,
+) -> tuple[str, int, StatKey]:
     """Hard- or symlink ``dest`` to ``src`` once ``src`` hashes to the locked value.
 
+    ``cached`` may know the digest of ``src`` from the hash cache ``vxds lock`` keeps, when
+    its size, mtime and inode are unchanged since it was hashed; then it is not read again.
     A link is created whole or not at all, so ``dest`` may be the final name when nothing
     is there yet (``FileExistsError`` otherwise).
     """
     st = os.stat(src)
-    digest = hash_file(src, st.st_size)
+    digest = cached(_key(st)) if cached is not None else None
+    if digest is None:
+        digest = hash_file(src, st.st_size)
     _check(resource, digest, st.st_size, src)
     try:
         if mode == "hardlink":

@@ -114,8 +114,9 @@ class FolderSource(IndexedSource):
         self._digests: dict[str, str] = {}
         self._rows: dict[str, bytes] = {}
         self._snapshot = ""
-        self._real_root: Path | None = None
-        self._safe_parents: set[Path] = set()
+        self._real_root: str | None = None
+        self._safe_parents: set[str] = set()
+        self._hash_cache: HashCache | None = None
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -269,15 +270,24 @@ class FolderSource(IndexedSource):
         a scan lists linked files.
         """
         if self._real_root is None:
-            self._real_root = self.root.resolve()
+            self._real_root = str(self.root.resolve())
         root = self._real_root
-        path = Path(os.path.normpath(root / (resource.uri or resource.id)))
-        parent = path.parent
+        path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
+        parent = os.path.dirname(path)
         if parent not in self._safe_parents:
-            if not path.is_relative_to(root) or not parent.resolve().is_relative_to(root):
+            real = os.path.realpath(parent)
+            if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
-        return path
+        return Path(path)
+
+    def cached_digest(self, resource: Resource, key: tuple[int, int, int]) -> str | None:
+        """The digest the hash cache holds for the resource's file, if its stat ``key``
+        (size, mtime, inode) is unchanged since it was hashed; None otherwise."""
+        if self._hash_cache is None:
+            cache_dir = self.context.cache_dir
+            self._hash_cache = HashCache(cache_dir / "hashes.json" if cache_dir else None)
+        return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
 
     def members(self, resource: Resource) -> list[tuple[str, Path]]:
         """The files of a DICOM series: ``(name, path)`` sorted by name."""
