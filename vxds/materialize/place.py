@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vxds.errors import SourceError, UsageError, VxdsError
-from vxds.hashing import PREFIX, digest_bytes, digest_json, hash_file
+from vxds.hashing import PREFIX, SMALL_FILE, digest_bytes, digest_json, hash_file
 from vxds.integrity import IntegrityError, VerifiedReader, expected
 from vxds.materialize.receipt import OWN, TMP_DIR, Entry, Journal
 from vxds.materialize.transfer import (
@@ -96,6 +96,11 @@ class SourceAccess:
             raise SourceError("no source to read from; pass --source or set [tool.vxds] source")
         return self.source
 
+    @property
+    def is_local(self) -> bool:
+        """True for a source with files on this machine (a folder)."""
+        return hasattr(self.source, "local_path")
+
     def local_path(self, resource: Resource) -> Path | None:
         finder = getattr(self.source, "local_path", None)
         if finder is None or resource.type == "ClinicalRecord":
@@ -158,10 +163,20 @@ class Placer:
     # --- what materializers call -------------------------------------------------------
 
     def place(self, resource: Resource, rel: str, *, module: str) -> None:
-        """Put ``resource``'s bytes at ``OUT/rel`` (in the background when --jobs > 1)."""
+        """Put ``resource``'s bytes at ``OUT/rel`` (in the background when --jobs > 1).
+
+        Small local files and links are placed on the calling thread: their cost is Python's
+        and the file system's metadata, which threads only fight over (measured in
+        bench/materialize_bench.py); large files and remote streams go to the pool.
+        """
         if not self._claim(rel, resource.id, module):
             return
-        self._submit(lambda: self._place_one(resource, rel, module))
+        if self.access.is_local and (
+            self.mode in ("hardlink", "symlink") or (resource.size or 0) < SMALL_FILE
+        ):
+            self._place_one(resource, rel, module)
+        else:
+            self._submit(lambda: self._place_one(resource, rel, module))
 
     def place_series(self, resource: Resource, rel: str, *, module: str) -> None:
         """Put a DICOM series' files in the folder ``OUT/rel``, checked as one listing."""
@@ -319,8 +334,8 @@ class Placer:
         False when something else is there; None when nothing is."""
         try:
             st = os.stat(target)
-        except FileNotFoundError:
-            return None if not os.path.islink(target) else False
+        except FileNotFoundError:  # (a dangling link too: creating over it fails, then it is replaced)
+            return None
         except OSError:
             return False
         if stat.S_ISDIR(st.st_mode):
@@ -376,8 +391,18 @@ class Placer:
         src = self.access.local_path(resource)
         if src is None and self.mode != "copy":
             self._fallback(self.mode, "the source has no local file for it")
-        if src is not None and not os.path.isfile(src):
-            raise SourceError(f"{resource.id} is missing from the source ({src} does not exist)")
+        try:
+            return self._transfer_from(resource, src, target, free=free)
+        except FileNotFoundError as exc:
+            if src is not None and exc.filename in (src, str(src)):
+                raise SourceError(
+                    f"{resource.id} is missing from the source ({src} does not exist)"
+                ) from None
+            raise
+
+    def _transfer_from(
+        self, resource: Resource, src: Path | None, target: Path, *, free: bool
+    ) -> tuple[str, int, StatKey]:
         if src is not None and self.mode in ("hardlink", "symlink") and free:
             try:
                 return link_file(resource, src, target, self.mode, self.access.cached(resource))
