@@ -250,3 +250,12 @@ def test_unknown_module_and_split(sample: Path, target: MakeTarget) -> None:
         materialize(t, sample / "out", ["nope"])
     with pytest.raises(UsageError, match="no split named 'val'; the lock has test, train"):
         materialize(t, sample / "out", ["files"], splits=["val"])
+
+
+def test_two_resources_at_one_path_fail_the_later_one(sample: Path) -> None:
+    out = sample / "out"
+    report = materialize(_one_split_target(sample, ["a", "a/b"]), out, ["files"])
+    assert [(f.resource, f.message) for f in report.failures] == [
+        ("a/b", "files: a/b and files: a would both be placed at train/a/b")
+    ]
+    assert (out / "train/a").is_file()

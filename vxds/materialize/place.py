@@ -148,7 +148,6 @@ class Placer:
         self.task = task or NO_PROGRESS.task("")
         self._claimed: dict[str, str] = {}  # path -> what claimed it (for clear collisions)
         self._claimed_dirs: set[str] = set()
-        self._failed_paths: set[str] = set()
         self._safe_dirs: set[str] = {""}
         self._lock = threading.Lock()
         self._counter = 0
@@ -302,7 +301,8 @@ class Placer:
         except (VxdsError, OSError) as exc:
             self._fail(rid, rel, exc)
         finally:
-            self.task.advance()
+            if rid is not None:  # the bar counts resources, not the files generated beside them
+                self.task.advance()
 
     def _fail(self, rid: str | None, rel: str, exc: BaseException) -> None:
         if isinstance(exc, VxdsError):
@@ -316,7 +316,6 @@ class Placer:
 
     def _fail_locked(self, rid: str | None, rel: str, text: str) -> None:
         self.outcome.failures.append(Failure(rid, rel, text))
-        self._failed_paths.add(rel)
 
     def _record(self, rel: str, entry: Entry, *, placed: bool) -> None:
         with self._lock:
@@ -368,7 +367,13 @@ class Placer:
     def _place_one(self, resource: Resource, rel: str, module: str) -> None:
         def work() -> None:
             target = self._parent(rel)
-            state = self._in_place(rel, target, resource.hash, self._matches_lock(resource))
+            # A path no run recorded is written straight away (one system call less per
+            # file in a fresh OUT); whatever is there is replaced by checked bytes.
+            state = (
+                self._in_place(rel, target, resource.hash, self._matches_lock(resource))
+                if rel in self.previous
+                else None
+            )
             if state:
                 self._fix_module(rel, resource, module)
                 return

@@ -143,8 +143,7 @@ def read_journal(out: Path) -> dict[str, Entry]:
 class Journal:
     """Appends one line per placed file, flushed every ``FLUSH_EVERY`` lines.
 
-    A line lost to a kill costs only time: the next run finds that file under its final
-    name (it was checked before it got it), hashes it and keeps it.
+    A line lost to a kill costs only time: the next run places that file again.
     """
 
     FLUSH_EVERY = 256
