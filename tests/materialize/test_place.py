@@ -137,10 +137,10 @@ def test_an_interrupted_run_is_finished_by_the_next(
     real = transfer.copy_file
     calls = []
 
-    def flaky(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
+    def flaky(resource: Resource, src: str, tmp: str) -> tuple[str, int, tuple[int, int, int]]:
         calls.append(resource.id)
         if len(calls) == 10:
-            tmp.write_bytes(b"half")
+            Path(tmp).write_bytes(b"half")
             raise KeyboardInterrupt
         return real(resource, src, tmp)
 
@@ -161,7 +161,7 @@ def test_no_space_left_is_reported_per_resource(
 ) -> None:
     real = transfer.copy_file
 
-    def full(resource: Resource, src: Path, tmp: Path) -> tuple[str, int]:
+    def full(resource: Resource, src: str, tmp: str) -> tuple[str, int, tuple[int, int, int]]:
         if resource.id == MASK:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(resource, src, tmp)

@@ -61,7 +61,7 @@ class Outcome:
     notices: list[str] = field(default_factory=list)
 
 
-def _stat_key(path: Path) -> tuple[int, int, int]:
+def _stat_key(path: str | Path) -> tuple[int, int, int]:
     st = os.stat(path)
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
@@ -101,11 +101,11 @@ class SourceAccess:
         """True for a source with files on this machine (a folder)."""
         return hasattr(self.source, "local_path")
 
-    def local_path(self, resource: Resource) -> Path | None:
+    def local_path(self, resource: Resource) -> str | None:
         finder = getattr(self.source, "local_path", None)
         if finder is None or resource.type == "ClinicalRecord":
             return None
-        path: Path = finder(resource)
+        path: str = finder(resource)
         return path
 
     def open(self, resource: Resource) -> BinaryIO:
@@ -118,11 +118,11 @@ class SourceAccess:
             return None
         return lambda key: lookup(resource, key)
 
-    def members(self, resource: Resource) -> list[tuple[str, Path]]:
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
         lister = getattr(self._need(), "members", None)
         if lister is None:
             raise SourceError(f"{resource.id}: this source cannot list the files of a {resource.type}")
-        found: list[tuple[str, Path]] = lister(resource)
+        found: list[tuple[str, str]] = lister(resource)
         return found
 
 
@@ -261,7 +261,7 @@ class Placer:
             self._claimed_dirs.update(parents)
         return True
 
-    def _parent(self, rel: str) -> Path:
+    def _parent(self, rel: str) -> str:
         """Create (or check) the folders above ``OUT/rel``; refuse symlinks and files there."""
         folder, _, _ = rel.rpartition("/")
         if folder not in self._safe_dirs:
@@ -279,13 +279,13 @@ class Placer:
                         raise VxdsError(f"OUT/{sub} is {kind}; refusing to write through it") from None
                 with self._lock:
                     self._safe_dirs.add(sub)
-        return Path(f"{self._out_str}/{rel}")
+        return f"{self._out_str}/{rel}"
 
-    def _tmp_name(self, rel: str) -> Path:
+    def _tmp_name(self, rel: str) -> str:
         with self._lock:
             self._counter += 1
             n = self._counter
-        return Path(f"{self._tmp}/{n}-{rel.rsplit('/', 1)[-1][:80]}")
+        return f"{self._tmp}/{n}-{rel.rsplit('/', 1)[-1][:80]}"
 
     # --- doing the work ----------------------------------------------------------------
 
@@ -327,7 +327,7 @@ class Placer:
                 self.outcome.unchanged += 1
 
     def _in_place(
-        self, rel: str, target: Path, locked: str | None, check: Callable[[Path], bool]
+        self, rel: str, target: str, locked: str | None, check: Callable[[str], bool]
     ) -> bool | None:
         """True when ``OUT/rel`` already holds the right bytes (recorded, or re-hashed);
         False when something else is there; None when nothing is."""
@@ -352,10 +352,10 @@ class Placer:
         )
         return True
 
-    def _matches_lock(self, resource: Resource) -> Callable[[Path], bool]:
+    def _matches_lock(self, resource: Resource) -> Callable[[str], bool]:
         want = expected(resource)
 
-        def check(path: Path) -> bool:
+        def check(path: str) -> bool:
             if want is None:
                 return False
             if resource.size is not None and os.stat(path).st_size != resource.size:
@@ -390,7 +390,7 @@ class Placer:
                     entry.hash, entry.size, resource.id, entry.locked, module, entry.stat
                 )
 
-    def _transfer(self, resource: Resource, target: Path, *, free: bool) -> tuple[str, int, StatKey]:
+    def _transfer(self, resource: Resource, target: str, *, free: bool) -> tuple[str, int, StatKey]:
         """Put checked bytes at ``target``: a new link directly (links appear whole), else
         through a temporary name that is renamed once the bytes are checked."""
         src = self.access.local_path(resource)
@@ -406,7 +406,7 @@ class Placer:
             raise
 
     def _transfer_from(
-        self, resource: Resource, src: Path | None, target: Path, *, free: bool
+        self, resource: Resource, src: str | None, target: str, *, free: bool
     ) -> tuple[str, int, StatKey]:
         if src is not None and self.mode in ("hardlink", "symlink") and free:
             try:
@@ -418,7 +418,7 @@ class Placer:
                 src_mode = self.mode
         else:
             src_mode = self.mode
-        tmp = self._tmp_name(rel=target.name)
+        tmp = self._tmp_name(rel=os.path.basename(target))
         try:
             result = self._to_tmp(resource, src, tmp, src_mode)
             os.replace(tmp, target)
@@ -427,7 +427,7 @@ class Placer:
                 os.unlink(tmp)
         return result
 
-    def _to_tmp(self, resource: Resource, src: Path | None, tmp: Path, mode: str) -> tuple[str, int, StatKey]:
+    def _to_tmp(self, resource: Resource, src: str | None, tmp: str, mode: str) -> tuple[str, int, StatKey]:
         if src is None:
             with self.access.open(resource) as raw:
                 return copy_stream(resource, raw, tmp)
@@ -454,14 +454,14 @@ class Placer:
             if self._series_in_place(resource, rel, members, module):
                 return
             folder = self._tmp_name(rel)
-            folder.mkdir()
+            os.mkdir(folder)
             try:
-                placed: list[tuple[str, str, int]] = []
+                placed: list[tuple[str, str, int, StatKey]] = []
                 listing: list[list[str]] = []
                 for name, src in members:
                     member = Resource(id=f"{resource.id}/{name}", version=0)
-                    digest, size, _ = self._transfer_member(member, src, folder / name)
-                    placed.append((name, digest, size))
+                    digest, size, key = self._transfer_member(member, src, f"{folder}/{name}")
+                    placed.append((name, digest, size, key))
                     listing.append([name, digest])
                 if resource.hash is not None and digest_json(sorted(listing)) != resource.hash:
                     raise IntegrityError(f"{resource.id}: the series' files do not match the locked hash")
@@ -474,18 +474,17 @@ class Placer:
                     shutil.rmtree(aside, ignore_errors=True)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
-            for name, digest, size in placed:
-                key = _stat_key(target / name)
+            for name, digest, size, key in placed:  # a renamed folder keeps its files' stats
                 entry = Entry(digest, size, resource.id, resource.hash, module, key)
                 self._record(f"{rel}/{name}", entry, placed=True)
 
         self._guard(resource.id, rel, work)
 
-    def _transfer_member(self, member: Resource, src: Path, dest: Path) -> tuple[str, int, StatKey]:
+    def _transfer_member(self, member: Resource, src: str, dest: str) -> tuple[str, int, StatKey]:
         return self._to_tmp(member, src, dest, self.mode)
 
     def _series_in_place(
-        self, resource: Resource, rel: str, members: list[tuple[str, Path]], module: str
+        self, resource: Resource, rel: str, members: list[tuple[str, str]], module: str
     ) -> bool:
         entries = {}
         for name, _ in members:
@@ -518,7 +517,7 @@ class Placer:
         target = self._parent(rel)
         digest = digest_bytes(data)
 
-        def same(path: Path) -> bool:
+        def same(path: str) -> bool:
             return os.stat(path).st_size == len(data) and hash_file(path) == digest
 
         if self._in_place(rel, target, digest, same):

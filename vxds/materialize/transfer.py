@@ -12,7 +12,6 @@ import errno
 import os
 import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import BinaryIO
 
 from blake3 import blake3
@@ -38,7 +37,7 @@ class Unsupported(Exception):
         self.mode, self.reason = mode, reason
 
 
-def _check(resource: Resource, digest: str, size: int, path: Path | None = None) -> None:
+def _check(resource: Resource, digest: str, size: int, path: str | None = None) -> None:
     """Raise ``IntegrityError`` when a blake3 ``digest`` or ``size`` disagrees with the lock.
 
     For a lock hash in another algorithm, ``path`` (the placed bytes) is hashed with it.
@@ -54,7 +53,7 @@ def _check(resource: Resource, digest: str, size: int, path: Path | None = None)
         raise IntegrityError(problem)
 
 
-def hash_with(path: Path, algorithm: str) -> str:
+def hash_with(path: str, algorithm: str) -> str:
     """Hex digest of a file in any supported algorithm."""
     if algorithm == "blake3":
         return hash_file(path)[len(PREFIX) :]
@@ -72,7 +71,7 @@ def _key(st: os.stat_result) -> StatKey:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def _create(tmp: Path) -> int:
+def _create(tmp: str) -> int:
     return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
 
 
@@ -82,7 +81,7 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def copy_stream(resource: Resource, raw: BinaryIO, tmp: Path) -> tuple[str, int, StatKey]:
+def copy_stream(resource: Resource, raw: BinaryIO, tmp: str) -> tuple[str, int, StatKey]:
     """Copy a stream block by block, hashing each block before it is written."""
     want = expected(resource)
     other = new_hasher(want[0]) if want is not None and want[0] != "blake3" else None
@@ -108,7 +107,7 @@ def copy_stream(resource: Resource, raw: BinaryIO, tmp: Path) -> tuple[str, int,
     return digest, size, key
 
 
-def copy_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int, StatKey]:
+def copy_file(resource: Resource, src: str, tmp: str) -> tuple[str, int, StatKey]:
     """Copy a local file: small ones read once (hash, then write); large ones copied in
     the kernel and the copy hashed with blake3's threads, so the bytes checked are the
     bytes placed."""
@@ -143,8 +142,8 @@ def copy_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int, StatK
 
 def link_file(
     resource: Resource,
-    src: Path,
-    dest: Path,
+    src: str,
+    dest: str,
     mode: str,
     cached: Callable[[StatKey], str | None] | None = None,
 ) -> tuple[str, int, StatKey]:
@@ -172,7 +171,7 @@ def link_file(
     return digest, st.st_size, _key(st)
 
 
-def reflink_file(resource: Resource, src: Path, tmp: Path) -> tuple[str, int, StatKey]:
+def reflink_file(resource: Resource, src: str, tmp: str) -> tuple[str, int, StatKey]:
     """Clone ``src``'s blocks into ``tmp`` (no bytes copied), then hash the clone."""
     try:
         import fcntl

@@ -263,7 +263,7 @@ class FolderSource(IndexedSource):
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot open {resource.id}: {exc.strerror}") from None
 
-    def local_path(self, resource: Resource) -> Path:
+    def local_path(self, resource: Resource) -> str:
         """Where a file or series resource lives on disk (``vxds materialize`` links to it).
 
         The folders on the way must stay inside the tree; the file itself may be a link, as
@@ -279,7 +279,7 @@ class FolderSource(IndexedSource):
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
-        return Path(path)
+        return path
 
     def cached_digest(self, resource: Resource, key: tuple[int, int, int]) -> str | None:
         """The digest the hash cache holds for the resource's file, if its stat ``key``
@@ -289,14 +289,14 @@ class FolderSource(IndexedSource):
             self._hash_cache = HashCache(cache_dir / "hashes.json" if cache_dir else None)
         return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
 
-    def members(self, resource: Resource) -> list[tuple[str, Path]]:
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
         """The files of a DICOM series: ``(name, path)`` sorted by name."""
         folder = self.local_path(resource)
         try:
             names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
-        return [(name, folder / name) for name in names]
+        return [(name, f"{folder}/{name}") for name in names]
 
 
 class _Sidecars:
