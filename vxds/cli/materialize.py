@@ -22,8 +22,13 @@ Examples:
   vxds materialize all_basel_data -o out/ -m files --mode hardlink
   vxds materialize -f locks/clinical_cohort/1/resources.cohort.jsonl -o out/ -m clinical-to-csv
 
-Modules: files (OUT/<split>/<id>), bids (OUT/bids/<split>/), clinical-csv
-(OUT/clinical/<split>.csv, alias clinical-to-csv), fw-dataset (OUT/fw-dataset/).
+\b
+Modules:
+  files          OUT/<split>/<id>
+  bids           OUT/bids/<split>/, one BIDS dataset per split
+  clinical-csv   OUT/clinical/<split>.csv (alias clinical-to-csv)
+  fw-dataset     OUT/fw-dataset/versions/<version>/
+
 Running again skips what is in place and correct. Exit 1 when a resource could not be placed.
 """
 
