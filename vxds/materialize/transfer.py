@@ -22,6 +22,7 @@ from vxds.resource import Resource
 
 MODES = ("copy", "hardlink", "symlink", "reflink")
 BLOCK = 8 << 20
+OVERLAP_THRESHOLD = 32 << 20  # from this size, copying and hashing run side by side
 FICLONE = 0x40049409  # Linux ioctl: share the source's blocks (btrfs, XFS, ...)
 # Errors that mean "this file system cannot do that", not "this file is bad".
 UNSUPPORTED = frozenset(
@@ -133,8 +134,26 @@ def copy_file(resource: Resource, src: str, tmp: str) -> tuple[str, int, StatKey
         finally:
             os.close(out)
         return digest, len(data), key
-    shutil.copyfile(src, tmp)  # sendfile/copy_file_range on Linux
-    digest = hash_file(tmp)
+    return _copy_large(resource, src, tmp)
+
+
+def _copy_large(resource: Resource, src: str, tmp: str) -> tuple[str, int, StatKey]:
+    """Copy in the kernel while another thread hashes the source (both read the same cached
+    pages, on two cores). If the source changed meanwhile, the copy itself is hashed."""
+    before = os.stat(src)
+    if before.st_size < OVERLAP_THRESHOLD:
+        shutil.copyfile(src, tmp)
+        digest = hash_file(tmp)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(hash_file, src, before.st_size)
+            shutil.copyfile(src, tmp)  # sendfile/copy_file_range on Linux
+            digest = hashing.result()
+        after = os.stat(src)
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != _key(before):
+            digest = hash_file(tmp)
     st = os.stat(tmp)
     _check(resource, digest, st.st_size)
     return digest, st.st_size, _key(st)
