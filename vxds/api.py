@@ -1,23 +1,105 @@
-"""Reading locks from Python code such as a training script."""
+"""Reading locks from Python code such as a training script.
+
+``vxds.load_lock("viseg_training@1")`` returns a ``LockedDataset``: the lock's header and
+splits, its resources per split, ``open(resource)`` for bytes checked against the lock as
+they are read, and ``to_records()`` for plain dicts (a DataFrame is one call away, but no
+data-frame library is imported here). Nothing heavier than the lock reader is imported
+until a resource is opened.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from vxds.config import load_config
+from vxds.config import find_root, load_config
+from vxds.errors import NotFoundError
+from vxds.integrity import VerifiedReader
 from vxds.lockfile import Lock, lock_dir, read_lock
-from vxds.manifest import load_manifest, parse_spec
+from vxds.resource import Resource
 
 
-def load_lock(spec: str | Path, *, root: str | Path | None = None) -> Lock:
+@dataclass(frozen=True)
+class LockedDataset(Lock):
+    """A checked lock plus where its source is, so its resources can be opened."""
+
+    base: Path = field(default_factory=Path.cwd, compare=False)  # relative source URLs start here
+    source_url: str | None = field(default=None, compare=False)  # None: the lock's own
+    _sources: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __iter__(self) -> Iterator[Resource]:
+        """Every resource, split by split in name order."""
+        return self.resources()
+
+    def __len__(self) -> int:
+        return sum(split.count for split in self.splits.values())
+
+    def to_records(self, split: str | None = None) -> list[dict[str, Any]]:
+        """One dict per resource (``split`` added), e.g. for ``pandas.DataFrame(...)``."""
+        names = [split] if split is not None else sorted(self.splits)
+        records = []
+        for name in self._known(names):
+            for resource in self.splits[name].resources():
+                records.append({"split": name, **resource.to_record()})
+        return records
+
+    def open(self, resource: Resource | str) -> VerifiedReader:
+        """A binary stream of the resource's bytes; reading to the end raises
+        ``vxds.integrity.IntegrityError`` if they are not the locked bytes."""
+        if isinstance(resource, str):
+            resource = self.get(resource)
+        return VerifiedReader(resource, self.source.open(resource))
+
+    def get(self, id: str) -> Resource:
+        """The locked resource with this id, from any split."""
+        for resource in self.resources():
+            if resource.id == id:
+                return resource
+        raise NotFoundError(f"{self.header.key}: no resource {id!r} in the lock")
+
+    @property
+    def source(self) -> Any:
+        """The source the lock was made from (opened on first use)."""
+        url = self.source_url or self.header.source
+        if url not in self._sources:
+            from vxds.sources import SourceContext, open_source
+
+            self._sources[url] = open_source(
+                url, SourceContext(base=self.base, cache_dir=self.base / ".vxds")
+            )
+        return self._sources[url]
+
+    def _known(self, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in self.splits:
+                raise NotFoundError(
+                    f"{self.header.key}: no split {name!r}; it has {', '.join(sorted(self.splits))}"
+                )
+        return names
+
+
+def load_lock(
+    spec: str | Path, *, root: str | Path | None = None, source: str | None = None
+) -> LockedDataset:
     """A checked lock from ``"name@version"`` (or ``"name"``: the highest) or a lock folder.
 
-    ``root`` is the project folder (default: found from the current directory).
+    ``root`` is the project folder (default: found from the current directory, or from
+    the lock folder). ``source`` reads bytes from another URL than the one in the lock.
     """
     path = Path(spec)
     if isinstance(spec, Path) or (path / "lock.toml").is_file():
-        return read_lock(path)
-    config = load_config(Path(root) if root is not None else None)
-    manifest = load_manifest(config.manifest, default_source=config.source, require_scripts=False)
-    entry = manifest.find(*parse_spec(str(spec)))
-    return read_lock(lock_dir(config.locks, entry.name, entry.version))
+        lock = read_lock(path)
+        base = Path(root).resolve() if root is not None else find_root(path.resolve())
+    else:
+        from vxds.manifest import load_manifest, parse_spec
+
+        config = load_config(Path(root) if root is not None else None)
+        manifest = load_manifest(
+            config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
+        )
+        entry = manifest.find(*parse_spec(str(spec)))
+        lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
+        base = config.root
+    return LockedDataset(lock.header, lock.splits, base=base, source_url=source)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("vxds.cli.log", "List the commits that changed a dataset's lock, with counts."),
     "merge-driver": ("vxds.cli.merge_driver", "Git merge driver for lock files (run by Git)."),
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
+    "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),
 }
 
 EPILOG = """\b

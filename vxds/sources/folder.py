@@ -114,6 +114,9 @@ class FolderSource(IndexedSource):
         self._digests: dict[str, str] = {}
         self._rows: dict[str, bytes] = {}
         self._snapshot = ""
+        self._real_root: str | None = None
+        self._safe_parents: set[str] = set()
+        self._hash_cache: HashCache | None = None
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -254,16 +257,46 @@ class FolderSource(IndexedSource):
             return io.BytesIO(self._rows[resource.id])
         if resource.type == "DICOMSeries":
             raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
-        # The folders on the way must stay inside the tree; the file itself may be a link,
-        # as a scan lists linked files.
-        root = self.root.resolve()
-        path = Path(os.path.normpath(root / (resource.uri or resource.id)))
-        if not path.is_relative_to(root) or not path.parent.resolve().is_relative_to(root):
-            raise SourceError(f"resource {resource.id!r} points outside the source folder")
+        path = self.local_path(resource)
         try:
             return open(path, "rb")
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot open {resource.id}: {exc.strerror}") from None
+
+    def local_path(self, resource: Resource) -> str:
+        """Where a file or series resource lives on disk (``vxds materialize`` links to it).
+
+        The folders on the way must stay inside the tree; the file itself may be a link, as
+        a scan lists linked files.
+        """
+        if self._real_root is None:
+            self._real_root = str(self.root.resolve())
+        root = self._real_root
+        path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
+        parent = os.path.dirname(path)
+        if parent not in self._safe_parents:
+            real = os.path.realpath(parent)
+            if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
+                raise SourceError(f"resource {resource.id!r} points outside the source folder")
+            self._safe_parents.add(parent)
+        return path
+
+    def cached_digest(self, resource: Resource, key: tuple[int, int, int]) -> str | None:
+        """The digest the hash cache holds for the resource's file, if its stat ``key``
+        (size, mtime, inode) is unchanged since it was hashed; None otherwise."""
+        if self._hash_cache is None:
+            cache_dir = self.context.cache_dir
+            self._hash_cache = HashCache(cache_dir / "hashes.json" if cache_dir else None)
+        return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
+
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
+        """The files of a DICOM series: ``(name, path)`` sorted by name."""
+        folder = self.local_path(resource)
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except OSError as exc:
+            raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
+        return [(name, f"{folder}/{name}") for name in names]
 
 
 class _Sidecars:

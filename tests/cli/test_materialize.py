@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import REPO, Invoke
+from vxds.materialize.check import check_output
+
+MASK = "basel/derivatives/lesions/sub-BS01/ses-01/anat/sub-BS01_ses-01_desc-lesion_mask.nii.gz"
+
+
+@pytest.fixture
+def locked(project: Path) -> Path:
+    """The example project with the repository's locks (same recipes and data)."""
+    shutil.copytree(REPO / "locks", project / "locks")
+    return project
+
+
+def test_materialize_by_name(locked: Path, invoke: Invoke) -> None:
+    result = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "-m", "bids")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{locked / 'out'}: 86 placed, 0 unchanged (files, bids; splits test, train)\n"
+    assert (locked / "out/train" / MASK).is_file()
+    assert (locked / "out/bids/train/dataset_description.json").is_file()
+    again = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "-m", "bids")
+    assert "0 placed, 86 unchanged" in again.stdout
+
+
+def test_json_summary_and_split(locked: Path, invoke: Invoke) -> None:
+    result = invoke(
+        "materialize", "viseg_training", "-o", "out", "-m", "files", "--split", "test", "--format", "json"
+    )
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    assert summary == {
+        "failed": [],
+        "modules": ["files"],
+        "notices": [],
+        "out": str(locked / "out"),
+        "placed": 15,
+        "removed": 0,
+        "splits": ["test"],
+        "unchanged": 0,
+    }
+
+
+def test_lockfile_inside_its_lock_folder_uses_the_header(locked: Path, invoke: Invoke) -> None:
+    lockfile = "locks/clinical_cohort/1/resources.cohort.jsonl"
+    result = invoke("materialize", "-f", lockfile, "-o", "out", "-m", "clinical-to-csv")
+    assert result.exit_code == 0, result.output
+    receipt = json.loads((locked / "out/.vxds-receipt.json").read_text())
+    assert receipt["dataset"] == "clinical_cohort@1"
+    assert (locked / "out/clinical/cohort.csv").read_text().startswith("id,subject,age")
+
+
+def test_a_lockfile_alone_reads_from_the_project_source(locked: Path, invoke: Invoke) -> None:
+    alone = locked / "elsewhere"
+    alone.mkdir()
+    shutil.copy(locked / "locks/viseg_training/1/resources.train.jsonl", alone)
+    result = invoke("materialize", "-f", "elsewhere/resources.train.jsonl", "-o", "out", "-m", "files")
+    assert result.exit_code == 0, result.output
+    assert "22 placed" in result.stdout
+    receipt = json.loads((locked / "out/.vxds-receipt.json").read_text())
+    assert receipt["dataset"] is None and receipt["source"] == "./sample-data"
+    assert check_output(locked / "out") == []
+
+
+def test_a_lockfile_that_differs_from_its_header_is_refused(locked: Path, invoke: Invoke) -> None:
+    lockfile = locked / "locks/viseg_training/1/resources.test.jsonl"
+    lockfile.write_text(lockfile.read_text().splitlines()[0] + "\n")
+    result = invoke("materialize", "-f", str(lockfile), "-o", "out", "-m", "files")
+    assert result.exit_code == 2
+    assert "corrupt lock: resources.test.jsonl does not match its digest" in result.output
+    assert not (locked / "out").exists()
+
+
+def test_a_failing_resource_exits_1_and_names_it(locked: Path, invoke: Invoke) -> None:
+    (locked / "sample-data" / MASK).write_bytes(b"changed")
+    result = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "-q")
+    assert result.exit_code == 1
+    assert f"error: {MASK}: {MASK}: read 7 bytes, the lock says 141" in result.output
+    assert "25 placed, 0 unchanged, 1 failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["viseg_training", "-m", "nope"], "no materializer named 'nope'"),
+        (["viseg_training", "-m", "files", "--split", "val"], "no split named 'val'"),
+        (["-m", "files"], "give either NAME[@VERSION] or -f"),
+        (["viseg_training", "-m", "files", "-f", "x.jsonl"], "give either NAME[@VERSION] or -f"),
+        (["viseg_training"], "choose at least one module with -m"),
+        (["-f", "notes.txt", "-m", "files"], "expected a file named resources.<split>.jsonl"),
+    ],
+)
+def test_bad_usage_exits_2(locked: Path, invoke: Invoke, args: list[str], message: str) -> None:
+    result = invoke("materialize", *args, "-o", "out")
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_an_output_that_is_a_file(locked: Path, invoke: Invoke) -> None:
+    (locked / "out").write_text("x")
+    result = invoke("materialize", "viseg_training", "-o", "out", "-m", "files")
+    assert result.exit_code == 2
+    assert "is not a folder" in result.output

@@ -1,0 +1,134 @@
+"""The ``fw-dataset`` layout, checked by reading it with the real fw-dataset package."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vxds.hashing import digest_bytes
+from vxds.materialize import Target, materialize
+
+MakeTarget = Callable[..., Target]
+VENV = Path(tempfile.gettempdir()) / "vxds-test-fw-dataset-venv"
+
+READER = """
+import json, sys
+from fw_dataset import FWDatasetClient
+ds = FWDatasetClient.get_dataset_from_filesystem("fs", sys.argv[1], "fw-dataset", None)
+conn = ds.connect()
+print(json.dumps({
+    "version": ds.version,
+    "name": ds.name,
+    "tables": sorted(ds.tables),
+    "types": conn.execute("SELECT type, count(*) FROM resources GROUP BY type ORDER BY type").fetchall(),
+    "edss": conn.execute(
+        "SELECT participant_id, edss FROM clinical_records WHERE age > 50 ORDER BY participant_id"
+    ).fetchall(),
+    "split": conn.execute("SELECT count(*) FROM split_all").fetchall(),
+}))
+"""
+
+
+def _works(python: str) -> bool:
+    check = "import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)"
+    try:
+        return subprocess.run([python, "-c", check], capture_output=True, timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
+def _python_312() -> str | None:
+    """A working Python 3.12 or later: this one, one on PATH, or one pyenv installed."""
+    if sys.version_info >= (3, 12):
+        return sys.executable
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [shutil.which(name) for name in ("python3.13", "python3.12")]
+    candidates += [str(p) for p in sorted(pyenv.glob("3.1[2-9]*/bin/python"), reverse=True)]
+    return next((c for c in candidates if c and _works(c)), None)
+
+
+@pytest.fixture(scope="session")
+def fw_python() -> str:
+    """A Python with fw-dataset installed, in a venv cached under the temp folder."""
+    python = VENV / "bin" / "python"
+    if python.exists():
+        return str(python)
+    base = _python_312()
+    if base is None:
+        pytest.skip("fw-dataset needs Python 3.12 or later and none was found (PATH, pyenv)")
+    building = VENV.with_name(VENV.name + f".{os.getpid()}")
+    subprocess.run([base, "-m", "venv", str(building)], check=True)
+    install = subprocess.run(
+        [str(building / "bin/python"), "-m", "pip", "install", "-q", "fw-dataset>=0.4"],
+        capture_output=True,
+        text=True,
+    )
+    if install.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        pytest.fail(f"could not install fw-dataset: {install.stderr[-2000:]}")
+    os.replace(building, VENV)
+    return str(python)
+
+
+def test_the_layout(sample: Path, target: MakeTarget) -> None:
+    t = target("all_basel_data", 1)
+    out = sample / "out"
+    assert materialize(t, out, ["fw-dataset"]).ok
+    version = t.lock_digest.partition(":")[2][:16]
+    base = out / "fw-dataset/versions" / version
+    description = json.loads((base / "provenance/dataset_description.json").read_text())
+    assert description["version"] == version and description["name"] == "all_basel_data@1"
+    created = dt.datetime.strptime(description["created"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert created.tzinfo is not None and "." in description["created"]
+    assert sorted(p.name for p in (base / "tables").iterdir()) == [
+        "clinical_records",
+        "resources",
+        "split_all",
+    ]
+    for parquet in (base / "tables").rglob("*.parquet"):
+        assert parquet.stem == digest_bytes(parquet.read_bytes())[7:39]
+    schema = json.loads((base / "schemas/resources.schema.json").read_text())
+    assert schema["id"] == "resources"
+    assert list(schema["properties"]) == [
+        "split",
+        "id",
+        "version",
+        "type",
+        "hash",
+        "size",
+        "uri",
+        "subject",
+        "session",
+        "attrs",
+    ]
+    assert schema["required"] == ["split", "id", "version", "type", "hash", "size", "uri", "attrs"]
+    assert schema["properties"]["size"] == {"type": "integer"}
+    assert schema["properties"]["subject"] == {"type": ["string", "null"]}
+    records = json.loads((base / "schemas/clinical_records.schema.json").read_text())
+    assert records["properties"]["edss"] == {"type": ["number", "null"]} and "age" in records["required"]
+    again = materialize(t, out, ["fw-dataset"])
+    assert (again.placed, again.unchanged) == (0, 7)  # the first run's 'created' is kept
+
+
+def test_fw_dataset_opens_it_and_answers_sql(sample: Path, target: MakeTarget, fw_python: str) -> None:
+    t = target("all_basel_data", 1)
+    out = sample / "out"
+    assert materialize(t, out, ["fw-dataset"]).ok
+    run = subprocess.run([fw_python, "-c", READER, str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["version"] == t.lock_digest.partition(":")[2][:16]
+    assert answer["name"] == "all_basel_data@1"
+    assert answer["tables"] == ["clinical_records", "resources", "split_all"]
+    assert ["ClinicalRecord", 8] in answer["types"] and ["Volume", 36] in answer["types"]
+    assert answer["edss"] == [["sub-BS04", 4.0], ["sub-BS07", 6.0]]
+    assert answer["split"] == [[t.splits["all"].count]]

@@ -1,0 +1,154 @@
+"""``vxds materialize``: write a lock's resources to a folder, checking every byte."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
+from vxds.cli.output import print_json, progress_bar
+from vxds.errors import UsageError
+
+if TYPE_CHECKING:
+    from vxds.config import Config
+    from vxds.materialize import Report, Target
+
+EPILOG = """\b
+Examples:
+  vxds materialize viseg_training@1 -o out/ -m files
+  vxds materialize viseg_training -o out/ -m bids -m clinical-csv --split train
+  vxds materialize all_basel_data -o out/ -m files --mode hardlink
+  vxds materialize -f locks/clinical_cohort/1/resources.cohort.jsonl -o out/ -m clinical-to-csv
+
+\b
+Modules:
+  files          OUT/<split>/<id>
+  bids           OUT/bids/<split>/, one BIDS dataset per split
+  clinical-csv   OUT/clinical/<split>.csv (alias clinical-to-csv)
+  fw-dataset     OUT/fw-dataset/versions/<version>/
+
+Running again skips what is in place and correct. Exit 1 when a resource could not be placed.
+"""
+
+
+def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
+    from vxds.lockfile import lock_dir, read_lock
+    from vxds.manifest import load_manifest, parse_spec
+    from vxds.materialize import Target
+
+    manifest = load_manifest(
+        config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
+    )
+    entry = manifest.find(*parse_spec(dataset))
+    lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
+    header = lock.header
+    return Target(header.name, header.version, header, lock.splits, source or header.source, config.root)
+
+
+def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
+    from vxds.lockfile import SPLIT_FILE_RE, Split, read_lock
+    from vxds.materialize import Target
+
+    splits: dict[str, Split] = {}
+    folders = set()
+    for path in files:
+        match = SPLIT_FILE_RE.match(path.name)
+        if match is None:
+            raise UsageError(f"{path}: expected a file named resources.<split>.jsonl")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+        splits[match.group(1)] = Split.from_bytes(data)
+        folders.add(path.resolve().parent)
+    header = None
+    if len(folders) == 1 and (next(iter(folders)) / "lock.toml").is_file():
+        # read_lock checks every split file in the folder against lock.toml, these included.
+        header = read_lock(next(iter(folders))).header
+    url = source or (header.source if header is not None else None) or config.source
+    if header is not None:
+        return Target(header.name, header.version, header, splits, url, config.root)
+    return Target("dataset", None, None, splits, url, config.root)
+
+
+def _print(report: Report) -> None:
+    for notice in report.notices:
+        click.secho(f"note: {notice}", fg="yellow", err=True)
+    for failure in report.failures:
+        what = failure.resource or failure.path
+        click.secho(f"error: {what}: {failure.message}", fg="red", err=True)
+    words = f"{report.placed} placed, {report.unchanged} unchanged"
+    if report.removed:
+        words += f", {report.removed} removed"
+    if report.failures:
+        words += f", {len(report.failures)} failed"
+    modules = ", ".join(report.modules)
+    click.echo(f"{report.out}: {words} ({modules}; splits {', '.join(report.splits)})")
+
+
+@click.command("materialize", epilog=EPILOG)
+@click.argument("dataset", metavar="NAME[@VERSION]", required=False)
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A resources.<split>.jsonl lockfile to materialize (repeatable) instead of NAME.",
+)
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "-m", "--module", "modules", multiple=True, metavar="MODULE", help="Layout to write (repeatable)."
+)
+@click.option("--split", "splits", multiple=True, metavar="SPLIT", help="Only these splits (repeatable).")
+@click.option(
+    "--mode",
+    type=click.Choice(["copy", "hardlink", "symlink", "reflink"]),
+    default="copy",
+    show_default=True,
+    help="How resource files are placed; falls back to copy where the file system cannot.",
+)
+@click.option("--source", "source", default=None, metavar="URL", help="Read bytes from this source instead.")
+@jobs_option
+@format_option
+@quiet_option
+@root_option
+def command(
+    dataset: str | None,
+    files: tuple[Path, ...],
+    out: Path,
+    modules: tuple[str, ...],
+    splits: tuple[str, ...],
+    mode: str,
+    source: str | None,
+    jobs: int | None,
+    fmt: str,
+    quiet: bool,
+    root: Path | None,
+) -> int:
+    """Write a lock's resources to OUT in one or more layouts, checking every byte."""
+    from vxds.config import load_config
+    from vxds.materialize import materialize
+
+    if bool(dataset) == bool(files):
+        raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")
+    config = load_config(root)
+    target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
+    with progress_bar(quiet or fmt == "json") as progress:
+        report = materialize(
+            target,
+            out,
+            modules,
+            splits=splits,
+            mode=mode,
+            jobs=jobs,
+            progress=progress,
+            cache_dir=config.cache_dir,
+        )
+    if fmt == "json":
+        print_json(report.to_json())
+    elif not quiet or report.failures:
+        _print(report)
+    return 0 if report.ok else 1

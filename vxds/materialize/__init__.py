@@ -1,0 +1,250 @@
+"""Turning a lock back into files: the run that drives the materializers.
+
+``materialize(target, out, modules)`` opens OUT (refusing a file there and a second run at
+once), reads what a previous run recorded, lets each materializer place its files through
+one ``Placer``, removes what the previous run placed and this one does not want, and writes
+the receipt. Failures of single resources are collected, never raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vxds.errors import UsageError, VxdsError
+from vxds.hashing import digest_json
+from vxds.lockfile import Header, Split
+from vxds.materialize.base import Job, Materializer
+from vxds.materialize.place import Failure, Placer, SourceAccess, prepare_out
+from vxds.materialize.receipt import (
+    JOURNAL,
+    LOCK_FILE,
+    Receipt,
+    ReceiptError,
+    read_journal,
+    read_receipt,
+    write_receipt,
+)
+from vxds.progress import NO_PROGRESS, Progress
+from vxds.sources.base import Source
+
+GROUP = "vxds.materializers"
+# The built-in modules, also found without the entry points (a source checkout not yet
+# reinstalled); an installed entry point of the same name wins.
+BUILTIN = {
+    "files": "vxds.materialize.files:FilesMaterializer",
+    "bids": "vxds.materialize.bids:BidsMaterializer",
+    "clinical-csv": "vxds.materialize.clinical_csv:ClinicalCsvMaterializer",
+    "clinical-to-csv": "vxds.materialize.clinical_csv:ClinicalCsvMaterializer",
+    "fw-dataset": "vxds.materialize.fw_dataset:FwDatasetMaterializer",
+}
+
+
+def available() -> dict[str, str]:
+    """Module name -> ``module:object`` for every materializer that can be chosen."""
+    from importlib.metadata import entry_points
+
+    found = dict(BUILTIN)
+    found.update({ep.name: ep.value for ep in entry_points(group=GROUP)})
+    return found
+
+
+def load_materializer(name: str) -> Materializer:
+    """The materializer called ``name``; ``UsageError`` naming the known ones if none is."""
+    import importlib
+
+    known = available()
+    if name not in known:
+        raise UsageError(f"no materializer named {name!r}; known: {', '.join(sorted(known))}")
+    module, _, attr = known[name].partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"materializer {name!r} cannot be loaded: {exc}") from None
+    materializer: Materializer = factory()
+    return materializer
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to materialize: a lock (or bare lockfiles) and where its source is."""
+
+    name: str
+    version: int | None
+    header: Header | None
+    splits: Mapping[str, Split]
+    source_url: str | None
+    base: Path  # relative source URLs are resolved against this folder
+
+    @property
+    def key(self) -> str | None:
+        return f"{self.name}@{self.version}" if self.version is not None else None
+
+    @property
+    def lock_digest(self) -> str:
+        if self.header is not None:
+            return self.header.digest
+        return digest_json({name: split.digest for name, split in sorted(self.splits.items())})
+
+
+@dataclass
+class Report:
+    out: Path
+    modules: list[str]
+    splits: list[str]
+    placed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "modules": self.modules,
+            "splits": self.splits,
+            "placed": self.placed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": [f.to_json() for f in self.failures],
+            "notices": self.notices,
+        }
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold ``OUT/.vxds-lock`` so two runs never write one folder at once."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no locking
+        yield
+        return
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UsageError(f"another vxds materialize is writing {out}") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _previous(out: Path, notices: list[str]) -> dict[str, Any]:
+    try:
+        receipt = read_receipt(out)
+    except ReceiptError as exc:
+        notices.append(f"{exc}; every file is checked again")
+        receipt = None
+    previous = dict(receipt.files) if receipt is not None else {}
+    previous.update(read_journal(out))
+    return previous
+
+
+def _modules(names: Sequence[str]) -> list[tuple[str, Materializer]]:
+    if not names:
+        raise UsageError("choose at least one module with -m (files, bids, clinical-csv, fw-dataset)")
+    chosen: dict[str, tuple[str, Materializer]] = {}
+    for name in names:
+        materializer = load_materializer(name)
+        chosen.setdefault(materializer.name, (name, materializer))  # an alias counts once
+    return list(chosen.values())
+
+
+def select_splits(splits: Mapping[str, Split], wanted: Sequence[str]) -> dict[str, Split]:
+    unknown = sorted(set(wanted) - set(splits))
+    if unknown:
+        raise UsageError(
+            f"no split named {', '.join(map(repr, unknown))}; the lock has {', '.join(sorted(splits))}"
+        )
+    return {name: split for name, split in sorted(splits.items()) if not wanted or name in wanted}
+
+
+def open_target_source(target: Target, cache_dir: Path | None) -> Source | None:
+    if target.source_url is None:
+        return None
+    from vxds.sources import SourceContext, open_source
+
+    return open_source(target.source_url, SourceContext(base=target.base, cache_dir=cache_dir))
+
+
+def materialize(
+    target: Target,
+    out: Path,
+    modules: Sequence[str],
+    *,
+    splits: Sequence[str] = (),
+    mode: str = "copy",
+    jobs: int | None = None,
+    progress: Progress = NO_PROGRESS,
+    cache_dir: Path | None = None,
+    source: Source | None = None,
+) -> Report:
+    """Write ``target``'s splits under ``out`` in each module's layout; see the module doc."""
+    chosen = _modules(modules)
+    selected = select_splits(target.splits, splits)
+    out = prepare_out(out)
+    report = Report(out=out, modules=[name for name, _ in chosen], splits=sorted(selected))
+    with _exclusive(out):
+        previous = _previous(out, report.notices)
+        if source is None:
+            source = open_target_source(target, cache_dir)
+        total = sum(split.count for split in selected.values()) * len(chosen)
+        task = progress.task(f"materializing into {out.name}", total=total or None)
+        placer = Placer(out, SourceAccess(source), mode=mode, jobs=jobs, previous=previous, task=task)
+        try:
+            for name, materializer in chosen:
+                job = Job(
+                    name=target.name,
+                    version=target.version,
+                    lock_digest=target.lock_digest,
+                    header=target.header,
+                    splits=selected,
+                    placer=placer,
+                    module=name,
+                    notices=report.notices,
+                )
+                try:
+                    materializer.materialize(job)
+                except VxdsError as exc:
+                    placer.outcome.failures.append(Failure(None, name, exc.message))
+            outcome = placer.finish()
+        except BaseException:
+            placer.abort()
+            raise
+        finally:
+            task.close()
+        write_receipt(
+            out,
+            Receipt(
+                dataset=target.key,
+                lock_digest=target.lock_digest,
+                source=target.source_url,
+                splits={name: (split.count, split.digest) for name, split in selected.items()},
+                modules=[m.name for _, m in chosen],
+                files=placer.entries,
+                generator=_generator(),
+                failed=[
+                    f.to_json() for f in sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
+                ],
+            ),
+        )
+        (out / JOURNAL).unlink(missing_ok=True)
+    report.placed, report.unchanged, report.removed = outcome.placed, outcome.unchanged, outcome.removed
+    report.failures = sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
+    report.notices.extend(outcome.notices)
+    return report
+
+
+def _generator() -> str:
+    from vxds import __version__
+
+    return f"vxds {__version__}"

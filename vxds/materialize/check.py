@@ -1,0 +1,124 @@
+"""Checking a materialized folder against its receipt and its lock (codes VX701-VX707).
+
+``check_output(out, lock)`` returns findings, never raises for what it finds:
+
+* VX701 error: OUT is not a folder, or has no readable receipt;
+* VX702 error: the receipt was written for another lock than the one given;
+* VX703 error: a file the receipt lists is missing;
+* VX704 error: a file's size or content differs from the receipt;
+* VX705 error: the run that wrote OUT could not place a resource;
+* VX706 warning: a file in OUT that the receipt does not list;
+* VX707 warning: a run was interrupted (its journal is still there).
+
+The codes are documented with examples and fixes in ``docs/materialize.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vxds.findings import ERROR, WARNING, Finding
+from vxds.hashing import hash_file
+from vxds.lockfile import Lock
+from vxds.materialize.receipt import JOURNAL, OWN, Receipt, ReceiptError, read_receipt
+
+
+def _files_on_disk(out: Path) -> set[str]:
+    """Every file and symlink under ``out`` (POSIX relative paths), vxds' own files left out."""
+    found: set[str] = set()
+    for folder, dirs, files in os.walk(out):
+        rel = Path(folder).relative_to(out).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        if not prefix:
+            dirs[:] = [d for d in dirs if d not in OWN]
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            if prefix or name not in OWN:
+                found.add(prefix + name)
+    return found
+
+
+def check_output(out: Path, lock: Lock | None = None, *, rehash: bool = True) -> list[Finding]:
+    """Findings about ``out`` against its receipt and, when given, the lock it should hold.
+
+    ``rehash`` reads every file again (the default); without it sizes are compared only.
+    """
+    shown = out.as_posix()
+    if not out.is_dir():
+        return [Finding("VX701", ERROR, f"{shown} is not a folder", file=shown)]
+    try:
+        receipt = read_receipt(out)
+    except ReceiptError as exc:
+        return [Finding("VX701", ERROR, str(exc), file=shown)]
+    if receipt is None:
+        return [
+            Finding(
+                "VX701", ERROR, f"{shown} has no receipt; it was not written by vxds materialize", file=shown
+            )
+        ]
+    findings = _against_lock(shown, receipt, lock)
+    findings += _files(out, shown, receipt, rehash)
+    for failure in receipt.failed:
+        what = failure.get("resource") or failure.get("path")
+        findings.append(
+            Finding(
+                "VX705", ERROR, f"{what} was not placed: {failure.get('message')}", receipt.dataset, shown
+            )
+        )
+    if (out / JOURNAL).exists():
+        findings.append(
+            Finding(
+                "VX707", WARNING, "a materialize run into this folder was interrupted", receipt.dataset, shown
+            )
+        )
+    return findings
+
+
+def _against_lock(shown: str, receipt: Receipt, lock: Lock | None) -> list[Finding]:
+    if lock is None or lock.digest == receipt.lock_digest:
+        return []
+    return [
+        Finding(
+            "VX702",
+            ERROR,
+            f"{shown} holds lock {receipt.lock_digest} ({receipt.dataset or 'lockfiles'}),"
+            f" not {lock.digest} ({lock.header.key})",
+            lock.header.key,
+            shown,
+        )
+    ]
+
+
+def _files(out: Path, shown: str, receipt: Receipt, rehash: bool) -> list[Finding]:
+    findings = []
+    dataset = receipt.dataset
+    for rel, entry in sorted(receipt.files.items()):
+        path = out / rel
+        where = f"{shown}/{rel}"
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            findings.append(Finding("VX703", ERROR, f"{rel} is missing", dataset, where))
+            continue
+        if size != entry.size:
+            findings.append(
+                Finding(
+                    "VX704", ERROR, f"{rel} has {size} bytes, the receipt says {entry.size}", dataset, where
+                )
+            )
+        elif rehash and hash_file(path, size) != entry.hash:
+            findings.append(
+                Finding("VX704", ERROR, f"{rel} does not match its hash in the receipt", dataset, where)
+            )
+    for rel in sorted(_files_on_disk(out) - set(receipt.files)):
+        findings.append(Finding("VX706", WARNING, f"{rel} is not in the receipt", dataset, f"{shown}/{rel}"))
+    return findings
+
+
+def receipt_dataset(out: Path) -> str | None:
+    """The ``name@version`` a folder's receipt names (to find its lock), if any."""
+    try:
+        receipt = read_receipt(out)
+    except ReceiptError:
+        return None
+    return receipt.dataset if receipt is not None else None
