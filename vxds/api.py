@@ -81,14 +81,22 @@ class LockedDataset(Lock):
 
 
 def load_lock(
-    spec: str | Path, *, root: str | Path | None = None, source: str | None = None
+    spec: str | Path, *, root: str | Path | None = None, source: str | None = None, rev: str | None = None
 ) -> LockedDataset:
     """A checked lock from ``"name@version"`` (or ``"name"``: the highest) or a lock folder.
 
     ``root`` is the project folder (default: found from the current directory, or from
     the lock folder). ``source`` reads bytes from another URL than the one in the lock.
+    ``rev`` reads the lock as it was at a Git revision (a tag, branch or sha), from Git's
+    objects, without a checkout.
     """
     path = Path(spec)
+    if rev is not None:
+        from vxds.locksets import lock_at
+
+        config = load_config(Path(root) if root is not None else None)
+        lock = lock_at(config, rev, str(spec))
+        return LockedDataset(lock.header, lock.splits, base=config.root, source_url=source)
     if isinstance(spec, Path) or (path / "lock.toml").is_file():
         lock = read_lock(path)
         base = Path(root).resolve() if root is not None else find_root(path.resolve())

@@ -21,7 +21,7 @@ from vxds.config import Config
 from vxds.errors import ManifestError, NotFoundError, UsageError
 from vxds.gitrepo import Blob, GitError, Repository
 from vxds.hashing import PREFIX
-from vxds.lockfile import HEADER, SPLIT_FILE_RE, CorruptLock, Header, parse_header, split_file
+from vxds.lockfile import HEADER, SPLIT_FILE_RE, CorruptLock, Header, Lock, Split, parse_header, split_file
 from vxds.manifest import Entry, Manifest, load_manifest, parse_spec
 
 BLOCK = 1 << 20
@@ -339,3 +339,19 @@ def _looks_like_spec(word: str) -> bool:
 def _path_locks(path: Path, label: str) -> dict[tuple[str, int | None], LockRef]:
     ref = file_lock(path, label) if path.is_file() else folder_lock(path, label)
     return {(ref.name, ref.version): ref}
+
+
+def lock_at(config: Config, rev: str, spec: str) -> Lock:
+    """The whole lock of ``NAME@V`` (or ``NAME``: its highest version) at a Git revision."""
+    name, version = parse_spec(spec)
+    side = revision_side(Repository(config.root), config, rev)
+    refs = [r for (n, v), r in side.locks.items() if n == name and (version is None or v == version)]
+    if not refs:
+        raise NotFoundError(f"{rev}: no lock for {spec}")
+    ref = max(refs, key=lambda r: r.version or 0)
+    assert ref.header is not None
+    splits = {}
+    for split in ref.splits:
+        with ref.lines(split) as lines:
+            splits[split] = Split.from_lines(list(lines))
+    return Lock(ref.header, splits)
