@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lock": ("vxds.cli.lock", "Run recipes and write their locks."),
     "list": ("vxds.cli.list", "List datasets with the state of their locks."),
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
+    "verify": ("vxds.cli.verify", "Check manifest, locks, leakage and (optionally) data and recipes."),
 }
 
 EPILOG = """\b
@@ -25,6 +26,7 @@ Examples:
   vxds lock --all --check         exit 1 if any lock is missing or would change
   vxds list                       fresh, stale, missing or corrupt, per dataset
   vxds show viseg_training --by attrs.site
+  vxds verify --no-exec           check every lock without running recipe code
 
 Exit codes: 0 success, 1 a check found something, 2 bad usage or input, 130 interrupted.
 """
