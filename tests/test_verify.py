@@ -373,7 +373,8 @@ def test_reproduce_reports_drift_as_counts(locked: Path) -> None:
     findings = _verify(locked, reproduce=True)
     assert _codes(findings) == ["VX601"]
     assert findings[0].message == (
-        "re-running the recipe gives another lock: +1 added, -0 removed, ~0 changed (also changed: source snapshot)"
+        "re-running the recipe gives another lock: +1 added, -0 removed, ~0 changed"
+        " (also changed: source snapshot)"
     )
 
 
