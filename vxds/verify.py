@@ -173,6 +173,7 @@ class Context:
     cache: ResultCache
     sources: dict[str, Source | VxdsError] = field(default_factory=dict)
     hashed: dict[str, str | None] = field(default_factory=dict)  # path -> digest (None: missing)
+    prechecked: dict[str, Checked] = field(default_factory=dict)  # key -> done by ``precheck``
     data_checked: int = 0
     resolver: Any = None  # a vxds.resolver.Resolver, made on first use by --reproduce
 
@@ -191,7 +192,7 @@ class ResultCache:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.passed: set[str] = set()
-        self._new = False
+        self.added: list[str] = []
         if path is not None:
             try:
                 data = orjson.loads(path.read_bytes())
@@ -206,12 +207,12 @@ class ResultCache:
         return key in self.passed
 
     def add(self, key: str) -> None:
-        if self.path is not None and key not in self.passed:
+        if key not in self.passed:
             self.passed.add(key)
-            self._new = True
+            self.added.append(key)
 
     def save(self) -> None:
-        if self.path is None or not self._new:
+        if self.path is None or not self.added:
             return
         from vxds.fsutil import atomic_write_bytes
 
@@ -327,30 +328,121 @@ def _corrupt(ctx: Context, target: Target, problems: Sequence[Problem]) -> list[
     return [_problem_finding(ctx, target, p) for p in problems]
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What ``check_integrity`` found about one lock (made here or in a worker process)."""
+
+    findings: list[Finding]
+    header: Header | None = None
+    resources: int = 0
+    passed: tuple[str, ...] = ()  # new ``ResultCache`` keys
+
+    @property
+    def ok(self) -> bool:
+        return self.header is not None and not self.findings
+
+
 def check_integrity(ctx: Context, target: Target) -> list[Finding]:
     """VX3xx: the header, digests, counts and every line; VX4xx: leakage between splits."""
     if not (target.path / HEADER).is_file():
         return []
+    done = ctx.prechecked.pop(target.key, None)
+    lock = None
+    if done is None:
+        lock, done = _integrity(ctx, target)
+    elif done.ok and (ctx.options.data or ctx.options.reproduce):
+        try:  # checked in a worker process; the digests are checked again as it is read
+            lock = read_lock(target.path)
+        except LockError as exc:
+            return [
+                ctx.finding(target, "VX301", ERROR, f"the lock changed while it was verified: {exc.message}")
+            ]
+    target.header, target.resources = done.header, done.resources
+    for key in done.passed:
+        ctx.cache.add(key)
+    if done.ok:
+        target.lock = lock
+    return done.findings
+
+
+def _integrity(ctx: Context, target: Target) -> tuple[Lock | None, Checked]:
     try:
         lock = read_lock(target.path)
     except CorruptLock:
         try:  # read again with every line checked, to point at the lines at fault
             read_lock(target.path, deep=True)
         except CorruptLock as exc:
-            return _corrupt(ctx, target, exc.problems)
+            return None, Checked(_corrupt(ctx, target, exc.problems))
         except LockError as exc:
-            return [ctx.finding(target, "VX301", ERROR, exc.message)]
-        return []  # pragma: no cover - a lock that changed between the two reads
+            return None, Checked([ctx.finding(target, "VX301", ERROR, exc.message)])
+        message = "the lock changed while it was verified; verify again"
+        return None, Checked([ctx.finding(target, "VX301", ERROR, message)])
     except LockError as exc:
-        return [ctx.finding(target, "VX301", ERROR, exc.message)]
-    header = target.header = lock.header
-    target.resources = sum(split.count for split in lock.splits.values())
+        return None, Checked([ctx.finding(target, "VX301", ERROR, exc.message)])
+    header = lock.header
+    resources = sum(split.count for split in lock.splits.values())
     if header.key != target.key:
-        return [ctx.finding(target, "VX311", ERROR, f"{HEADER} names {header.key}, not {target.key}")]
+        found = [ctx.finding(target, "VX311", ERROR, f"{HEADER} names {header.key}, not {target.key}")]
+        return None, Checked(found, header, resources)
+    before = len(ctx.cache.added)
     findings = _line_findings(ctx, target, lock)
-    if not findings:
-        target.lock = lock
-    return findings
+    return lock, Checked(findings, header, resources, tuple(ctx.cache.added[before:]))
+
+
+# --- checking many locks at once -------------------------------------------------------------
+
+# Below this many bytes of lock lines, worker processes cost more than they save.
+PARALLEL_BYTES = 64 << 20
+_worker: Context | None = None
+
+
+def _start_worker(config: Config, passed: set[str]) -> None:
+    global _worker
+    cache = ResultCache(None)
+    cache.passed = passed
+    _worker = Context(config, Options(), cache)
+
+
+def _integrity_job(target: Target) -> Checked:
+    assert _worker is not None
+    return _integrity(_worker, target)[1]
+
+
+def _split_bytes(targets: Sequence[Target]) -> int:
+    total = 0
+    for target in targets:
+        try:
+            with os.scandir(target.path) as entries:
+                total += sum(e.stat().st_size for e in entries if e.name.endswith(".jsonl"))
+        except OSError:
+            pass
+    return total
+
+
+def precheck(ctx: Context, targets: Sequence[Target]) -> dict[str, Checked]:
+    """``check_integrity``'s work for many locks, spread over worker processes when it pays.
+
+    Each worker reads and checks whole locks and returns findings, never bytes; the lines
+    of locks checked before (``ResultCache``) are not parsed again, here or there.
+    """
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = ctx.options.jobs or min(os.cpu_count() or 1, 8)
+    present = [t for t in targets if (t.path / HEADER).is_file()]
+    if jobs < 2 or len(present) < 2 or _split_bytes(present) < PARALLEL_BYTES:
+        return {}
+    # fork is cheap, but unsafe once threads run (a progress bar's, for one).
+    method = "fork" if os.name == "posix" and threading.active_count() == 1 else "spawn"
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(present)),
+        mp_context=multiprocessing.get_context(method),
+        initializer=_start_worker,
+        initargs=(ctx.config, ctx.cache.passed),
+    )
+    with pool:
+        return dict(zip([t.key for t in present], pool.map(_integrity_job, present), strict=True))
 
 
 def _group_settings(target: Target) -> tuple[str | None, bool]:
@@ -772,6 +864,7 @@ def run(config: Config, specs: Sequence[str] = (), options: Options | None = Non
     findings += orphans
     cache = ResultCache(config.cache_dir / CACHE_FILE if options.use_cache else None)
     ctx = Context(config, options, cache)
+    ctx.prechecked = precheck(ctx, targets)
     task = options.progress.task("verifying", total=len(targets))
     try:
         for target in targets:

@@ -189,3 +189,26 @@ def test_lock_stale_relocks_only_what_changed(locked: Path, invoke: Invoke) -> N
         "recipes/clinical.py",
     ]
     assert invoke("verify").exit_code == 0
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_worker_processes_find_what_one_process_finds(
+    locked: Path, monkeypatch: pytest.MonkeyPatch, data: bool
+) -> None:
+    from vxds import verify as verify_module
+    from vxds.config import load_config
+
+    path = locked / "locks" / "viseg_training" / "1" / "resources.test.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'"size":', b'"size":1', 1))
+    _edit(locked / "recipes" / "clinical.py", "require_edss: bool = True", "require_edss: bool = False")
+    (locked / "sample-data" / "basel" / "participants.tsv").unlink()
+    config = load_config(locked)
+    alone = verify_module.verify(config, jobs=1, data=data, use_cache=False)
+    monkeypatch.setattr(verify_module, "PARALLEL_BYTES", 0)
+    options = verify_module.Options(jobs=2, data=data, use_cache=False)
+    ctx = verify_module.Context(config, options, verify_module.ResultCache(None))
+    targets, _ = verify_module._targets(config, None, ())
+    assert len(verify_module.precheck(ctx, targets)) == 4  # the work really went to workers
+    together = verify_module.verify(config, jobs=2, data=data, use_cache=False)
+    assert together == alone
+    assert {f.code for f in alone} == ({"VX203", "VX304", "VX501"} if data else {"VX203", "VX304"})
