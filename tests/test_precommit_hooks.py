@@ -108,7 +108,8 @@ def test_stale_lock_fails_then_vxds_lock_relocks_it(repo: Path, hook_repo: tuple
     assert verify.returncode == 1
     assert "VX203 locks/demo/1/lock.toml: stale: the recipe script ./recipes/demo.py changed" in verify.stdout
     relock = _run(repo, hook_repo, "vxds-lock")
-    assert relock.returncode == 1 and "files were modified by this hook" in relock.stdout
+    assert relock.returncode == 1
+    assert "written  demo@1: test 1, train 2" in relock.stdout
     assert "locks/demo/1" in _git(repo, "status", "--porcelain")
     assert _run(repo, hook_repo).returncode == 0
 
@@ -142,3 +143,22 @@ def test_invalid_manifest_fails_the_schema_hook(repo: Path, hook_repo: tuple[Pat
     result = _run(repo, hook_repo, "vxds-manifest")
     assert result.returncode == 1
     assert "VX101 datasets.yaml:2: dataset 'demo': field 'version' must be an integer" in result.stdout
+
+
+def test_the_config_vxds_init_writes_runs_the_same_hooks(
+    project: Path, hook_repo: tuple[Path, str, Path]
+) -> None:
+    from vxds.templates import read
+
+    (project / ".pre-commit-config.yaml").write_text(read("pre-commit-config.yaml.txt"))
+    (project / ".gitignore").write_text(".vxds/\n")
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "demo")
+    first = _run(project, hook_repo)
+    assert first.returncode == 1, first.stdout  # no lock yet: vxds-lock writes it and stops the commit
+    assert "written  demo@1: test 1, train 2  (+3 -0 ~0)" in first.stdout
+    assert (project / LOCK / "lock.toml").is_file()
+    _git(project, "add", "-A")
+    again = _run(project, hook_repo)
+    assert again.returncode == 0, again.stdout

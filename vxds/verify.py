@@ -613,9 +613,9 @@ def _chosen(ctx: Context, target: Target, lock: Lock) -> Iterator[tuple[str, int
 
 def check_data(ctx: Context, target: Target) -> list[Finding]:
     """VX5xx: re-hash the bytes of every (or a sample of) resource from the source."""
-    if not ctx.options.data or target.header is None:
+    if not ctx.options.data or not (target.path / HEADER).is_file():
         return []
-    if target.lock is None:
+    if target.lock is None or target.header is None:
         return [
             ctx.finding(target, "VX503", SKIPPED, "data not checked: the lock did not pass its own checks")
         ]

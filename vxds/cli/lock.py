@@ -182,6 +182,11 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock is missing or would change.")
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when a lock was written (hooks: stop the commit so new locks are reviewed and staged).",
+)
 @jobs_option
 @format_option
 @quiet_option
@@ -197,6 +202,7 @@ def command(
     params: tuple[str, ...],
     check: bool,
     dry_run: bool,
+    exit_code: bool,
     jobs: int | None,
     fmt: str,
     quiet: bool,
@@ -250,4 +256,6 @@ def command(
     pending = [r for r in reports if r["status"] in ("would change", "missing")]
     if check and pending and fmt == "text":
         click.echo(f"{len(pending)} lock(s) would change; run 'vxds lock' to update them.", err=True)
+    if exit_code and any(r["status"] == "written" for r in reports):
+        return 1
     return 1 if check and pending else 0
