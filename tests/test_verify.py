@@ -161,6 +161,8 @@ def test_broken_line_is_named_with_its_line(locked: Path) -> None:
             2,
         ),
         (lambda ls: [ls[0], b"not json"], "VX305", 2),
+        (lambda ls: [ls[0] + b"," + ls[1]], "VX305", 1),  # two records on one line
+        (lambda ls: [ls[0], ls[1].replace(b'"version":', b'"versio":')], "VX306", 2),
         (
             lambda ls: [
                 b'{"attrs":{},"hash":null,"id":"../etc/passwd","size":null,"type":"File","uri":null,"version":1}'

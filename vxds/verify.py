@@ -425,14 +425,14 @@ def precheck(ctx: Context, targets: Sequence[Target]) -> dict[str, Checked]:
     Each worker reads and checks whole locks and returns findings, never bytes; the lines
     of locks checked before (``ResultCache``) are not parsed again, here or there.
     """
-    import multiprocessing
-    import threading
-    from concurrent.futures import ProcessPoolExecutor
-
     jobs = ctx.options.jobs or min(os.cpu_count() or 1, 8)
     present = [t for t in targets if (t.path / HEADER).is_file()]
     if jobs < 2 or len(present) < 2 or _split_bytes(present) < PARALLEL_BYTES:
         return {}
+    import multiprocessing
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
     # fork is cheap, but unsafe once threads run (a progress bar's, for one).
     method = "fork" if os.name == "posix" and threading.active_count() == 1 else "spawn"
     pool = ProcessPoolExecutor(
@@ -506,7 +506,6 @@ def _scan(
         return None
     ids: list[str] = []
     groups: dict[Any, str] = {}
-    keys = frozenset(FIELDS)
     enabled = gc.isenabled()
     gc.disable()  # millions of small containers, none of them cyclic
     try:
@@ -519,9 +518,10 @@ def _scan(
                 return None
             if len(records) != len(block) or orjson.dumps(records, option=orjson.OPT_SORT_KEYS) != joined:
                 return None
+            # Seven keys, each of which validate_record reads: exactly the seven fields.
+            if set(map(type, records)) != {dict} or set(map(len, records)) != {len(FIELDS)}:
+                return None
             for record in records:
-                if type(record) is not dict or record.keys() != keys:
-                    return None
                 validate_record(record)
             block_ids = [record["id"] for record in records]
             if group_of is not None:
@@ -530,7 +530,7 @@ def _scan(
                     if key is not None:
                         groups.setdefault(key if type(key) is str else canonical_json(key), rid)
             ids.extend(block_ids)
-    except InvalidResource:
+    except (InvalidResource, KeyError):
         return None
     finally:
         if enabled:
