@@ -387,3 +387,23 @@ def test_reproduce_reports_a_failing_recipe(locked: Path) -> None:
     findings = _verify(locked, reproduce=True)
     assert _codes(findings) == ["VX203", "VX602"]
     assert "ZeroDivisionError" in findings[1].message
+
+
+def test_symlinked_folder_out_of_the_source_is_not_followed(locked: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"secret")
+    (locked / "data" / "sub-01" / "link").symlink_to(outside, target_is_directory=True)
+    (locked / "data" / "sub-02" / "inner").symlink_to(locked / "data" / "sub-03", target_is_directory=True)
+    good = orjson.loads(_lines(locked, "test")[0])
+    digest = digest_bytes(b"secret")
+    lines = [
+        orjson.dumps({**good, "id": rid, "uri": None, "hash": digest, "size": 6}, option=orjson.OPT_SORT_KEYS)
+        for rid in ("sub-01/link/secret.txt", "sub-02/inner/anat/sub-03_T2w.nii.gz")
+    ]
+    _rewrite(locked, {"test": lines})
+    findings = _verify(locked, data=True)
+    assert [(f.code, f.message.split(":")[0]) for f in findings] == [
+        ("VX505", "sub-01/link/secret.txt"),  # leads outside: not read
+        ("VX502", "sub-02/inner/anat/sub-03_T2w.nii.gz"),  # a link inside the source is followed
+    ]

@@ -55,7 +55,6 @@ from vxds.sources import Source, SourceContext, open_source
 CHECKS_VERSION = 1
 CACHE_FILE = "verified.json"
 CHUNK_LINES = 8192
-MAX_LISTED = 10
 
 # Which code each kind of lock problem gets (kinds: ``lockfile.KINDS``).
 PROBLEM_CODES = {
@@ -644,39 +643,62 @@ def _check_folder(
 ) -> list[Finding]:
     """Plain files are hashed by path; rows and DICOM series are rebuilt by the source."""
     findings: list[Finding] = []
-    root = source.root.resolve()
+    inside = _Inside(source.root)
     files: list[tuple[str, int, Resource, str]] = []
     for split, number, resource in todo:
-        where = _line_where(ctx, target, split, number)
         if resource.type in _SPECIAL:
-            found = _check_listed(ctx, target, source, resource, where)
+            found = _check_listed(ctx, target, source, resource, _line_where(ctx, target, split, number))
             if found is not None:
                 findings.append(found)
             continue
-        path = _inside(root, resource.uri or resource.id)
+        # The id passed the line checks; a uri of its own is checked here.
+        path = inside(resource.uri or resource.id, checked=resource.uri in (None, resource.id))
         if path is None:
             message = f"{resource.id}: its uri {resource.uri!r} points outside the source; not read"
-            findings.append(ctx.finding(target, "VX505", ERROR, message, **where))
+            findings.append(
+                ctx.finding(target, "VX505", ERROR, message, **_line_where(ctx, target, split, number))
+            )
             continue
         files.append((split, number, resource, path))
     findings += _hash_paths(ctx, target, files)
     return findings
 
 
-def _inside(root: Path, rel: str) -> str | None:
-    """The path of ``rel`` under ``root``, or None when it could lead outside it."""
-    try:
-        check_id(rel)
-    except InvalidResource:
-        return None
-    path = os.path.join(root, rel)
-    if not Path(os.path.dirname(path)).resolve().is_relative_to(root):
-        return None  # a symlinked folder on the way
-    return path
+class _Inside:
+    """Paths under a source folder, refusing any that could lead outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self.folders: dict[str, bool] = {}  # folder -> it resolves inside the root
+        self.real: dict[str, str] = {self.root: self.root}  # folder -> its real path
+
+    def __call__(self, rel: str, *, checked: bool) -> str | None:
+        if not checked:
+            try:
+                check_id(rel)  # relative, no '..', no drive, no backslash
+            except InvalidResource:
+                return None
+        path = os.path.join(self.root, rel)
+        folder = os.path.dirname(path)
+        ok = self.folders.get(folder)
+        if ok is None:  # a symlinked folder on the way could lead anywhere
+            real = self._real(folder)
+            ok = self.folders[folder] = real == self.root or real.startswith(self.root + os.sep)
+        return path if ok else None
+
+    def _real(self, folder: str) -> str:
+        """``os.path.realpath(folder)``, one ``lstat`` per folder not seen before."""
+        found = self.real.get(folder)
+        if found is None:
+            parent, name = os.path.split(folder)
+            found = os.path.join(self._real(parent), name)
+            if os.path.islink(found):
+                found = os.path.realpath(found)
+            self.real[folder] = found
+        return found
 
 
 def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resource, str]]) -> list[Finding]:
-    findings = []
     todo: list[tuple[str, int]] = []
     for _, _, resource, path in files:
         if path in ctx.hashed or resource.hash is None:
@@ -692,36 +714,35 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
         todo.append((path, size))
     for (path, _), digest in zip(todo, hash_files(todo, jobs=ctx.options.jobs), strict=True):
         ctx.hashed[path] = digest
+    findings = []
     for split, number, resource, path in files:
-        finding = _compare(ctx, target, resource, ctx.hashed.get(path), split, number, path)
-        if finding is not None:
-            findings.append(finding)
+        problem = _compare(resource, ctx.hashed.get(path), path)
+        if problem is not None:
+            code, severity, message = problem
+            findings.append(
+                ctx.finding(target, code, severity, message, **_line_where(ctx, target, split, number))
+            )
     return findings
 
 
-def _compare(
-    ctx: Context, target: Target, resource: Resource, actual: str | None, split: str, number: int, path: str
-) -> Finding | None:
-    where = _line_where(ctx, target, split, number)
+def _compare(resource: Resource, actual: str | None, path: str) -> tuple[str, str, str] | None:
+    """(code, severity, message) when a file's digest (or ``size:N``) does not match the lock."""
     if resource.hash is None:
-        return ctx.finding(
-            target, "VX503", SKIPPED, f"{resource.id}: the lock records no hash to compare", **where
-        )
+        return "VX503", SKIPPED, f"{resource.id}: the lock records no hash to compare"
     if actual is None:
-        return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
+        return "VX501", ERROR, f"{resource.id}: missing from the source"
     if actual.startswith("size:"):
-        message = f"{resource.id}: changed in the source ({actual[5:]} bytes, the lock says {resource.size})"
-        return ctx.finding(target, "VX502", ERROR, message, **where)
+        return (
+            "VX502",
+            ERROR,
+            f"{resource.id}: changed in the source ({actual[5:]} bytes, the lock says {resource.size})",
+        )
     if not resource.hash.startswith(PREFIX):
         actual = _other_hash(resource.hash, path)
         if actual is None:
-            algorithm = resource.hash.partition(":")[0]
-            message = f"{resource.id}: cannot check a {algorithm} hash"
-            return ctx.finding(target, "VX503", SKIPPED, message, **where)
+            return "VX503", SKIPPED, f"{resource.id}: cannot check a {resource.hash.partition(':')[0]} hash"
     if actual != resource.hash:
-        return ctx.finding(
-            target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
-        )
+        return "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)"
     return None
 
 
