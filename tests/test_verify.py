@@ -9,6 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vxds.config import load_config
 from vxds.findings import ERROR, SKIPPED, WARNING, Finding
@@ -16,8 +18,9 @@ from vxds.hashing import digest_bytes
 from vxds.lockfile import Lock, Split, read_lock, write_lock
 from vxds.manifest import Entry, load_manifest
 from vxds.resolver import Resolver
+from vxds.resource import InvalidResource, validate_record
 from vxds.status import STALE, lock_status
-from vxds.verify import Sample, verify
+from vxds.verify import Sample, valid_block, verify
 
 LOCK = Path("locks/demo/1")
 
@@ -407,3 +410,41 @@ def test_symlinked_folder_out_of_the_source_is_not_followed(locked: Path, tmp_pa
         ("VX505", "sub-01/link/secret.txt"),  # leads outside: not read
         ("VX502", "sub-02/inner/anat/sub-03_T2w.nii.gz"),  # a link inside the source is followed
     ]
+
+
+# --- the column-wise fast path accepts only what validate_record accepts ----------------------
+
+
+_segment = st.sampled_from(["a", "sub-01", ".", "..", "", "x:y", "b\\c", "d\x01", "é", "C:", " "])
+_json = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "File", "1a", "a-b"])
+)
+_record = st.fixed_dictionaries(
+    {
+        "attrs": st.one_of(st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), _json),
+        "hash": st.one_of(
+            st.sampled_from([None, "blake3:ab", "md5:0F", "x:", "blake3:ab\nblake3:cd", "B:1"]), _json
+        ),
+        "id": st.one_of(st.lists(_segment, min_size=1, max_size=3).map("/".join), _json),
+        "size": st.one_of(st.integers(-2, 5), _json),
+        "type": st.one_of(st.sampled_from(["Volume", "File", "1x", "a b", ""]), _json),
+        "uri": st.one_of(st.sampled_from([None, "a/b", "s3://u:p@host/x", "x@y"]), _json),
+        "version": st.one_of(st.integers(-1, 2), st.sampled_from(["", "v1"]), _json),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_record, min_size=1, max_size=4))
+def test_valid_block_accepts_only_valid_records(records: list[dict[str, object]]) -> None:
+    if valid_block(records):  # type: ignore[arg-type]
+        for record in records:
+            validate_record(record)  # must not raise
+
+
+def test_valid_block_accepts_ordinary_records(locked: Path) -> None:
+    records = [orjson.loads(line) for line in _lines(locked, "train")]
+    assert valid_block(records)
+    with pytest.raises(InvalidResource):
+        validate_record({**records[0], "id": "a/../b"})
+    assert not valid_block([*records, {**records[0], "id": "a/../b"}])

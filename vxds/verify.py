@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -491,6 +492,62 @@ def _group_getter(group_by: str) -> Callable[[dict[str, Any]], Any]:
     return getter(group_by)
 
 
+_get_id = itemgetter("id")
+_COLUMNS = [itemgetter(name) for name in sorted(FIELDS)]  # attrs, hash, id, size, type, uri, version
+_BAD_ID_CHARS = re.compile(r"[\x00-\x09\x0b-\x1f\\:]")  # the "\n" separator is counted instead
+# In "\n" + "\n".join(ids) + "\n": an empty id or segment, a '.' or '..' segment, a leading
+# or trailing '/'.
+_BAD_ID_PARTS = (
+    "\n\n",
+    "//",
+    "\n/",
+    "/\n",
+    "/./",
+    "\n./",
+    "/.\n",
+    "\n.\n",
+    "/../",
+    "\n../",
+    "/..\n",
+    "\n..\n",
+)
+_HASHES = re.compile(r"(?:[a-z0-9][a-z0-9-]*:[0-9a-fA-F]+\n)*\Z")
+_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_NONE = type(None)
+
+
+def valid_block(records: list[dict[str, Any]]) -> bool:
+    """True only if ``validate_record`` accepts every record (seven-key dicts parsed from JSON).
+
+    The same rules checked column by column, at C speed; anything unusual (a ':' in an id,
+    an '@' in a uri ...) answers False, and the caller applies ``validate_record`` itself.
+    """
+    try:
+        attrs, hashes, ids, sizes, types, uris, versions = (list(map(get, records)) for get in _COLUMNS)
+    except KeyError:
+        return False
+    if set(map(type, ids)) != {str} or not set(map(type, versions)) <= {str, int} or "" in versions:
+        return False
+    joined = "\n" + "\n".join(ids) + "\n"
+    if joined.count("\n") != len(ids) + 1 or _BAD_ID_CHARS.search(joined):
+        return False
+    if any(part in joined for part in _BAD_ID_PARTS):
+        return False
+    present = [h for h in hashes if h is not None]
+    if set(map(type, present)) - {str}:
+        return False
+    joined = "\n".join(present) + "\n" if present else ""
+    if joined.count("\n") != len(present) or not _HASHES.match(joined):
+        return False
+    if not set(map(type, sizes)) <= {int, _NONE} or min(filter(None, sizes), default=0) < 0:
+        return False
+    if not set(map(type, uris)) <= {str, _NONE} or any("@" in u for u in uris if u is not None):
+        return False
+    if set(map(type, attrs)) != {dict} or set(map(type, types)) != {str}:
+        return False
+    return all(_TYPE.match(t) for t in set(types))
+
+
 def _scan(
     data: bytes, group_of: Callable[[dict[str, Any]], Any] | None
 ) -> tuple[list[str], dict[Any, str]] | None:
@@ -520,9 +577,10 @@ def _scan(
             # Seven keys, each of which validate_record reads: exactly the seven fields.
             if set(map(type, records)) != {dict} or set(map(len, records)) != {len(FIELDS)}:
                 return None
-            for record in records:
-                validate_record(record)
-            block_ids = [record["id"] for record in records]
+            if not valid_block(records):
+                for record in records:  # the exact rules, one record at a time
+                    validate_record(record)
+            block_ids = list(map(_get_id, records))
             if group_of is not None:
                 for record, rid in zip(records, block_ids, strict=True):
                     key = group_of(record)
