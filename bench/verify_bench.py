@@ -200,25 +200,41 @@ def part_large(scratch: Path, report: Report, args: object) -> None:
     tool = b3sum()
     base = median_run([tool, "--no-names", str(big)], repeat) if tool else None
     mine = median_run([*vxds_argv(), "verify", "--data", "--root", str(root)], repeat)
-    for name, r in (("b3sum", base), ("vxds verify --data", mine)):
+    # The same command without --data: start-up and the lock checks, the fixed part.
+    fixed = median_run([*vxds_argv(), "verify", "--root", str(root)], repeat)
+    for name, r in (
+        ("b3sum", base),
+        ("vxds verify --data", mine),
+        ("vxds verify, no --data (start-up, lock checks)", fixed),
+    ):
         if r is None:
             report.row(f"{name} of {gib} MiB: b3sum not installed", "-", "-", "-")
         else:
             report.row(
-                f"{name} of a {gib} MiB file",
+                f"{name} of a {gib} MiB file" if r is not fixed else name,
                 fmt_s(r.seconds),
                 fmt_mib(r.peak_mib),
                 f"{size / r.seconds / 2**20:,.0f} MiB/s",
             )
+    hashing = mine.seconds - fixed.seconds
+    report.row(
+        "  vxds' hashing alone (the difference)", fmt_s(hashing), "-", f"{size / hashing / 2**20:,.0f} MiB/s"
+    )
     if base is None:
         report.target(f"--data of 1 GiB >= {LARGE_RATIO:.0%} of b3sum", "b3sum not installed", None)
-    else:
-        ratio = base.seconds / mine.seconds
-        report.target(
-            f"--data of 1 GiB >= {LARGE_RATIO:.0%} of b3sum's throughput",
-            f"{ratio:.0%}",
-            ratio >= LARGE_RATIO,
-        )
+        return
+    ratio = base.seconds / mine.seconds
+    report.target(
+        f"--data of 1 GiB >= {LARGE_RATIO:.0%} of b3sum's throughput (whole command)",
+        f"{ratio:.0%}",
+        ratio >= LARGE_RATIO,
+    )
+    ratio = base.seconds / hashing
+    report.target(
+        f"--data of 1 GiB >= {LARGE_RATIO:.0%} of b3sum's throughput (hashing, start-up excluded)",
+        f"{ratio:.0%}",
+        ratio >= LARGE_RATIO,
+    )
 
 
 # --- data: 100,000 small files ------------------------------------------------------------------
