@@ -22,6 +22,7 @@ import hashlib
 import os
 import random
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -432,17 +433,24 @@ def precheck(ctx: Context, targets: Sequence[Target]) -> dict[str, Checked]:
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    # fork is cheap, but unsafe once threads run (a progress bar's, for one).
-    method = "fork" if os.name == "posix" and threading.active_count() == 1 else "spawn"
+    # Workers are forked: they start at once and share the parent's memory. Forking is only
+    # safe while no other thread runs (a progress bar's, for one), and only on Linux, where
+    # fork is the norm; elsewhere, or then, the locks are checked in this process.
+    if not sys.platform.startswith("linux") or threading.active_count() > 1:
+        return {}
     pool = ProcessPoolExecutor(
         max_workers=min(jobs, len(present)),
-        mp_context=multiprocessing.get_context(method),
+        mp_context=multiprocessing.get_context("fork"),
         initializer=_start_worker,
         initargs=(ctx.config, ctx.cache.passed),
     )
-    with pool:
-        return dict(zip([t.key for t in present], pool.map(_integrity_job, present), strict=True))
+    try:
+        with pool:
+            return dict(zip([t.key for t in present], pool.map(_integrity_job, present), strict=True))
+    except (BrokenProcessPool, OSError):  # a worker killed (out of memory ...): check them here
+        return {}
 
 
 def _group_settings(target: Target) -> tuple[str | None, bool]:

@@ -37,8 +37,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
-def summary_line(report: Report, sample: Sample | None, seed: int) -> str:
+def summary_line(report: Report, sample: Sample | None, seed: int, *, manifest_only: bool = False) -> str:
     checked = f"{_plural(report.datasets, 'lock')}, {_plural(report.resources, 'resource')}"
+    if manifest_only:
+        checked = f"the manifest, {_plural(report.datasets, 'dataset')}"
     if report.data_checked:
         checked += f", {report.data_checked:,} re-hashed"
         if sample is not None:
@@ -131,5 +133,5 @@ def command(
         if lines:
             click.echo("\n".join(lines))
         if not quiet or report.errors or (strict and report.warnings):
-            click.echo(summary_line(report, parsed, seed))
+            click.echo(summary_line(report, parsed, seed, manifest_only=manifest_only))
     return 1 if report.errors or (strict and report.warnings) else 0
