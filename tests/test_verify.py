@@ -448,3 +448,74 @@ def test_valid_block_accepts_ordinary_records(locked: Path) -> None:
     with pytest.raises(InvalidResource):
         validate_record({**records[0], "id": "a/../b"})
     assert not valid_block([*records, {**records[0], "id": "a/../b"}])
+
+
+def test_unopenable_source(locked: Path) -> None:
+    shutil.rmtree(locked / "data")
+    findings = _verify(locked, data=True)
+    assert [(f.code, f.file) for f in findings] == [("VX504", "locks/demo/1/lock.toml")]
+    assert "cannot open the source './data'" in findings[0].message
+
+
+def test_other_hash_algorithms(locked: Path) -> None:
+    import hashlib
+
+    body = (locked / "data/sub-01/anat/sub-01_T2w.nii.gz").read_bytes()
+    good = orjson.loads(_lines(locked, "train")[0])
+    assert good["id"] == "sub-01/anat/sub-01_T2w.nii.gz"
+
+    def line(digest: str) -> bytes:
+        return orjson.dumps({**good, "hash": digest}, option=orjson.OPT_SORT_KEYS)
+
+    _rewrite(locked, {"train": [line("md5:" + hashlib.md5(body).hexdigest())]})
+    assert _verify(locked, data=True) == []
+    _rewrite(locked, {"train": [line("md5:" + hashlib.md5(b"other").hexdigest())]})
+    assert _codes(_verify(locked, data=True)) == ["VX502"]
+    _rewrite(locked, {"train": [line("nosuchalgo:00")]})
+    findings = _verify(locked, data=True)
+    assert [(f.code, f.severity, f.message) for f in findings] == [
+        ("VX503", SKIPPED, "sub-01/anat/sub-01_T2w.nii.gz: cannot check a nosuchalgo hash")
+    ]
+
+
+class _MemorySource:
+    """A source that is not a folder: bytes by id, read through ``open``."""
+
+    url = "memory:"
+    snapshot = "s"
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    def resources(self) -> list[object]:
+        return []
+
+    def get(self, id: str, version: object = None) -> object:
+        from vxds.errors import NotFoundError
+
+        raise NotFoundError(f"no {id}")
+
+    def open(self, resource: object) -> object:
+        import io
+
+        from vxds.errors import NotFoundError
+
+        rid = resource.id  # type: ignore[attr-defined]
+        if rid not in self.files:
+            raise NotFoundError(f"no {rid}")
+        return io.BytesIO(self.files[rid])
+
+
+def test_other_sources_are_read_through_open(locked: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {
+        orjson.loads(line)["id"]: (locked / "data" / orjson.loads(line)["id"]).read_bytes()
+        for split in ("train", "test")
+        for line in _lines(locked, split)
+    }
+    source = _MemorySource(files)
+    monkeypatch.setattr("vxds.verify.open_source", lambda url, context: source)
+    assert _verify(locked, data=True) == []
+    first = sorted(files)[0]
+    files[first] = b"changed"
+    del files[sorted(files)[1]]
+    assert sorted(_codes(_verify(locked, data=True))) == ["VX501", "VX502"]
