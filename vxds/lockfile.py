@@ -26,7 +26,7 @@ from blake3 import blake3
 
 from vxds.errors import LockError
 from vxds.hashing import PREFIX, digest_json, hash_file
-from vxds.resource import InvalidResource, Resource, normalize
+from vxds.resource import InvalidResource, Resource, check_id, normalize
 
 FORMAT = 1
 HEADER = "lock.toml"
@@ -210,10 +210,45 @@ def render_header(header: Header) -> str:
 # --- reading -----------------------------------------------------------------------------
 
 
-class CorruptLock(LockError):
-    """A lock that cannot be trusted; ``problems`` says why, one sentence each."""
+class Problem(str):
+    """One sentence saying why a lock cannot be trusted, with what a checker needs to file
+    it: a ``kind`` (one of ``KINDS``), the lock ``file`` it is in and, for a line, its number.
+    """
 
-    def __init__(self, where: Path, problems: Sequence[str]) -> None:
+    kind: str
+    file: str
+    line: int | None
+
+    def __new__(cls, text: str, *, kind: str, file: str = HEADER, line: int | None = None) -> Problem:
+        problem = super().__new__(cls, text)
+        problem.kind, problem.file, problem.line = kind, file, line
+        return problem
+
+
+# What a problem is about; ``vxds verify`` gives each kind its own code (docs/checks.md).
+KINDS = (
+    "unreadable",  # lock.toml cannot be read
+    "toml",  # lock.toml is not valid TOML
+    "format",  # no 'format', or one this vxds does not read
+    "header",  # a header table or field is missing or malformed
+    "recipe-digest",  # recipe.digest does not match what it covers
+    "lock-digest",  # lock.digest does not match the header
+    "unlisted-split",  # a resources.<split>.jsonl the header does not list
+    "missing-split",  # a split the header lists has no file
+    "split-digest",  # a split file's digest, line count or final newline is wrong
+    "json",  # a line is not JSON
+    "schema",  # a line breaks the resource rules
+    "unsafe-id",  # an id that is absolute or climbs out with '..'
+    "canonical",  # a line is valid but not in canonical form
+    "order",  # ids out of order
+    "duplicate",  # an id repeats
+)
+
+
+class CorruptLock(LockError):
+    """A lock that cannot be trusted; ``problems`` says why, one ``Problem`` each."""
+
+    def __init__(self, where: Path, problems: Sequence[Problem]) -> None:
         self.where = where
         self.problems = list(problems)
         super().__init__(
@@ -222,12 +257,16 @@ class CorruptLock(LockError):
         )
 
 
-def _get(table: Mapping[str, Any], path: str, kind: type | tuple[type, ...], problems: list[str]) -> Any:
+def _get(table: Mapping[str, Any], path: str, kind: type | tuple[type, ...], problems: list[Problem]) -> Any:
     value: Any = table
     for part in path.split("."):
         value = value.get(part) if isinstance(value, Mapping) else None
     if not isinstance(value, kind) or isinstance(value, bool):
-        problems.append(f"{HEADER}: '{path}' is missing or not a {getattr(kind, '__name__', 'value')}")
+        problems.append(
+            Problem(
+                f"{HEADER}: '{path}' is missing or not a {getattr(kind, '__name__', 'value')}", kind="header"
+            )
+        )
         return None
     return value
 
@@ -240,13 +279,17 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     try:
         data = tomlkit.parse(text).unwrap()
     except TOMLKitError as exc:
-        raise CorruptLock(where, [f"{HEADER} is not valid TOML: {exc}"]) from None
+        line = getattr(exc, "line", None)
+        problem = Problem(f"{HEADER} is not valid TOML: {exc}", kind="toml", line=line if line else None)
+        raise CorruptLock(where, [problem]) from None
     fmt = data.get("format")
     if type(fmt) is not int or fmt != FORMAT:  # not bool, not float
         what = "has no 'format'" if fmt is None else f"has format {fmt!r}"
-        raise CorruptLock(where, [f"{HEADER} {what}; this vxds reads format {FORMAT}"])
+        raise CorruptLock(
+            where, [Problem(f"{HEADER} {what}; this vxds reads format {FORMAT}", kind="format")]
+        )
     problems = [
-        f"{HEADER}: [{table}] is missing or not a table"
+        Problem(f"{HEADER}: [{table}] is missing or not a table", kind="header")
         for table in ("dataset", "recipe", "manifest", "source", "splits", "lock")
         if not isinstance(data.get(table), dict)
     ]
@@ -269,14 +312,14 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     claimed_recipe = _get(data, "recipe.digest", str, problems)
     merged = data["lock"].get("merged", False)
     if not isinstance(merged, bool):
-        problems.append(f"{HEADER}: 'lock.merged' is not true or false")
+        problems.append(Problem(f"{HEADER}: 'lock.merged' is not true or false", kind="header"))
     entrypoint = data["recipe"].get("entrypoint")
     splits: dict[str, tuple[int, str]] = {}
     for name, info in data["splits"].items():
         count = _get(info, "count", int, problems) if isinstance(info, dict) else None
         digest = _get(info, "digest", str, problems) if isinstance(info, dict) else None
         if not SPLIT_RE.match(name) or count is None or digest is None:
-            problems.append(f"{HEADER}: split {name!r} is malformed")
+            problems.append(Problem(f"{HEADER}: split {name!r} is malformed", kind="header"))
         else:
             splits[name] = (count, digest)
     params: Any = None
@@ -286,7 +329,7 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         except orjson.JSONDecodeError:
             params = None
         if not isinstance(params, dict):
-            problems.append(f"{HEADER}: 'recipe.params' is not a JSON object")
+            problems.append(Problem(f"{HEADER}: 'recipe.params' is not a JSON object", kind="header"))
     if problems:
         raise CorruptLock(where, problems)
     fields.pop("params")
@@ -299,28 +342,47 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         **fields,
     )
     if claimed_recipe != header.recipe_digest:
-        raise CorruptLock(
-            where, [f"{HEADER}: 'recipe.digest' does not match the script digest, entrypoint and params"]
-        )
+        message = f"{HEADER}: 'recipe.digest' does not match the script digest, entrypoint and params"
+        raise CorruptLock(where, [Problem(message, kind="recipe-digest")])
     return header, claimed
 
 
-def _deep_problems(split: str, data: bytes) -> Iterator[str]:
-    """Line-level checks: JSON, schema, canonical form, order, duplicates."""
+def line_problems(split: str, data: bytes) -> Iterator[Problem]:
+    """Line-level checks of a split file's bytes: JSON, schema, canonical form, order, duplicates."""
     previous: str | None = None
+    name = split_file(split)
     for number, line in enumerate(data.splitlines(), start=1):
-        where = f"{split_file(split)}:{number}"
+        where = f"{name}:{number}"
         try:
-            record = normalize(orjson.loads(line))
-        except (orjson.JSONDecodeError, InvalidResource) as exc:
-            yield f"{where}: {exc}"
+            value = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield Problem(f"{where}: {exc}", kind="json", file=name, line=number)
+            continue
+        try:
+            record = normalize(value)
+        except InvalidResource as exc:
+            kind = "unsafe-id" if _unsafe_id(value) else "schema"
+            yield Problem(f"{where}: {exc}", kind=kind, file=name, line=number)
             continue
         if orjson.dumps(record, option=orjson.OPT_SORT_KEYS) != line:
-            yield f"{where}: line is not in canonical form"
+            yield Problem(f"{where}: line is not in canonical form", kind="canonical", file=name, line=number)
         rid = record["id"]
         if previous is not None and rid <= previous:
-            yield f"{where}: id {rid!r} " + ("repeats" if rid == previous else "is out of order")
+            kind, words = ("duplicate", "repeats") if rid == previous else ("order", "is out of order")
+            yield Problem(f"{where}: id {rid!r} {words}", kind=kind, file=name, line=number)
         previous = rid
+
+
+def _unsafe_id(value: object) -> bool:
+    """True when a line's id is a string that ``check_id`` refuses (absolute, ``..`` ...)."""
+    rid = value.get("id") if isinstance(value, dict) else None
+    if not isinstance(rid, str):
+        return False
+    try:
+        check_id(rid)
+    except InvalidResource:
+        return True
+    return False
 
 
 def _stream(path: Path) -> tuple[str, int, bool]:
@@ -341,14 +403,15 @@ def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[s
     except FileNotFoundError:
         raise LockError(f"{directory}: no {HEADER}; the lock is missing") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptLock(directory, [f"cannot read {HEADER}: {exc}"]) from None
+        raise CorruptLock(directory, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
     header, claimed = parse_header(text, directory)
-    problems: list[str] = []
+    problems: list[Problem] = []
     if claimed != header.digest:
-        problems.append("the lock digest does not match the header")
+        problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
     on_disk = {m.group(1) for p in directory.iterdir() if (m := SPLIT_FILE_RE.match(p.name))}
     for extra in sorted(on_disk - set(header.splits)):
-        problems.append(f"{split_file(extra)} is not listed in {HEADER}")
+        name = split_file(extra)
+        problems.append(Problem(f"{name} is not listed in {HEADER}", kind="unlisted-split", file=name))
     splits: dict[str, Split] = {}
     for name, (count, digest) in sorted(header.splits.items()):
         path = directory / split_file(name)
@@ -360,16 +423,20 @@ def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[s
             else:
                 actual, lines, newline_end = _stream(path)
         except OSError:
-            problems.append(f"{split_file(name)} is missing")
+            problems.append(
+                Problem(f"{split_file(name)} is missing", kind="missing-split", file=split_file(name))
+            )
             continue
+        file = split_file(name)
         if not newline_end:
-            problems.append(f"{split_file(name)} does not end with a newline")
+            problems.append(Problem(f"{file} does not end with a newline", kind="split-digest", file=file))
         if actual != digest:
-            problems.append(f"{split_file(name)} does not match its digest")
+            problems.append(Problem(f"{file} does not match its digest", kind="split-digest", file=file))
         if lines != count:
-            problems.append(f"{split_file(name)} has {lines} lines, {HEADER} says {count}")
+            message = f"{file} has {lines} lines, {HEADER} says {count}"
+            problems.append(Problem(message, kind="split-digest", file=file))
         if deep and load:
-            problems.extend(_deep_problems(name, data))
+            problems.extend(line_problems(name, data))
     if problems:
         raise CorruptLock(directory, problems)
     return header, splits

@@ -21,7 +21,17 @@ from vxds.config import Config
 from vxds.errors import ManifestError, NotFoundError, UsageError
 from vxds.gitrepo import Blob, GitError, Repository
 from vxds.hashing import PREFIX
-from vxds.lockfile import HEADER, SPLIT_FILE_RE, CorruptLock, Header, Lock, Split, parse_header, split_file
+from vxds.lockfile import (
+    HEADER,
+    SPLIT_FILE_RE,
+    CorruptLock,
+    Header,
+    Lock,
+    Problem,
+    Split,
+    parse_header,
+    split_file,
+)
 from vxds.manifest import Entry, Manifest, load_manifest, parse_spec
 
 BLOCK = 1 << 20
@@ -72,6 +82,7 @@ def checked_lines(stream: IO[bytes], where: str, expected: tuple[int, str] | Non
         count += len(lines)
         yield from lines
     problems = []
+    name = where.rpartition("/")[2]
     if rest:
         problems.append(f"{where} does not end with a newline")
     if expected is not None:
@@ -80,17 +91,18 @@ def checked_lines(stream: IO[bytes], where: str, expected: tuple[int, str] | Non
         if PREFIX + hasher.hexdigest() != expected[1]:
             problems.append(f"{where} does not match its digest")
     if problems:
-        raise CorruptLock(Path(where).parent, problems)
+        raise CorruptLock(Path(where).parent, [Problem(p, kind="split-digest", file=name) for p in problems])
 
 
 def _check_header(header: Header, claimed: str, files: set[str], where: Path) -> None:
     problems = []
     if claimed != header.digest:
-        problems.append("the lock digest does not match the header")
-    problems += [
-        f"{f} is not listed in {HEADER}" for f in sorted(files - {split_file(s) for s in header.splits})
-    ]
-    problems += [f"{split_file(s)} is missing" for s in sorted(header.splits) if split_file(s) not in files]
+        problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
+    for extra in sorted(files - {split_file(s) for s in header.splits}):
+        problems.append(Problem(f"{extra} is not listed in {HEADER}", kind="unlisted-split", file=extra))
+    for name in (split_file(s) for s in sorted(header.splits)):
+        if name not in files:
+            problems.append(Problem(f"{name} is missing", kind="missing-split", file=name))
     if problems:
         raise CorruptLock(where, problems)
 
@@ -103,7 +115,7 @@ def folder_lock(directory: Path, label: str) -> LockRef:
     try:
         text = (directory / HEADER).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptLock(directory, [f"cannot read {HEADER}: {exc}"]) from None
+        raise CorruptLock(directory, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
     header, claimed = parse_header(text, directory)
     files = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
     _check_header(header, claimed, files, directory)
@@ -183,7 +195,7 @@ def _revision_lock(repo: Repository, files: dict[str, Blob | None], label: str) 
     try:
         text = repo.read(header_blob).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise CorruptLock(where, [f"cannot read {HEADER}: {exc}"]) from None
+        raise CorruptLock(where, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
     header, claimed = parse_header(text, where)
     blobs = {name: b for name, b in files.items() if b is not None and SPLIT_FILE_RE.match(name)}
     _check_header(header, claimed, set(blobs), where)

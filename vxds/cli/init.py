@@ -15,7 +15,7 @@ Creates, where missing:
   datasets.yaml              the manifest (with a commented example)
   recipes/  locks/           recipe scripts and committed locks
   pyproject.toml             a [tool.vxds] table (added to an existing file, comments kept)
-  .pre-commit-config.yaml    a hook that fails when a lock is out of date
+  .pre-commit-config.yaml    hooks: check datasets.yaml, relock what changed, verify every lock
   .gitignore                 ignores .vxds/, vxds' local cache
   .gitattributes             lock files merge by resource id (vxds merge-driver)
   git config merge.vxds.*    the merge driver itself, when DIRECTORY is in a Git repository

@@ -26,6 +26,7 @@ Examples:
   vxds lock viseg_training@1 clinical_cohort
   vxds lock --all --check               exit 1 if a lock is missing or would change
   vxds lock --all --dry-run             show what would change, write nothing
+  vxds lock --stale                     relock what changed (the vxds-lock pre-commit hook)
   vxds lock --file recipes/viseg.py -o out/   write resources.<split>.jsonl to out/
 """
 
@@ -155,6 +156,11 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
 @click.option("--all", "all_", is_flag=True, help="Lock every dataset in the manifest.")
 @click.option(
+    "--stale",
+    is_flag=True,
+    help="Lock only the datasets whose lock is missing or stale (no recipe runs for the others).",
+)
+@click.option(
     "--file",
     "-f",
     "script",
@@ -177,6 +183,11 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a lock is missing or would change.")
 @click.option("--dry-run", is_flag=True, help="Write nothing; show what would change.")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when a lock was written (hooks: stop the commit so new locks are reviewed and staged).",
+)
 @jobs_option
 @format_option
 @quiet_option
@@ -184,6 +195,7 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 def command(
     datasets: tuple[str, ...],
     all_: bool,
+    stale: bool,
     script: Path | None,
     out: Path,
     entrypoint: str | None,
@@ -191,6 +203,7 @@ def command(
     params: tuple[str, ...],
     check: bool,
     dry_run: bool,
+    exit_code: bool,
     jobs: int | None,
     fmt: str,
     quiet: bool,
@@ -202,13 +215,13 @@ def command(
     the files byte for byte as they were.
     """
     if script is not None:
-        if datasets or all_:
-            raise UsageError("--file locks one script; do not name datasets or use --all with it")
+        if datasets or all_ or stale:
+            raise UsageError("--file locks one script; do not name datasets or use --all or --stale with it")
         return _lock_file(
             script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs
         )
-    if bool(datasets) == all_:
-        raise UsageError("name the datasets to lock, or use --all (or --file SCRIPT)")
+    if bool(datasets) == all_ and not (stale and not datasets):
+        raise UsageError("name the datasets to lock, or use --all or --stale (or --file SCRIPT)")
     if entrypoint or source or params or out != Path("."):
         raise UsageError(
             "--output, --entrypoint, --source and --param go with --file SCRIPT",
@@ -217,7 +230,11 @@ def command(
     from vxds.resolver import Resolver
 
     config, manifest = open_project(root)
-    entries = list(manifest) if all_ else manifest.select(datasets)
+    entries = manifest.select(datasets) if datasets else list(manifest)
+    if stale:
+        from vxds.status import MISSING, STALE, lock_status
+
+        entries = [e for e in entries if lock_status(e, config).state in (MISSING, STALE)]
     reports: list[dict[str, Any]] = []
     failed = False
     with progress_bar(quiet or fmt == "json") as progress:
@@ -240,4 +257,6 @@ def command(
     pending = [r for r in reports if r["status"] in ("would change", "missing")]
     if check and pending and fmt == "text":
         click.echo(f"{len(pending)} lock(s) would change; run 'vxds lock' to update them.", err=True)
+    if exit_code and any(r["status"] == "written" for r in reports):
+        return 1
     return 1 if check and pending else 0

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "merge-driver": ("vxds.cli.merge_driver", "Git merge driver for lock files (run by Git)."),
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
     "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),
+    "verify": ("vxds.cli.verify", "Check manifest, locks, leakage and (optionally) data and recipes."),
 }
 
 EPILOG = """\b
@@ -30,6 +31,7 @@ Examples:
   vxds lock --all --check         exit 1 if any lock is missing or would change
   vxds list                       fresh, stale, missing or corrupt, per dataset
   vxds show viseg_training --by attrs.site
+  vxds verify --no-exec           check every lock without running recipe code
 
 Exit codes: 0 success, 1 a check found something, 2 bad usage or input, 130 interrupted.
 """

@@ -92,13 +92,19 @@ class RichProgress:
         )
 
     def __enter__(self) -> RichProgress:
-        self._progress.start()
+        self._started = False
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self._started:
+            self._progress.stop()
 
     def task(self, label: str, total: int | None = None) -> Task:
+        # Started with the first task, so work before it runs without rich's refresh thread
+        # (vxds verify forks worker processes then, which is unsafe once threads run).
+        if not self._started:
+            self._progress.start()
+            self._started = True
         return _RichTask(self._progress, self._progress.add_task(label, total=total))
 
     def error(self, exc: VxdsError) -> None:
