@@ -5,8 +5,8 @@ function ``(Context, Target) -> list[Finding]``, so a new check is one more func
 that tuple. Codes are stable and documented in ``docs/checks.md``:
 
 * VX1xx the manifest and recipe scripts;
-* VX2xx lock presence, orphans and staleness (VX205 is reserved for ``--base``);
-* VX3xx a corrupt lock; VX4xx leakage between splits;
+* VX2xx lock presence, orphans, staleness and (``--base``) published locks that changed;
+* VX3xx a corrupt lock (VX312: a lock merged by Git); VX4xx leakage between splits;
 * VX5xx ``--data``: the bytes in the source; VX6xx ``--reproduce``: re-running recipes;
 * VX7xx is reserved for checks of materialized outputs.
 
@@ -121,6 +121,7 @@ class Options:
     use_cache: bool = True
     jobs: int | None = None
     progress: Progress = NO_PROGRESS
+    base: str | None = None  # a Git revision whose locks are published: they must not change
 
 
 @dataclass
@@ -143,6 +144,7 @@ class Report:
     datasets: int
     resources: int
     data_checked: int = 0
+    drift: dict[str, Any] = field(default_factory=dict)  # name@version -> DatasetDiff (--reproduce)
 
     @property
     def errors(self) -> int:
@@ -177,6 +179,8 @@ class Context:
     prechecked: dict[str, Checked] = field(default_factory=dict)  # key -> done by ``precheck``
     data_checked: int = 0
     resolver: Any = None  # a vxds.resolver.Resolver, made on first use by --reproduce
+    published: dict[str, Any] = field(default_factory=dict)  # name@version -> PublishedChange (--base)
+    drift: dict[str, Any] = field(default_factory=dict)  # name@version -> DatasetDiff (--reproduce)
 
     def finding(self, target: Target, code: str, severity: str, message: str, **where: Any) -> Finding:
         where.setdefault("file", self.config.relative(target.path / HEADER))
@@ -894,39 +898,53 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
         return [ctx.finding(target, "VX602", ERROR, f"the recipe failed: {exc.message}")]
     if same_on_disk(fresh, target.path):
         return []
-    return [
-        ctx.finding(
-            target, "VX601", ERROR, "re-running the recipe gives another lock: " + _drift(target.lock, fresh)
-        )
-    ]
-
-
-def _drift(old: Lock, new: Lock) -> str:
     from vxds.diff import diff_locks
 
-    counts = diff_locks(old, new).counts()
-    words = [f"+{counts['added']} added", f"-{counts['removed']} removed", f"~{counts['changed']} changed"]
-    if counts["moved"]:
-        words.append(f">{counts['moved']} moved")
-    changed = [
-        label
-        for label, a, b in (
-            ("source snapshot", old.header.snapshot, new.header.snapshot),
-            ("source", old.header.source, new.header.source),
-            ("recipe", old.header.recipe_digest, new.header.recipe_digest),
-            ("manifest entry", old.header.entry_digest, new.header.entry_digest),
-        )
-        if a != b
-    ]
-    return ", ".join(words) + (f" (also changed: {', '.join(changed)})" if changed else "")
+    drift = ctx.drift[target.key] = diff_locks(target.lock, fresh)
+    drift.old_label, drift.new_label = ctx.config.relative(target.path), "re-run of the recipe"
+    counts = drift.counts()
+    parts = [f"{n} {kind}" for kind, n in counts.items() if n and kind != "unchanged"]
+    if drift.header:
+        parts.append("header: " + ", ".join(h.field for h in drift.header))
+    message = (
+        f"re-running the recipe gives another lock: {'; '.join(parts)} ({counts['unchanged']} unchanged)"
+    )
+    return [ctx.finding(target, "VX601", ERROR, message)]
 
 
-# The checks of one dataset version, in order; each sees what the earlier ones set on the
-# target. ``--base`` (published locks that changed, VX205) is added here as one more function.
+# --- --base and merges ---------------------------------------------------------------------
+
+
+def check_published(ctx: Context, target: Target) -> list[Finding]:
+    """VX205: a lock published at ``--base`` changed without a new version."""
+    change = ctx.published.pop(target.key, None)
+    if change is None:
+        return []
+    return [ctx.finding(target, "VX205", ERROR, change.message, file=f"{change.path}/{HEADER}")]
+
+
+def _published(config: Config, base: str, targets: Sequence[Target], specs: Sequence[str]) -> dict[str, Any]:
+    from vxds.published import published_changes
+
+    keys = [t.key for t in targets] if specs else None
+    return {change.key: change for change in published_changes(config, base, keys)}
+
+
+def check_merged(ctx: Context, target: Target) -> list[Finding]:
+    """VX312: a lock written by the Git merge driver rather than by its recipe."""
+    if target.header is None or not target.header.merged:
+        return []
+    message = f"merged by Git, not written by its recipe; relock before release: 'vxds lock {target.key}'"
+    return [ctx.finding(target, "VX312", WARNING, message)]
+
+
+# The checks of one dataset version, in order; each sees what the earlier ones set on the target.
 LOCK_CHECKS: tuple[Callable[[Context, Target], list[Finding]], ...] = (
     check_presence,
     check_integrity,
+    check_merged,
     check_staleness,
+    check_published,
     check_data,
     check_reproduce,
 )
@@ -952,6 +970,8 @@ def run(config: Config, specs: Sequence[str] = (), options: Options | None = Non
     cache = ResultCache(config.cache_dir / CACHE_FILE if options.use_cache else None)
     ctx = Context(config, options, cache)
     ctx.prechecked = precheck(ctx, targets)
+    if options.base is not None:
+        ctx.published = _published(config, options.base, targets, specs)
     task = options.progress.task("verifying", total=len(targets))
     try:
         for target in targets:
@@ -962,11 +982,14 @@ def run(config: Config, specs: Sequence[str] = (), options: Options | None = Non
     finally:
         task.close()
         cache.save()
+    for change in ctx.published.values():  # published versions that are gone from the manifest too
+        findings.append(Finding("VX205", ERROR, change.message, dataset=change.key, file=change.path))
     return Report(
         sorted(findings, key=sort_key),
         datasets=len(targets),
         resources=sum(t.resources for t in targets),
         data_checked=ctx.data_checked,
+        drift=ctx.drift,
     )
 
 
@@ -983,6 +1006,7 @@ def verify(
     use_cache: bool = True,
     jobs: int | None = None,
     progress: Progress = NO_PROGRESS,
+    base: str | None = None,
 ) -> list[Finding]:
     """Every finding about the project, sorted by dataset, file, line and code."""
     options = Options(
@@ -995,5 +1019,6 @@ def verify(
         use_cache=use_cache,
         jobs=jobs,
         progress=progress,
+        base=base,
     )
     return run(config, specs, options).findings

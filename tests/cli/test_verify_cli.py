@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import orjson
@@ -164,10 +165,14 @@ def test_changed_data_is_found_by_reproduce_and_data_not_by_staleness(locked: Pa
     reproduced = invoke("verify", "--reproduce", "clinical_cohort")
     assert reproduced.exit_code == 1
     assert (
-        "VX601 locks/clinical_cohort/1/lock.toml: re-running the recipe gives another lock: +0 added,"
-        in reproduced.output
+        "VX601 locks/clinical_cohort/1/lock.toml: re-running the recipe gives another lock:"
+        " 1 changed; header: snapshot (12 unchanged)\n" in reproduced.output
     )
-    assert "-0 removed, ~1 changed (also changed: source snapshot)" in reproduced.output
+    # the drift as vxds diff shows it, under the finding
+    assert "      ~ zurich/participants.tsv#sub-ZH01  (version, hash, attrs.age)\n" in reproduced.output
+    doc = json.loads(invoke("verify", "--reproduce", "clinical_cohort", "--format", "json").output)
+    [change] = doc["drift"]["clinical_cohort@1"]["changes"]
+    assert (change["kind"], change["fields"]) == ("changed", ["version", "hash", "attrs.age"])
     data = invoke("verify", "--data", "clinical_cohort")
     assert data.exit_code == 1
     assert (

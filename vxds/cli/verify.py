@@ -19,12 +19,15 @@ Examples:
   vxds verify --reproduce              also re-run every recipe and compare with its lock
   vxds verify --data --sample 5%       also re-hash a seeded 5% of each lock's resources
   vxds verify viseg_training@2 --format json
+  vxds verify --no-exec --base origin/main   in CI: a published version must not change
+  vxds verify --materialized out/            an output folder against its receipt and lock
 
 Codes (VX101 ...) are explained in docs/checks.md. Exit 1 when an error is found (or,
 with --strict, a warning); 0 otherwise.
 """
 
 SEVERITY_COLOURS = {ERROR: "red", WARNING: "yellow", SKIPPED: "cyan"}
+MAX_DRIFT_LINES = 40
 
 
 def _line(finding: Finding) -> str:
@@ -51,6 +54,23 @@ def summary_line(report: Report, sample: Sample | None, seed: int, *, manifest_o
     return f"verified {checked}: {', '.join(found)}"
 
 
+def _drift_lines(report: Report, dataset: str) -> list[str]:
+    """``--reproduce``: what re-running the recipe changed, as ``vxds diff`` shows it."""
+    drift = report.drift.get(dataset)
+    if drift is None:
+        return []
+    from vxds.cli.diff import paint
+    from vxds.report.text import render
+
+    lines = list(render([drift], paint=paint))[:-1]  # the summary is the finding's message
+    if len(lines) > MAX_DRIFT_LINES:
+        lines = [
+            *lines[:MAX_DRIFT_LINES],
+            f"... {len(lines) - MAX_DRIFT_LINES} more lines: vxds diff shows all",
+        ]
+    return [f"      {line}" for line in lines]
+
+
 def render_text(report: Report, *, quiet: bool) -> list[str]:
     """Findings grouped per dataset (project-wide ones first)."""
     out = []
@@ -58,8 +78,35 @@ def render_text(report: Report, *, quiet: bool) -> list[str]:
         shown = [f for f in items if not quiet or f.severity != SKIPPED]
         if shown:
             out.append(click.style(dataset or "project", bold=True))
-            out.extend(_line(f) for f in shown)
+            for finding in shown:
+                out.append(_line(finding))
+                if finding.code == "VX601":
+                    out.extend(_drift_lines(report, dataset))
     return out
+
+
+def _materialized(out: Path, root: Path | None) -> Report:
+    """``--materialized OUT``: the folder against its receipt and the lock the receipt names."""
+    from vxds.config import load_config
+    from vxds.errors import VxdsError
+    from vxds.lockfile import Lock, lock_dir, read_lock
+    from vxds.manifest import parse_spec
+    from vxds.materialize.check import check_output, receipt_dataset
+
+    lock: Lock | None = None
+    skipped: list[Finding] = []
+    key = receipt_dataset(out)
+    if key is not None:
+        try:
+            config = load_config(root)
+            name, version = parse_spec(key)
+            lock = read_lock(lock_dir(config.locks, name, version or 0))
+        except VxdsError as exc:
+            reason = f"the lock of {key} could not be read ({exc.message}); checked against the receipt only"
+            skipped.append(Finding("VX702", SKIPPED, reason, dataset=key, file=out.as_posix()))
+    findings = skipped + check_output(out, lock)
+    resources = sum(split.count for split in lock.splits.values()) if lock is not None else 0
+    return Report(findings, datasets=1, resources=resources)
 
 
 @click.command("verify", epilog=EPILOG)
@@ -78,6 +125,17 @@ def render_text(report: Report, *, quiet: bool) -> list[str]:
 @click.option(
     "--manifest-only", is_flag=True, help="Check datasets.yaml (schema and scripts) and nothing else."
 )
+@click.option(
+    "--base",
+    metavar="REV",
+    help="Locks at this Git revision are published: fail if one changed without a new version.",
+)
+@click.option(
+    "--materialized",
+    type=click.Path(path_type=Path),
+    metavar="OUT",
+    help="Check a folder written by 'vxds materialize' against its receipt and lock, nothing else.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
     "--no-cache", is_flag=True, help="Check every lock line again, ignoring results kept in .vxds/."
@@ -94,6 +152,8 @@ def command(
     sample: str | None,
     seed: int,
     manifest_only: bool,
+    base: str | None,
+    materialized: Path | None,
     strict: bool,
     no_cache: bool,
     jobs: int | None,
@@ -112,6 +172,9 @@ def command(
     if sample is not None and not data:
         raise UsageError("--sample goes with --data")
     parsed = Sample.parse(sample) if sample is not None else None
+    if materialized is not None:
+        report = _materialized(materialized, root)
+        return _show(report, fmt=fmt, quiet=quiet, strict=strict, sample=None, seed=seed)
     config = load_config(root)
     with progress_bar(quiet or fmt == "json") as progress:
         options = Options(
@@ -124,14 +187,33 @@ def command(
             use_cache=not no_cache,
             jobs=jobs,
             progress=progress,
+            base=base,
         )
         report = run(config, datasets, options)
+    return _show(
+        report, fmt=fmt, quiet=quiet, strict=strict, sample=parsed, seed=seed, manifest_only=manifest_only
+    )
+
+
+def _show(
+    report: Report,
+    *,
+    fmt: str,
+    quiet: bool,
+    strict: bool,
+    sample: Sample | None,
+    seed: int,
+    manifest_only: bool = False,
+) -> int:
     if fmt == "json":
-        print_json({"findings": [f.to_json() for f in report.findings], "summary": report.summary()})
+        document = {"findings": [f.to_json() for f in report.findings], "summary": report.summary()}
+        if report.drift:
+            document["drift"] = {key: diff.to_json() for key, diff in sorted(report.drift.items())}
+        print_json(document)
     else:
         lines = render_text(report, quiet=quiet)
         if lines:
             click.echo("\n".join(lines))
         if not quiet or report.errors or (strict and report.warnings):
-            click.echo(summary_line(report, parsed, seed, manifest_only=manifest_only))
+            click.echo(summary_line(report, sample, seed, manifest_only=manifest_only))
     return 1 if report.errors or (strict and report.warnings) else 0
