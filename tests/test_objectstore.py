@@ -1,0 +1,169 @@
+"""The S3 source against a real S3 API (moto's server)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.s3server import S3, SECRET, free_port
+from vxds.errors import NotFoundError, SourceError
+from vxds.hashing import digest_bytes
+from vxds.sources import open_source
+from vxds.sources.base import SourceContext
+from vxds.sources.folder import FolderSource
+from vxds.sources.objectstore import ObjectStoreSource, is_etag
+
+REPO = Path(__file__).resolve().parents[1]
+T2 = "sub-01/anat/sub-01_T2w.nii.gz"
+
+
+def upload_folder(s3: S3, bucket: str, prefix: str, folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            s3.client.put_object(
+                Bucket=bucket, Key=prefix + path.relative_to(folder).as_posix(), Body=path.read_bytes()
+            )
+
+
+def source(s3: S3, url: str, tmp_path: Path | None = None, **options: Any) -> ObjectStoreSource:
+    context = SourceContext(base=Path("."), cache_dir=tmp_path, options={**s3.options, **options})
+    opened = open_source(url, context)
+    assert isinstance(opened, ObjectStoreSource)
+    return opened
+
+
+def test_a_prefix_gives_what_the_same_folder_gives(s3_server: S3, tmp_path: Path) -> None:
+    bucket = s3_server.bucket()
+    upload_folder(s3_server, bucket, "trials/basel/", REPO / "sample-data/basel")
+    remote = source(s3_server, f"s3://{bucket}/trials/basel", tmp_path).resources()
+    local = FolderSource(str(REPO / "sample-data/basel"), SourceContext(base=REPO)).resources()
+
+    def shape(r: Any) -> tuple[Any, ...]:
+        return (r.id, r.type, r.hash, r.size, r.uri, dict(r.attrs))
+
+    assert [shape(r) for r in remote] == [shape(r) for r in local]
+    assert {r.type for r in remote} >= {"Volume", "Mask", "DICOMSeries", "ClinicalRecord", "Table"}
+    files = [r for r in remote if r.type in ("Volume", "Mask", "File", "Table")]
+    versions = s3_server.client.list_object_versions(Bucket=bucket)["Versions"]
+    version_ids = {v["VersionId"] for v in versions}
+    assert files and all(r.version in version_ids for r in files)
+
+
+def test_an_unversioned_bucket_labels_objects_by_etag(s3_server: S3) -> None:
+    bucket = s3_server.bucket(versioned=False)
+    s3_server.put_tree(bucket, "", {T2: b"one"})
+    (resource,) = source(s3_server, f"s3://{bucket}").resources()
+    assert isinstance(resource.version, str) and is_etag(resource.version)
+    assert resource.hash == digest_bytes(b"one")
+
+
+def test_an_old_lock_reads_the_old_version(s3_server: S3, tmp_path: Path) -> None:
+    bucket = s3_server.bucket()
+    s3_server.put_tree(bucket, "p/", {T2: b"first bytes"})
+    old = source(s3_server, f"s3://{bucket}/p", tmp_path).get(T2)
+    s3_server.put_tree(bucket, "p/", {T2: b"second bytes"})
+    fresh = source(s3_server, f"s3://{bucket}/p", tmp_path)
+    new = fresh.get(T2)
+    assert new.version != old.version and new.hash == digest_bytes(b"second bytes")
+    with fresh.open(old) as fh:
+        assert fh.read() == b"first bytes"
+    with fresh.open(new) as fh:
+        assert fh.read() == b"second bytes"
+
+
+def test_a_deleted_version_is_not_found(s3_server: S3) -> None:
+    bucket = s3_server.bucket()
+    s3_server.put_tree(bucket, "", {T2: b"first"})
+    opened = source(s3_server, f"s3://{bucket}")
+    old = opened.get(T2)
+    s3_server.put_tree(bucket, "", {T2: b"second"})
+    s3_server.client.delete_object(Bucket=bucket, Key=T2, VersionId=old.version)
+    with pytest.raises(NotFoundError, match=f"{T2} version {old.version} no longer exists"):
+        opened.open(old)
+
+
+def test_rehashing_through_open_catches_an_object_changed_behind_the_lock(s3_server: S3) -> None:
+    """An unversioned bucket keeps one copy: re-hashing what ``open`` reads shows the change."""
+    bucket = s3_server.bucket(versioned=False)
+    s3_server.put_tree(bucket, "", {T2: b"locked bytes"})
+    locked = source(s3_server, f"s3://{bucket}").get(T2)
+    s3_server.put_tree(bucket, "", {T2: b"tampered bytes"})
+    with source(s3_server, f"s3://{bucket}").open(locked) as fh:
+        assert digest_bytes(fh.read()) != locked.hash
+
+
+def test_digests_are_cached_by_version(s3_server: S3, tmp_path: Path) -> None:
+    bucket = s3_server.bucket()
+    s3_server.put_tree(bucket, "", {T2: b"bytes", "notes.txt": b"notes"})
+    first = source(s3_server, f"s3://{bucket}", tmp_path).resources()
+    assert (tmp_path / "objects" / f"{bucket}.json").is_file()
+    again = source(s3_server, f"s3://{bucket}", tmp_path)
+    assert again.resources() == first
+    assert again.snapshot == source(s3_server, f"s3://{bucket}").snapshot
+
+
+def test_a_missing_bucket_is_a_one_line_error(s3_server: S3) -> None:
+    with pytest.raises(SourceError) as caught:
+        source(s3_server, "s3://no-such-bucket/x").resources()
+    assert str(caught.value) == "source 's3://no-such-bucket/x': bucket 'no-such-bucket' does not exist"
+
+
+def test_credentials_in_the_url_are_refused(s3_server: S3) -> None:
+    with pytest.raises(SourceError) as caught:
+        source(s3_server, f"s3://user:{SECRET}@bucket/x")
+    assert SECRET not in str(caught.value)
+    assert "without credentials" in str(caught.value)
+
+
+def test_an_unreachable_endpoint_is_retried_then_reported(s3_server: S3) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(SourceError) as caught:
+        source(s3_server, "s3://bucket/x", endpoint_url=endpoint, retries=1).resources()
+    message = str(caught.value)
+    assert message.startswith("source 's3://bucket/x': the storage service failed after 2 attempts")
+    assert "\n" not in message and SECRET not in message
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with an S3 503 SlowDown, counting them."""
+
+    calls = 0
+
+    def do_GET(self) -> None:
+        type(self).calls += 1
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        self.send_response(503)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def failing_endpoint() -> Iterator[str]:
+    _Failing.calls = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_transient_errors_are_retried_a_bounded_number_of_times(s3_server: S3, failing_endpoint: str) -> None:
+    with pytest.raises(SourceError) as caught:
+        source(s3_server, "s3://bucket/x", endpoint_url=failing_endpoint, retries=2).resources()
+    assert _Failing.calls == 3
+    assert str(caught.value) == (
+        "source 's3://bucket/x': the storage service failed after 3 attempts:"
+        " SlowDown: Please reduce your request rate."
+    )

@@ -1,0 +1,417 @@
+"""An S3 bucket prefix as a source: ``s3://bucket/prefix``, read through s3fs.
+
+It gives what a folder holding the same files gives (ids, types, BIDS attrs, clinical
+rows, DICOM series: ``vxds.sources.tree``), except for ``version``:
+
+* ``version`` is the object's VersionId when the bucket is versioned, else its ETag (an
+  unversioned bucket keeps one copy of each object, and the ETag names it);
+* ``hash`` is the blake3 of the bytes, computed while they stream in, many objects at
+  once on s3fs' event loop; digests are cached by (key, version) under ``.vxds/``, since
+  a version's bytes never change;
+* ``open(resource)`` reads the VersionId the resource records, so an old lock reads the
+  old bytes. A resource labelled by an ETag reads the bucket's only copy, and whoever
+  re-hashes it sees whether it changed.
+
+Credentials come from the usual AWS places (environment, ``~/.aws`` profiles, instance
+roles) or from ``[tool.vxds.storage]``; they are never written into a resource, a lock,
+an error message or a log. Transient failures (connection errors, timeouts, 5xx, SlowDown)
+are retried a bounded number of times, then reported as one ``SourceError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import tempfile
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple, TypeVar
+
+import orjson
+from blake3 import blake3
+
+from vxds.errors import NotFoundError, SourceError
+from vxds.fsutil import atomic_write_bytes
+from vxds.hashing import PREFIX, digest_bytes
+from vxds.resource import Resource, checked
+from vxds.sources.base import IndexedSource, SourceContext
+from vxds.sources.tree import TreeBuilder, TreeFile, split_series
+
+T = TypeVar("T")
+
+CHUNK = 1 << 20
+DEFAULT_CONCURRENCY = 32
+DEFAULT_RETRIES = 4
+BACKOFF = 0.2  # seconds before the first retry; doubled each time
+KEEP_EXTENSIONS = (".json", ".tsv", ".csv")  # sidecars and tables are read again to build attrs
+_ETAG_RE = re.compile(r"[0-9a-f]{32}(-[0-9]+)?\Z")
+_URL_RE = re.compile(r"(?P<scheme>s3|s3a)://(?P<bucket>[^/]+)/?(?P<prefix>.*)\Z")
+_TRANSIENT_CODES = frozenset(
+    {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "503", "500"}
+)
+# Options of [tool.vxds.storage] that vxds maps onto s3fs; any other key is passed as is.
+_SECRET_KEYS = ("key", "secret", "token", "password", "username")
+
+
+class _Object(NamedTuple):
+    rel: str
+    key: str
+    size: int
+    version: str  # VersionId, or the ETag when the bucket keeps no versions
+
+
+def is_etag(version: str) -> bool:
+    """An S3 ETag (an MD5, with ``-N`` for multipart uploads), as opposed to a VersionId."""
+    return bool(_ETAG_RE.match(version))
+
+
+class _Transient(Exception):
+    """A failure worth retrying."""
+
+
+class ObjectStoreSource(IndexedSource):
+    """Objects under an S3 prefix, one resource per object (and per clinical row)."""
+
+    def __init__(self, url: str, context: SourceContext) -> None:
+        super().__init__(url, context)
+        match = _URL_RE.match(url)
+        if match is None or "@" in match.group("bucket"):
+            raise SourceError(
+                f"source {_shown(url)!r}: expected s3://BUCKET/PREFIX without credentials"
+                " (give them through the environment, a profile or [tool.vxds.storage])"
+            )
+        self.bucket = match.group("bucket")
+        prefix = match.group("prefix").strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        options = dict(context.options)
+        self.retries = int(options.pop("retries", DEFAULT_RETRIES))
+        self.concurrency = int(options.pop("concurrency", context.jobs or DEFAULT_CONCURRENCY))
+        self._secrets = [str(v) for k, v in options.items() if k in _SECRET_KEYS and v]
+        self._fs_options = _s3fs_options(options)
+        self._fs: Any = None
+        self._rows: dict[str, bytes] = {}
+        self._kept: dict[str, bytes] = {}
+        self._snapshot = ""
+
+    # --- talking to S3 -----------------------------------------------------------------
+
+    @property
+    def fs(self) -> Any:
+        if self._fs is None:
+            import s3fs
+
+            # vxds retries itself (bounded, whole downloads included), so s3fs and botocore
+            # make one attempt each.
+            fs = s3fs.S3FileSystem(
+                skip_instance_cache=True,
+                config_kwargs={"retries": {"total_max_attempts": 1}},
+                **self._fs_options,
+            )
+            fs.retries = 1
+            self._fs = fs
+        return self._fs
+
+    def _run(self, make: Callable[[], Awaitable[T]]) -> T:
+        from fsspec.asyn import sync
+
+        try:
+            result: T = sync(self.fs.loop, make)
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from None
+        return result
+
+    async def _call(self, method: str, **kwargs: Any) -> Any:
+        """One S3 call, retried while it fails transiently."""
+        for attempt in range(self.retries + 1):
+            try:
+                return await self.fs._call_s3(method, Bucket=self.bucket, **kwargs)
+            except Exception as exc:
+                if not _is_transient(exc) or attempt == self.retries:
+                    raise
+                await asyncio.sleep(BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _download(self, key: str, version: str | None, sink: Callable[[bytes], object]) -> int:
+        """Stream one object into ``sink``; retried from the start while it fails transiently."""
+        pin = {} if version is None or is_etag(version) else {"VersionId": version}
+        for attempt in range(self.retries + 1):
+            size = 0
+            try:
+                response = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key, **pin)
+                body = response["Body"]
+                try:
+                    while chunk := await body.read(CHUNK):
+                        sink(chunk)
+                        size += len(chunk)
+                finally:
+                    body.close()
+                return size
+            except Exception as exc:
+                if not _is_transient(exc) or attempt == self.retries:
+                    raise
+                await asyncio.sleep(BACKOFF * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def _failure(self, exc: BaseException, what: str = "") -> SourceError:
+        """A one-line SourceError for a failed call, with any secret blanked out."""
+        where = f"source {self.url!r}" + (f": {what}" if what else "")
+        code = _error_code(exc)
+        if isinstance(exc, FileNotFoundError) or code in ("NoSuchBucket", "NoSuchKey", "404"):
+            cause = f"bucket {self.bucket!r} or the object does not exist"
+            if code == "NoSuchBucket":
+                cause = f"bucket {self.bucket!r} does not exist"
+            return SourceError(f"{where}: {cause}")
+        if isinstance(exc, PermissionError) or code in (
+            "AccessDenied",
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "403",
+        ):
+            return SourceError(
+                f"{where}: access denied ({code or 'forbidden'}); check the credentials",
+                hint="credentials come from AWS_* variables, a profile, or [tool.vxds.storage]",
+            )
+        name = type(exc).__name__
+        if name in ("NoCredentialsError", "PartialCredentialsError"):
+            return SourceError(
+                f"{where}: no credentials found",
+                hint="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or anon = true"
+                " in [tool.vxds.storage]",
+            )
+        if _is_transient(exc):
+            return SourceError(
+                f"{where}: the storage service failed after {self.retries + 1} attempts:"
+                f" {self._scrub(_one_line(exc))}"
+            )
+        return SourceError(f"{where}: {name}: {self._scrub(_one_line(exc))}")
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _scrub_environment(text)
+
+    # --- listing and hashing -----------------------------------------------------------
+
+    async def _list(self) -> list[_Object]:
+        """The latest version of every object under the prefix (hidden names skipped)."""
+        found: list[_Object] = []
+        kwargs: dict[str, Any] = {"Prefix": self.prefix}
+        while True:
+            page = await self._call("list_object_versions", **kwargs)
+            for item in page.get("Versions", []):
+                if item.get("IsLatest"):
+                    obj = self._object(item)
+                    if obj is not None:
+                        found.append(obj)
+            if not page.get("IsTruncated"):
+                return found
+            kwargs = {
+                "Prefix": self.prefix,
+                "KeyMarker": page["NextKeyMarker"],
+                "VersionIdMarker": page["NextVersionIdMarker"],
+            }
+
+    def _object(self, item: Mapping[str, Any]) -> _Object | None:
+        key = str(item["Key"])
+        rel = key[len(self.prefix) :]
+        if not rel or rel.endswith("/") or any(part.startswith(".") for part in rel.split("/")):
+            return None  # folder markers and hidden files, as the folder source skips them
+        version = str(item.get("VersionId") or "null")
+        if version == "null":
+            version = str(item["ETag"]).strip('"')
+        return _Object(rel, key, int(item["Size"]), version)
+
+    async def _hash_all(self, objects: list[_Object], keep: set[str]) -> dict[str, str]:
+        gate = asyncio.Semaphore(max(1, self.concurrency))
+        task = self.context.progress.task(f"hashing {self.url}", total=len(objects))
+
+        async def one(obj: _Object) -> tuple[str, str]:
+            async with gate:
+                hasher = blake3()
+                kept: list[bytes] = []
+
+                def sink(chunk: bytes) -> None:
+                    hasher.update(chunk)
+                    if obj.rel in keep:
+                        kept.append(chunk)
+
+                try:
+                    size = await self._download(obj.key, obj.version, sink)
+                except Exception as exc:
+                    raise self._failure(exc, f"cannot read {obj.rel}") from None
+                if size != obj.size:
+                    raise SourceError(
+                        f"source {self.url!r}: {obj.rel} changed while it was read"
+                        f" ({size} bytes, listed as {obj.size})"
+                    )
+                if obj.rel in keep:
+                    self._kept[obj.rel] = b"".join(kept)
+                task.advance()
+                return obj.rel, PREFIX + hasher.hexdigest()
+
+        try:
+            return dict(await asyncio.gather(*(one(obj) for obj in objects)))
+        finally:
+            task.close()
+
+    def _scan(self) -> list[Resource]:
+        objects = self._run(self._list)
+        cache = _DigestCache(self.context.cache_dir, self.bucket)
+        digests = {obj.rel: d for obj in objects if (d := cache.get(obj.key, obj.version)) is not None}
+        keep = {obj.rel for obj in objects if obj.rel.lower().endswith(KEEP_EXTENSIONS)}
+        todo = [obj for obj in objects if obj.rel not in digests or obj.rel in keep]
+        if todo:
+            fresh = self._run(lambda: self._hash_all(todo, keep))
+            digests.update(fresh)
+            for obj in todo:
+                cache.put(obj.key, obj.version, fresh[obj.rel])
+            cache.save()
+        versions = {obj.rel: obj.version for obj in objects}
+        lines = sorted(f"{o.rel}\t{o.version}\t{digests[o.rel]}\n" for o in objects)
+        self._snapshot = digest_bytes("".join(lines).encode("utf-8"))
+        builder = TreeBuilder(self.url, digests, self._read_kept, versions.__getitem__)
+        files: list[TreeFile] = list(objects)
+        plain, series = split_series(files)
+        found = [checked(resource) for resource in builder.build(plain, series)]
+        self._rows = builder.rows
+        self._kept.clear()
+        return found
+
+    def _read_kept(self, rel: str) -> bytes:
+        return self._kept[rel]
+
+    # --- the protocol ------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> str:
+        """Digest of every object's path, version and digest."""
+        self.resources()
+        return self._snapshot
+
+    def open(self, resource: Resource) -> BinaryIO:
+        if resource.type == "ClinicalRecord":
+            self.get(resource.id)  # NotFoundError for an unknown row
+            return io.BytesIO(self._rows[resource.id])
+        if resource.type == "DICOMSeries":
+            raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
+        rel = resource.uri or resource.id
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise SourceError(f"resource {resource.id!r} points outside the source prefix")
+        spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 (returned open)
+        version = str(resource.version)
+        try:
+            self._run(lambda: self._download(self.prefix + rel, version, spool.write))
+        except SourceError as exc:
+            spool.close()
+            raise self._open_failure(resource, exc) from None
+        spool.seek(0)
+        return spool  # type: ignore[return-value]
+
+    def _open_failure(self, resource: Resource, exc: SourceError) -> SourceError:
+        if "does not exist" in exc.message and not is_etag(str(resource.version)):
+            return NotFoundError(
+                f"source {self.url!r}: {resource.id} version {resource.version} no longer exists"
+            )
+        return SourceError(
+            f"source {self.url!r}: cannot read {resource.id}: {exc.message.split(': ', 1)[-1]}"
+        )
+
+
+def _s3fs_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """[tool.vxds.storage] as s3fs keyword arguments (``region`` and ``profile`` renamed)."""
+    out = {k: v for k, v in options.items() if not isinstance(v, dict)}
+    out.update(options.get("s3", {}) if isinstance(options.get("s3"), dict) else {})
+    region = out.pop("region", None)
+    if region is not None:
+        out.setdefault("client_kwargs", {})["region_name"] = region
+    return out
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    cause = exc.__cause__ or exc.__context__
+    return _error_code(cause) if cause is not None and cause is not exc else ""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (asyncio.TimeoutError, ConnectionError, TimeoutError)):
+        return True
+    if _error_code(exc) in _TRANSIENT_CODES:
+        return True
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return isinstance(status, int) and status >= 500
+    name = type(exc).__name__
+    return name in (
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ClientPayloadError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ResponseStreamingError",
+        "IncompleteRead",
+        "ProxyConnectionError",
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    """The cause in a few words: S3's error code and message when there is one."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    code = _error_code(exc)
+    text = " ".join(str(text).split()) or type(exc).__name__
+    return f"{code}: {text}" if code and code not in text else text
+
+
+def _scrub_environment(text: str) -> str:
+    import os
+
+    for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID"):
+        value = os.environ.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def _shown(url: str) -> str:
+    """A URL with any ``user:password@`` removed, for messages."""
+    return re.sub(r"://[^/@]*@", "://***@", url)
+
+
+class _DigestCache:
+    """(bucket, key, version) -> digest; a version's bytes never change, so entries never expire."""
+
+    def __init__(self, cache_dir: Path | None, bucket: str) -> None:
+        self.path = cache_dir / "objects" / f"{bucket}.json" if cache_dir is not None else None
+        self.entries: dict[str, str] = {}
+        self.dirty = False
+        if self.path is not None:
+            try:
+                data = orjson.loads(self.path.read_bytes())
+                if isinstance(data, dict):
+                    self.entries = {str(k): str(v) for k, v in data.items()}
+            except (OSError, orjson.JSONDecodeError):
+                pass
+
+    def get(self, key: str, version: str) -> str | None:
+        return self.entries.get(f"{key}\t{version}")
+
+    def put(self, key: str, version: str, digest: str) -> None:
+        self.entries[f"{key}\t{version}"] = digest
+        self.dirty = True
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, orjson.dumps(self.entries, option=orjson.OPT_SORT_KEYS))
+        except OSError:
+            pass
