@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "log": ("vxds.cli.log", "List the commits that changed a dataset's lock, with counts."),
     "merge-driver": ("vxds.cli.merge_driver", "Git merge driver for lock files (run by Git)."),
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
+    "catalog": ("vxds.cli.catalog", "Ingest folders into a versioned catalog; list it as of a snapshot."),
 }
 
 EPILOG = """\b
