@@ -100,13 +100,25 @@ class ObjectStoreSource(IndexedSource):
     def fs(self) -> Any:
         if self._fs is None:
             import s3fs
+            from aiobotocore.session import AioSession
 
+            options = dict(self._fs_options)
+            session = AioSession(profile=options.pop("profile", None))
+            # vxds reads no timestamps; botocore's dateutil parsing of each response's
+            # Last-Modified was a third of the client's time per small object.
+            session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
             # vxds retries itself (bounded, whole downloads included), so s3fs and botocore
             # make one attempt each.
             fs = s3fs.S3FileSystem(
+                session=session,
                 skip_instance_cache=True,
-                config_kwargs={"retries": {"total_max_attempts": 1}},
-                **self._fs_options,
+                config_kwargs={
+                    "retries": {"total_max_attempts": 1},
+                    "parameter_validation": False,
+                    "request_checksum_calculation": "when_required",
+                    "response_checksum_validation": "when_required",
+                },
+                **options,
             )
             fs.retries = 1
             self._fs = fs
