@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import socket
+import threading
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,3 +76,38 @@ def s3_server() -> Iterator[S3]:
         yield S3(endpoint, client, options)
     finally:
         server.stop()
+
+
+class FakeS3:
+    """An endpoint answering every request with one S3 error, counting the requests."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.calls = 0
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.calls += 1
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@contextmanager
+def fake_s3(status: int, code: str, message: str) -> Iterator[FakeS3]:
+    fake = FakeS3(status, code, message)
+    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()

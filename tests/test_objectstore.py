@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.s3server import S3, SECRET, free_port
+from tests.s3server import S3, SECRET, fake_s3, free_port
 from vxds.errors import NotFoundError, SourceError
 from vxds.hashing import digest_bytes
 from vxds.sources import open_source
@@ -129,41 +126,26 @@ def test_an_unreachable_endpoint_is_retried_then_reported(s3_server: S3) -> None
     assert "\n" not in message and SECRET not in message
 
 
-class _Failing(http.server.BaseHTTPRequestHandler):
-    """Answers every request with an S3 503 SlowDown, counting them."""
-
-    calls = 0
-
-    def do_GET(self) -> None:
-        type(self).calls += 1
-        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-        self.send_response(503)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def failing_endpoint() -> Iterator[str]:
-    _Failing.calls = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_transient_errors_are_retried_a_bounded_number_of_times(s3_server: S3, failing_endpoint: str) -> None:
-    with pytest.raises(SourceError) as caught:
-        source(s3_server, "s3://bucket/x", endpoint_url=failing_endpoint, retries=2).resources()
-    assert _Failing.calls == 3
+def test_transient_errors_are_retried_a_bounded_number_of_times(s3_server: S3) -> None:
+    with (
+        fake_s3(503, "SlowDown", "Please reduce your request rate.") as fake,
+        pytest.raises(SourceError) as caught,
+    ):
+        source(s3_server, "s3://bucket/x", endpoint_url=fake.endpoint, retries=2).resources()
+    assert fake.calls == 3
     assert str(caught.value) == (
         "source 's3://bucket/x': the storage service failed after 3 attempts:"
         " SlowDown: Please reduce your request rate."
     )
+
+
+def test_wrong_credentials_are_one_line_and_not_retried(s3_server: S3) -> None:
+    message = "The AWS Access Key Id you provided does not exist in our records."
+    with fake_s3(403, "InvalidAccessKeyId", message) as fake, pytest.raises(SourceError) as caught:
+        source(s3_server, "s3://bucket/x", endpoint_url=fake.endpoint).resources()
+    assert fake.calls == 1
+    assert (
+        caught.value.message
+        == "source 's3://bucket/x': access denied (InvalidAccessKeyId); check the credentials"
+    )
+    assert SECRET not in str(caught.value)

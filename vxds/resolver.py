@@ -208,7 +208,10 @@ class Resolver:
             opened = open_source(url, context)
             # Listing now means a source that cannot be read fails with its own one-line
             # error here, not from inside the recipe's code.
-            check_at(opened, self.at) if self.at is not None else opened.snapshot
+            if self.at is not None:
+                check_at(opened, self.at)
+            else:
+                opened.snapshot  # noqa: B018 (read for its side effect: the listing)
             self.sources[url] = opened
         return self.sources[url]
 

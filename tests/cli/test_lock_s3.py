@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Invoke, commit_all, git
-from tests.s3server import S3, SECRET, free_port
+from tests.s3server import S3, SECRET, fake_s3, free_port
 
 RECIPE = """\
 import vxds
@@ -138,5 +138,23 @@ def test_an_unreachable_endpoint_exits_2(
     result = invoke("lock", "trial")
     assert result.exit_code == 2
     assert result.output.startswith(f"error: source 's3://{bucket}/trial': the storage service failed")
+    assert SECRET not in result.output
+    assert not (root / "locks").exists()
+
+
+def test_wrong_credentials_exit_2(
+    tmp_path: Path, s3_server: S3, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = "The AWS Access Key Id you provided does not exist in our records."
+    with fake_s3(403, "InvalidAccessKeyId", message) as fake:
+        root = s3_project(tmp_path / "p", s3_server, "s3://bucket/trial")
+        pyproject = root / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace(s3_server.endpoint, fake.endpoint))
+        monkeypatch.chdir(root)
+        result = invoke("lock", "trial")
+    assert result.exit_code == 2
+    assert result.output.splitlines()[0] == (
+        "error: source 's3://bucket/trial': access denied (InvalidAccessKeyId); check the credentials"
+    )
     assert SECRET not in result.output
     assert not (root / "locks").exists()
