@@ -149,3 +149,50 @@ def test_wrong_credentials_are_one_line_and_not_retried(s3_server: S3) -> None:
         == "source 's3://bucket/x': access denied (InvalidAccessKeyId); check the credentials"
     )
     assert SECRET not in str(caught.value)
+
+
+class _Body:
+    def __init__(self, chunks: list[bytes], fail: bool) -> None:
+        self.chunks, self.fail = chunks, fail
+
+    async def read(self, size: int) -> bytes:
+        if self.chunks:
+            return self.chunks.pop(0)
+        if self.fail:
+            raise ConnectionResetError("connection reset by peer")
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
+class _FlakyFS:
+    """Cuts the first download off after one chunk; serves the second whole."""
+
+    def __init__(self) -> None:
+        from fsspec.asyn import get_loop
+
+        self.loop = get_loop()
+        self.calls = 0
+
+    async def _call_s3(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            return {"Body": _Body([b"the first "], fail=True)}
+        return {"Body": _Body([b"the whole ", b"object"], fail=False)}
+
+
+def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vxds.sources.objectstore as objectstore
+    from vxds.resource import Resource
+    from vxds.sources.objectstore import _Object
+
+    monkeypatch.setattr(objectstore, "BACKOFF", 0.0)
+    opened = source(s3_server, "s3://bucket/p")
+    opened._fs = _FlakyFS()
+    with opened.open(Resource(id=T2, version="version-1")) as fh:
+        assert fh.read() == b"the whole object"
+    opened._fs = _FlakyFS()
+    obj = _Object(T2, "p/" + T2, len(b"the whole object"), "version-1")
+    digests = opened._run(lambda: opened._hash_all([obj], set()))
+    assert digests == {T2: digest_bytes(b"the whole object")}

@@ -39,6 +39,7 @@ from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.tree import TreeBuilder, TreeFile, split_series
 
 T = TypeVar("T")
+Sink = Callable[[bytes], object]
 
 CHUNK = 1 << 20
 DEFAULT_CONCURRENCY = 32
@@ -66,10 +67,6 @@ def is_etag(version: str) -> bool:
     return bool(_ETAG_RE.match(version))
 
 
-class _Transient(Exception):
-    """A failure worth retrying."""
-
-
 class ObjectStoreSource(IndexedSource):
     """Objects under an S3 prefix, one resource per object (and per clinical row)."""
 
@@ -85,8 +82,10 @@ class ObjectStoreSource(IndexedSource):
         prefix = match.group("prefix").strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
         options = dict(context.options)
-        self.retries = int(options.pop("retries", DEFAULT_RETRIES))
-        self.concurrency = int(options.pop("concurrency", context.jobs or DEFAULT_CONCURRENCY))
+        self.retries = _count(options.pop("retries", DEFAULT_RETRIES), "retries", url)
+        self.concurrency = max(
+            1, _count(options.pop("concurrency", context.jobs or DEFAULT_CONCURRENCY), "concurrency", url)
+        )
         self._secrets = [str(v) for k, v in options.items() if k in _SECRET_KEYS and v]
         self._fs_options = _s3fs_options(options)
         self._fs: Any = None
@@ -146,11 +145,13 @@ class ObjectStoreSource(IndexedSource):
                 await asyncio.sleep(BACKOFF * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _download(self, key: str, version: str | None, sink: Callable[[bytes], object]) -> int:
-        """Stream one object into ``sink``; retried from the start while it fails transiently."""
+    async def _download(self, key: str, version: str | None, new_sink: Callable[[], Sink]) -> int:
+        """Stream one object into a sink; retried from the start, into a new sink, while it
+        fails transiently. Returns the number of bytes."""
         pin = {} if version is None or is_etag(version) else {"VersionId": version}
         for attempt in range(self.retries + 1):
             size = 0
+            sink = new_sink()
             try:
                 response = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key, **pin)
                 body = response["Body"]
@@ -237,21 +238,19 @@ class ObjectStoreSource(IndexedSource):
         return _Object(rel, key, int(item["Size"]), version)
 
     async def _hash_all(self, objects: list[_Object], keep: set[str]) -> dict[str, str]:
-        gate = asyncio.Semaphore(max(1, self.concurrency))
+        gate = asyncio.Semaphore(self.concurrency)
         task = self.context.progress.task(f"hashing {self.url}", total=len(objects))
 
         async def one(obj: _Object) -> tuple[str, str]:
             async with gate:
-                hasher = blake3()
-                kept: list[bytes] = []
+                sinks: list[_Digest] = []
 
-                def sink(chunk: bytes) -> None:
-                    hasher.update(chunk)
-                    if obj.rel in keep:
-                        kept.append(chunk)
+                def new_sink() -> Sink:
+                    sinks.append(_Digest(keep=obj.rel in keep))
+                    return sinks[-1].update
 
                 try:
-                    size = await self._download(obj.key, obj.version, sink)
+                    size = await self._download(obj.key, obj.version, new_sink)
                 except Exception as exc:
                     raise self._failure(exc, f"cannot read {obj.rel}") from None
                 if size != obj.size:
@@ -259,10 +258,11 @@ class ObjectStoreSource(IndexedSource):
                         f"source {self.url!r}: {obj.rel} changed while it was read"
                         f" ({size} bytes, listed as {obj.size})"
                     )
-                if obj.rel in keep:
-                    self._kept[obj.rel] = b"".join(kept)
+                digest = sinks[-1]
+                if digest.kept is not None:
+                    self._kept[obj.rel] = b"".join(digest.kept)
                 task.advance()
-                return obj.rel, PREFIX + hasher.hexdigest()
+                return obj.rel, digest.value()
 
         try:
             return dict(await asyncio.gather(*(one(obj) for obj in objects)))
@@ -314,8 +314,14 @@ class ObjectStoreSource(IndexedSource):
             raise SourceError(f"resource {resource.id!r} points outside the source prefix")
         spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 (returned open)
         version = str(resource.version)
+
+        def new_sink() -> Sink:
+            spool.seek(0)
+            spool.truncate()
+            return spool.write
+
         try:
-            self._run(lambda: self._download(self.prefix + rel, version, spool.write))
+            self._run(lambda: self._download(self.prefix + rel, version, new_sink))
         except SourceError as exc:
             spool.close()
             raise self._open_failure(resource, exc) from None
@@ -332,6 +338,22 @@ class ObjectStoreSource(IndexedSource):
         )
 
 
+class _Digest:
+    """Hashes a stream's chunks, keeping them too when asked (sidecars and tables)."""
+
+    def __init__(self, *, keep: bool) -> None:
+        self.hasher = blake3()
+        self.kept: list[bytes] | None = [] if keep else None
+
+    def update(self, chunk: bytes) -> None:
+        self.hasher.update(chunk)
+        if self.kept is not None:
+            self.kept.append(chunk)
+
+    def value(self) -> str:
+        return PREFIX + self.hasher.hexdigest()
+
+
 def _s3fs_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """[tool.vxds.storage] as s3fs keyword arguments (``region`` and ``profile`` renamed)."""
     out = {k: v for k, v in options.items() if not isinstance(v, dict)}
@@ -340,6 +362,12 @@ def _s3fs_options(options: Mapping[str, Any]) -> dict[str, Any]:
     if region is not None:
         out.setdefault("client_kwargs", {})["region_name"] = region
     return out
+
+
+def _count(value: object, name: str, url: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SourceError(f"source {url!r}: [tool.vxds.storage] {name} must be a whole number, got {value!r}")
+    return value
 
 
 def _error_code(exc: BaseException) -> str:
