@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -178,14 +179,15 @@ class _FlakyFS:
     async def _call_s3(self, method: str, **kwargs: Any) -> dict[str, Any]:
         self.calls += 1
         if self.calls == 1:
-            return {"Body": _Body([b"the first "], fail=True)}
-        return {"Body": _Body([b"the whole ", b"object"], fail=False)}
+            return {"Body": _Body([b"the first "], fail=True), "VersionId": "v1"}
+        return {"Body": _Body([b"the whole ", b"object"], fail=False), "VersionId": "v1", "ContentLength": 16}
 
 
 def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3, monkeypatch: pytest.MonkeyPatch) -> None:
     import vxds.sources.objectstore as objectstore
+    from vxds.progress import NO_PROGRESS
     from vxds.resource import Resource
-    from vxds.sources.objectstore import _Object
+    from vxds.sources.objectstore import _Listed
 
     monkeypatch.setattr(objectstore, "BACKOFF", 0.0)
     opened = source(s3_server, "s3://bucket/p")
@@ -193,6 +195,7 @@ def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3, monkeypatch
     with opened.open(Resource(id=T2, version="version-1")) as fh:
         assert fh.read() == b"the whole object"
     opened._fs = _FlakyFS()
-    obj = _Object(T2, "p/" + T2, len(b"the whole object"), "version-1")
-    digests = opened._run(lambda: opened._hash_all([obj], set()))
-    assert digests == {T2: digest_bytes(b"the whole object")}
+    listed = _Listed(T2, "p/" + T2, 16, "etag", "2026-01-01")
+    gate = asyncio.Semaphore(4)
+    obj, _ = opened._run(lambda: opened._read_one(listed, False, gate, NO_PROGRESS.task("")))
+    assert (obj.version, obj.digest, obj.size) == ("v1", digest_bytes(b"the whole object"), 16)

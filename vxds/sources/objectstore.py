@@ -6,8 +6,10 @@ rows, DICOM series: ``vxds.sources.tree``), except for ``version``:
 * ``version`` is the object's VersionId when the bucket is versioned, else its ETag (an
   unversioned bucket keeps one copy of each object, and the ETag names it);
 * ``hash`` is the blake3 of the bytes, computed while they stream in, many objects at
-  once on s3fs' event loop; digests are cached by (key, version) under ``.vxds/``, since
-  a version's bytes never change;
+  once on s3fs' event loop, starting while the listing goes on. The version is the one
+  the read returned, so it always names the bytes hashed. Each upload's version and digest
+  are cached under ``.vxds/objects/`` by (key, ETag, Last-Modified, size), so relocking an
+  unchanged prefix lists it and reads only its sidecars and tables;
 * ``open(resource)`` reads the VersionId the resource records, so an old lock reads the
   old bytes. A resource labelled by an ETag reads the bucket's only copy, and whoever
   re-hashes it sees whether it changed.
@@ -24,7 +26,7 @@ import asyncio
 import io
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
@@ -55,11 +57,24 @@ _TRANSIENT_CODES = frozenset(
 _SECRET_KEYS = ("key", "secret", "token", "password", "username")
 
 
+class _Listed(NamedTuple):
+    """An object as the listing shows it."""
+
+    rel: str
+    key: str
+    size: int
+    etag: str
+    modified: str  # Last-Modified as S3 wrote it: with the ETag, it names one upload
+
+
 class _Object(NamedTuple):
+    """An object as read: the version and digest of the bytes that were hashed."""
+
     rel: str
     key: str
     size: int
     version: str  # VersionId, or the ETag when the bucket keeps no versions
+    digest: str
 
 
 def is_etag(version: str) -> bool:
@@ -145,23 +160,33 @@ class ObjectStoreSource(IndexedSource):
                 await asyncio.sleep(BACKOFF * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _download(self, key: str, version: str | None, new_sink: Callable[[], Sink]) -> int:
-        """Stream one object into a sink; retried from the start, into a new sink, while it
-        fails transiently. Returns the number of bytes."""
+    async def _download(self, key: str, version: str | None, new_sink: Callable[[], Sink]) -> tuple[str, str]:
+        """Stream one object into a sink; return the version read (VersionId, else ETag) and
+        its ETag.
+
+        ``version`` pins a VersionId (an ETag pins nothing: an unversioned bucket has one
+        copy). A transient failure restarts the download into a new sink, a bounded number
+        of times; a body shorter than its Content-Length is such a failure.
+        """
         pin = {} if version is None or is_etag(version) else {"VersionId": version}
         for attempt in range(self.retries + 1):
-            size = 0
             sink = new_sink()
             try:
                 response = await self.fs._call_s3("get_object", Bucket=self.bucket, Key=key, **pin)
                 body = response["Body"]
+                size = 0
                 try:
                     while chunk := await body.read(CHUNK):
                         sink(chunk)
                         size += len(chunk)
                 finally:
                     body.close()
-                return size
+                expected = response.get("ContentLength")
+                if isinstance(expected, int) and size != expected:
+                    raise ConnectionError(f"{key}: {size} of {expected} bytes arrived")
+                etag = str(response.get("ETag", "")).strip('"')
+                found = str(response.get("VersionId") or "null")
+                return (found if found != "null" else etag), etag
             except Exception as exc:
                 if not _is_transient(exc) or attempt == self.retries:
                     raise
@@ -208,81 +233,84 @@ class ObjectStoreSource(IndexedSource):
 
     # --- listing and hashing -----------------------------------------------------------
 
-    async def _list(self) -> list[_Object]:
-        """The latest version of every object under the prefix (hidden names skipped)."""
-        found: list[_Object] = []
+    async def _pages(self) -> AsyncIterator[list[_Listed]]:
+        """The objects under the prefix, a page at a time (hidden names skipped)."""
         kwargs: dict[str, Any] = {"Prefix": self.prefix}
         while True:
-            page = await self._call("list_object_versions", **kwargs)
-            for item in page.get("Versions", []):
-                if item.get("IsLatest"):
-                    obj = self._object(item)
-                    if obj is not None:
-                        found.append(obj)
+            page = await self._call("list_objects_v2", **kwargs)
+            yield [obj for item in page.get("Contents", []) if (obj := self._listed(item)) is not None]
             if not page.get("IsTruncated"):
-                return found
-            kwargs = {
-                "Prefix": self.prefix,
-                "KeyMarker": page["NextKeyMarker"],
-                "VersionIdMarker": page["NextVersionIdMarker"],
-            }
+                return
+            kwargs = {"Prefix": self.prefix, "ContinuationToken": page["NextContinuationToken"]}
 
-    def _object(self, item: Mapping[str, Any]) -> _Object | None:
+    def _listed(self, item: Mapping[str, Any]) -> _Listed | None:
         key = str(item["Key"])
         rel = key[len(self.prefix) :]
         if not rel or rel.endswith("/") or any(part.startswith(".") for part in rel.split("/")):
             return None  # folder markers and hidden files, as the folder source skips them
-        version = str(item.get("VersionId") or "null")
-        if version == "null":
-            version = str(item["ETag"]).strip('"')
-        return _Object(rel, key, int(item["Size"]), version)
+        etag = str(item.get("ETag", "")).strip('"')
+        return _Listed(rel, key, int(item["Size"]), etag, str(item.get("LastModified", "")))
 
-    async def _hash_all(self, objects: list[_Object], keep: set[str]) -> dict[str, str]:
+    async def _collect(self, cache: _DigestCache) -> list[_Object]:
+        """List the prefix and read what the cache does not know, while the listing goes on.
+
+        An object's VersionId comes from the response that delivered its bytes, so the
+        version recorded always names the bytes hashed, even when the object is replaced
+        between the listing and the read.
+        """
         gate = asyncio.Semaphore(self.concurrency)
-        task = self.context.progress.task(f"hashing {self.url}", total=len(objects))
-
-        async def one(obj: _Object) -> tuple[str, str]:
-            async with gate:
-                sinks: list[_Digest] = []
-
-                def new_sink() -> Sink:
-                    sinks.append(_Digest(keep=obj.rel in keep))
-                    return sinks[-1].update
-
-                try:
-                    size = await self._download(obj.key, obj.version, new_sink)
-                except Exception as exc:
-                    raise self._failure(exc, f"cannot read {obj.rel}") from None
-                if size != obj.size:
-                    raise SourceError(
-                        f"source {self.url!r}: {obj.rel} changed while it was read"
-                        f" ({size} bytes, listed as {obj.size})"
-                    )
-                digest = sinks[-1]
-                if digest.kept is not None:
-                    self._kept[obj.rel] = b"".join(digest.kept)
-                task.advance()
-                return obj.rel, digest.value()
-
+        task = self.context.progress.task(f"hashing {self.url}")
+        found: list[_Object] = []
+        pending: list[_Listed] = []
+        reads: list[asyncio.Task[tuple[_Object, str]]] = []
         try:
-            return dict(await asyncio.gather(*(one(obj) for obj in objects)))
+            async for page in self._pages():
+                for listed in page:
+                    keep = listed.rel.lower().endswith(KEEP_EXTENSIONS)  # sidecars and tables
+                    known = cache.get(listed)
+                    if known is not None and not keep:
+                        found.append(_Object(listed.rel, listed.key, listed.size, *known))
+                        task.advance()
+                    else:
+                        pending.append(listed)
+                        reads.append(asyncio.ensure_future(self._read_one(listed, keep, gate, task)))
+            fresh = await asyncio.gather(*reads)
         finally:
+            for read in reads:
+                read.cancel()
             task.close()
+        for listed, (obj, etag) in zip(pending, fresh, strict=True):
+            if etag == listed.etag:  # else the object was replaced after the listing
+                cache.put(listed, obj)
+        return found + [obj for obj, _ in fresh]
+
+    async def _read_one(
+        self, listed: _Listed, keep: bool, gate: asyncio.Semaphore, task: Any
+    ) -> tuple[_Object, str]:
+        async with gate:
+            sinks: list[_Digest] = []
+
+            def new_sink() -> Sink:
+                sinks.append(_Digest(keep=keep))
+                return sinks[-1].update
+
+            try:
+                version, etag = await self._download(listed.key, None, new_sink)
+            except Exception as exc:
+                raise self._failure(exc, f"cannot read {listed.rel}") from None
+            digest = sinks[-1]
+            if digest.kept is not None:
+                self._kept[listed.rel] = b"".join(digest.kept)
+            task.advance()
+            return _Object(listed.rel, listed.key, digest.size, version, digest.value()), etag
 
     def _scan(self) -> list[Resource]:
-        objects = self._run(self._list)
         cache = _DigestCache(self.context.cache_dir, self.bucket)
-        digests = {obj.rel: d for obj in objects if (d := cache.get(obj.key, obj.version)) is not None}
-        keep = {obj.rel for obj in objects if obj.rel.lower().endswith(KEEP_EXTENSIONS)}
-        todo = [obj for obj in objects if obj.rel not in digests or obj.rel in keep]
-        if todo:
-            fresh = self._run(lambda: self._hash_all(todo, keep))
-            digests.update(fresh)
-            for obj in todo:
-                cache.put(obj.key, obj.version, fresh[obj.rel])
-            cache.save()
+        objects = self._run(lambda: self._collect(cache))
+        cache.save()
+        digests = {obj.rel: obj.digest for obj in objects}
         versions = {obj.rel: obj.version for obj in objects}
-        lines = sorted(f"{o.rel}\t{o.version}\t{digests[o.rel]}\n" for o in objects)
+        lines = sorted(f"{o.rel}\t{o.version}\t{o.digest}\n" for o in objects)
         self._snapshot = digest_bytes("".join(lines).encode("utf-8"))
         builder = TreeBuilder(self.url, digests, self._read_kept, versions.__getitem__)
         files: list[TreeFile] = list(objects)
@@ -343,10 +371,12 @@ class _Digest:
 
     def __init__(self, *, keep: bool) -> None:
         self.hasher = blake3()
+        self.size = 0
         self.kept: list[bytes] | None = [] if keep else None
 
     def update(self, chunk: bytes) -> None:
         self.hasher.update(chunk)
+        self.size += len(chunk)
         if self.kept is not None:
             self.kept.append(chunk)
 
@@ -426,32 +456,48 @@ def _shown(url: str) -> str:
 
 
 class _DigestCache:
-    """(bucket, key, version) -> digest; a version's bytes never change, so entries never expire."""
+    """An upload (key, ETag, Last-Modified) -> the version and digest read from it.
+
+    Every upload gets a new Last-Modified (and, in a versioned bucket, a new VersionId), so
+    an entry names one upload's bytes; entries never expire.
+    """
 
     def __init__(self, cache_dir: Path | None, bucket: str) -> None:
         self.path = cache_dir / "objects" / f"{bucket}.json" if cache_dir is not None else None
-        self.entries: dict[str, str] = {}
+        self.entries: dict[str, list[str]] = {}
         self.dirty = False
         if self.path is not None:
             try:
                 data = orjson.loads(self.path.read_bytes())
-                if isinstance(data, dict):
-                    self.entries = {str(k): str(v) for k, v in data.items()}
+                if (
+                    isinstance(data, dict)
+                    and data.get("version") == 1
+                    and isinstance(data.get("entries"), dict)
+                ):
+                    self.entries = data["entries"]
             except (OSError, orjson.JSONDecodeError):
                 pass
 
-    def get(self, key: str, version: str) -> str | None:
-        return self.entries.get(f"{key}\t{version}")
+    @staticmethod
+    def _key(listed: _Listed) -> str:
+        return f"{listed.key}\t{listed.etag}\t{listed.modified}\t{listed.size}"
 
-    def put(self, key: str, version: str, digest: str) -> None:
-        self.entries[f"{key}\t{version}"] = digest
+    def get(self, listed: _Listed) -> tuple[str, str] | None:
+        entry = self.entries.get(self._key(listed))
+        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry):
+            return entry[0], entry[1]
+        return None
+
+    def put(self, listed: _Listed, obj: _Object) -> None:
+        self.entries[self._key(listed)] = [obj.version, obj.digest]
         self.dirty = True
 
     def save(self) -> None:
         if self.path is None or not self.dirty:
             return
+        payload = orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, orjson.dumps(self.entries, option=orjson.OPT_SORT_KEYS))
+            atomic_write_bytes(self.path, payload)
         except OSError:
             pass
