@@ -61,3 +61,6 @@ def project(tmp_path: Path) -> Path:
             "data/sub-03/anat/sub-03_T2w.nii.gz": b"\x5c\x01\x00\x00volume three",
         },
     )
+
+
+from tests.s3server import s3_server  # noqa: E402,F401  (a session fixture shared by S3 tests)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vxds.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
-KNOWN_KEYS = ("manifest", "locks", "source")
+KNOWN_KEYS = ("manifest", "locks", "source", "storage")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class Config:
     locks: Path
     source: str | None
     pyproject: Path | None
+    # [tool.vxds.storage]: options for remote sources (see docs/sources.md); may hold secrets.
+    storage: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def cache_dir(self) -> Path:
@@ -79,6 +81,9 @@ def load_config(root: Path | None = None) -> Config:
             f"{pyproject}: [tool.vxds] has unknown key(s) {', '.join(unknown)};"
             f" expected {', '.join(KNOWN_KEYS)}"
         )
+    storage = table.pop("storage", {})
+    if not isinstance(storage, dict):
+        raise ConfigError(f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage])")
     for key, value in table.items():
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{pyproject}: [tool.vxds] {key} must be a non-empty string, got {value!r}")
@@ -88,4 +93,5 @@ def load_config(root: Path | None = None) -> Config:
         locks=root / table.get("locks", DEFAULTS["locks"]),
         source=table.get("source"),
         pyproject=pyproject if pyproject.is_file() else None,
+        storage=storage,
     )

@@ -23,6 +23,7 @@ from vxds.progress import NO_PROGRESS, Progress
 from vxds.recipes import choose, load_script, run
 from vxds.resource import InvalidResource, Resource, canonical_line, lookup, normalize
 from vxds.sources import Source, SourceContext, open_source
+from vxds.sources.base import check_at
 
 MAX_LISTED = 10
 
@@ -188,6 +189,7 @@ class Resolver:
     config: Config
     progress: Progress = NO_PROGRESS
     jobs: int | None = None
+    at: str | None = None  # resolve as of this source snapshot (``vxds lock --at``)
     sources: MutableMapping[str, Source] = field(default_factory=dict)
 
     def source(self, url: str | None, label: str) -> Source:
@@ -196,9 +198,21 @@ class Resolver:
             raise ConfigError(f"{label}: no source; set 'source' in the manifest or in [tool.vxds]")
         if url not in self.sources:
             context = SourceContext(
-                base=self.config.root, cache_dir=self.config.cache_dir, progress=self.progress, jobs=self.jobs
+                base=self.config.root,
+                cache_dir=self.config.cache_dir,
+                progress=self.progress,
+                jobs=self.jobs,
+                options=self.config.storage,
+                at=self.at,
             )
-            self.sources[url] = open_source(url, context)
+            opened = open_source(url, context)
+            # Listing now means a source that cannot be read fails with its own one-line
+            # error here, not from inside the recipe's code.
+            if self.at is not None:
+                check_at(opened, self.at)
+            else:
+                opened.snapshot  # noqa: B018 (read for its side effect: the listing)
+            self.sources[url] = opened
         return self.sources[url]
 
     def resolve(self, entry: Entry) -> Lock:

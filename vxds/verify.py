@@ -179,6 +179,7 @@ class Context:
     prechecked: dict[str, Checked] = field(default_factory=dict)  # key -> done by ``precheck``
     data_checked: int = 0
     resolver: Any = None  # a vxds.resolver.Resolver, made on first use by --reproduce
+    at_resolvers: dict[str, Any] = field(default_factory=dict)  # snapshot -> Resolver (time travel)
     published: dict[str, Any] = field(default_factory=dict)  # name@version -> PublishedChange (--base)
     drift: dict[str, Any] = field(default_factory=dict)  # name@version -> DatasetDiff (--reproduce)
 
@@ -888,12 +889,8 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
         return []
     from vxds.lockfile import same_on_disk
 
-    if ctx.resolver is None:
-        from vxds.resolver import Resolver
-
-        ctx.resolver = Resolver(ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs)
     try:
-        fresh = ctx.resolver.resolve(target.entry)
+        fresh = _resolver(ctx, target).resolve(target.entry)
     except VxdsError as exc:
         return [ctx.finding(target, "VX602", ERROR, f"the recipe failed: {exc.message}")]
     if same_on_disk(fresh, target.path):
@@ -910,6 +907,25 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
         f"re-running the recipe gives another lock: {'; '.join(parts)} ({counts['unchanged']} unchanged)"
     )
     return [ctx.finding(target, "VX601", ERROR, message)]
+
+
+def _resolver(ctx: Context, target: Target) -> Any:
+    """A resolver for re-running ``target``'s recipe: as of the lock's snapshot when its
+    source keeps history (a catalog), so later changes to the source are not drift."""
+    from vxds.resolver import Resolver
+
+    if ctx.resolver is None:
+        ctx.resolver = Resolver(ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs)
+    assert target.entry is not None and target.header is not None
+    source = ctx.resolver.source(target.entry.source, target.key)
+    if not getattr(source, "time_travel", False):
+        return ctx.resolver
+    snapshot = target.header.snapshot
+    if snapshot not in ctx.at_resolvers:
+        ctx.at_resolvers[snapshot] = Resolver(
+            ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs, at=snapshot
+        )
+    return ctx.at_resolvers[snapshot]
 
 
 # --- --base and merges ---------------------------------------------------------------------

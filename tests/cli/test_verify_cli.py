@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -197,24 +199,47 @@ def test_lock_stale_relocks_only_what_changed(locked: Path, invoke: Invoke) -> N
     assert invoke("lock", "--stale", "--exit-code").exit_code == 0  # nothing left to write
 
 
-@pytest.mark.parametrize("data", [False, True])
-def test_worker_processes_find_what_one_process_finds(
-    locked: Path, monkeypatch: pytest.MonkeyPatch, data: bool
-) -> None:
-    from vxds import verify as verify_module
-    from vxds.config import load_config
+# Run in a fresh interpreter: verify forks workers only while no other thread runs, and
+# other tests leave threads behind in this process (fsspec's event loop, a moto server).
+WORKERS_SCRIPT = """
+import json, sys
+from pathlib import Path
+from vxds import verify as verify_module
+from vxds.config import load_config
 
+root, data = Path(sys.argv[1]), sys.argv[2] == "1"
+config = load_config(root)
+alone = verify_module.verify(config, jobs=1, data=data, use_cache=False)
+verify_module.PARALLEL_BYTES = 0
+options = verify_module.Options(jobs=2, data=data, use_cache=False)
+ctx = verify_module.Context(config, options, verify_module.ResultCache(None))
+targets, _ = verify_module._targets(config, None, ())
+prechecked = len(verify_module.precheck(ctx, targets))
+together = verify_module.verify(config, jobs=2, data=data, use_cache=False)
+print(json.dumps({
+    "prechecked": prechecked,
+    "alone": [f.to_json() for f in alone],
+    "together": [f.to_json() for f in together],
+}))
+"""
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_worker_processes_find_what_one_process_finds(locked: Path, data: bool) -> None:
     path = locked / "locks" / "viseg_training" / "1" / "resources.test.jsonl"
     path.write_bytes(path.read_bytes().replace(b'"size":', b'"size":1', 1))
     _edit(locked / "recipes" / "clinical.py", "require_edss: bool = True", "require_edss: bool = False")
     (locked / "sample-data" / "basel" / "participants.tsv").unlink()
-    config = load_config(locked)
-    alone = verify_module.verify(config, jobs=1, data=data, use_cache=False)
-    monkeypatch.setattr(verify_module, "PARALLEL_BYTES", 0)
-    options = verify_module.Options(jobs=2, data=data, use_cache=False)
-    ctx = verify_module.Context(config, options, verify_module.ResultCache(None))
-    targets, _ = verify_module._targets(config, None, ())
-    assert len(verify_module.precheck(ctx, targets)) == 4  # the work really went to workers
-    together = verify_module.verify(config, jobs=2, data=data, use_cache=False)
+    result = subprocess.run(
+        [sys.executable, "-c", WORKERS_SCRIPT, str(locked), "1" if data else "0"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = json.loads(result.stdout)
+    assert found["prechecked"] == 4  # the work really went to workers
+    alone, together = found["alone"], found["together"]
     assert together == alone
-    assert {f.code for f in alone} == ({"VX203", "VX304", "VX501", "VX503"} if data else {"VX203", "VX304"})
+    assert {f["code"] for f in alone} == (
+        {"VX203", "VX304", "VX501", "VX503"} if data else {"VX203", "VX304"}
+    )

@@ -28,6 +28,7 @@ Examples:
   vxds lock --all --dry-run             show what would change, write nothing
   vxds lock --stale                     relock what changed (the vxds-lock pre-commit hook)
   vxds lock --file recipes/viseg.py -o out/   write resources.<split>.jsonl to out/
+  vxds lock viseg_training --at 3       resolve against snapshot 3 of a catalog source
 """
 
 
@@ -103,13 +104,14 @@ def _lock_file(
     fmt: str,
     quiet: bool,
     jobs: int | None,
+    at: str | None,
 ) -> int:
     from vxds.config import load_config
     from vxds.resolver import Resolver
 
     config = load_config(root)
     with progress_bar(quiet or fmt == "json") as progress:
-        splits = Resolver(config, progress=progress, jobs=jobs).resolve_script(
+        splits = Resolver(config, progress=progress, jobs=jobs, at=at).resolve_script(
             script, entrypoint=entrypoint, source=source, params=params
         )
     changed = [name for name, split in splits.items() if not _file_matches(out / split_file(name), split)]
@@ -188,6 +190,11 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     is_flag=True,
     help="Exit 1 when a lock was written (hooks: stop the commit so new locks are reviewed and staged).",
 )
+@click.option(
+    "--at",
+    metavar="SNAPSHOT",
+    help="Resolve against this snapshot of the source (a catalog keeps every snapshot).",
+)
 @jobs_option
 @format_option
 @quiet_option
@@ -204,6 +211,7 @@ def command(
     check: bool,
     dry_run: bool,
     exit_code: bool,
+    at: str | None,
     jobs: int | None,
     fmt: str,
     quiet: bool,
@@ -218,7 +226,7 @@ def command(
         if datasets or all_ or stale:
             raise UsageError("--file locks one script; do not name datasets or use --all or --stale with it")
         return _lock_file(
-            script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs
+            script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs, at
         )
     if bool(datasets) == all_ and not (stale and not datasets):
         raise UsageError("name the datasets to lock, or use --all or --stale (or --file SCRIPT)")
@@ -238,7 +246,7 @@ def command(
     reports: list[dict[str, Any]] = []
     failed = False
     with progress_bar(quiet or fmt == "json") as progress:
-        resolver = Resolver(config, progress=progress, jobs=jobs)
+        resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
         for entry in entries:
             try:
                 report = _lock_one(resolver, entry, config, check=check, dry_run=dry_run)

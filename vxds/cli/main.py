@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
     "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),
     "verify": ("vxds.cli.verify", "Check manifest, locks, leakage and (optionally) data and recipes."),
+    "catalog": ("vxds.cli.catalog", "Ingest folders into a versioned catalog; list it as of a snapshot."),
 }
 
 EPILOG = """\b

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import bisect
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
-from vxds.errors import NotFoundError
+from vxds.errors import NotFoundError, SourceError
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.resource import Resource
 
@@ -28,6 +28,20 @@ class SourceContext:
     cache_dir: Path | None = None  # where a source may keep local caches
     progress: Progress = field(default=NO_PROGRESS)
     jobs: int | None = None  # parallelism for hashing and reading
+    # [tool.vxds.storage]: options for remote stores (endpoint, profile, credentials ...).
+    # They may hold secrets: a source never writes them into a resource, a lock or a message.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # Resolve as of this snapshot (``vxds lock --at``). A source that keeps history reads
+    # it; any other source refuses a snapshot other than its current one.
+    at: str | None = None
+
+
+def check_at(source: Source, at: str | None) -> None:
+    """Refuse ``at`` for a source without history unless it names its current snapshot."""
+    if at is not None and not getattr(source, "time_travel", False) and source.snapshot != at:
+        raise SourceError(
+            f"source {source.url!r} keeps no history: it is at snapshot {source.snapshot!r}, not {at!r}"
+        )
 
 
 @runtime_checkable

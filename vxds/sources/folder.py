@@ -15,18 +15,15 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
-
-import orjson
+from typing import BinaryIO, NamedTuple
 
 from vxds.errors import SourceError
-from vxds.hashing import HashCache, canonical_json, digest_bytes, digest_json, hash_files
+from vxds.hashing import HashCache, digest_bytes, hash_files
 from vxds.resource import Resource, checked
-from vxds.sources import bids
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder_cache import IndexCache, Listing, TreeCache, cache_folder, file_key, racy_after
+from vxds.sources.tree import TreeBuilder, is_series
 
 
 class _File(NamedTuple):
@@ -44,10 +41,6 @@ def folder_path(url: str, base: Path) -> Path:
         url = url[len("file:") :]
     path = Path(url)
     return path if path.is_absolute() else base / path
-
-
-def _is_series(names: list[str], subdirs: list[str]) -> bool:
-    return bool(names) and not subdirs and all(name.lower().endswith(".dcm") for name in names)
 
 
 def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tuple[int, int]]:
@@ -90,7 +83,7 @@ def walk(root: Path, tree: TreeCache | None = None) -> tuple[list[_File], dict[s
                 found.append(_File(rel + name, f"{path}/{name}", key[0], (key[0], key[1], key[2])))
         if tree is not None:
             tree.put(rel, dir_key, (names, subdirs), keys, racy)
-        if rel and _is_series(names, subdirs):
+        if rel and is_series(names, bool(subdirs)):
             series[rel.rstrip("/")] = found
         else:
             files.extend(found)
@@ -186,62 +179,13 @@ class FolderSource(IndexedSource):
         return found
 
     def _build(self, files: list[_File], series: dict[str, list[_File]]) -> list[Resource]:
-        sidecars = _Sidecars(self.root, files)
-        out: list[Resource] = []
-        for f in files:
-            out.extend(self._file_resources(f, sidecars))
-        for rel, members in series.items():
-            out.append(self._series_resource(rel, members))
-        return out
+        builder = TreeBuilder(self.url, self._digests, self._read)
+        found = builder.build(list(files), {rel: list(members) for rel, members in series.items()})
+        self._rows = builder.rows
+        return found
 
-    def _file_resources(self, f: _File, sidecars: _Sidecars) -> Iterator[Resource]:
-        digest = self._digests[f.rel]
-        folder, _, filename = f.rel.rpartition("/")
-        name = bids.split_name(filename)
-        kind = bids.resource_type(f.rel, name)
-        attrs = sidecars.attrs_for(folder, name)
-        if kind == "Table":
-            table = self._read_table(f)
-            attrs = {**attrs, "columns": table.columns, "rows": len(table.rows)}
-            yield from self._records(f.rel, table)
-        yield Resource(id=f.rel, version=digest, type=kind, hash=digest, size=f.size, uri=f.rel, attrs=attrs)
-
-    def _records(self, rel: str, table: bids.Table) -> Iterator[Resource]:
-        """One ClinicalRecord per row; its hash and ``open()`` bytes are the canonical row."""
-        for key, row in zip(table.keys, table.rows, strict=True):
-            body = canonical_json(row)
-            digest = digest_bytes(body)
-            rid = f"{rel}#{key}"
-            self._rows[rid] = body
-            yield Resource(
-                id=rid,
-                version=digest,
-                type="ClinicalRecord",
-                hash=digest,
-                size=len(body),
-                uri=rid,
-                attrs=bids.record_attrs(row),
-            )
-
-    def _read_table(self, f: _File) -> bids.Table:
-        try:
-            text = Path(f.path).read_text(encoding="utf-8-sig")
-            return bids.read_table(text, bids.split_name(f.rel.rsplit("/", 1)[-1]).extension)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SourceError(f"source {self.url!r}: cannot read table {f.rel}: {exc}") from None
-        except bids.TableError as exc:
-            raise SourceError(f"source {self.url!r}: table {f.rel}, {exc}") from None
-
-    def _series_resource(self, rel: str, members: list[_File]) -> Resource:
-        listing = [[m.rel.rsplit("/", 1)[-1], self._digests[m.rel]] for m in members]
-        digest = digest_json(sorted(listing))
-        attrs = bids.path_attrs(rel + "/")
-        attrs.pop("extension", None)
-        attrs["files"] = len(members)
-        size = sum(m.size for m in members)
-        return Resource(
-            id=rel, version=digest, type="DICOMSeries", hash=digest, size=size, uri=rel, attrs=attrs
-        )
+    def _read(self, rel: str) -> bytes:
+        return (self.root / rel).read_bytes()
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -297,66 +241,3 @@ class FolderSource(IndexedSource):
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
         return [(name, f"{folder}/{name}") for name in names]
-
-
-class _Sidecars:
-    """JSON sidecars by folder, loaded on first use, applied by the inheritance principle."""
-
-    def __init__(self, root: Path, files: list[_File]) -> None:
-        self.root = root
-        self.by_dir: dict[str, list[tuple[bids.Name, str]]] = {}
-        self.dataset_roots: set[str] = set()
-        self._loaded: dict[str, dict[str, Any]] = {}
-        self._folder_cache: dict[str, dict[str, Any]] = {}
-        self._candidate_cache: dict[str, list[tuple[bids.Name, str]]] = {}
-        for f in files:
-            folder, _, name = f.rel.rpartition("/")
-            if name == "dataset_description.json":
-                self.dataset_roots.add(folder)
-            elif name.endswith(".json"):
-                self.by_dir.setdefault(folder, []).append((bids.split_name(name), f.rel))
-
-    def attrs_for(self, folder: str, name: bids.Name) -> dict[str, Any]:
-        """A file's attrs: entities from its path, merged over the sidecars that apply."""
-        attrs = bids.name_attrs(self._folder_attrs(folder), name)
-        if name.suffix is None or name.extension == ".json":
-            return attrs
-        layers = [self._load(r) for n, r in self._candidates(folder) if bids.sidecar_applies(n, name)]
-        return {**bids.merge_sidecars(layers), **attrs} if layers else attrs
-
-    def _folder_attrs(self, folder: str) -> dict[str, Any]:
-        found = self._folder_cache.get(folder)
-        if found is None:
-            found = self._folder_cache[folder] = bids.folder_attrs(folder)
-        return dict(found)
-
-    def _candidates(self, folder: str) -> list[tuple[bids.Name, str]]:
-        """Sidecars that may apply to files in ``folder``, least specific first (cached)."""
-        found = self._candidate_cache.get(folder)
-        if found is None:
-            found = []
-            for level in self._ancestors(folder):
-                here = sorted(self.by_dir.get(level, ()), key=lambda item: (len(item[0].entities), item[1]))
-                found.extend(here)
-            self._candidate_cache[folder] = found
-        return found
-
-    def _ancestors(self, folder: str) -> list[str]:
-        """Folders from the BIDS dataset root (or the source root) down to ``folder``."""
-        parts = folder.split("/") if folder else []
-        chain = ["/".join(parts[:i]) for i in range(len(parts) + 1)]
-        for index in range(len(chain) - 1, -1, -1):
-            if chain[index] in self.dataset_roots:
-                return chain[index:]
-        return chain
-
-    def _load(self, rel: str) -> dict[str, Any]:
-        if rel not in self._loaded:
-            try:
-                data = orjson.loads((self.root / rel).read_bytes())
-            except (OSError, orjson.JSONDecodeError) as exc:
-                raise SourceError(f"sidecar {rel}: not readable JSON: {exc}") from None
-            if not isinstance(data, dict):
-                raise SourceError(f"sidecar {rel}: expected a JSON object, got {type(data).__name__}")
-            self._loaded[rel] = data
-        return self._loaded[rel]

@@ -1,0 +1,164 @@
+"""Build realistic Flywheel snapshots for tests: ``python -m tests.flywheel_snapshot OUT.db[.gz]``.
+
+The layout follows Flywheel's: a project of subjects, their sessions, acquisitions per
+sequence holding a NIfTI and a zipped DICOM file, a session-level report, a project-level
+clinical table, and an analysis per session whose output is a lesion mask. Each table has
+an ``id`` column and a ``data`` column with the entity as JSON; ids are 24-hex Flywheel
+ids drawn from a seeded generator, so a given seed always builds the same snapshot.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import random
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SEQUENCES = {
+    "T1w": {"Intent": ["Structural"], "Measurement": ["T1"], "Features": ["3D"]},
+    "T2w": {"Intent": ["Structural"], "Measurement": ["T2"]},
+    "FLAIR": {"Intent": ["Structural"], "Measurement": ["T2"], "Features": ["FLAIR"]},
+}
+
+
+class Builder:
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed)
+        self.rows: dict[str, list[tuple[str, bytes]]] = {
+            t: [] for t in ("project", "subject", "session", "acquisition", "file", "analysis")
+        }
+
+    def new_id(self) -> str:
+        return "".join(self.random.choice("0123456789abcdef") for _ in range(24))
+
+    def add(self, table: str, data: dict[str, Any]) -> str:
+        self.rows[table].append((data["_id"], orjson.dumps(data, option=orjson.OPT_SORT_KEYS)))
+        return str(data["_id"])
+
+    def file(self, parent: tuple[str, str], parents: dict[str, str], name: str, **extra: Any) -> str:
+        content = f"{name}:{self.random.random()}".encode()
+        data = {
+            "_id": self.new_id(),
+            "file_id": self.new_id(),
+            "name": name,
+            "parent_ref": {"type": parent[0], "id": parent[1]},
+            "parents": parents,
+            "version": self.random.choice([1, 1, 1, 2, 3]),
+            "hash": "v0-sha384-" + hashlib.sha384(content).hexdigest(),
+            "size": len(content) * 1000,
+            "mimetype": "application/octet-stream",
+            "modality": extra.pop("modality", None),
+            "classification": extra.pop("classification", {}),
+            "info": extra.pop("info", {}),
+            "created": "2024-03-01T10:00:00+00:00",
+            **extra,
+        }
+        return self.add("file", data)
+
+
+def build(path: Path, *, subjects: int = 3, sessions: int = 2, seed: int = 0) -> Path:
+    """Write a snapshot to ``path`` (gzip-compressed when it ends in ``.gz``); return it."""
+    b = Builder(seed)
+    project = b.add(
+        "project", {"_id": b.new_id(), "label": "MS-Lesions", "group": "neuro", "info": {"sponsor": "vxds"}}
+    )
+    b.file(("project", project), {"project": project}, "participants.tsv", type="tabular data")
+    for s in range(1, subjects + 1):
+        subject = b.add(
+            "subject",
+            {
+                "_id": b.new_id(),
+                "label": f"BS{s:02d}",
+                "code": f"BS{s:02d}",
+                "sex": b.random.choice(["female", "male"]),
+                "parents": {"project": project},
+                "info": {"edss": round(b.random.uniform(0, 7), 1)},
+            },
+        )
+        for n in range(1, sessions + 1):
+            parents = {"project": project, "subject": subject}
+            session = b.add(
+                "session",
+                {
+                    "_id": b.new_id(),
+                    "label": f"ses-{n:02d}",
+                    "parents": parents,
+                    "age": 30 + s + n,
+                    "timestamp": f"2024-0{n}-1{s % 10}T09:00:00+00:00",
+                    "info": {},
+                },
+            )
+            parents = {**parents, "session": session}
+            b.file(("session", session), parents, "radiology_report.pdf", type="pdf")
+            for label, classification in SEQUENCES.items():
+                acquisition = b.add(
+                    "acquisition",
+                    {"_id": b.new_id(), "label": label, "parents": parents, "info": {}},
+                )
+                here = {**parents, "acquisition": acquisition}
+                stem = f"sub-BS{s:02d}_ses-{n:02d}_{label}"
+                info = {"EchoTime": round(b.random.uniform(0.01, 0.12), 3), "MagneticFieldStrength": 3}
+                b.file(
+                    ("acquisition", acquisition),
+                    here,
+                    f"{stem}.nii.gz",
+                    type="nifti",
+                    modality="MR",
+                    classification=classification,
+                    info=info,
+                )
+                b.file(
+                    ("acquisition", acquisition),
+                    here,
+                    f"{stem}.dicom.zip",
+                    type="dicom",
+                    modality="MR",
+                    classification=classification,
+                    info=info,
+                )
+            analysis = b.add(
+                "analysis",
+                {
+                    "_id": b.new_id(),
+                    "label": "lesion-seg",
+                    "parent": {"type": "session", "id": session},
+                    "parents": parents,
+                    "gear_info": {"name": "lesion-seg", "version": "1.4.0"},
+                },
+            )
+            b.file(
+                ("analysis", analysis),
+                parents,
+                f"sub-BS{s:02d}_ses-{n:02d}_desc-lesion_mask.nii.gz",
+                type="nifti",
+                modality="MR",
+                classification={"Custom": ["Lesion mask"]},
+            )
+    return write(path, b.rows)
+
+
+def write(path: Path, rows: dict[str, list[tuple[str, bytes]]]) -> Path:
+    """Write tables of (id, JSON bytes) rows as a snapshot database."""
+    plain = path.with_name(path.name + ".tmp") if path.name.endswith(".gz") else path
+    plain.unlink(missing_ok=True)
+    db = sqlite3.connect(plain)
+    try:
+        with db:
+            for table, items in rows.items():
+                db.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
+                db.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(i, d.decode()) for i, d in items])
+    finally:
+        db.close()
+    if plain != path:
+        path.write_bytes(gzip.compress(plain.read_bytes(), mtime=0))
+        plain.unlink()
+    return path
+
+
+if __name__ == "__main__":
+    print(build(Path(sys.argv[1])))
