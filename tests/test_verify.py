@@ -512,7 +512,7 @@ def test_other_sources_are_read_through_open(locked: Path, monkeypatch: pytest.M
         for line in _lines(locked, split)
     }
     source = _MemorySource(files)
-    monkeypatch.setattr("vxds.verify.open_source", lambda url, context: source)
+    monkeypatch.setattr("vxds.verify.data.open_source", lambda url, context: source)
     assert _verify(locked, data=True) == []
     first = sorted(files)[0]
     files[first] = b"changed"

@@ -206,15 +206,16 @@ import json, sys
 from pathlib import Path
 from vxds import verify as verify_module
 from vxds.config import load_config
+from vxds.verify import integrity, model, project
 
 root, data = Path(sys.argv[1]), sys.argv[2] == "1"
 config = load_config(root)
 alone = verify_module.verify(config, jobs=1, data=data, use_cache=False)
-verify_module.PARALLEL_BYTES = 0
-options = verify_module.Options(jobs=2, data=data, use_cache=False)
-ctx = verify_module.Context(config, options, verify_module.ResultCache(None))
-targets, _ = verify_module._targets(config, None, ())
-prechecked = len(verify_module.precheck(ctx, targets))
+integrity.PARALLEL_BYTES = 0
+options = model.Options(jobs=2, data=data, use_cache=False)
+ctx = model.Context(config, options, model.ResultCache(None))
+targets, _ = project.find_targets(config, None, ())
+prechecked = len(integrity.precheck(ctx, targets))
 together = verify_module.verify(config, jobs=2, data=data, use_cache=False)
 print(json.dumps({
     "prechecked": prechecked,

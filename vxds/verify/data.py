@@ -1,0 +1,247 @@
+"""``--data``: re-read the bytes of each locked resource from its source (VX5xx)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from blake3 import blake3
+
+from vxds.errors import SourceError, VxdsError
+from vxds.findings import ERROR, SKIPPED, Finding
+from vxds.hashing import PREFIX, hash_files
+from vxds.lockfile import (
+    HEADER,
+    Lock,
+    split_file,
+)
+from vxds.resource import InvalidResource, Resource, check_id
+from vxds.sources import Source, SourceContext, open_source
+from vxds.verify.model import Context, Target
+
+# --- --data --------------------------------------------------------------------------------
+
+
+def _source(ctx: Context, url: str) -> Source | VxdsError:
+    if url not in ctx.sources:
+        # No cache folder: the bytes are read again, and nothing is written.
+        context = SourceContext(base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs)
+        try:
+            ctx.sources[url] = open_source(url, context)
+        except VxdsError as exc:
+            ctx.sources[url] = exc
+    return ctx.sources[url]
+
+
+def _chosen(ctx: Context, target: Target, lock: Lock) -> Iterator[tuple[str, int, bytes]]:
+    """(split, line number, line) of the resources to re-hash: all, or a seeded sample."""
+    sample = ctx.options.sample
+    every = [
+        (name, number, line)
+        for name, split in sorted(lock.splits.items())
+        for number, line in enumerate(split.lines(), 1)
+    ]
+    if sample is None:
+        yield from every
+        return
+    rng = random.Random(f"{ctx.options.seed}:{target.key}")
+    picked = sorted(rng.sample(range(len(every)), sample.size(len(every))))
+    for index in picked:
+        yield every[index]
+
+
+def check_data(ctx: Context, target: Target) -> list[Finding]:
+    """VX5xx: re-hash the bytes of every (or a sample of) resource from the source."""
+    if not ctx.options.data or not (target.path / HEADER).is_file():
+        return []
+    if target.lock is None or target.header is None:
+        return [
+            ctx.finding(target, "VX503", SKIPPED, "data not checked: the lock did not pass its own checks")
+        ]
+    url = target.header.source or ctx.config.source or ""
+    source = _source(ctx, url) if url else SourceError("the lock names no source")
+    if isinstance(source, VxdsError):
+        return [ctx.finding(target, "VX504", ERROR, f"cannot open the source {url!r}: {source.message}")]
+    from vxds.sources.folder import FolderSource
+
+    todo = [(s, n, Resource.from_line(line)) for s, n, line in _chosen(ctx, target, target.lock)]
+    ctx.data_checked += len(todo)
+    if isinstance(source, FolderSource):
+        return _check_folder(ctx, target, source, todo)
+    return [f for item in todo if (f := _check_opened(ctx, target, source, *item)) is not None]
+
+
+_SPECIAL = ("ClinicalRecord", "DICOMSeries")  # made by the folder source from more than one file
+
+
+def _line_where(ctx: Context, target: Target, split: str, number: int) -> dict[str, Any]:
+    return {"file": ctx.config.relative(target.path / split_file(split)), "line": number}
+
+
+def _check_folder(
+    ctx: Context, target: Target, source: Any, todo: list[tuple[str, int, Resource]]
+) -> list[Finding]:
+    """Plain files are hashed by path; rows and DICOM series are rebuilt by the source."""
+    findings: list[Finding] = []
+    inside = _Inside(source.root)
+    files: list[tuple[str, int, Resource, str]] = []
+    for split, number, resource in todo:
+        if resource.type in _SPECIAL:
+            found = _check_listed(ctx, target, source, resource, _line_where(ctx, target, split, number))
+            if found is not None:
+                findings.append(found)
+            continue
+        # The id passed the line checks; a uri of its own is checked here.
+        path = inside(resource.uri or resource.id, checked=resource.uri in (None, resource.id))
+        if path is None:
+            message = f"{resource.id}: its uri {resource.uri!r} points outside the source; not read"
+            findings.append(
+                ctx.finding(target, "VX505", ERROR, message, **_line_where(ctx, target, split, number))
+            )
+            continue
+        files.append((split, number, resource, path))
+    findings += _hash_paths(ctx, target, files)
+    return findings
+
+
+class _Inside:
+    """Paths under a source folder, refusing any that could lead outside it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self.folders: dict[str, bool] = {}  # folder -> it resolves inside the root
+        self.real: dict[str, str] = {self.root: self.root}  # folder -> its real path
+
+    def __call__(self, rel: str, *, checked: bool) -> str | None:
+        if not checked:
+            try:
+                check_id(rel)  # relative, no '..', no drive, no backslash
+            except InvalidResource:
+                return None
+        path = os.path.join(self.root, rel)
+        folder = os.path.dirname(path)
+        ok = self.folders.get(folder)
+        if ok is None:  # a symlinked folder on the way could lead anywhere
+            real = self._real(folder)
+            ok = self.folders[folder] = real == self.root or real.startswith(self.root + os.sep)
+        return path if ok else None
+
+    def _real(self, folder: str) -> str:
+        """``os.path.realpath(folder)``, one ``lstat`` per folder not seen before."""
+        found = self.real.get(folder)
+        if found is None:
+            parent, name = os.path.split(folder)
+            found = os.path.join(self._real(parent), name)
+            if os.path.islink(found):
+                found = os.path.realpath(found)
+            self.real[folder] = found
+        return found
+
+
+def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resource, str]]) -> list[Finding]:
+    todo: list[tuple[str, int]] = []
+    for _, _, resource, path in files:
+        if path in ctx.hashed or resource.hash is None:
+            continue
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            ctx.hashed[path] = None
+            continue
+        if resource.size is not None and size != resource.size:
+            ctx.hashed[path] = f"size:{size}"
+            continue
+        todo.append((path, size))
+    for (path, _), digest in zip(todo, hash_files(todo, jobs=ctx.options.jobs), strict=True):
+        ctx.hashed[path] = digest
+    findings = []
+    for split, number, resource, path in files:
+        problem = _compare(resource, ctx.hashed.get(path), path)
+        if problem is not None:
+            code, severity, message = problem
+            findings.append(
+                ctx.finding(target, code, severity, message, **_line_where(ctx, target, split, number))
+            )
+    return findings
+
+
+def _compare(resource: Resource, actual: str | None, path: str) -> tuple[str, str, str] | None:
+    """(code, severity, message) when a file's digest (or ``size:N``) does not match the lock."""
+    if resource.hash is None:
+        return "VX503", SKIPPED, f"{resource.id}: the lock records no hash to compare"
+    if actual is None:
+        return "VX501", ERROR, f"{resource.id}: missing from the source"
+    if actual.startswith("size:"):
+        return (
+            "VX502",
+            ERROR,
+            f"{resource.id}: changed in the source ({actual[5:]} bytes, the lock says {resource.size})",
+        )
+    if not resource.hash.startswith(PREFIX):
+        actual = _other_hash(resource.hash, path)
+        if actual is None:
+            return "VX503", SKIPPED, f"{resource.id}: cannot check a {resource.hash.partition(':')[0]} hash"
+    if actual != resource.hash:
+        return "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)"
+    return None
+
+
+def _other_hash(expected: str, path: str) -> str | None:
+    """The file's digest in the lock's algorithm, when hashlib knows it."""
+    algorithm = expected.partition(":")[0]
+    try:
+        hasher = hashlib.new(algorithm)
+    except ValueError:
+        return None
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            hasher.update(block)
+    return f"{algorithm}:{hasher.hexdigest()}"
+
+
+def _check_listed(
+    ctx: Context, target: Target, source: Source, resource: Resource, where: dict[str, Any]
+) -> Finding | None:
+    """A resource the source builds from several files: compare with what it lists now."""
+    try:
+        current = source.get(resource.id)
+    except SourceError as exc:
+        if isinstance(exc, KeyError):
+            return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
+        return ctx.finding(target, "VX504", ERROR, f"{resource.id}: {exc.message}", **where)
+    if current.hash != resource.hash:
+        return ctx.finding(
+            target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
+        )
+    return None
+
+
+def _check_opened(
+    ctx: Context, target: Target, source: Source, split: str, number: int, resource: Resource
+) -> Finding | None:
+    """Any other source: stream the bytes through ``Source.open``."""
+    where = _line_where(ctx, target, split, number)
+    if resource.hash is None or not resource.hash.startswith(PREFIX):
+        return _check_listed(ctx, target, source, resource, where)
+    hasher = blake3()
+    try:
+        with source.open(resource) as fh:
+            while block := fh.read(1 << 20):
+                hasher.update(block)
+    except SourceError as exc:
+        if isinstance(exc, KeyError):
+            return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
+        return ctx.finding(target, "VX504", ERROR, f"{resource.id}: {exc.message}", **where)
+    except OSError as exc:
+        return ctx.finding(
+            target, "VX504", ERROR, f"{resource.id}: cannot read: {exc.strerror or exc}", **where
+        )
+    if PREFIX + hasher.hexdigest() != resource.hash:
+        return ctx.finding(
+            target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
+        )
+    return None

@@ -1,0 +1,95 @@
+"""``--reproduce`` (VX6xx), ``--base`` (VX205) and locks merged by Git (VX312)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from vxds.config import Config
+from vxds.errors import VxdsError
+from vxds.findings import ERROR, SKIPPED, WARNING, Finding
+from vxds.lockfile import (
+    HEADER,
+)
+from vxds.verify.model import Context, Target
+
+# --- --reproduce ---------------------------------------------------------------------------
+
+
+def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
+    """VX6xx: re-run the recipe and compare its lock with the one on disk."""
+    if not ctx.options.reproduce or target.entry is None:
+        return []
+    if ctx.options.no_exec:
+        return [ctx.finding(target, "VX603", SKIPPED, "not re-run: --no-exec runs no recipe code")]
+    if target.lock is None:
+        if (target.path / HEADER).is_file():
+            return [ctx.finding(target, "VX603", SKIPPED, "not re-run: the lock did not pass its own checks")]
+        return []
+    from vxds.lockfile import same_on_disk
+
+    try:
+        fresh = _resolver(ctx, target).resolve(target.entry)
+    except VxdsError as exc:
+        return [ctx.finding(target, "VX602", ERROR, f"the recipe failed: {exc.message}")]
+    if same_on_disk(fresh, target.path):
+        return []
+    from vxds.diff import diff_locks
+
+    drift = ctx.drift[target.key] = diff_locks(target.lock, fresh)
+    drift.old_label, drift.new_label = ctx.config.relative(target.path), "re-run of the recipe"
+    counts = drift.counts()
+    parts = [f"{n} {kind}" for kind, n in counts.items() if n and kind != "unchanged"]
+    if drift.header:
+        parts.append("header: " + ", ".join(h.field for h in drift.header))
+    message = (
+        f"re-running the recipe gives another lock: {'; '.join(parts)} ({counts['unchanged']} unchanged)"
+    )
+    return [ctx.finding(target, "VX601", ERROR, message)]
+
+
+def _resolver(ctx: Context, target: Target) -> Any:
+    """A resolver for re-running ``target``'s recipe: as of the lock's snapshot when its
+    source keeps history (a catalog), so later changes to the source are not drift."""
+    from vxds.resolver import Resolver
+
+    if ctx.resolver is None:
+        ctx.resolver = Resolver(ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs)
+    assert target.entry is not None and target.header is not None
+    source = ctx.resolver.source(target.entry.source, target.key)
+    if not getattr(source, "time_travel", False):
+        return ctx.resolver
+    snapshot = target.header.snapshot
+    if snapshot not in ctx.at_resolvers:
+        ctx.at_resolvers[snapshot] = Resolver(
+            ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs, at=snapshot
+        )
+    return ctx.at_resolvers[snapshot]
+
+
+# --- --base and merges ---------------------------------------------------------------------
+
+
+def check_published(ctx: Context, target: Target) -> list[Finding]:
+    """VX205: a lock published at ``--base`` changed without a new version."""
+    change = ctx.published.pop(target.key, None)
+    if change is None:
+        return []
+    return [ctx.finding(target, "VX205", ERROR, change.message, file=f"{change.path}/{HEADER}")]
+
+
+def published_by_key(
+    config: Config, base: str, targets: Sequence[Target], specs: Sequence[str]
+) -> dict[str, Any]:
+    from vxds.published import published_changes
+
+    keys = [t.key for t in targets] if specs else None
+    return {change.key: change for change in published_changes(config, base, keys)}
+
+
+def check_merged(ctx: Context, target: Target) -> list[Finding]:
+    """VX312: a lock written by the Git merge driver rather than by its recipe."""
+    if target.header is None or not target.header.merged:
+        return []
+    message = f"merged by Git, not written by its recipe; relock before release: 'vxds lock {target.key}'"
+    return [ctx.finding(target, "VX312", WARNING, message)]
