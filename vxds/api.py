@@ -9,13 +9,13 @@ until a resource is opened.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vxds.config import find_root, load_config
-from vxds.errors import NotFoundError
+from vxds.errors import NotFoundError, VxdsError
 from vxds.integrity import VerifiedReader
 from vxds.lockfile import Lock, lock_dir, read_lock
 from vxds.resource import Resource
@@ -27,6 +27,7 @@ class LockedDataset(Lock):
 
     base: Path = field(default_factory=Path.cwd, compare=False)  # relative source URLs start here
     source_url: str | None = field(default=None, compare=False)  # None: the lock's own
+    storage: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # [tool.vxds.storage]
     _sources: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __iter__(self) -> Iterator[Resource]:
@@ -66,9 +67,8 @@ class LockedDataset(Lock):
         if url not in self._sources:
             from vxds.sources import SourceContext, open_source
 
-            self._sources[url] = open_source(
-                url, SourceContext(base=self.base, cache_dir=self.base / ".vxds")
-            )
+            context = SourceContext(base=self.base, cache_dir=self.base / ".vxds", options=self.storage)
+            self._sources[url] = open_source(url, context)
         return self._sources[url]
 
     def _known(self, names: list[str]) -> list[str]:
@@ -96,10 +96,16 @@ def load_lock(
 
         config = load_config(Path(root) if root is not None else None)
         lock = lock_at(config, rev, str(spec))
-        return LockedDataset(lock.header, lock.splits, base=config.root, source_url=source)
+        return LockedDataset(
+            lock.header, lock.splits, base=config.root, source_url=source, storage=config.storage
+        )
     if isinstance(spec, Path) or (path / "lock.toml").is_file():
         lock = read_lock(path)
         base = Path(root).resolve() if root is not None else find_root(path.resolve())
+        try:
+            storage = load_config(base).storage
+        except VxdsError:  # a lock folder outside any project: no storage options
+            storage = {}
     else:
         from vxds.manifest import load_manifest, parse_spec
 
@@ -109,5 +115,5 @@ def load_lock(
         )
         entry = manifest.find(*parse_spec(str(spec)))
         lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
-        base = config.root
-    return LockedDataset(lock.header, lock.splits, base=base, source_url=source)
+        base, storage = config.root, config.storage
+    return LockedDataset(lock.header, lock.splits, base=base, source_url=source, storage=storage)

@@ -158,3 +158,60 @@ def test_wrong_credentials_exit_2(
     )
     assert SECRET not in result.output
     assert not (root / "locks").exists()
+
+
+def test_verify_data_catches_an_object_changed_behind_the_lock(
+    tmp_path: Path, s3_server: S3, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unversioned bucket keeps one copy: an overwrite is seen by re-hashing through S3."""
+    name = s3_server.bucket(versioned=False)
+    s3_server.put_tree(name, "trial/", {T2: b"\x5c\x01volume one", "sub-02/anat/sub-02_T2w.nii.gz": b"two"})
+    root = s3_project(tmp_path / "p", s3_server, f"s3://{name}/trial")
+    monkeypatch.chdir(root)
+    assert invoke("lock", "trial").exit_code == 0
+    assert invoke("verify", "--data").exit_code == 0
+    s3_server.put_tree(name, "trial/", {T2: b"\x5c\x01volume one, behind the lock's back"})
+    result = invoke("verify", "--data")
+    assert result.exit_code == 1
+    assert "VX502" in result.output and T2 in result.output
+    assert SECRET not in result.output
+
+
+def test_verify_data_of_a_versioned_bucket_reads_the_locked_version(
+    tmp_path: Path, s3_server: S3, bucket: str, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A versioned bucket keeps the locked bytes: an overwrite does not break the old lock,
+    a deleted version does."""
+    root = s3_project(tmp_path / "p", s3_server, f"s3://{bucket}/trial")
+    monkeypatch.chdir(root)
+    assert invoke("lock", "trial").exit_code == 0
+    s3_server.put_tree(bucket, "trial/", {T2: b"\x5c\x01volume one, edited"})
+    assert invoke("verify", "--data").exit_code == 0
+    line = next(
+        json.loads(text)
+        for text in (root / "locks/trial/1/resources.all.jsonl").read_text().splitlines()
+        if json.loads(text)["id"] == T2
+    )
+    s3_server.client.delete_object(Bucket=bucket, Key=f"trial/{T2}", VersionId=line["version"])
+    result = invoke("verify", "--data")
+    assert result.exit_code == 1
+    assert T2 in result.output
+
+
+def test_materialize_and_load_lock_read_the_locked_version(
+    tmp_path: Path, s3_server: S3, bucket: str, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = s3_project(tmp_path / "p", s3_server, f"s3://{bucket}/trial")
+    monkeypatch.chdir(root)
+    assert invoke("lock", "trial").exit_code == 0
+    s3_server.put_tree(bucket, "trial/", {T2: b"\x5c\x01volume one, edited"})  # after the lock
+    out = tmp_path / "out"
+    result = invoke("materialize", "trial", "-o", str(out), "-m", "files", "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / "all" / T2).read_bytes() == b"\x5c\x01volume one"
+    assert invoke("verify", "--materialized", str(out)).exit_code == 0
+    import vxds
+
+    lock = vxds.load_lock("trial@1", root=root)
+    with lock.open(T2) as fh:
+        assert fh.read() == b"\x5c\x01volume one"

@@ -93,7 +93,9 @@ def ingest(folder: Path, catalog: Path | None, fmt: str, quiet: bool, root: Path
     opened = Catalog(path)
     config = load_config(root)
     with progress_bar(quiet or fmt == "json") as progress:
-        context = SourceContext(base=Path.cwd(), cache_dir=config.cache_dir, progress=progress)
+        context = SourceContext(
+            base=Path.cwd(), cache_dir=config.cache_dir, progress=progress, options=config.storage
+        )
         snapshot = opened.ingest(folder, context=context, origin=str(folder))
     if fmt == "json":
         print_json({"snapshot": snapshot.__dict__})

@@ -44,7 +44,9 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
     entry = manifest.find(*parse_spec(dataset))
     lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
     header = lock.header
-    return Target(header.name, header.version, header, lock.splits, source or header.source, config.root)
+    return Target(
+        header.name, header.version, header, lock.splits, source or header.source, config.root, config.storage
+    )
 
 
 def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
@@ -69,8 +71,8 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
         header = read_lock(next(iter(folders))).header
     url = source or (header.source if header is not None else None) or config.source
     if header is not None:
-        return Target(header.name, header.version, header, splits, url, config.root)
-    return Target("dataset", None, None, splits, url, config.root)
+        return Target(header.name, header.version, header, splits, url, config.root, config.storage)
+    return Target("dataset", None, None, splits, url, config.root, config.storage)
 
 
 def _print(report: Report) -> None:

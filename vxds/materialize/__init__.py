@@ -79,6 +79,7 @@ class Target:
     splits: Mapping[str, Split]
     source_url: str | None
     base: Path  # relative source URLs are resolved against this folder
+    storage: Mapping[str, Any] = field(default_factory=dict, repr=False)  # [tool.vxds.storage]
 
     @property
     def key(self) -> str | None:
@@ -173,7 +174,8 @@ def open_target_source(target: Target, cache_dir: Path | None) -> Source | None:
         return None
     from vxds.sources import SourceContext, open_source
 
-    return open_source(target.source_url, SourceContext(base=target.base, cache_dir=cache_dir))
+    context = SourceContext(base=target.base, cache_dir=cache_dir, options=target.storage)
+    return open_source(target.source_url, context)
 
 
 def materialize(

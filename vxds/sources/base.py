@@ -9,6 +9,7 @@ the URL scheme, the object a class taking ``(url, context)``.
 from __future__ import annotations
 
 import bisect
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class IndexedSource(ABC):
         self._resources: list[Resource] | None = None
         self._ids: list[str] = []
         self._by_id: dict[str, Resource] = {}
+        self._scan_lock = threading.Lock()  # materialize opens resources from several threads
 
     @abstractmethod
     def _scan(self) -> list[Resource]:
@@ -83,10 +85,12 @@ class IndexedSource(ABC):
 
     def resources(self) -> Sequence[Resource]:
         if self._resources is None:
-            found = sorted(self._scan(), key=lambda r: r.id)
-            self._resources = found
-            self._ids = [r.id for r in found]
-            self._by_id = {r.id: r for r in found}
+            with self._scan_lock:  # one scan, however many threads ask at once
+                if self._resources is None:
+                    found = sorted(self._scan(), key=lambda r: r.id)
+                    self._ids = [r.id for r in found]
+                    self._by_id = {r.id: r for r in found}
+                    self._resources = found
         return self._resources
 
     def get(self, id: str, version: int | str | None = None) -> Resource:

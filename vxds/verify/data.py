@@ -29,7 +29,9 @@ from vxds.verify.model import Context, Target
 def _source(ctx: Context, url: str) -> Source | VxdsError:
     if url not in ctx.sources:
         # No cache folder: the bytes are read again, and nothing is written.
-        context = SourceContext(base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs)
+        context = SourceContext(
+            base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs, options=ctx.config.storage
+        )
         try:
             ctx.sources[url] = open_source(url, context)
         except VxdsError as exc:
