@@ -133,3 +133,19 @@ def test_verify_reproduce_resolves_at_the_locks_snapshot(catalog_project: Path, 
     result = invoke("verify", "--reproduce")
     assert result.exit_code == 0, result.output  # snapshot 1 still gives exactly the locks
     assert "VX601" not in result.output
+
+
+def test_an_old_lock_materializes_and_verifies_from_the_catalog(
+    catalog_project: Path, invoke: Invoke, tmp_path: Path
+) -> None:
+    root = catalog_project
+    assert invoke("lock", "all_basel_data").exit_code == 0
+    old = (root / T2).read_bytes()
+    change_data(root)  # T2 rewritten, another T2 removed
+    assert invoke("catalog", "ingest", "sample-data").exit_code == 0
+    assert invoke("verify", "--data", "all_basel_data").exit_code == 0  # the store keeps old bytes
+    out = tmp_path / "out"
+    result = invoke("materialize", "all_basel_data", "-o", str(out), "-m", "files", "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / "all" / T2.removeprefix("sample-data/")).read_bytes() == old
+    assert (out / "all" / REMOVED_T2.removeprefix("sample-data/")).is_file()

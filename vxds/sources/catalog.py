@@ -356,6 +356,23 @@ class CatalogSource(IndexedSource):
             raise NotFoundError(f"{self.url}: no version {version!r} of {id!r} at snapshot {self.at}")
         return found
 
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
+        """The files of a DICOM series as ``(name, path in the store)``, from its stored listing
+        (``vxds materialize`` checks them against the series' hash as it places them)."""
+        with self.open(resource) as fh:
+            try:
+                listing = orjson.loads(fh.read())
+            except orjson.JSONDecodeError:
+                listing = None
+        if not isinstance(listing, list) or not all(
+            isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)
+            for item in listing
+        ):
+            raise SourceError(
+                f"{self.url}: the stored listing of {resource.id} is not a list of [name, digest]"
+            )
+        return [(name, str(self.catalog.blob(digest))) for name, digest in listing]
+
     def open(self, resource: Resource) -> BinaryIO:
         """The stored bytes of the resource's own version (a series: its listing of files)."""
         if not isinstance(resource.version, int):
