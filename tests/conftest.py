@@ -63,4 +63,6 @@ def project(tmp_path: Path) -> Path:
     )
 
 
+from tests.azurite import azurite  # noqa: E402,F401  (a session fixture shared by Azure tests)
+from tests.gcsserver import gcs_server  # noqa: E402,F401  (a session fixture shared by GCS tests)
 from tests.s3server import s3_server  # noqa: E402,F401  (a session fixture shared by S3 tests)

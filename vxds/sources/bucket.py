@@ -106,17 +106,20 @@ class BucketSource(IndexedSource):
     credentials_hint: ClassVar[str] = "[tool.vxds.storage]"
     #: The sub-table of [tool.vxds.storage] that applies to this store only.
     options_table: ClassVar[str] = ""
+    #: Whether the top level of [tool.vxds.storage] (other than retries and concurrency)
+    #: applies to this store too; else only its own sub-table does.
+    shared_options: ClassVar[bool] = True
 
     def __init__(self, url: str, context: SourceContext) -> None:
         super().__init__(url, context)
         self.bucket, prefix = self._parse_url(url)
         prefix = prefix.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
-        options = dict(context.options)
-        table = options.get(self.options_table) if self.options_table else None
-        if isinstance(table, dict):
-            options.update(table)
-        options = {k: v for k, v in options.items() if not isinstance(v, dict)}
+        top = {k: v for k, v in context.options.items() if not isinstance(v, dict)}
+        if not self.shared_options:
+            top = {k: v for k, v in top.items() if k in ("retries", "concurrency")}
+        table = context.options.get(self.options_table) if self.options_table else None
+        options = {**top, **(table if isinstance(table, dict) else {})}
         self.retries = _count(options.pop("retries", DEFAULT_RETRIES), "retries", url)
         self.concurrency = max(
             1, _count(options.pop("concurrency", context.jobs or DEFAULT_CONCURRENCY), "concurrency", url)
