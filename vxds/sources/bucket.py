@@ -414,7 +414,7 @@ def _count(value: object, name: str, url: str) -> int:
 
 def shown(url: str) -> str:
     """A URL with any ``user:password@`` and query removed, for messages."""
-    return re.sub(r"://[^/@]*@", "://***@", url.split("?", 1)[0])
+    return re.sub(r"://[^@]*@", "://***@", url.split("?", 1)[0])
 
 
 class DigestCache:
