@@ -87,7 +87,7 @@ def test_digests_are_cached_by_etag(azurite: Azure, tmp_path: Path) -> None:
     container = azurite.container()
     azurite.put_tree(container, "", {T2: b"bytes", "notes.txt": b"notes"})
     first = source(azurite, f"az://{container}", tmp_path).resources()
-    assert (tmp_path / "objects" / f"az-default-{container}.json").is_file()
+    assert (tmp_path / "objects" / f"az-devstoreaccount1-{container}.json").is_file()
     again = source(azurite, f"az://{container}", tmp_path)
     assert again.resources() == first
     assert again.snapshot == source(azurite, f"az://{container}").snapshot

@@ -24,6 +24,7 @@ import re
 from typing import Any, ClassVar
 
 from vxds.errors import SourceError
+from vxds.sources.base import SourceContext
 from vxds.sources.bucket import (
     DENIED,
     MISSING,
@@ -44,6 +45,7 @@ _URL_RE = re.compile(
     r"(?:@(?P<account>[a-z0-9]+)\.(?:dfs|blob)\.core\.windows\.net)?"
     r"(?:/(?P<prefix>[^?#]*))?\Z"
 )
+_ACCOUNT_RE = re.compile(r"AccountName=([^;]+)", re.IGNORECASE)
 _SECRET_PARTS_RE = re.compile(r"(?:AccountKey|SharedAccessSignature)=([^;]+)", re.IGNORECASE)
 
 
@@ -79,7 +81,7 @@ class AzureBlobSource(BucketSource):
     options_table: ClassVar[str] = "azure"
     shared_options: ClassVar[bool] = False
 
-    def __init__(self, url: str, context: Any) -> None:
+    def __init__(self, url: str, context: SourceContext) -> None:
         super().__init__(url, context)
         parts = [m.group(1) for s in self._secrets for m in _SECRET_PARTS_RE.finditer(s)]
         self._secrets = sorted({*self._secrets, *parts}, key=len, reverse=True)
@@ -98,7 +100,10 @@ class AzureBlobSource(BucketSource):
         return match.group("container"), match.group("prefix") or ""
 
     def _cache_name(self) -> str:
-        account = self._options.get("account_name") or "default"
+        account = self._options.get("account_name")
+        if not account:
+            named = _ACCOUNT_RE.search(str(self._options.get("connection_string") or ""))
+            account = named.group(1) if named else "default"
         return f"az-{account}-{self.bucket}"
 
     def _pins(self, version: str) -> bool:
