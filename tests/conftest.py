@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+
+# Tests never look for a Google Cloud machine's metadata server (google-auth and gcsfs would
+# ask 169.254.169.254 when no GCS credentials are configured); set before they are imported.
+os.environ.setdefault("NO_GCE_CHECK", "true")
 
 DEMO_RECIPE = """\
 import vxds
