@@ -142,3 +142,21 @@ def test_an_unreachable_endpoint_is_retried_then_reported(
     message = str(caught.value)
     assert message.startswith("source 'az://container/x': the storage service failed after 3 attempts")
     assert "\n" not in message and KEY not in message
+
+
+def test_an_old_lock_reads_the_old_version_where_the_account_keeps_it() -> None:
+    """Against a local endpoint keeping every version (Azurite keeps none)."""
+    from tests.versioned_fake import versioned_object
+
+    old, new = "2026-11-01T08:00:00.0000000Z", "2026-11-21T08:00:00.0000000Z"
+    with versioned_object({old: b"first bytes", new: b"second bytes"}) as fake:
+        storage = {"azure": {"connection_string": connection_string(fake.endpoint), "retries": 0}}
+        opened = open_source("az://container/p", SourceContext(base=Path("."), options=storage))
+        for version, body in ((old, b"first bytes"), (new, b"second bytes")):
+            with opened.open(Resource(id=T2, version=version, uri=T2)) as fh:
+                assert fh.read() == body
+        with pytest.raises(
+            NotFoundError, match=f"{T2} version 2020-01-01T00:00:00.0000000Z no longer exists"
+        ):
+            opened.open(Resource(id=T2, version="2020-01-01T00:00:00.0000000Z", uri=T2))
+    assert fake.asked == [old, new, "2020-01-01T00:00:00.0000000Z"]

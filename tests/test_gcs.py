@@ -11,6 +11,7 @@ from tests.gcsserver import GCS, TOKEN
 from tests.s3server import fake_s3, free_port
 from vxds.errors import NotFoundError, SourceError
 from vxds.hashing import digest_bytes
+from vxds.resource import Resource
 from vxds.sources import open_source
 from vxds.sources.base import SourceContext
 from vxds.sources.folder import FolderSource
@@ -150,3 +151,18 @@ def test_transient_errors_are_retried_a_bounded_number_of_times(
     assert str(caught.value).startswith(
         "source 'gs://bucket/x': the storage service failed after 3 attempts: HTTP 503"
     )
+
+
+def test_an_old_lock_reads_the_old_generation_where_the_store_keeps_it() -> None:
+    """Against a local endpoint keeping every generation (the emulator keeps one)."""
+    from tests.versioned_fake import versioned_object
+
+    with versioned_object({"111": b"first bytes", "222": b"second bytes"}) as fake:
+        storage = {"gcs": {"endpoint_url": fake.endpoint, "token": "anon"}}
+        opened = open_source("gs://bucket/p", SourceContext(base=Path("."), options=storage))
+        for generation, body in (("111", b"first bytes"), ("222", b"second bytes")):
+            with opened.open(Resource(id=T2, version=generation, uri=T2)) as fh:
+                assert fh.read() == body
+        with pytest.raises(NotFoundError, match=f"{T2} version 333 no longer exists"):
+            opened.open(Resource(id=T2, version="333", uri=T2))
+    assert fake.asked == ["111", "222", "333"]
