@@ -154,18 +154,18 @@ class AzureBlobSource(BucketSource):
         return Fetched(str(found) if found else etag, etag)
 
     def _classify(self, exc: BaseException) -> str | None:
-        name = type(exc).__name__
+        names = {cls.__name__ for cls in type(exc).__mro__}
         code = str(getattr(exc, "error_code", "") or "")
         status = getattr(exc, "status_code", None)
-        if name == "ResourceNotFoundError" or status == 404:
+        if "ResourceNotFoundError" in names or status == 404:
             return MISSING_CONTAINER if code == "ContainerNotFound" else MISSING
-        if name == "ClientAuthenticationError" or status in (401, 403):
+        if "ClientAuthenticationError" in names or status in (401, 403):
             return DENIED
-        if name == "CredentialUnavailableError" or (
+        if "CredentialUnavailableError" in names or (
             isinstance(exc, ValueError) and "connection_string or account_name" in str(exc)
         ):
             return NO_CREDENTIALS
-        if name in ("ServiceRequestError", "ServiceResponseError", "IncompleteReadError"):
+        if names & {"ServiceRequestError", "ServiceResponseError", "IncompleteReadError"}:
             return TRANSIENT
         if isinstance(exc, (TimeoutError, ConnectionError)):
             return TRANSIENT

@@ -176,12 +176,12 @@ class GCSSource(BucketSource):
             return TRANSIENT if exc.status in _TRANSIENT_STATUS else None
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
             return TRANSIENT
-        name = type(exc).__name__
-        if name == "DefaultCredentialsError":
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "DefaultCredentialsError" in names:
             return NO_CREDENTIALS
-        if name == "RefreshError":
+        if "RefreshError" in names:
             return DENIED
-        return TRANSIENT if name in _TRANSIENT_NAMES else None
+        return TRANSIENT if names & _TRANSIENT_NAMES else None
 
     def _denial(self, exc: BaseException) -> str:
         if isinstance(exc, GCSError):
