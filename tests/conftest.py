@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+
+# Tests never look for a Google Cloud machine's metadata server (google-auth and gcsfs would
+# ask 169.254.169.254 when no GCS credentials are configured); set before they are imported.
+os.environ.setdefault("NO_GCE_CHECK", "true")
 
 DEMO_RECIPE = """\
 import vxds
@@ -63,4 +68,6 @@ def project(tmp_path: Path) -> Path:
     )
 
 
+from tests.azurite import azurite  # noqa: E402,F401  (a session fixture shared by Azure tests)
+from tests.gcsserver import gcs_server  # noqa: E402,F401  (a session fixture shared by GCS tests)
 from tests.s3server import s3_server  # noqa: E402,F401  (a session fixture shared by S3 tests)

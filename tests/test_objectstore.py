@@ -192,7 +192,7 @@ def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3, monkeypatch
     monkeypatch.setattr(objectstore, "BACKOFF", 0.0)
     opened = source(s3_server, "s3://bucket/p")
     opened._fs = _FlakyFS()
-    with opened.open(Resource(id=T2, version="version-1")) as fh:
+    with opened.open(Resource(id=T2, version="v1")) as fh:
         assert fh.read() == b"the whole object"
     opened._fs = _FlakyFS()
     listed = _Listed(T2, "p/" + T2, 16, "etag", "2026-01-01")
