@@ -26,10 +26,9 @@ class GitError(VxdsError):
 
 @dataclass(frozen=True)
 class Blob:
-    """A file in a commit's tree: its object id and path (for messages)."""
+    """A file in a commit's tree, by its object id."""
 
     hexsha: str
-    path: str
 
 
 @dataclass(frozen=True)
@@ -104,17 +103,14 @@ class Repository:
         tree = self._tree(sha, path)
         if tree is None:
             return {}
-        return {
-            item.name: Blob(item.hexsha, f"{sha[:12]}:{item.path}") if item.type == "blob" else None
-            for item in tree
-        }
+        return {item.name: Blob(item.hexsha) if item.type == "blob" else None for item in tree}
 
     def blob(self, sha: str, path: str) -> Blob | None:
         try:
             item = self.repo.commit(sha).tree / path
         except KeyError:
             return None
-        return Blob(item.hexsha, f"{sha[:12]}:{path}") if item.type == "blob" else None
+        return Blob(item.hexsha) if item.type == "blob" else None
 
     def read(self, blob: Blob) -> bytes:
         data: bytes = self.repo.odb.stream(bytes.fromhex(blob.hexsha)).read()
@@ -148,12 +144,6 @@ class Repository:
                 subject=message.splitlines()[0] if message else "",
                 parent=commit.parents[0].hexsha if commit.parents else None,
             )
-
-    def has_head(self) -> bool:
-        return self.repo.head.is_valid()
-
-    def git_dir(self) -> Path:
-        return Path(self.repo.git_dir)
 
     def set_config(self, section: str, option: str, value: str) -> bool:
         """Set a repository-local config value; return True when it changed."""

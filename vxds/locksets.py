@@ -254,6 +254,7 @@ class SideFinder:
 
     config: Config
     _repo: Repository | None = None
+    _worktree: Side | None = None
 
     @property
     def repo(self) -> Repository:
@@ -262,7 +263,10 @@ class SideFinder:
         return self._repo
 
     def worktree(self) -> Side:
-        return worktree_side(self.config)
+        """The working tree's locks, read once however many words name them."""
+        if self._worktree is None:
+            self._worktree = worktree_side(self.config)
+        return self._worktree
 
     def revision(self, rev: str) -> Side:
         return revision_side(self.repo, self.config, rev)
