@@ -52,7 +52,8 @@ class Repository:
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):
             raise GitError(
                 f"{start}: not inside a Git repository",
-                hint="revisions can only be compared in a Git repository; compare lock folders by path",
+                hint="run it inside a Git working tree ('git init' makes one); "
+                "'vxds diff A B' can still compare two lock folders by path",
             ) from None
         if self.repo.working_tree_dir is None:
             raise GitError(f"{start}: a bare repository has no working tree")

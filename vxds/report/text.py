@@ -107,7 +107,8 @@ def render(diffs: Sequence[DatasetDiff], *, paint: Paint = plain, stat: bool = F
             for change in by_split[""]:
                 yield paint(_change_line(change), MOVED)
         for warning in diff.warnings:
-            yield paint(f"warning: {diff.name}@{diff.new_version}: {warning.message}", "warning")
+            key = diff.name if diff.new_version is None else f"{diff.name}@{diff.new_version}"
+            yield paint(f"warning: {key}: {warning.message}", "warning")
         yield paint(summary(diff), "summary")
 
 
