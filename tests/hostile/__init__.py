@@ -1,0 +1,1 @@
+"""Attacks on vxds through its real CLI: forged receipts, hostile sources, damaged locks."""
