@@ -14,7 +14,8 @@ from vxds.errors import UsageError
 from vxds.lockfile import Split
 from vxds.materialize import Target, materialize, transfer
 from vxds.materialize.check import check_output
-from vxds.materialize.receipt import JOURNAL, RECEIPT, TMP_DIR, read_receipt
+from vxds.materialize.durable import DiskFull
+from vxds.materialize.receipt import JOURNAL, RECEIPT, TMP_DIR, read_journal, read_receipt
 from vxds.resource import Resource
 
 MakeTarget = Callable[..., Target]
@@ -156,7 +157,7 @@ def test_an_interrupted_run_is_finished_by_the_next(
     assert check_output(out, None) == []
 
 
-def test_no_space_left_is_reported_per_resource(
+def test_no_space_left_stops_the_run_naming_the_resource(
     sample: Path, target: MakeTarget, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = transfer.copy_file
@@ -167,9 +168,13 @@ def test_no_space_left_is_reported_per_resource(
         return real(resource, src, tmp)
 
     monkeypatch.setattr("vxds.materialize.place.copy_file", full)
-    report = materialize(target("viseg_training", 1), sample / "out", ["files"])
-    assert [(f.resource, f.message) for f in report.failures] == [(MASK, "no space left on the device")]
-    assert report.placed == 25
+    out = sample / "out"
+    with pytest.raises(
+        DiskFull, match=f"no space left on the device writing .*/train/{MASK} \\(resource {MASK}\\)"
+    ):
+        materialize(target("viseg_training", 1), out, ["files"], jobs=1)
+    assert not (out / "train" / MASK).exists() and not (out / TMP_DIR).exists()
+    assert not (out / RECEIPT).exists() and read_journal(out)  # what was placed is kept
 
 
 def test_hardlink_and_symlink_modes(sample: Path, target: MakeTarget) -> None:

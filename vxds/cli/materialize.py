@@ -13,6 +13,7 @@ from vxds.errors import UsageError
 
 if TYPE_CHECKING:
     from vxds.config import Config
+    from vxds.lockfile import Split
     from vxds.materialize import Report, Target
 
 EPILOG = """\b
@@ -29,7 +30,8 @@ Modules:
   clinical-csv   OUT/clinical/<split>.csv (alias clinical-to-csv)
   fw-dataset     OUT/fw-dataset/versions/<version>/
 
-Running again skips what is in place and correct. Exit 1 when a resource could not be placed.
+Running again skips what is in place and correct. Exit 1 when a resource could not be placed;
+exit 2 (after keeping what was placed) when the disk is full.
 """
 
 
@@ -50,21 +52,11 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
 
 
 def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
-    from vxds.lockfile import SPLIT_FILE_RE, Split, read_lock
+    from vxds.lockfile import read_lock
     from vxds.materialize import Target
 
-    splits: dict[str, Split] = {}
-    folders = set()
-    for path in files:
-        match = SPLIT_FILE_RE.match(path.name)
-        if match is None:
-            raise UsageError(f"{path}: expected a file named resources.<split>.jsonl")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-        splits[match.group(1)] = Split.from_bytes(data)
-        folders.add(path.resolve().parent)
+    splits = _bare_splits(files)
+    folders = {path.resolve().parent for path in files}
     header = None
     if len(folders) == 1 and (next(iter(folders)) / "lock.toml").is_file():
         # read_lock checks every split file in the folder against lock.toml, these included.
@@ -73,6 +65,43 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
     if header is not None:
         return Target(header.name, header.version, header, splits, url, config.root, config.storage)
     return Target("dataset", None, None, splits, url, config.root, config.storage)
+
+
+def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
+    """The split files given with -f, by split name; one split or one id in two is refused
+    (files from different runs can disagree, and a resource belongs to one split)."""
+    from vxds.lockfile import SPLIT_FILE_RE, Split
+
+    splits: dict[str, Split] = {}
+    given: dict[str, Path] = {}
+    owner: dict[str, Path] = {}
+    for path in files:
+        match = SPLIT_FILE_RE.match(path.name)
+        if match is None:
+            raise UsageError(f"{path}: expected a file named resources.<split>.jsonl")
+        name = match.group(1)
+        if name in given:
+            raise UsageError(f"{given[name]} and {path} are both split {name!r}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+        splits[name], given[name] = Split.from_bytes(data), path
+        _claim_ids(splits[name], path, owner)
+    return splits
+
+
+def _claim_ids(split: Split, path: Path, owner: dict[str, Path]) -> None:
+    """Record ``split``'s ids as ``path``'s; ``UsageError`` naming both files on an overlap."""
+    ids = [resource.id for resource in split.resources()]
+    shared = sorted(rid for rid in ids if rid in owner)
+    if shared:
+        first = shared[0]
+        more = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
+        raise UsageError(
+            f"{owner[first]} and {path} both hold {first!r}{more}; a resource belongs to one split"
+        )
+    owner.update(dict.fromkeys(ids, path))
 
 
 def _print(report: Report) -> None:

@@ -1,9 +1,10 @@
 """Turning a lock back into files: the run that drives the materializers.
 
-``materialize(target, out, modules)`` opens OUT (refusing a file there and a second run at
-once), reads what a previous run recorded, lets each materializer place its files through
-one ``Placer``, removes what the previous run placed and this one does not want, and writes
-the receipt. Failures of single resources are collected, never raised.
+``materialize(target, out, modules)`` opens OUT (refusing a file there, a symlink at one of
+vxds' own names in it and a second run at once), reads what a previous run recorded, lets
+each materializer place its files through one ``Placer``, removes what the previous run
+placed and this one does not want, and writes the receipt. Failures of single resources are
+collected, never raised; a full disk stops the run (``DiskFull``, what was placed is kept).
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from vxds.errors import UsageError, VxdsError
 from vxds.hashing import digest_json
 from vxds.lockfile import Header, Split
 from vxds.materialize.base import Job, Materializer
+from vxds.materialize.durable import DiskFull, check_not_symlink, open_own
 from vxds.materialize.place import Failure, Placer, SourceAccess, prepare_out
 from vxds.materialize.receipt import (
-    JOURNAL,
     LOCK_FILE,
+    OWN,
     Receipt,
     ReceiptError,
     read_journal,
     read_receipt,
+    remove_journal,
     write_receipt,
 )
 from vxds.progress import NO_PROGRESS, Progress
@@ -128,7 +131,7 @@ def _exclusive(out: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not POSIX: no locking
         yield
         return
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_own(out / LOCK_FILE, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -140,13 +143,18 @@ def _exclusive(out: Path) -> Iterator[None]:
 
 
 def _previous(out: Path, notices: list[str]) -> dict[str, Any]:
+    """What the receipt and journal say was placed. One that cannot be trusted is ignored
+    (with a note): its files are then written over, and none of them is removed."""
     try:
         receipt = read_receipt(out)
     except ReceiptError as exc:
         notices.append(f"{exc}; every file is checked again")
         receipt = None
     previous = dict(receipt.files) if receipt is not None else {}
-    previous.update(read_journal(out))
+    try:
+        previous.update(read_journal(out))
+    except ReceiptError as exc:
+        notices.append(f"{exc}; the journal is ignored")
     return previous
 
 
@@ -194,6 +202,8 @@ def materialize(
     chosen = _modules(modules)
     selected = select_splits(target.splits, splits)
     out = prepare_out(out)
+    for name in sorted(OWN):
+        check_not_symlink(out / name)
     report = Report(out=out, modules=[name for name, _ in chosen], splits=sorted(selected))
     with _exclusive(out):
         previous = _previous(out, report.notices)
@@ -216,6 +226,8 @@ def materialize(
                 )
                 try:
                     materializer.materialize(job)
+                except DiskFull:
+                    raise
                 except VxdsError as exc:
                     placer.outcome.failures.append(Failure(None, name, exc.message))
             outcome = placer.finish()
@@ -239,7 +251,7 @@ def materialize(
                 ],
             ),
         )
-        (out / JOURNAL).unlink(missing_ok=True)
+        remove_journal(out)
     report.placed, report.unchanged, report.removed = outcome.placed, outcome.unchanged, outcome.removed
     report.failures = sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
     report.notices.extend(outcome.notices)

@@ -5,11 +5,14 @@ resource's bytes, ``place_series`` for a DICOM series (a folder), ``write`` for 
 generate and ``fetch`` for a small resource's verified bytes. A resource that fails is
 recorded with the reason and the run goes on; only files whose bytes were checked ever get a
 final name, and nothing is written outside OUT: targets are validated like resource ids,
-and a folder on the way that is a symlink (or not a folder) is refused.
+and a folder on the way that is a symlink (or not a folder) is refused. Paths from the
+previous run's receipt and journal are removed or read only through ``inside`` (no symlink
+followed). A full disk stops the run (``DiskFull``): every later resource would fail too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -24,6 +27,8 @@ from typing import Any, BinaryIO
 from vxds.errors import SourceError, UsageError, VxdsError
 from vxds.hashing import PREFIX, SMALL_FILE, digest_bytes, digest_json, hash_file
 from vxds.integrity import IntegrityError, VerifiedReader, expected
+from vxds.materialize.durable import DISK_FULL, DiskFull, check_not_symlink, write_error
+from vxds.materialize.inside import SymlinkOnTheWay, member_problem, open_file, remove_file, remove_folder
 from vxds.materialize.receipt import OWN, TMP_DIR, Entry, Journal
 from vxds.materialize.transfer import (
     StatKey,
@@ -153,11 +158,12 @@ class Placer:
         self._counter = 0
         self._out_str = str(out)
         self._tmp = out / TMP_DIR
-        self._tmp.mkdir(exist_ok=True)
+        _fresh_folder(self._tmp)
         self._journal = Journal(out)
         workers = jobs if jobs is not None else min(8, (os.cpu_count() or 1) * 2)
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self._pending: list[Future[None]] = []
+        self._full: VxdsError | None = None  # the first full-disk error; the run stops on it
 
     # --- what materializers call -------------------------------------------------------
 
@@ -199,15 +205,20 @@ class Placer:
             return None
 
     def existing(self, rel: str) -> bytes | None:
-        """The bytes a previous run recorded at ``rel``, if still there unchanged."""
+        """The bytes a previous run recorded at ``rel``, if still there unchanged (a file
+        vxds generated: read without following any symlink)."""
         entry = self.previous.get(rel)
-        path = self.out / rel
+        if entry is None:
+            return None
         try:
-            if entry is not None and entry.stat == _stat_key(path):
-                return path.read_bytes()
+            fd = open_file(self.out, rel, follow_last=False)
         except OSError:
-            pass
-        return None
+            return None
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if entry.stat != (st.st_size, st.st_mtime_ns, st.st_ino):
+                return None
+            return fh.read()
 
     def finish(self) -> Outcome:
         """Wait for every placement; remove files of the previous run no longer wanted."""
@@ -217,7 +228,7 @@ class Placer:
         if self._pool is not None:
             self._pool.shutdown()
         self._remove_unwanted()
-        self._journal.close(remove=False)
+        self._journal.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
         for (mode, reason), count in sorted(self.outcome.fallbacks.items()):
             self.outcome.notices.append(
@@ -229,7 +240,8 @@ class Placer:
         """Stop after an interruption: pending work is cancelled, temporary files removed."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
-        self._journal.close(remove=False)
+        with contextlib.suppress(VxdsError):  # a full disk: the lines that fit are kept
+            self._journal.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     # --- claiming and safety -----------------------------------------------------------
@@ -297,8 +309,17 @@ class Placer:
 
     def _guard(self, rid: str | None, rel: str, work: Callable[[], None]) -> None:
         try:
+            if self._full is not None:  # queued work after the disk filled up: stop at once
+                raise self._full
             work()
-        except (VxdsError, OSError) as exc:
+        except DiskFull:
+            raise
+        except OSError as exc:
+            if exc.errno in DISK_FULL:
+                self._full = write_error(f"{self._out_str}/{rel}", exc, rid)
+                raise self._full from None
+            self._fail(rid, rel, exc)
+        except VxdsError as exc:
             self._fail(rid, rel, exc)
         finally:
             if rid is not None:  # the bar counts resources, not the files generated beside them
@@ -451,6 +472,7 @@ class Placer:
         def work() -> None:
             target = self._parent(rel)
             members = self.access.members(resource)
+            _check_members(resource, members)  # before anything is written
             if self._series_in_place(resource, rel, members, module):
                 return
             folder = self._tmp_name(rel)
@@ -486,6 +508,8 @@ class Placer:
     def _series_in_place(
         self, resource: Resource, rel: str, members: list[tuple[str, str]], module: str
     ) -> bool:
+        if os.path.islink(self.out / rel):  # replaced (the link itself), never looked into
+            return False
         entries = {}
         for name, _ in members:
             entry = self.previous.get(f"{rel}/{name}")
@@ -536,27 +560,59 @@ class Placer:
         self._record(rel, Entry(digest, len(data), None, digest, module, _stat_key(target)), placed=True)
 
     def _remove_unwanted(self) -> None:
-        """Files the previous run placed that this run does not want, or that failed now."""
+        """Files the previous run placed that this run does not want, or that failed now.
+
+        Their paths come from the receipt and journal (checked to stay inside OUT when read);
+        nothing is removed through a symlinked folder, one note per such folder."""
+        refused: set[str] = set()
         for rel in sorted(self.previous):
             if rel in self.entries:
                 continue
-            path = self.out / rel
             try:
-                if os.path.islink(path) or path.is_file():
-                    os.unlink(path)
+                if remove_file(self.out, rel):
                     self.outcome.removed += 1
+            except SymlinkOnTheWay as exc:
+                refused.add(exc.folder)
+                continue
             except OSError:
                 continue
             self._prune(rel)
+        for folder in sorted(refused):
+            self.outcome.notices.append(
+                f"{self._out_str}/{folder} is a symlink; nothing was removed through it"
+            )
 
     def _prune(self, rel: str) -> None:
         parts = rel.split("/")[:-1]
         while parts:
             try:
-                os.rmdir(self.out.joinpath(*parts))
+                remove_folder(self.out, "/".join(parts))
             except OSError:
                 return
             parts.pop()
+
+
+def _fresh_folder(path: Path) -> None:
+    """An empty temporary folder: a killed run's leftovers removed, a symlink refused."""
+    check_not_symlink(path)
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)  # never follows a symlink inside it
+        elif os.path.lexists(path):
+            os.unlink(path)
+        os.mkdir(path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def _check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
+    """Every member of a series is a plain file name, once: placed only inside its folder."""
+    seen: set[str] = set()
+    for name, _ in members:
+        problem = member_problem(name) or ("listed twice" if name in seen else None)
+        if problem is not None:
+            raise IntegrityError(f"{resource.id}: the series lists {name!r}, not a file of it ({problem})")
+        seen.add(name)
 
 
 def prepare_out(out: Path) -> Path:

@@ -1,13 +1,21 @@
 """The receipt a materialized folder keeps: which lock it holds and every file placed.
 
-``OUT/.vxds-receipt.json`` is written atomically at the end of a run. While a run places
-files it appends one line per placed file to ``OUT/.vxds-journal.jsonl``, so a run that is
-interrupted leaves a record the next run trusts (every journalled file was verified before
-it got its name) and finishes from.
+``OUT/.vxds-receipt.json`` is written atomically and durably at the end of a run. While a
+run places files it appends one line per placed file to ``OUT/.vxds-journal.jsonl``, so a
+run that is interrupted leaves a record the next run trusts (every journalled file was
+verified before it got its name) and finishes from.
+
+Both are untrusted when read: anyone who can write OUT (or hand over a copy of it) can
+forge them, and a run removes files they list. So every field is checked for its type,
+every path must stay inside OUT (``path_problem``), and neither file is read through a
+symlink; anything else is a ``ReceiptError`` naming the file and the field or line.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +23,15 @@ from typing import Any
 
 import orjson
 
-from vxds.fsutil import atomic_write_bytes
+from vxds.materialize.durable import (
+    UnsafeOutput,
+    fsync_folder,
+    open_own,
+    read_own,
+    write_durably,
+    write_error,
+)
+from vxds.resource import InvalidResource, check_id
 
 RECEIPT = ".vxds-receipt.json"
 JOURNAL = ".vxds-journal.jsonl"
@@ -26,8 +42,44 @@ OWN = frozenset({RECEIPT, JOURNAL, TMP_DIR, LOCK_FILE})
 FORMAT = 1
 
 
+_DATASET = re.compile(r"[a-z0-9_-]+@[1-9][0-9]*")
+_DIGEST = re.compile(r"[a-z0-9]+:[0-9a-f]+")
+
+
 class ReceiptError(ValueError):
-    """A receipt that cannot be read; the message says why."""
+    """A receipt (or journal) that cannot be read or trusted; the one-line message says why."""
+
+
+def path_problem(rel: object) -> str | None:
+    """Why ``rel`` is not a path vxds may touch inside OUT, or None when it is one."""
+    try:
+        check_id(rel)
+    except InvalidResource as exc:
+        return str(exc)
+    top = str(rel).split("/", 1)[0]
+    if top in OWN:
+        return f"{top!r} is a name vxds keeps for itself"
+    return None
+
+
+def _path(rel: object, where: str) -> str:
+    problem = path_problem(rel)
+    if problem is not None:
+        raise ReceiptError(f"{where}: {rel!r} is not a path inside OUT ({problem})")
+    return str(rel)
+
+
+def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key!r} must be a string or null, got {type(value).__name__}")
+    return value
+
+
+def _int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a non-negative integer, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -53,16 +105,25 @@ class Entry:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Entry:
+        """An entry as recorded; ``TypeError``/``ValueError``/``KeyError`` for a bad field."""
+        if not isinstance(data["hash"], str):
+            raise TypeError(f"'hash' must be a string, got {type(data['hash']).__name__}")
         stat = data.get("stat")
+        if isinstance(stat, list) and len(stat) == 3:
+            key: tuple[int, int, int] | None = (
+                _int(stat[0], "stat"),
+                _int(stat[1], "stat"),
+                _int(stat[2], "stat"),
+            )
+        else:
+            key = None
         return cls(
-            hash=str(data["hash"]),
-            size=int(data["size"]),
-            resource=data.get("resource"),
-            locked=data.get("locked"),
-            module=data.get("module"),
-            stat=(int(stat[0]), int(stat[1]), int(stat[2]))
-            if isinstance(stat, list) and len(stat) == 3
-            else None,
+            hash=data["hash"],
+            size=_int(data["size"], "'size'"),
+            resource=_optional_str(data, "resource"),
+            locked=_optional_str(data, "locked"),
+            module=_optional_str(data, "module"),
+            stat=key,
         )
 
 
@@ -93,74 +154,132 @@ class Receipt:
 
 
 def read_receipt(out: Path) -> Receipt | None:
-    """The receipt in ``out``, or None when there is none; ``ReceiptError`` if unreadable."""
+    """The receipt in ``out``, or None when there is none; ``ReceiptError`` if unreadable
+    or untrustworthy (a path outside OUT, a field of the wrong type, a symlink)."""
     path = out / RECEIPT
     try:
-        data = orjson.loads(path.read_bytes())
+        data = orjson.loads(read_own(path))
     except FileNotFoundError:
         return None
+    except UnsafeOutput as exc:
+        raise ReceiptError(exc.message) from None
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ReceiptError(f"{path}: cannot read the receipt: {exc}") from None
     try:
-        if data.get("format") != FORMAT:
-            raise ReceiptError(f"{path}: receipt format {data.get('format')!r}; this vxds reads {FORMAT}")
-        return Receipt(
-            dataset=data.get("dataset"),
-            lock_digest=str(data["lock_digest"]),
-            source=data.get("source"),
-            splits={n: (int(s["count"]), str(s["digest"])) for n, s in data["splits"].items()},
-            modules=[str(m) for m in data["modules"]],
-            files={str(p): Entry.from_json(e) for p, e in data["files"].items()},
-            generator=str(data.get("generator", "")),
-            failed=[dict(f) for f in data.get("failed", [])],
-        )
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        return _receipt(data, path)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, ReceiptError):
             raise
         raise ReceiptError(f"{path}: the receipt is malformed ({type(exc).__name__}: {exc})") from None
 
 
+def _receipt(data: Any, path: Path) -> Receipt:
+    if data.get("format") != FORMAT:
+        raise ReceiptError(f"{path}: receipt format {data.get('format')!r}; this vxds reads {FORMAT}")
+    dataset = _optional_str(data, "dataset")
+    if dataset is not None and not _DATASET.fullmatch(dataset):
+        raise ReceiptError(f"{path}: dataset {dataset!r} is not NAME@VERSION")
+    digest = data["lock_digest"]
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise ReceiptError(f"{path}: lock_digest {digest!r} is not '<algorithm>:<hex>'")
+    return Receipt(
+        dataset=dataset,
+        lock_digest=digest,
+        source=_optional_str(data, "source"),
+        splits={str(n): (_int(s["count"], "'count'"), str(s["digest"])) for n, s in data["splits"].items()},
+        modules=[str(m) for m in data["modules"]],
+        files={_path(p, f"{path}: files"): Entry.from_json(e) for p, e in data["files"].items()},
+        generator=str(data.get("generator", "")),
+        failed=[_failure(f) for f in data.get("failed", [])],
+    )
+
+
+def _failure(data: Any) -> dict[str, Any]:
+    for key in ("resource", "path", "message"):
+        _optional_str(data, key)
+    return {key: data.get(key) for key in ("resource", "path", "message")}
+
+
 def write_receipt(out: Path, receipt: Receipt) -> None:
-    atomic_write_bytes(out / RECEIPT, receipt.to_bytes())
+    """Write the receipt atomically and durably; a ``VxdsError`` naming it if that fails."""
+    write_durably(out / RECEIPT, receipt.to_bytes())
 
 
 def read_journal(out: Path) -> dict[str, Entry]:
-    """Entries an interrupted run recorded; a torn last line is ignored."""
-    found: dict[str, Entry] = {}
+    """Entries an interrupted run recorded; a torn line (not JSON) is ignored, a line whose
+    path leaves OUT or whose fields are wrong is a ``ReceiptError`` naming the line."""
+    path = out / JOURNAL
     try:
-        text = (out / JOURNAL).read_bytes()
+        text = read_own(path)
+    except UnsafeOutput as exc:
+        raise ReceiptError(exc.message) from None
     except OSError:
-        return found
-    for line in text.splitlines():
+        return {}
+    found: dict[str, Entry] = {}
+    for number, line in enumerate(text.split(b"\n"), 1):
         try:
             data = orjson.loads(line)
-            found[str(data["path"])] = Entry.from_json(data["entry"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except orjson.JSONDecodeError:
             continue
+        where = f"{path}, line {number}"
+        try:
+            found[_path(data["path"], where)] = Entry.from_json(data["entry"])
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, ReceiptError):
+                raise
+            raise ReceiptError(f"{where}: not a journal entry ({type(exc).__name__}: {exc})") from None
     return found
 
 
 class Journal:
-    """Appends one line per placed file, flushed every ``FLUSH_EVERY`` lines.
+    """Appends one line per placed file, written and fsynced every ``FLUSH_EVERY`` lines.
 
-    A line lost to a kill costs only time: the next run places that file again.
+    A line lost to a kill or a crash costs only time: the next run places that file again.
+    Write failures are ``VxdsError``s naming the journal (a full disk: ``DiskFull``).
     """
 
     FLUSH_EVERY = 256
 
     def __init__(self, out: Path) -> None:
         self.path = out / JOURNAL
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - closed by close()
+        try:
+            fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            self._fh = os.fdopen(fd, "ab")
+            fsync_folder(out)  # the journal's name survives a crash with its lines
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
         self._unflushed = 0
 
     def add(self, path: str, entry: Entry) -> None:
-        self._fh.write(orjson.dumps({"path": path, "entry": entry.to_json()}) + b"\n")
+        try:
+            self._fh.write(orjson.dumps({"path": path, "entry": entry.to_json()}) + b"\n")
+        except OSError as exc:  # the buffer was full and its write failed
+            raise write_error(self.path, exc) from None
         self._unflushed += 1
         if self._unflushed >= self.FLUSH_EVERY:
-            self._fh.flush()
-            self._unflushed = 0
+            self.flush()
 
-    def close(self, *, remove: bool) -> None:
-        self._fh.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
+    def flush(self) -> None:
+        """Put every line added so far on the disk."""
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise write_error(self.path, exc) from None
+        self._unflushed = 0
+
+    def close(self) -> None:
+        """Flush and close; the file stays until ``remove_journal`` (after the receipt)."""
+        if self._fh.closed:
+            return
+        try:
+            self.flush()
+        finally:
+            with contextlib.suppress(OSError):  # lines that did not fit: placed again next run
+                self._fh.close()
+
+
+def remove_journal(out: Path) -> None:
+    """Remove the journal once the receipt holds its entries (the removal fsynced too)."""
+    (out / JOURNAL).unlink(missing_ok=True)
+    fsync_folder(out)

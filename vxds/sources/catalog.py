@@ -20,6 +20,7 @@ the snapshot number it was resolved at.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -33,9 +34,9 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import NotFoundError, SourceError
-from vxds.hashing import PREFIX, canonical_json
+from vxds.hashing import PREFIX, canonical_json, digest_bytes
 from vxds.progress import NO_PROGRESS, Progress
-from vxds.resource import Resource, checked
+from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.tree import series_listing
 
@@ -324,6 +325,17 @@ class _Store:
         return digest
 
 
+_DIGEST = re.compile(r"blake3:[0-9a-f]{64}")
+
+
+def _not_an_id(name: str) -> bool:
+    try:
+        check_id(name)
+    except InvalidResource:
+        return True
+    return False
+
+
 def _bytes_reader(data: bytes) -> BinaryIO:
     import io
 
@@ -357,13 +369,26 @@ class CatalogSource(IndexedSource):
         return found
 
     def members(self, resource: Resource) -> list[tuple[str, str]]:
-        """The files of a DICOM series as ``(name, path in the store)``, from its stored listing
-        (``vxds materialize`` checks them against the series' hash as it places them)."""
+        """The files of a DICOM series as ``(name, path in the store)``, from its stored listing.
+
+        The listing may come from anyone who can write the catalog (a pull request), so it
+        is checked against the series' locked hash before anything is read from it, and each
+        name must be a plain file name (``vxds materialize`` then checks every member's bytes
+        against the listing as it places them, inside the series' own folder).
+        """
         with self.open(resource) as fh:
-            try:
-                listing = orjson.loads(fh.read())
-            except orjson.JSONDecodeError:
-                listing = None
+            raw = fh.read()
+        if resource.hash is not None and digest_bytes(raw) != resource.hash:
+            raise SourceError(
+                f"{self.url}: the stored listing of {resource.id} does not match its hash {resource.hash}"
+            )
+        return [(name, str(self.catalog.blob(digest))) for name, digest in self._listing(resource, raw)]
+
+    def _listing(self, resource: Resource, raw: bytes) -> list[tuple[str, str]]:
+        try:
+            listing = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            listing = None
         if not isinstance(listing, list) or not all(
             isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)
             for item in listing
@@ -371,7 +396,13 @@ class CatalogSource(IndexedSource):
             raise SourceError(
                 f"{self.url}: the stored listing of {resource.id} is not a list of [name, digest]"
             )
-        return [(name, str(self.catalog.blob(digest))) for name, digest in listing]
+        for name, digest in listing:
+            if "/" in name or _not_an_id(name) or not _DIGEST.fullmatch(digest):
+                raise SourceError(
+                    f"{self.url}: the stored listing of {resource.id} holds {name!r} -> {digest!r},"
+                    " not a file name and a blake3 digest"
+                )
+        return [(name, digest) for name, digest in listing]
 
     def open(self, resource: Resource) -> BinaryIO:
         """The stored bytes of the resource's own version (a series: its listing of files)."""
