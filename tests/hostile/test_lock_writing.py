@@ -8,10 +8,12 @@ click's ``CliRunner`` elsewhere.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -283,3 +285,131 @@ def test_lock_file_fsyncs_each_split(proj: Path, fsynced: list[str]) -> None:
     names = {_target_name(p) for p in fsynced}
     assert {"resources.train.jsonl", "resources.test.jsonl"} <= names
     assert str(proj / "out") in fsynced
+
+
+def test_catalog_ingest_fsyncs_what_it_stores(proj: Path, fsynced: list[str]) -> None:
+    assert invoke("catalog", "init", "--catalog", "c.db").exit_code == 0
+    assert invoke("catalog", "ingest", "data", "--catalog", "c.db").exit_code == 0
+    objects = proj / "c.objects"
+    blob_folders = [p for p in objects.iterdir() if p.is_dir()]
+    assert blob_folders
+    assert str(proj) in fsynced  # the database renamed into place
+    assert {str(p) for p in blob_folders} <= set(fsynced)
+    assert any(p.startswith(str(objects)) and p.endswith(".tmp") for p in fsynced)  # each blob's bytes
+
+
+# --- item 6: two catalog ingests at once ------------------------------------------------
+
+INGEST_LOOP = """\
+import json, pathlib, sys
+from click.testing import CliRunner
+from vxds.cli.main import cli
+
+side, rounds = sys.argv[1], int(sys.argv[2])
+folder = pathlib.Path(f"in-{side}")
+for i in range(rounds):
+    (folder / "common.txt").write_text(f"{side} {i}\\n")
+    result = CliRunner().invoke(cli, ["catalog", "ingest", str(folder), "--catalog", "c.db", "-q"])
+    crash = result.exception if not isinstance(result.exception, SystemExit) else None
+    print(json.dumps({"code": result.exit_code, "output": result.output, "crash": repr(crash)}), flush=True)
+"""
+
+
+def test_two_catalog_ingests_at_once_both_succeed(proj: Path) -> None:
+    assert invoke("catalog", "init", "--catalog", "c.db").exit_code == 0
+    for side in "ab":
+        (proj / f"in-{side}").mkdir()
+        (proj / f"in-{side}" / f"only-{side}.txt").write_text(side)
+    (proj / "loop.py").write_text(INGEST_LOOP)
+    rounds = 25
+    loops = [
+        subprocess.Popen(
+            [sys.executable, "loop.py", side, str(rounds)], cwd=proj, stdout=subprocess.PIPE, text=True
+        )
+        for side in "ab"
+    ]
+    results = []
+    for loop in loops:
+        out, _ = loop.communicate(timeout=300)
+        results += [json.loads(line) for line in out.splitlines()]
+    failures = [r for r in results if r["code"] != 0]
+    assert failures == []
+    assert len(results) == 2 * rounds
+    listed = invoke("catalog", "log", "--catalog", "c.db", "--format", "json")
+    assert len(json.loads(listed.output)["snapshots"]) == 2 * rounds
+
+
+# --- item 11: what a killed catalog ingest leaves behind --------------------------------
+
+
+def test_a_killed_ingest_leaves_temp_files_the_next_ingest_removes(proj: Path) -> None:
+    assert invoke("catalog", "init", "--catalog", "c.db").exit_code == 0
+    incoming = proj / "incoming"
+    incoming.mkdir()
+    objects = proj / "c.objects"
+    killed = False
+    for attempt in range(20):
+        (incoming / "big.bin").write_bytes(os.urandom(1 << 20) * 40 + bytes([attempt]))
+        killed = _kill_when(
+            [VXDS, "catalog", "ingest", "incoming", "--catalog", "c.db", "-q"],
+            proj,
+            lambda: any(p.is_file() and not p.name.endswith("lock") for p in objects.iterdir()),
+            {},
+        )
+        if killed and _stray(objects):
+            break
+    assert _stray(objects), "no kill landed while a blob was being stored"
+    (objects / "tmpab12_xyz").write_bytes(b"left by an older vxds")  # NamedTemporaryFile's naming
+    assert run_vxds(proj, "catalog", "ingest", "incoming", "--catalog", "c.db", "-q").returncode == 0
+    assert _stray(objects) == []
+
+
+def _stray(objects: Path) -> list[str]:
+    """Top-level files of the store other than its ingest lock: temp files."""
+    return sorted(p.name for p in objects.iterdir() if p.is_file() and p.name != ".ingest.lock")
+
+
+# --- item 9 (catalog part): a file rewritten while it is ingested ------------------------
+
+
+def test_an_ingest_never_records_a_file_torn_by_a_concurrent_rewrite(proj: Path) -> None:
+    assert invoke("catalog", "init", "--catalog", "c.db").exit_code == 0
+    incoming = proj / "incoming"
+    incoming.mkdir()
+    size = 8 << 20
+    target = incoming / "flip.bin"
+    target.write_bytes(b"a" * size)
+    flipper = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import os, time
+                end = time.monotonic() + 20
+                while time.monotonic() < end:
+                    for byte in (b"a", b"b"):
+                        with open({str(target)!r}, "r+b") as fh:
+                            for _ in range(8):
+                                fh.write(byte * ({size} // 8))
+                                fh.flush()
+                """
+            ),
+        ]
+    )
+    from vxds.hashing import digest_bytes
+
+    clean = {digest_bytes(b"a" * size), digest_bytes(b"b" * size)}
+    try:
+        for _ in range(6):
+            result = run_vxds(proj, "catalog", "ingest", "incoming", "--catalog", "c.db", "--format", "json")
+            if result.returncode != 0:
+                errors = [line for line in result.stderr.splitlines() if line.strip()]
+                assert len(errors) == 1 and "flip.bin" in errors[0], result.stderr
+                assert "Traceback" not in result.stderr
+    finally:
+        flipper.kill()
+        flipper.wait()
+    listed = invoke("catalog", "log", "flip.bin", "--catalog", "c.db", "--format", "json")
+    if listed.exit_code == 0:
+        assert {v["hash"] for v in json.loads(listed.output)["versions"]} <= clean
