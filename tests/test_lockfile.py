@@ -113,7 +113,9 @@ class _Exploding(list[bytes]):
 def test_a_failed_split_write_leaves_the_previous_lock(locked: Path) -> None:
     before = _snapshot(locked.parent)
     broken = Split(_Exploding(), 1, D + "9" * 64)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(
+        LockError, match=r"resources\.train\.jsonl: cannot write the lock of demo@1: disk full"
+    ):
         write_lock(make_lock({"train": broken}), locked)
     assert _snapshot(locked.parent) == before
     assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
@@ -129,7 +131,7 @@ def test_a_failed_rename_leaves_the_previous_lock(locked: Path, monkeypatch: pyt
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="rename failed"):
+    with pytest.raises(LockError, match="rename failed"):
         write_lock(make_lock({"all": Split.from_lines(_lines("z"))}), locked)
     assert _snapshot(locked.parent) == before
     assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
@@ -137,7 +139,7 @@ def test_a_failed_rename_leaves_the_previous_lock(locked: Path, monkeypatch: pyt
 
 def test_a_failed_first_write_leaves_nothing(tmp_path: Path) -> None:
     directory = tmp_path / "locks" / "demo" / "1"
-    with pytest.raises(OSError):
+    with pytest.raises(LockError):
         write_lock(make_lock({"train": Split(_Exploding(), 1, D + "9" * 64)}), directory)
     assert list(directory.parent.iterdir()) == []
 
@@ -167,8 +169,9 @@ def test_recover_leaves_an_existing_lock_alone(locked: Path) -> None:
 
 def test_write_splits(tmp_path: Path) -> None:
     lock = make_lock()
-    written = write_splits(lock.splits, tmp_path / "out")
+    written, removed = write_splits(lock.splits, tmp_path / "out")
     assert [p.name for p in written] == ["resources.test.jsonl", "resources.train.jsonl"]
+    assert removed == []
     assert (tmp_path / "out" / "resources.test.jsonl").read_bytes() == _lines("c/1")[0] + b"\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "resources.test.jsonl",

@@ -1,23 +1,189 @@
-"""Small file-system helpers: every write a user sees is atomic."""
+"""File-system helpers: the one way vxds writes a file, and the one way it takes a lock.
+
+Every file a user sees is written with ``atomic_write(path, data)``: the bytes go to a
+uniquely named temporary file in ``path``'s own folder, are flushed to the disk (fsync), the
+temporary file is renamed over ``path``, and the folder is flushed so the rename survives a
+crash too. A reader, a killed process or a crashed machine sees the old file or the new
+one, never a mixture. ``StagedFile`` is the same mechanism for a writer that learns the
+file's name only after writing it (a content-addressed store); ``fsync_dir`` flushes a
+folder after renames or removals of your own.
+
+Temporary files are named ``.<name>.<pid>-<random>.tmp``: unique between processes and
+between threads, and ``temp_owner`` reads back the pid, so leftovers of a killed process can
+be told from the files of a live one (``pid_alive``).
+
+``exclusive(path)`` holds an advisory lock (``flock``) on ``path`` until the block ends;
+another process asking for it waits. A killed holder releases it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from types import TracebackType
+
+_TEMP_RE = re.compile(r"\..+\.(?P<pid>\d+)-[0-9a-f]+\.tmp\Z")
+# fsync of a folder is refused by some file systems and by Windows; the rename still happened.
+_NO_DIR_FSYNC = {errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EISDIR}
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries (renames, new and removed files in it) to the disk."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        if exc.errno in _NO_DIR_FSYNC:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _NO_DIR_FSYNC:
+            raise
+    finally:
+        os.close(fd)
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` that flushes each new folder's parent, so the folders survive a crash."""
+    if path.is_dir():
+        return
+    make_dirs(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+        return
+    fsync_dir(path.parent)
+
+
+def temp_owner(name: str) -> int | None:
+    """The pid in the name of a temporary file made here, or None for any other name."""
+    match = _TEMP_RE.match(name)
+    return int(match["pid"]) if match else None
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process ``pid`` exists on this machine (or when that cannot be known)."""
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+class StagedFile:
+    """A new, uniquely named temporary file in ``folder``; ``commit(target)`` makes it
+    ``target`` durably, leaving the block without a commit removes it.
+
+    >>> with StagedFile(folder, "blob") as out:
+    ...     out.write(data)
+    ...     out.commit(folder / name)
+    """
+
+    def __init__(self, folder: Path, name: str) -> None:
+        flags = (
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        )
+        while True:
+            self.path = folder / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+            try:
+                fd = os.open(self.path, flags, 0o666)  # the umask applies, as for any new file
+                break
+            except FileExistsError:
+                continue
+        self._file = os.fdopen(fd, "wb")
+        self._done = False
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def commit(self, target: Path, *, mode: int | None = None) -> None:
+        """Flush the bytes to the disk, rename over ``target``, flush the folder."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        if mode is not None:
+            os.chmod(self.path, mode)
+        self._file.close()
+        os.replace(self.path, target)
+        self._done = True
+        fsync_dir(target.parent)
+
+    def discard(self) -> None:
+        if not self._done:
+            self._file.close()
+            self.path.unlink(missing_ok=True)
+            self._done = True
+
+    def __enter__(self) -> StagedFile:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.discard()
+
+
+def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` with ``data`` (bytes, or chunks of bytes written in order) so that
+    any crash leaves the old file or the new one; an existing file keeps its permissions.
+
+    An ``OSError`` names ``path`` (a full disk, say, is reported for the file being written).
+    """
+    chunks = [data] if isinstance(data, bytes) else data
+    try:
+        mode: int | None = os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        mode = None
+    try:
+        with StagedFile(path.parent, path.name) as out:
+            for chunk in chunks:
+                out.write(chunk)
+            out.commit(path, mode=mode)
+    except OSError as exc:
+        if exc.filename is None or temp_owner(Path(exc.filename).name) is not None:
+            exc.filename = str(path)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``atomic_write`` (kept as a name for existing callers)."""
+    atomic_write(path, data)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """``atomic_write_bytes`` of UTF-8 text with ``\\n`` line endings."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """``atomic_write`` of UTF-8 text, written as given (``\\n`` stays ``\\n``)."""
+    atomic_write(path, text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def exclusive(path: Path | None) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (created if missing) for the block; wait while
+    another process holds it. ``None``, or a platform without ``flock``: no lock.
+
+    Not re-entrant: a process that asks again for a lock it holds waits for ever.
+    """
+    if path is None or os.name == "nt":
+        yield
+        return
+    import fcntl
+
+    make_dirs(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import LockError
+from vxds.fsutil import atomic_write, exclusive, fsync_dir, make_dirs, pid_alive
 from vxds.hashing import PREFIX, digest_json, hash_file
 from vxds.resource import InvalidResource, Resource, check_id, normalize
 
@@ -456,15 +458,88 @@ def check_lock(directory: Path) -> Header:
 
 
 # --- writing -----------------------------------------------------------------------------
+#
+# A write puts the new lock in ``.<version>.tmp-<pid>-<random>/`` beside the old one, flushes
+# it to the disk, moves the old lock to ``.<version>.old-<pid>-<random>/``, renames the new
+# one into place, flushes the folder and removes the old one. A process killed in the middle
+# leaves one of those folders behind; the next write removes it (``leftovers``), or puts a
+# set-aside lock back when it is the only copy (``_recover``), and ``vxds verify`` reports it.
+
+_ASIDE_RE = re.compile(r"\.(?P<version>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)(?:-[0-9a-f]+)?\Z")
 
 
-def _recover(directory: Path) -> None:
-    """Put back a lock left aside by a write that was killed between its two renames."""
+def guard_file(cache_dir: Path, name: str, version: int) -> Path:
+    """The advisory lock held while ``name@version`` is written: under the project's
+    git-ignored ``.vxds/``, never in the committed lock folder."""
+    return cache_dir / "writing" / f"{name}@{version}.lock"
+
+
+def _aside(directory: Path) -> Iterator[tuple[Path, str, int]]:
+    """Folders that writes of ``directory`` left beside it: (path, "tmp" or "old", pid)."""
+    try:
+        names = sorted(os.listdir(directory.parent))
+    except OSError:
+        return
+    for name in names:
+        match = _ASIDE_RE.match(name)
+        if match and match["version"] == directory.name:
+            yield directory.parent / name, match["kind"], int(match["pid"])
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.lstat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def leftovers(directory: Path) -> list[Path]:
+    """What killed writes left beside the lock ``directory`` and no live write owns.
+
+    A temporary or set-aside folder is a leftover when its process is gone, or when it is
+    older than the lock in place (its pid may have been reused since). A set-aside lock
+    while no lock is in place is not: it is the lock, and ``_recover`` puts it back.
+    """
+    lock_time = _mtime(directory / HEADER)
+    found = []
+    for path, kind, pid in _aside(directory):
+        if kind == "old" and lock_time is None:
+            continue
+        mtime = _mtime(path)
+        if mtime is not None and (not pid_alive(pid) or (lock_time is not None and mtime < lock_time)):
+            found.append(path)
+    return found
+
+
+def leftovers_of_dataset(folder: Path) -> list[Path]:
+    """``leftovers`` of every version in a dataset's folder (``locks/<name>/``), including
+    versions whose first lock was killed before it was ever in place."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    versions = sorted({match["version"] for name in names if (match := _ASIDE_RE.match(name))})
+    return [path for version in versions for path in leftovers(folder / version)]
+
+
+def _restore(directory: Path) -> None:
     if directory.exists() or not directory.parent.is_dir():
         return
-    for old in sorted(directory.parent.glob(f".{directory.name}.old-*")):
-        os.replace(old, directory)
-        return
+    for path, kind, _ in _aside(directory):
+        if kind == "old":
+            os.replace(path, directory)
+            fsync_dir(directory.parent)
+            return
+
+
+def _recover(directory: Path, guard: Path | None = None) -> None:
+    """Put back a lock left aside by a write that was killed between its two renames.
+
+    Runs no recipe code, so readers may call it. With the ``guard`` writers hold
+    (``guard_file``), it waits for a write in progress instead of racing its renames.
+    """
+    with exclusive(guard):
+        _restore(directory)
 
 
 def same_on_disk(lock: Lock, directory: Path) -> bool:
@@ -483,53 +558,97 @@ def same_on_disk(lock: Lock, directory: Path) -> bool:
         return False
 
 
-def write_lock(lock: Lock, directory: Path) -> bool:
-    """Write a lock atomically; return False when it was already identical on disk.
+def write_lock(lock: Lock, directory: Path, *, guard: Path | None = None) -> bool:
+    """Write a lock atomically and durably; return False when it was already identical on disk.
 
-    The new lock is written to a hidden folder beside the old one and swapped in with two
-    renames; on any failure the previous lock is left as it was.
+    With ``guard`` (``guard_file``) the write holds that advisory lock, so a second writer
+    of the same lock waits for the first. Leftovers of killed writes are cleaned up first.
+    On any failure the previous lock is left as it was; a failure of the file system is a
+    ``LockError`` naming the dataset and the path.
     """
-    _recover(directory)
-    if same_on_disk(lock, directory):
-        return False
+    try:
+        with exclusive(guard):
+            _restore(directory)
+            for path in leftovers(directory):
+                shutil.rmtree(path, ignore_errors=True)
+            if same_on_disk(lock, directory):
+                return False
+            _swap_in(lock, directory)
+    except OSError as exc:
+        raise LockError(
+            f"{exc.filename or directory}: cannot write the lock of {lock.header.key}: {_reason(exc)}"
+        ) from None
+    return True
+
+
+def _reason(exc: OSError) -> str:
+    """What went wrong, without the path (the message names it once)."""
+    return exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
+
+
+def _swap_in(lock: Lock, directory: Path) -> None:
+    """Write the lock beside ``directory`` and swap it in; an ``OSError`` names the file it
+    was writing by its final path."""
     parent = directory.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tag = f"{os.getpid()}"
+    make_dirs(parent)
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
     tmp, old = parent / f".{directory.name}.tmp-{tag}", parent / f".{directory.name}.old-{tag}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    files = [(split_file(name), split.chunks) for name, split in sorted(lock.splits.items())]
+    files.append((HEADER, [render_header(lock.header).encode("utf-8")]))
     try:
         tmp.mkdir()
-        for name, split in lock.splits.items():
-            with open(tmp / split_file(name), "wb") as fh:
-                fh.writelines(split.chunks)
-        (tmp / HEADER).write_text(render_header(lock.header), encoding="utf-8", newline="\n")
+        for name, chunks in files:
+            try:
+                atomic_write(tmp / name, chunks)  # flushes the file and the folder
+            except OSError as exc:
+                exc.filename = str(directory / name)
+                raise
         if directory.exists():
             os.replace(directory, old)
         os.replace(tmp, directory)
+        fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old.exists() and not directory.exists():
             os.replace(old, directory)
         raise
     shutil.rmtree(old, ignore_errors=True)
-    return True
 
 
-def write_splits(splits: Mapping[str, Split], folder: Path) -> list[Path]:
-    """Write bare ``resources.<split>.jsonl`` files (``vxds lock --file``), each atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, split in sorted(splits.items()):
-        target = folder / split_file(name)
-        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.writelines(split.chunks)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(target)
-    return written
+def stale_split_files(folder: Path, splits: Collection[str]) -> list[Path]:
+    """The ``resources.<split>.jsonl`` files in ``folder`` of splits not in ``splits``."""
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [folder / n for n in names if (m := SPLIT_FILE_RE.match(n)) and m.group(1) not in splits]
+
+
+def write_splits(
+    splits: Mapping[str, Split], folder: Path, *, unchanged: Collection[str] = ()
+) -> tuple[list[Path], list[Path]]:
+    """Make ``folder`` hold exactly these splits as bare ``resources.<split>.jsonl`` files
+    (``vxds lock --file``); return the files written and the files removed.
+
+    Each file is written with ``atomic_write`` (but the splits named in ``unchanged``, which
+    are on disk already); every other ``resources.<split>.jsonl`` in ``folder``, an earlier
+    run's, is removed. Nothing else in ``folder`` is touched.
+    """
+    written: list[Path] = []
+    try:
+        make_dirs(folder)
+        for name, split in sorted(splits.items()):
+            if name not in unchanged:
+                written.append(folder / split_file(name))
+                atomic_write(written[-1], split.chunks)
+        removed = stale_split_files(folder, splits)
+        for path in removed:
+            path.unlink(missing_ok=True)
+        if removed:
+            fsync_dir(folder)
+    except OSError as exc:
+        raise LockError(f"{exc.filename or folder}: cannot write: {_reason(exc)}") from None
+    return written, removed
 
 
 def lock_dir(locks: Path, name: str, version: int) -> Path:

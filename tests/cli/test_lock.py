@@ -217,5 +217,8 @@ def test_unwritable_lock_folder_is_a_one_line_error(project: Path, invoke: Invok
     (project / "locks/clinical_cohort").write_text("not a folder")
     result = invoke("lock", "clinical_cohort")
     assert result.exit_code == 2
-    assert result.output.startswith("error: ") and "locks/clinical_cohort: File exists" in result.output
+    assert (
+        result.output.startswith("error: ")
+        and "locks/clinical_cohort: cannot write the lock of clinical_cohort@1: File exists" in result.output
+    )
     assert "Traceback" not in result.output

@@ -12,7 +12,18 @@ from vxds.cli.output import print_json, progress_bar, state
 from vxds.cli.project import open_project
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import hash_file
-from vxds.lockfile import Lock, Split, lock_dir, read_lock, same_on_disk, split_file, write_lock, write_splits
+from vxds.lockfile import (
+    Lock,
+    Split,
+    guard_file,
+    lock_dir,
+    read_lock,
+    same_on_disk,
+    split_file,
+    stale_split_files,
+    write_lock,
+    write_splits,
+)
 
 if TYPE_CHECKING:
     from vxds.config import Config
@@ -70,16 +81,18 @@ def _lock_one(
         "splits": {name: split.count for name, split in lock.splits.items()},
         "digest": lock.digest,
     }
-    if same_on_disk(lock, directory):
+    if check or dry_run:
+        if same_on_disk(lock, directory):
+            report["status"] = "unchanged"
+        else:
+            report["status"] = "would change" if (directory / "lock.toml").exists() else "missing"
+            report["changes"] = _change_words(_previous(directory), lock)
+        return report
+    previous = None if same_on_disk(lock, directory) else _previous(directory)
+    # Called for an unchanged lock too: the write also clears what a killed earlier one left.
+    if not write_lock(lock, directory, guard=guard_file(config.cache_dir, entry.name, entry.version)):
         report["status"] = "unchanged"
         return report
-    existed = (directory / "lock.toml").exists()
-    if check or dry_run:
-        report["status"] = "would change" if existed else "missing"
-        report["changes"] = _change_words(_previous(directory), lock)
-        return report
-    previous = _previous(directory)
-    write_lock(lock, directory)
     report["status"] = "written"
     report["changes"] = _change_words(previous, lock)
     return report
@@ -115,8 +128,22 @@ def _lock_file(
             script, entrypoint=entrypoint, source=source, params=params
         )
     changed = [name for name, split in splits.items() if not _file_matches(out / split_file(name), split)]
-    if not check and changed:
-        write_splits({name: splits[name] for name in changed}, out)
+    stale = stale_split_files(out, splits)  # an earlier run's splits: OUT holds this run's only
+    if not check and (changed or stale):
+        write_splits(splits, out, unchanged=[name for name in splits if name not in changed])
+    reports = _file_reports(splits, changed, stale, out, check)
+    if fmt == "json":
+        print_json({"files": reports})
+    elif not quiet:
+        for r in reports:
+            what = f"{r['count']} resources" if "count" in r else "a split this run did not write"
+            click.echo(f"{state(r['status'])}  {r['path']}: {what}")
+    return 1 if check and (changed or stale) else 0
+
+
+def _file_reports(
+    splits: dict[str, Split], changed: list[str], stale: list[Path], out: Path, check: bool
+) -> list[dict[str, Any]]:
     reports: list[dict[str, Any]] = [
         {
             "split": name,
@@ -127,12 +154,16 @@ def _lock_file(
         }
         for name, split in splits.items()
     ]
-    if fmt == "json":
-        print_json({"files": reports})
-    elif not quiet:
-        for r in reports:
-            click.echo(f"{state(r['status'])}  {r['path']}: {r['count']} resources")
-    return 1 if check and changed else 0
+    gone = "would remove" if check else "removed"
+    reports += [
+        {
+            "split": path.name.removeprefix("resources.").removesuffix(".jsonl"),
+            "path": str(path),
+            "status": gone,
+        }
+        for path in stale
+    ]
+    return reports
 
 
 def _file_matches(path: Path, split: Split) -> bool:

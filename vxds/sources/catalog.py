@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
@@ -34,6 +33,7 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import NotFoundError, SourceError
+from vxds.fsutil import StagedFile, exclusive, make_dirs, temp_owner
 from vxds.hashing import PREFIX, canonical_json, digest_bytes
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.resource import InvalidResource, Resource, check_id, checked
@@ -66,6 +66,10 @@ CREATE TABLE versions (
 CREATE INDEX versions_current ON versions (removed_at, id);
 """
 _COLUMNS = "id, version, type, hash, size, attrs"
+# How long a write waits for another connection's write to finish before it gives up.
+BUSY_TIMEOUT = 60.0
+INGEST_LOCK = ".ingest.lock"  # in the object store; held for the whole of an ingest
+_LEGACY_TEMP_RE = re.compile(r"tmp[a-z0-9_]{8}\Z")  # tempfile's names: earlier vxds
 
 
 def catalog_path(url: str, base: Path) -> Path:
@@ -126,7 +130,7 @@ class Catalog:
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection for one operation, committed when it succeeds, always closed."""
-        db = sqlite3.connect(self.path)
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT)
         try:
             with db:
                 yield db
@@ -142,20 +146,17 @@ class Catalog:
         """Create an empty catalog (snapshot 0, nothing in it)."""
         if path.exists():
             raise SourceError(f"catalog {path} already exists")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            db = sqlite3.connect(tmp)
+        make_dirs(path.parent)
+        with StagedFile(path.parent, path.name) as staged:  # SQLite writes it, commit renames it
+            db = sqlite3.connect(staged.path)
             try:
                 with db:
                     db.executescript(SCHEMA)
                     db.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
             finally:
                 db.close()
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        objects_dir(path).mkdir(exist_ok=True)
+            staged.commit(path)
+        make_dirs(objects_dir(path))
         return cls(path)
 
     # --- reading -----------------------------------------------------------------------
@@ -210,7 +211,16 @@ class Catalog:
     # --- ingesting ---------------------------------------------------------------------
 
     def ingest(self, folder: Path, *, context: SourceContext, origin: str) -> Snapshot:
-        """Record the folder as the next snapshot; see the module docstring."""
+        """Record the folder as the next snapshot; see the module docstring.
+
+        One ingest at a time: a second one waits for the first to finish, then ingests on
+        top of its snapshot. Temporary files a killed ingest left in the store are removed.
+        """
+        with exclusive(self.objects / INGEST_LOCK):
+            _remove_temps(self.objects)
+            return self._ingest(folder, context=context, origin=origin)
+
+    def _ingest(self, folder: Path, *, context: SourceContext, origin: str) -> Snapshot:
         from vxds.sources.folder import FolderSource
 
         source = FolderSource(str(folder), context)
@@ -242,19 +252,53 @@ class Catalog:
         deleted = [(number, rid) for rid in current]
         created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
         snapshot = Snapshot(number, created, origin, added, changed, len(deleted), len(found))
-        with self.connect() as db:
-            if db.execute("SELECT MAX(id) FROM snapshots").fetchone()[0] != (number - 1 or None):
-                raise SourceError(f"{self.label}: another ingest finished meanwhile; ingest again")
-            db.executemany(
-                "UPDATE versions SET removed_at = ? WHERE id = ? AND removed_at IS NULL", superseded + deleted
-            )
-            db.executemany(
-                "INSERT INTO versions (id, version, added_at, type, hash, size, attrs)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                inserts,
-            )
-            db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?)", astuple(snapshot))
+        self._record(snapshot, superseded + deleted, inserts)
         return snapshot
+
+    def _record(
+        self, snapshot: Snapshot, removed: list[tuple[int, str]], inserts: list[tuple[Any, ...]]
+    ) -> None:
+        """Write one snapshot in one transaction, taken before the check that no other
+        writer (one that does not hold the ingest lock) recorded a snapshot meanwhile."""
+        try:
+            with self.connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                if db.execute("SELECT MAX(id) FROM snapshots").fetchone()[0] != (snapshot.id - 1 or None):
+                    raise SourceError(f"{self.label}: another ingest finished meanwhile; ingest again")
+                db.executemany(
+                    "UPDATE versions SET removed_at = ? WHERE id = ? AND removed_at IS NULL", removed
+                )
+                db.executemany(
+                    "INSERT INTO versions (id, version, added_at, type, hash, size, attrs)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    inserts,
+                )
+                db.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?, ?)", astuple(snapshot))
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(
+                f"{self.label}: cannot record snapshot {snapshot.id} in {self.path}: {exc}"
+            ) from None
+
+
+def _remove_temps(objects: Path) -> None:
+    """Remove the temporary files of killed ingests from the store's top folder (blobs live
+    in its subfolders). Only called under the ingest lock, when no other ingest is writing."""
+    try:
+        names = os.listdir(objects)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if temp_owner(name) is not None or _LEGACY_TEMP_RE.match(name):
+            (objects / name).unlink(missing_ok=True)
+
+
+def _stat_key(fh: BinaryIO) -> tuple[int, int, int, int] | None:
+    """What changes when a file is written: size, mtime, ctime, inode (None: not a file)."""
+    try:
+        st = os.fstat(fh.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
 def _resource(row: Any) -> Resource:
@@ -303,25 +347,21 @@ class _Store:
             self._put(fh, resource.hash, resource.id)
 
     def _put(self, fh: BinaryIO, expected: str | None, what: str) -> str:
-        """Copy a stream into the store under its digest; refuse one that changed."""
+        """Copy a stream into the store under its digest, durably; refuse one that changed
+        (its digest is not the one expected, or the file was written while it was read)."""
         hasher = blake3()
-        self.catalog.objects.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.catalog.objects, delete=False) as out:
-            try:
-                while chunk := fh.read(1 << 20):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            except BaseException:
-                os.unlink(out.name)
-                raise
-        digest = PREFIX + hasher.hexdigest()
-        if expected is not None and digest != expected:
-            os.unlink(out.name)
-            raise SourceError(f"{self.catalog.label}: {what} changed while it was ingested; ingest again")
-        target = self.catalog.blob(digest)
-        target.parent.mkdir(exist_ok=True)
-        os.chmod(out.name, 0o444)
-        os.replace(out.name, target)
+        before = _stat_key(fh)
+        make_dirs(self.catalog.objects)
+        with StagedFile(self.catalog.objects, "blob") as out:
+            while chunk := fh.read(1 << 20):
+                hasher.update(chunk)
+                out.write(chunk)
+            digest = PREFIX + hasher.hexdigest()
+            if _stat_key(fh) != before or (expected is not None and digest != expected):
+                raise SourceError(f"{self.catalog.label}: {what} changed while it was ingested; ingest again")
+            target = self.catalog.blob(digest)
+            make_dirs(target.parent)
+            out.commit(target, mode=0o444)
         return digest
 
 

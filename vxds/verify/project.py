@@ -11,6 +11,7 @@ from vxds.errors import ManifestError
 from vxds.findings import ERROR, WARNING, Finding
 from vxds.lockfile import (
     HEADER,
+    leftovers_of_dataset,
     lock_dir,
 )
 from vxds.manifest import Entry, Manifest, parse_spec
@@ -62,15 +63,38 @@ def _locks_on_disk(config: Config) -> dict[str, Path]:
     return found
 
 
+def leftover_findings(config: Config, names: set[str]) -> list[Finding]:
+    """VX206: temporary and set-aside folders that killed ``vxds lock`` runs left beside
+    locks (of the datasets in ``names``, or of all when empty); ``git add -A`` would commit them."""
+    if not config.locks.is_dir():
+        return []
+    findings = []
+    for folder in sorted(config.locks.iterdir()):
+        if folder.name.startswith(".") or (names and folder.name not in names) or not folder.is_dir():
+            continue
+        for path in leftovers_of_dataset(folder):
+            version = path.name[1:].rpartition(".")[0]
+            key = f"{folder.name}@{version}"
+            message = f"left over from a 'vxds lock' that was killed; 'vxds lock {key}' removes it"
+            findings.append(
+                Finding(
+                    "VX206", WARNING, f"{message} (do not commit it)", dataset=key, file=config.relative(path)
+                )
+            )
+    return findings
+
+
 def find_targets(
     config: Config, manifest: Manifest | None, specs: Sequence[str]
 ) -> tuple[list[Target], list[Finding]]:
-    """What to check, and the orphan locks (locks with no dataset) among them."""
+    """What to check, and the project's own findings: orphan locks (locks with no dataset)
+    and what killed lock writes left beside them."""
     on_disk = _locks_on_disk(config)
+    names = {parse_spec(spec)[0] for spec in specs}
+    leftovers = leftover_findings(config, names)
     if manifest is None:  # unreadable manifest: check the integrity of the locks alone
-        names = {parse_spec(spec)[0] for spec in specs}
         keys = [k for k in on_disk if not names or k.partition("@")[0] in names]
-        return [Target(k, on_disk[k], None) for k in keys], []
+        return [Target(k, on_disk[k], None) for k in keys], leftovers
     entries = manifest.select(specs) if specs else list(manifest)
     targets = [Target(e.key, lock_dir(config.locks, e.name, e.version), e) for e in entries]
     orphans: list[Finding] = []
@@ -89,4 +113,4 @@ def find_targets(
                         file=config.relative(path / HEADER),
                     )
                 )
-    return targets, orphans
+    return targets, orphans + leftovers
