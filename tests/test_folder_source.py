@@ -157,13 +157,13 @@ def test_snapshot_changes_with_a_byte_and_only_then(tree: Path) -> None:
 @pytest.fixture
 def hash_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = hashing.hash_file
+    real = hashing.hash_file_key
 
-    def counting(path: str | os.PathLike[str], size: int | None = None) -> str:
+    def counting(path: str | os.PathLike[str]) -> tuple[str, hashing.StatKey]:
         calls.append(os.fspath(path))
-        return real(path, size)
+        return real(path)
 
-    monkeypatch.setattr(hashing, "hash_file", counting)
+    monkeypatch.setattr(hashing, "hash_file_key", counting)
     return calls
 
 

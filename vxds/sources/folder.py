@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from vxds import hashing
 from vxds.errors import SourceError
-from vxds.hashing import HashCache, digest_bytes, hash_files
+from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder_cache import IndexCache, Listing, TreeCache, cache_folder, file_key, racy_after
@@ -113,7 +114,8 @@ class FolderSource(IndexedSource):
 
     # --- hashing -----------------------------------------------------------------------
 
-    def _hash_all(self, files: list[_File]) -> dict[str, str]:
+    def _hash_all(self, files: list[_File]) -> tuple[dict[str, str], dict[str, _File]]:
+        """Digests by path, and the files that changed since they were listed, as hashed."""
         cache = HashCache(self.context.cache_dir / "hashes.json" if self.context.cache_dir else None)
         digests: dict[str, str] = {}
         todo: list[_File] = []
@@ -123,27 +125,33 @@ class FolderSource(IndexedSource):
                 todo.append(f)
             else:
                 digests[f.rel] = known
+        moved: dict[str, _File] = {}
         if todo:
-            task = self.context.progress.task(f"hashing {self.url}", total=len(todo))
-            try:
-                fresh = hash_files(
-                    ((f.path, f.size) for f in todo),
-                    jobs=self.context.jobs,
-                    on_done=lambda _size: task.advance(),
-                )
-                racy = racy_after()
-                for f, digest in zip(todo, fresh, strict=True):
-                    digests[f.rel] = digest
-                    if f.key[1] < racy:  # a file changed just now might change again unseen
-                        cache.put(f.path, f.key, digest)
-            except OSError as exc:
-                raise SourceError(
-                    f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}"
-                ) from None
-            finally:
-                task.close()
+            racy = racy_after()
+            for f, (digest, key) in zip(todo, self._hash_files(todo), strict=True):
+                digests[f.rel] = digest
+                if key != f.key:  # written since it was listed: describe the bytes hashed
+                    moved[f.rel] = f._replace(size=key[0], key=key)
+                if key[1] < racy:  # a file changed just now might change again unseen
+                    cache.put(f.path, key, digest)
             cache.save()
-        return digests
+        return digests, moved
+
+    def _hash_files(self, todo: list[_File]) -> list[tuple[str, StatKey]]:
+        task = self.context.progress.task(f"hashing {self.url}", total=len(todo))
+        try:
+            return hashing.map_files(
+                lambda path, _size: hashing.hash_file_key(path),
+                ((f.path, f.size) for f in todo),
+                jobs=self.context.jobs,
+                on_done=lambda _size: task.advance(),
+            )
+        except FileChanged as exc:
+            raise SourceError(f"source {self.url!r}: {exc.message}") from None
+        except OSError as exc:
+            raise SourceError(f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}") from None
+        finally:
+            task.close()
 
     # --- scanning ----------------------------------------------------------------------
 
@@ -170,7 +178,11 @@ class FolderSource(IndexedSource):
     ) -> list[Resource]:
         """Hash what changed, build every resource, and keep them for an unchanged next scan."""
         every = files + [f for members in series.values() for f in members]
-        self._digests = self._hash_all(every)
+        self._digests, moved = self._hash_all(every)
+        if moved:  # the listing no longer describes these files: keep no index of it
+            files = [moved.get(f.rel, f) for f in files]
+            series = {rel: [moved.get(f.rel, f) for f in members] for rel, members in series.items()}
+            listing = None
         lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
         self._snapshot = digest_bytes(lines.encode("utf-8"))
         found = [checked(resource) for resource in self._build(files, series)]
