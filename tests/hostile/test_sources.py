@@ -80,6 +80,124 @@ def _one_error_line(result: Result) -> str:
     return lines[0]
 
 
+# --- item 4: links that lead out of the source --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "../../secret.txt",  # relative, as `ln -s ../../../../etc/passwd data/rel_link.txt`
+        "SECRET_ABSOLUTE",  # the same file by absolute path
+        "/proc/self/environ",  # the environment of whoever runs vxds
+    ],
+)
+def test_lock_refuses_a_link_leading_outside_the_source(root: Path, run: Run, target: str) -> None:
+    if target == "SECRET_ABSOLUTE":
+        target = str(root.parent / "secret.txt")
+    (root / "data" / "rel_link.txt").symlink_to(target)
+    line = _one_error_line(run("lock", "--all"))
+    assert "source './data'" in line and "'rel_link.txt'" in line and "outside the source folder" in line
+    assert not (root / "locks").exists()
+    assert "root:x" not in line
+
+
+def test_lock_refuses_such_a_link_in_a_subfolder_and_in_a_dicom_series(root: Path, run: Run) -> None:
+    series = root / "data" / "sub-01" / "dicom"
+    series.mkdir()
+    (series / "1.dcm").write_bytes(b"DICM one")
+    (series / "2.dcm").symlink_to(root.parent / "secret.txt")
+    (root / "data" / "sub-01" / "leak.txt").symlink_to("../../../secret.txt")
+    line = _one_error_line(run("lock", "--all"))
+    assert "cannot lock 2 files" in line
+    assert "'sub-01/dicom/2.dcm'" in line and "'sub-01/leak.txt'" in line
+    assert not (root / "locks").exists()
+
+
+def test_links_that_stay_inside_the_source_are_locked_as_their_target(root: Path, run: Run) -> None:
+    (root / "data" / "alias.txt").symlink_to("sub-01/b.txt")
+    (root / "data" / "sub-01" / "up.txt").symlink_to("../a.txt")
+    result = run("lock", "--all")
+    assert result.exit_code == 0, result.output
+    locked = _locked(root)
+    assert locked["alias.txt"]["hash"] == digest_bytes(b"plain b\n")
+    assert locked["sub-01/up.txt"]["hash"] == digest_bytes(b"plain a\n")
+
+
+def test_catalog_ingest_refuses_a_link_leading_outside(root: Path, run: Run) -> None:
+    (root / "pyproject.toml").write_text('[tool.vxds]\nsource = "catalog:catalog.db"\n')
+    assert run("catalog", "init").exit_code == 0
+    (root / "data" / "rel_link.txt").symlink_to("../../secret.txt")
+    line = _one_error_line(run("catalog", "ingest", str(root / "data")))
+    assert "'rel_link.txt'" in line and "outside the source folder" in line
+    with sqlite3.connect(root / "catalog.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM versions").fetchone() == (0,)
+    assert not any(p.is_file() for p in (root / "catalog.objects").rglob("*"))
+
+
+@pytest.fixture
+def repointed(root: Path, run: Run) -> Path:
+    """A lock made while ``data/alias.txt`` led inside; then it is made to lead outside, to a
+    file with the very bytes the lock records (so no hash check can catch it)."""
+    (root / "data" / "inner.txt").write_bytes(SECRET)
+    (root / "data" / "alias.txt").symlink_to("inner.txt")
+    assert run("lock", "--all").exit_code == 0
+    (root / "data" / "alias.txt").unlink()
+    (root / "data" / "alias.txt").symlink_to("../../secret.txt")
+    return root
+
+
+def test_materialize_does_not_read_through_a_link_now_leading_outside(repointed: Path, run: Run) -> None:
+    out = repointed.parent / "out"
+    result = run("materialize", "every", "-o", str(out), "-m", "files")
+    assert result.exit_code == 1, result.output
+    assert "alias.txt" in result.output and "outside the source folder" in result.output
+    assert not (out / "train" / "alias.txt").exists()
+    assert (out / "train" / "inner.txt").read_bytes() == SECRET  # the same bytes from inside are fine
+
+
+def test_verify_data_does_not_read_through_a_link_now_leading_outside(repointed: Path, run: Run) -> None:
+    result = run("verify", "--data", "--no-cache")
+    assert result.exit_code == 1, result.output
+    assert "VX505" in result.output and "alias.txt" in result.output
+
+
+# --- items 6 and 15: names no resource id can carry ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        (os.fsdecode(b"bad\xff\xfe.txt"), r"b'bad\xff\xfe.txt'"),
+        ("new\nline.txt", r"'new\nline.txt'"),
+        ("back\\slash.txt", r"'back\\slash.txt'"),
+        ("C:evil.txt", "'C:evil.txt'"),
+    ],
+)
+def test_lock_names_the_file_whose_name_cannot_be_an_id(root: Path, run: Run, name: str, shown: str) -> None:
+    (root / "data" / name).write_bytes(b"x")
+    line = _one_error_line(run("lock", "--all"))
+    assert "source './data'" in line and shown in line
+    assert "recipe's output" not in line
+    assert not (root / "locks").exists()
+
+
+def test_a_folder_with_such_a_name_is_named_once(root: Path, run: Run) -> None:
+    folder = root / "data" / os.fsdecode(b"sub-\xff")
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"{n}.txt").write_bytes(b"x")
+    line = _one_error_line(run("lock", "--all"))
+    assert r"folder b'sub-\xff'" in line and "0.txt" not in line
+
+
+def test_catalog_ingest_names_a_file_with_an_invalid_utf8_name(root: Path, run: Run) -> None:
+    (root / "pyproject.toml").write_text('[tool.vxds]\nsource = "catalog:catalog.db"\n')
+    assert run("catalog", "init").exit_code == 0
+    (root / "data" / os.fsdecode(b"bad\xff\xfe.txt")).write_bytes(b"x")
+    line = _one_error_line(run("catalog", "ingest", str(root / "data")))
+    assert r"b'bad\xff\xfe.txt'" in line
+
+
 # --- item 9: a file that changes while it is hashed ---------------------------------------------
 
 OLD = b"a" * 4096

@@ -98,10 +98,9 @@ def _check_folder(
             if found is not None:
                 findings.append(found)
             continue
-        # The id passed the line checks; a uri of its own is checked here.
-        path = inside(resource.uri or resource.id, checked=resource.uri in (None, resource.id))
+        path, outside = _path_in(inside, resource)
         if path is None:
-            message = f"{resource.id}: its uri {resource.uri!r} points outside the source; not read"
+            message = f"{resource.id}: {outside}; not read"
             findings.append(
                 ctx.finding(target, "VX505", ERROR, message, **_line_where(ctx, target, split, number))
             )
@@ -109,6 +108,23 @@ def _check_folder(
         files.append((split, number, resource, path))
     findings += _hash_paths(ctx, target, files)
     return findings
+
+
+def _path_in(inside: _Inside, resource: Resource) -> tuple[str | None, str]:
+    """The resource's file under the source folder, or None and how it would lead out."""
+    from vxds.sources.folder import leads_out, shown
+
+    own_uri = resource.uri not in (None, resource.id)
+    # The id passed the line checks; a uri of its own is checked here.
+    path = inside(resource.uri or resource.id, checked=not own_uri)
+    if path is None:
+        if own_uri:
+            return None, f"its uri {resource.uri!r} points outside the source"
+        return None, "its folder is a symbolic link leading outside the source"
+    link = leads_out(path, inside.root)
+    if link is not None:
+        return None, f"a symbolic link to {shown(link)}, outside the source folder"
+    return path, ""
 
 
 class _Inside:
