@@ -387,3 +387,10 @@ def _vxds(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The real ``vxds`` entry point in a process of its own."""
     command = [sys.executable, "-c", "from vxds.cli.main import main; main()", *args, "-C", str(root)]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_table_keys_no_id_can_hold_fall_back_to_row_numbers(root: Path, run: Run) -> None:
+    (root / "data" / "t.csv").write_text("id,x\na\\b,1\nc,2\n")
+    result = run("lock", "--all")
+    assert result.exit_code == 0, result.output
+    assert {"t.csv#row-1", "t.csv#row-2"} <= set(_locked(root))
