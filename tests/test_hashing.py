@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from vxds import hashing
 from vxds.hashing import (
     MMAP_THRESHOLD,
     HashCache,
@@ -55,19 +56,21 @@ def test_hash_file_equals_digest_bytes_on_both_paths(tmp_path: Path, size: int) 
     assert hash_file(path) == hash_file(path, size) == digest_bytes(data)
 
 
-def test_large_files_go_through_mmap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_large_files_are_hashed_by_blake3_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "big"
     path.write_bytes(b"v" * (MMAP_THRESHOLD + 1))
-    opened: list[str] = []
-    real_open = open
+    expected = digest_bytes(b"v" * (MMAP_THRESHOLD + 1))
+    made: list[dict[str, object]] = []
+    real = hashing.blake3
 
-    def spy_open(file: object, *args: object, **kwargs: object) -> object:
-        opened.append(str(file))
-        return real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+    def spy(*args: object, **kwargs: object) -> object:
+        made.append(kwargs)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("builtins.open", spy_open)
-    assert hash_file(path) == digest_bytes(b"v" * (MMAP_THRESHOLD + 1))
-    assert str(path) not in opened  # read through mmap, not open().read()
+    spy.AUTO = real.AUTO  # type: ignore[attr-defined]
+    monkeypatch.setattr(hashing, "blake3", spy)
+    assert hash_file(path) == expected
+    assert made == [{"max_threads": real.AUTO}]  # read in blocks, not mapped: see MMAP_THRESHOLD
 
 
 def test_hash_files_keeps_input_order(tmp_path: Path) -> None:

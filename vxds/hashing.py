@@ -7,28 +7,41 @@ is pinned by tests with exact values (``tests/test_hashing.py``). A digest is wr
 * ``digest_bytes``: blake3 of raw bytes.
 * ``canonical_json``: the canonical JSON form used for resource lines and for digests of
   structured values: keys sorted, no insignificant whitespace, UTF-8, no ASCII escaping.
-* ``hash_file``: blake3 of a file's bytes, read whole for small files and through mmap
-  (multi-threaded) for large ones; both give the same digest.
+* ``hash_file``: blake3 of a file's bytes, read whole for small files and in blocks
+  (multi-threaded) for large ones; both give the same digest. A file that changes while
+  it is read is read again, then refused (``FileChanged``): never a digest of two contents.
 * ``HashCache``: remembers (size, mtime, inode) -> digest so unchanged files are not read.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from blake3 import blake3
 
+from vxds.errors import SourceError
+
+T = TypeVar("T")
+
 ALGORITHM = "blake3"
 PREFIX = "blake3:"
 
-# Files at least this large are hashed through mmap with blake3's own threads; smaller
-# ones are read whole, which is faster than setting up a mapping.
+# Files at least this large are read in blocks of BLOCK bytes and hashed with blake3's own
+# threads; smaller ones are read whole. (The name is from when large files were mapped: a
+# file truncated while it is mapped kills the process with SIGBUS, and a source file is
+# another program's to truncate, so they are read instead.)
 MMAP_THRESHOLD = 1 << 20
+BLOCK = 8 << 20
+# A file that changes while it is read is read again, this many times in all.
+READ_ATTEMPTS = 3
 # Files smaller than this are not worth a thread: see ``hash_files``.
 SMALL_FILE = 64 << 10
 
@@ -60,16 +73,64 @@ def digest_text(text: str) -> str:
     return digest_bytes(text.replace("\r\n", "\n").encode("utf-8"))
 
 
-def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
-    """``blake3:<hex>`` of a file's bytes."""
-    if size is None:
-        size = os.stat(path).st_size
-    if size >= MMAP_THRESHOLD:
-        hasher = blake3(max_threads=blake3.AUTO)
-        hasher.update_mmap(os.fspath(path))
-        return PREFIX + hasher.hexdigest()
-    with open(path, "rb") as fh:
+StatKey = tuple[int, int, int]  # size, mtime_ns, inode
+
+
+class FileChanged(SourceError):
+    """A file changed each time it was read: no digest of it can be trusted."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path} changed while it was read ({READ_ATTEMPTS} times); try again when nothing writes to it"
+        )
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What every write changes (size, modification and change time) and which file it is."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _digest(fh: io.FileIO, size: int) -> str:
+    if size < MMAP_THRESHOLD:
         return PREFIX + blake3(fh.read()).hexdigest()
+    hasher = blake3(max_threads=blake3.AUTO)
+    block = bytearray(BLOCK)
+    view = memoryview(block)
+    while count := fh.readinto(block):
+        hasher.update(view[:count])
+    return PREFIX + hasher.hexdigest()
+
+
+def hash_file_key(path: str | os.PathLike[str]) -> tuple[str, StatKey]:
+    """``blake3:<hex>`` of a file's bytes, and the (size, mtime_ns, inode) they had.
+
+    The open file is stat'ed before and after it is read. A writer changes its size, its
+    modification or its change time, and a read it overlapped may hash bytes of two
+    contents, a digest of nothing the file ever held; so a file that changed is read
+    again, up to ``READ_ATTEMPTS`` times, then ``FileChanged``. Anything but a regular file
+    (a FIFO, which would wait for a writer forever; a folder) is an ``OSError``.
+    """
+    name = os.fspath(path)
+    for _ in range(READ_ATTEMPTS):
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb", buffering=0) as fh:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", name)
+            digest = _digest(fh, before.st_size)
+            after = os.fstat(fd)
+        if _stamp(before) == _stamp(after):
+            return digest, (after.st_size, after.st_mtime_ns, after.st_ino)
+    raise FileChanged(name)
+
+
+def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
+    """``blake3:<hex>`` of a file's bytes, read while nothing wrote to it (``hash_file_key``).
+
+    ``size`` is not needed (the file is stat'ed as it is read); callers may still pass it.
+    """
+    return hash_file_key(path)[0]
 
 
 def default_jobs() -> int:
@@ -77,26 +138,28 @@ def default_jobs() -> int:
     return max(2, min(16, os.cpu_count() or 1))
 
 
-def hash_files(
+def map_files(
+    work: Callable[[str, int], T],
     paths: Iterable[tuple[str, int]],
     *,
     jobs: int | None = None,
     on_done: Callable[[int], None] | None = None,
-) -> Iterator[str]:
-    """Digests of ``(path, size)`` pairs, in input order.
+) -> list[T]:
+    """``work(path, size)`` of each ``(path, size)`` pair, in input order.
 
-    Files of ``SMALL_FILE`` bytes or more are hashed in parallel on a thread pool (reads
-    and blake3 release the GIL); smaller files are hashed on the calling thread, where
-    per-file overhead is Python's and threads would only fight over the GIL.
+    Files of ``SMALL_FILE`` bytes or more are done in parallel on a thread pool (reads
+    and blake3 release the GIL); smaller files on the calling thread, where per-file
+    overhead is Python's and threads would only fight over the GIL. The first exception
+    ``work`` raises is raised here.
     """
     items = list(paths)
-    digests: list[str | None] = [None] * len(items)
+    results: list[T | None] = [None] * len(items)
     large = [i for i, (_, size) in enumerate(items) if size >= SMALL_FILE]
     workers = min(jobs or default_jobs(), len(large))
 
     def one(index: int) -> None:
         path, size = items[index]
-        digests[index] = hash_file(path, size)
+        results[index] = work(path, size)
         if on_done is not None:
             on_done(size)
 
@@ -111,10 +174,17 @@ def hash_files(
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    return iter(digests)  # type: ignore[arg-type]
+    return results  # type: ignore[return-value]
 
 
-StatKey = tuple[int, int, int]  # size, mtime_ns, inode
+def hash_files(
+    paths: Iterable[tuple[str, int]],
+    *,
+    jobs: int | None = None,
+    on_done: Callable[[int], None] | None = None,
+) -> Iterator[str]:
+    """Digests of ``(path, size)`` pairs, in input order (see ``map_files``)."""
+    return iter(map_files(hash_file, paths, jobs=jobs, on_done=on_done))
 
 
 class HashCache:

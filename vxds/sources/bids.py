@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vxds.resource import InvalidResource, check_id
+
 DATATYPES = frozenset(
     {
         "anat",
@@ -160,7 +162,8 @@ class TableError(ValueError):
 
 
 def read_table(text: str, extension: str) -> Table:
-    """Parse a CSV/TSV table; the row key is the first column when unique, else the row number."""
+    """Parse a CSV/TSV table; the row key is the first column when its cells are unique and
+    can end an id (no '/', backslash or control character), else the row number."""
     reader = csv.reader(io.StringIO(text), delimiter=TABLE_EXTENSIONS[extension.lower()])
     lines = [(n, row) for n, row in enumerate(reader, start=1) if any(c.strip() for c in row)]
     if not lines:
@@ -174,9 +177,20 @@ def read_table(text: str, extension: str) -> Table:
             raise TableError(f"line {number}: {len(row)} cells, the header has {len(header)}")
         rows.append({col: cell(value.strip()) for col, value in zip(header, row, strict=True)})
     first = ["" if row[header[0]] is None else str(row[header[0]]) for row in rows]
-    usable = len(set(first)) == len(first) and all(k and "/" not in k for k in first)
+    usable = len(set(first)) == len(first) and all(_usable_key(k) for k in first)
     keys = first if usable else [f"row-{n}" for n in range(1, len(rows) + 1)]
     return Table(header, rows, keys)
+
+
+def _usable_key(key: str) -> bool:
+    """A cell that can end a record id ``<table>#<key>`` (no '/', nothing the id rules refuse)."""
+    if not key or "/" in key:
+        return False
+    try:
+        check_id("table#" + key)  # one segment, so only the rules on characters apply
+    except InvalidResource:
+        return False
+    return True
 
 
 def record_attrs(row: Mapping[str, Any]) -> dict[str, Any]:

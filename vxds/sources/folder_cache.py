@@ -32,7 +32,7 @@ from vxds.hashing import digest_bytes
 from vxds.resource import Resource
 
 RACY_NS = 2_000_000_000
-VERSION = 1
+VERSION = 2  # 2: links leading out of the tree and names no id can hold are refused
 
 
 def cache_folder(cache_dir: Path | None, root: Path) -> Path | None:

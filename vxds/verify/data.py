@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from blake3 import blake3
 
 from vxds.errors import SourceError, VxdsError
 from vxds.findings import ERROR, SKIPPED, Finding
-from vxds.hashing import PREFIX, hash_files
+from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
 from vxds.lockfile import (
     HEADER,
     Lock,
@@ -97,10 +98,9 @@ def _check_folder(
             if found is not None:
                 findings.append(found)
             continue
-        # The id passed the line checks; a uri of its own is checked here.
-        path = inside(resource.uri or resource.id, checked=resource.uri in (None, resource.id))
+        path, outside = _path_in(inside, resource)
         if path is None:
-            message = f"{resource.id}: its uri {resource.uri!r} points outside the source; not read"
+            message = f"{resource.id}: {outside}; not read"
             findings.append(
                 ctx.finding(target, "VX505", ERROR, message, **_line_where(ctx, target, split, number))
             )
@@ -108,6 +108,23 @@ def _check_folder(
         files.append((split, number, resource, path))
     findings += _hash_paths(ctx, target, files)
     return findings
+
+
+def _path_in(inside: _Inside, resource: Resource) -> tuple[str | None, str]:
+    """The resource's file under the source folder, or None and how it would lead out."""
+    from vxds.sources.folder import leads_out, shown
+
+    own_uri = resource.uri not in (None, resource.id)
+    # The id passed the line checks; a uri of its own is checked here.
+    path = inside(resource.uri or resource.id, checked=not own_uri)
+    if path is None:
+        if own_uri:
+            return None, f"its uri {resource.uri!r} points outside the source"
+        return None, "its folder is a symbolic link leading outside the source"
+    link = leads_out(path, inside.root)
+    if link is not None:
+        return None, f"a symbolic link to {shown(link)}, outside the source folder"
+    return path, ""
 
 
 class _Inside:
@@ -150,15 +167,17 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
         if path in ctx.hashed or resource.hash is None:
             continue
         try:
-            size = os.stat(path).st_size
+            st = os.stat(path)
         except OSError:
             ctx.hashed[path] = None
             continue
-        if resource.size is not None and size != resource.size:
-            ctx.hashed[path] = f"size:{size}"
-            continue
-        todo.append((path, size))
-    for (path, _), digest in zip(todo, hash_files(todo, jobs=ctx.options.jobs), strict=True):
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would wait for a writer forever
+            ctx.hashed[path] = f"{_UNREADABLE}not a regular file"
+        elif resource.size is not None and st.st_size != resource.size:
+            ctx.hashed[path] = f"size:{st.st_size}"
+        else:
+            todo.append((path, st.st_size))
+    for (path, _), digest in zip(todo, map_files(_digest_or_why, todo, jobs=ctx.options.jobs), strict=True):
         ctx.hashed[path] = digest
     findings = []
     for split, number, resource, path in files:
@@ -171,12 +190,30 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
     return findings
 
 
+_UNREADABLE, _CHANGING = "unreadable:", "changing:"  # markers in ``ctx.hashed`` beside digests
+
+
+def _digest_or_why(path: str, _size: int) -> str:
+    """The file's digest, or a marker saying why there is none (one file never stops the rest)."""
+    try:
+        return hash_file(path)
+    except FileChanged:
+        return f"{_CHANGING}changed while it was read ({READ_ATTEMPTS} times)"
+    except OSError as exc:
+        return f"{_UNREADABLE}{exc.strerror or exc}"
+
+
 def _compare(resource: Resource, actual: str | None, path: str) -> tuple[str, str, str] | None:
     """(code, severity, message) when a file's digest (or ``size:N``) does not match the lock."""
     if resource.hash is None:
         return "VX503", SKIPPED, f"{resource.id}: the lock records no hash to compare"
     if actual is None:
         return "VX501", ERROR, f"{resource.id}: missing from the source"
+    if actual.startswith(_UNREADABLE):
+        return "VX504", ERROR, f"{resource.id}: cannot read: {actual.removeprefix(_UNREADABLE)}"
+    if actual.startswith(_CHANGING):
+        why = actual.removeprefix(_CHANGING)
+        return "VX502", ERROR, f"{resource.id}: {why}; verify again when nothing writes to it"
     if actual.startswith("size:"):
         return (
             "VX502",
@@ -184,7 +221,10 @@ def _compare(resource: Resource, actual: str | None, path: str) -> tuple[str, st
             f"{resource.id}: changed in the source ({actual[5:]} bytes, the lock says {resource.size})",
         )
     if not resource.hash.startswith(PREFIX):
-        actual = _other_hash(resource.hash, path)
+        try:
+            actual = _other_hash(resource.hash, path)
+        except OSError as exc:
+            return "VX504", ERROR, f"{resource.id}: cannot read: {exc.strerror or exc}"
         if actual is None:
             return "VX503", SKIPPED, f"{resource.id}: cannot check a {resource.hash.partition(':')[0]} hash"
     if actual != resource.hash:
