@@ -276,6 +276,20 @@ def test_a_crafted_catalog_listing_writes_nothing_outside_out(
     assert "'../../../ESCAPED_series.dcm'" in result.output
 
 
+def test_verify_data_reports_a_crafted_catalog_listing(
+    catalog_locked: Path,
+    invoke: Invoke,  # noqa: F811
+) -> None:
+    root = catalog_locked
+    crafted = canonical_json([["../../../ESCAPED_series.dcm", _member_digest(root)]])
+    _set_series_hash(root, _store(root, crafted))
+    assert invoke("lock", "all_basel_data").exit_code == 0
+    assert invoke("verify", "--no-exec", "all_basel_data").exit_code == 0  # the lock itself is sound
+    result = invoke("verify", "--no-exec", "--data", "all_basel_data")
+    assert result.exit_code == 1
+    assert "VX504" in result.output and "'../../../ESCAPED_series.dcm'" in result.output
+
+
 def test_a_listing_that_does_not_match_its_hash_is_refused_before_writing(
     catalog_locked: Path,
     invoke: Invoke,  # noqa: F811

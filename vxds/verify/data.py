@@ -271,6 +271,8 @@ def _check_opened(
         return _check_listed(ctx, target, source, resource, where)
     hasher = blake3()
     try:
+        if resource.type == "DICOMSeries" and hasattr(source, "members"):
+            source.members(resource)  # the listing's names and hash, checked as materialize checks them
         with source.open(resource) as fh:
             while block := fh.read(1 << 20):
                 hasher.update(block)
