@@ -42,7 +42,8 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
         config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
     )
     entry = manifest.find(*parse_spec(dataset))
-    lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
+    # deep: every line checked before anything is written (a resealed lock has any lines)
+    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
     header = lock.header
     return Target(
         header.name, header.version, header, lock.splits, source or header.source, config.root, config.storage
@@ -50,7 +51,7 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
 
 
 def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
-    from vxds.lockfile import SPLIT_FILE_RE, Split, read_lock
+    from vxds.lockfile import SPLIT_FILE_RE, Split, read_lock, read_split_file
     from vxds.materialize import Target
 
     splits: dict[str, Split] = {}
@@ -59,11 +60,7 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
         match = SPLIT_FILE_RE.match(path.name)
         if match is None:
             raise UsageError(f"{path}: expected a file named resources.<split>.jsonl")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-        splits[match.group(1)] = Split.from_bytes(data)
+        splits[match.group(1)] = read_split_file(path)  # every line checked: nothing vouches for it
         folders.add(path.resolve().parent)
     header = None
     if len(folders) == 1 and (next(iter(folders)) / "lock.toml").is_file():
