@@ -103,6 +103,7 @@ class Split:
                 raise CorruptLock(where, [problem]) from None
             yield resource
 
+
 def split_lines(data: bytes) -> list[bytes]:
     """The lines of split-file bytes: the one splitter every reader uses.
 

@@ -12,17 +12,7 @@ from vxds.cli.output import print_json, progress_bar, state
 from vxds.cli.project import open_project
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import hash_file
-from vxds.lockfile import (
-    Lock,
-    Split,
-    lock_dir,
-    read_lock,
-    restore_set_aside,
-    same_on_disk,
-    split_file,
-    write_lock,
-    write_splits,
-)
+from vxds.lockfile import Lock, Split, lock_dir, read_lock, same_on_disk, split_file, write_lock, write_splits
 
 if TYPE_CHECKING:
     from vxds.config import Config
@@ -73,6 +63,8 @@ def _lock_one(
 ) -> dict[str, Any]:
     lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
+    from vxds.lockfile import restore_set_aside
+
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
     report: dict[str, Any] = {
         "name": entry.name,
