@@ -12,6 +12,7 @@ when it cannot be read or a digest does not match its content, *missing* when ab
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
@@ -564,17 +565,23 @@ def settled(directory: Path, read: Callable[[], _T]) -> _T:
     sees the old header with new splits (or no folder), which is not corruption.
     """
     restore_set_aside(directory)
-    for _ in range(2):
-        before = lock_identity(directory)
-        try:
-            return read()
-        except LockError:
-            if lock_identity(directory) == before:
-                raise
-    raise LockError(
-        f"{directory}: the lock changed while it was read (another 'vxds lock' is writing it)",
-        hint="run the command again",
-    )
+    before = lock_identity(directory)
+    try:
+        return read()
+    except (LockError, OSError):
+        if before is not None and lock_identity(directory) == before:
+            raise  # nothing moved: the lock is what was read
+    restore_set_aside(directory)  # which also waits out a writer between its two renames
+    before = lock_identity(directory)
+    try:
+        return read()
+    except (LockError, OSError):
+        if lock_identity(directory) == before:
+            raise  # nothing moved (or there is no lock at all)
+        raise LockError(
+            f"{directory}: the lock changed while it was read (another 'vxds lock' is writing it)",
+            hint="run the command again",
+        ) from None
 
 
 def set_aside(directory: Path) -> list[Path]:
@@ -589,17 +596,16 @@ def restore_set_aside(directory: Path) -> bool:
     """Put back a lock that a killed ``vxds lock`` left aside: a reader may, no recipe runs.
 
     A live writer is between its two renames for an instant only, so the lock is put back
-    when it is still missing a moment later. True when a lock was put back.
+    when it is still missing a moment later. True when there is a lock afterwards.
     """
-    if (directory / HEADER).exists() or not set_aside(directory):
+    if (directory / HEADER).exists():
+        return True
+    if not set_aside(directory):
         return False
     time.sleep(0.1)
-    if directory.exists():
-        return False
-    try:
-        _recover(directory)
-    except OSError:  # a writer finished its swap meanwhile: its lock is the one to read
-        return False
+    if not directory.exists():
+        with contextlib.suppress(OSError):  # a writer finished its swap meanwhile: read its lock
+            _recover(directory)
     return (directory / HEADER).exists()
 
 
