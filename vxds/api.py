@@ -85,6 +85,9 @@ def load_lock(
 ) -> LockedDataset:
     """A checked lock from ``"name@version"`` (or ``"name"``: the highest) or a lock folder.
 
+    Every digest and every line is checked, as ``vxds verify`` does; a lock that another
+    process relocks meanwhile is read again (``LockError`` if it keeps changing).
+
     ``root`` is the project folder (default: found from the current directory, or from
     the lock folder). ``source`` reads bytes from another URL than the one in the lock.
     ``rev`` reads the lock as it was at a Git revision (a tag, branch or sha), from Git's
@@ -100,7 +103,7 @@ def load_lock(
             lock.header, lock.splits, base=config.root, source_url=source, storage=config.storage
         )
     if isinstance(spec, Path) or (path / "lock.toml").is_file():
-        lock = read_lock(path)
+        lock = read_lock(path, deep=True)
         base = Path(root).resolve() if root is not None else find_root(path.resolve())
         try:
             storage = load_config(base).storage
@@ -114,6 +117,6 @@ def load_lock(
             config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
         )
         entry = manifest.find(*parse_spec(str(spec)))
-        lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
+        lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
         base, storage = config.root, config.storage
     return LockedDataset(lock.header, lock.splits, base=base, source_url=source, storage=storage)

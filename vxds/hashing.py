@@ -19,6 +19,7 @@ import errno
 import io
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,10 @@ MMAP_THRESHOLD = 1 << 20
 BLOCK = 8 << 20
 # A file that changes while it is read is read again, this many times in all.
 READ_ATTEMPTS = 3
+# File times tick coarsely (a kernel tick, a few ms; whole seconds on some file systems), so
+# a write in the same tick as a read's first stat leaves both stats equal. A file changed
+# that close to the read must read the same twice before its digest is trusted.
+RACY_NS = 20_000_000
 # Files smaller than this are not worth a thread: see ``hash_files``.
 SMALL_FILE = 64 << 10
 
@@ -108,21 +113,37 @@ def hash_file_key(path: str | os.PathLike[str]) -> tuple[str, StatKey]:
     The open file is stat'ed before and after it is read. A writer changes its size, its
     modification or its change time, and a read it overlapped may hash bytes of two
     contents, a digest of nothing the file ever held; so a file that changed is read
-    again, up to ``READ_ATTEMPTS`` times, then ``FileChanged``. Anything but a regular file
+    again. A file whose times are as recent as the read itself (``RACY_NS``) could have
+    been written within one tick of the clock unseen, so it counts only once two reads in a
+    row agree. After ``READ_ATTEMPTS`` reads, ``FileChanged``. Anything but a regular file
     (a FIFO, which would wait for a writer forever; a folder) is an ``OSError``.
     """
     name = os.fspath(path)
-    for _ in range(READ_ATTEMPTS):
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        with open(fd, "rb", buffering=0) as fh:
-            before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode):
-                raise OSError(errno.EINVAL, "not a regular file", name)
-            digest = _digest(fh, before.st_size)
-            after = os.fstat(fd)
-        if _stamp(before) == _stamp(after):
+    agreed: tuple[str, tuple[int, ...]] | None = None
+    for _ in range(READ_ATTEMPTS + 1):
+        started = time.time_ns()
+        digest, before, after = _read_once(name)
+        stamp = _stamp(after)
+        if _stamp(before) != stamp:
+            agreed = None
+            continue
+        racy = max(after.st_mtime_ns, after.st_ctime_ns) >= started - RACY_NS
+        if not racy or agreed == (digest, stamp):
             return digest, (after.st_size, after.st_mtime_ns, after.st_ino)
+        agreed = (digest, stamp)
     raise FileChanged(name)
+
+
+def _read_once(name: str) -> tuple[str, os.stat_result, os.stat_result]:
+    """One read of a file: its digest, and its stats before and after."""
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    with open(fd, "rb", buffering=0) as fh:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+        digest = _digest(fh, before.st_size)
+        after = os.fstat(fd)
+    return digest, before, after
 
 
 def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:

@@ -12,15 +12,20 @@ when it cannot be read or a digest does not match its content, *missing* when ab
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import glob
 import json
 import os
 import re
 import secrets
 import shutil
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import stat
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 from blake3 import blake3
@@ -28,13 +33,15 @@ from blake3 import blake3
 from vxds.errors import LockError
 from vxds.fsutil import atomic_write, exclusive, fsync_dir, make_dirs, pid_alive
 from vxds.hashing import PREFIX, digest_json, hash_file
-from vxds.resource import InvalidResource, Resource, check_id, normalize
+from vxds.resource import InvalidResource, Resource, check_id, check_uri, nfc, normalize
 
 FORMAT = 1
 HEADER = "lock.toml"
 SPLIT_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
 SPLIT_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.jsonl\Z")
 CHUNK_LINES = 8192
+NAME_RE = re.compile(r"[a-z0-9_-]+\Z")  # a dataset name, as the manifest allows
+MAX_INT = 2**63 - 1  # counts and versions must fit the 64 bits every digest is computed over
 
 
 def split_file(split: str) -> str:
@@ -55,11 +62,13 @@ class Split:
 
     A chunk is one newline-terminated line (a lock being built) or a run of them (a lock
     read from disk); the file is their concatenation. Splits compare by count and digest.
+    ``path`` is the file a split was read from, named when one of its lines is bad.
     """
 
     chunks: list[bytes] = field(compare=False, repr=False)
     count: int
     digest: str
+    path: Path | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_lines(cls, lines: Sequence[bytes]) -> Split:
@@ -76,16 +85,39 @@ class Split:
         return cls(lines, len(lines), digest_chunks(lines))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Split:
-        return cls([data] if data else [], data.count(b"\n"), digest_chunks([data]))
+    def from_bytes(cls, data: bytes, path: Path | None = None) -> Split:
+        return cls([data] if data else [], data.count(b"\n"), digest_chunks([data]), path)
 
     def lines(self) -> Iterator[bytes]:
         for chunk in self.chunks:
-            yield from chunk.splitlines()
+            yield from split_lines(chunk)
 
     def resources(self) -> Iterator[Resource]:
-        for line in self.lines():
-            yield Resource.from_line(line)
+        """Each line as a ``Resource``, parsed but not validated (``read_lock(deep=True)``
+        checks every line); ``CorruptLock`` names a line that is no resource record at all."""
+        for number, line in enumerate(self.lines(), start=1):
+            try:
+                resource = Resource.from_line(line)
+            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                file = self.path.name if self.path is not None else "split"
+                where = self.path.parent if self.path is not None else Path(file)
+                reason = str(exc) if isinstance(exc, orjson.JSONDecodeError) else "not a resource record"
+                problem = Problem(f"{file}:{number}: {reason}", kind="json", file=file, line=number)
+                raise CorruptLock(where, [problem]) from None
+            yield resource
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The lines of split-file bytes: the one splitter every reader uses.
+
+    Lines end with ``\\n`` and nothing else (``bytes.splitlines`` would also split on a bare
+    ``\\r``, hiding a resource from the readers that count ``\\n``); the text after the last
+    ``\\n``, if any, is a line too, so that no byte is ever silently dropped.
+    """
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
 
 
 @dataclass(frozen=True)
@@ -229,7 +261,7 @@ class Problem(str):
 
 # What a problem is about; ``vxds verify`` gives each kind its own code (docs/checks.md).
 KINDS = (
-    "unreadable",  # lock.toml cannot be read
+    "unreadable",  # lock.toml or a split file cannot be read (or is a link, folder, FIFO ...)
     "toml",  # lock.toml is not valid TOML
     "format",  # no 'format', or one this vxds does not read
     "header",  # a header table or field is missing or malformed
@@ -237,14 +269,15 @@ KINDS = (
     "lock-digest",  # lock.digest does not match the header
     "unlisted-split",  # a resources.<split>.jsonl the header does not list
     "missing-split",  # a split the header lists has no file
-    "split-digest",  # a split file's digest, line count or final newline is wrong
+    "split-digest",  # a split file's digest, line count or line endings (a '\\r') are wrong
     "json",  # a line is not JSON
     "schema",  # a line breaks the resource rules
-    "unsafe-id",  # an id that is absolute or climbs out with '..'
+    "unsafe-id",  # an id or uri that is absolute or climbs out with '..'
     "canonical",  # a line is valid but not in canonical form
     "order",  # ids out of order
-    "duplicate",  # an id repeats
+    "duplicate",  # an id repeats (or its Unicode-normalised form does)
 )
+MAX_SHOWN = 5  # problems named in a CorruptLock's one line; ``problems`` keeps them all
 
 
 class CorruptLock(LockError):
@@ -253,10 +286,11 @@ class CorruptLock(LockError):
     def __init__(self, where: Path, problems: Sequence[Problem]) -> None:
         self.where = where
         self.problems = list(problems)
-        super().__init__(
-            f"{where}: corrupt lock: " + "; ".join(self.problems),
-            hint="relock it with 'vxds lock', or restore it from Git",
-        )
+        shown = "; ".join(self.problems[:MAX_SHOWN])
+        if len(self.problems) > MAX_SHOWN:
+            shown += f"; and {len(self.problems) - MAX_SHOWN} more (run 'vxds verify' to see them all)"
+        hint = "relock it with 'vxds lock', or restore it from Git"
+        super().__init__(f"{where}: corrupt lock: {shown}", hint=hint)
 
 
 def _get(table: Mapping[str, Any], path: str, kind: type | tuple[type, ...], problems: list[Problem]) -> Any:
@@ -269,6 +303,9 @@ def _get(table: Mapping[str, Any], path: str, kind: type | tuple[type, ...], pro
                 f"{HEADER}: '{path}' is missing or not a {getattr(kind, '__name__', 'value')}", kind="header"
             )
         )
+        return None
+    if isinstance(value, int) and not 0 <= value <= MAX_INT:
+        problems.append(Problem(f"{HEADER}: '{path}' is out of range (0 to 2**63-1)", kind="header"))
         return None
     return value
 
@@ -312,6 +349,9 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         )
     }
     claimed_recipe = _get(data, "recipe.digest", str, problems)
+    if fields["name"] is not None and not NAME_RE.match(fields["name"]):
+        message = f"{HEADER}: 'dataset.name' {fields['name']!r} is not a dataset name"
+        problems.append(Problem(message, kind="header"))
     merged = data["lock"].get("merged", False)
     if not isinstance(merged, bool):
         problems.append(Problem(f"{HEADER}: 'lock.merged' is not true or false", kind="header"))
@@ -350,63 +390,134 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
 
 
 def line_problems(split: str, data: bytes) -> Iterator[Problem]:
-    """Line-level checks of a split file's bytes: JSON, schema, canonical form, order, duplicates."""
+    """Line-level checks of a split file's bytes: JSON, schema, canonical form, order and
+    duplicates, ids that are one name once Unicode-normalised among them."""
     previous: str | None = None
     name = split_file(split)
-    for number, line in enumerate(data.splitlines(), start=1):
-        where = f"{name}:{number}"
-        try:
-            value = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield Problem(f"{where}: {exc}", kind="json", file=name, line=number)
+    normalised: dict[str, tuple[str, int]] = {}  # NFC form of a non-ASCII id -> (id, line)
+    for number, line in enumerate(split_lines(data), start=1):
+        record, found = _parse_line(line, f"{name}:{number}")
+        yield from (Problem(text, kind=kind, file=name, line=number) for kind, text in found)
+        if record is None:
             continue
-        try:
-            record = normalize(value)
-        except InvalidResource as exc:
-            kind = "unsafe-id" if _unsafe_id(value) else "schema"
-            yield Problem(f"{where}: {exc}", kind=kind, file=name, line=number)
-            continue
-        if orjson.dumps(record, option=orjson.OPT_SORT_KEYS) != line:
-            yield Problem(f"{where}: line is not in canonical form", kind="canonical", file=name, line=number)
         rid = record["id"]
         if previous is not None and rid <= previous:
             kind, words = ("duplicate", "repeats") if rid == previous else ("order", "is out of order")
-            yield Problem(f"{where}: id {rid!r} {words}", kind=kind, file=name, line=number)
+            yield Problem(f"{name}:{number}: id {rid!r} {words}", kind=kind, file=name, line=number)
+        twin, at = normalised.setdefault(nfc(rid), (rid, number))
+        if twin != rid:
+            message = f"{name}:{number}: ids {twin!r} (line {at}) and {rid!r} are one name in NFC"
+            yield Problem(message, kind="duplicate", file=name, line=number)
         previous = rid
 
 
-def _unsafe_id(value: object) -> bool:
-    """True when a line's id is a string that ``check_id`` refuses (absolute, ``..`` ...)."""
-    rid = value.get("id") if isinstance(value, dict) else None
-    if not isinstance(rid, str):
-        return False
+def _parse_line(line: bytes, where: str) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """A line's record (None if it has none) and its problems as ``(kind, text)``."""
     try:
-        check_id(rid)
-    except InvalidResource:
-        return True
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return None, [("json", f"{where}: {exc}")]
+    try:
+        record = normalize(value)
+    except InvalidResource as exc:
+        return None, [("unsafe-id" if _unsafe_id(value) else "schema", f"{where}: {exc}")]
+    if orjson.dumps(record, option=orjson.OPT_SORT_KEYS) != line:
+        return record, [("canonical", f"{where}: line is not in canonical form")]
+    return record, []
+
+
+def _unsafe_id(value: object) -> bool:
+    """True when a line's id or uri is a string that ``check_id`` or ``check_uri`` refuses."""
+    if not isinstance(value, dict):
+        return False
+    for check, field_value in ((check_id, value.get("id")), (check_uri, value.get("uri"))):
+        if isinstance(field_value, str):
+            try:
+                check(field_value)
+            except InvalidResource:
+                return True
     return False
 
 
-def _stream(path: Path) -> tuple[str, int, bool]:
-    """Digest, line count and "ends with a newline" of a file, read in blocks."""
-    hasher, count, last = blake3(), 0, b"\n"
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
+def open_lock_file(path: Path) -> BinaryIO:
+    """A lock file opened for reading, which must be a regular file.
+
+    Not a link (it could lead anywhere), nor a folder, FIFO or device (a FIFO would hang
+    the reader, ``/dev/zero`` never ends): vxds writes none of these, and Git can hold links.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT and path.is_symlink():
+            raise OSError(errno.ELOOP, "it is a symbolic link", str(path)) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "it is not a regular file", str(path))
+    return os.fdopen(fd, "rb")
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the header's checks need to know about a split file's bytes."""
+
+    digest: str
+    count: int
+    newline_end: bool
+    carriage_return: int | None  # the line of the first '\r'
+
+    @classmethod
+    def of(cls, blocks: Iterator[bytes]) -> _Facts:
+        hasher, count, last, cr = blake3(), 0, b"\n", None
+        for block in blocks:
             hasher.update(block)
+            if cr is None and (at := block.find(b"\r")) >= 0:
+                cr = count + block.count(b"\n", 0, at) + 1
             count += block.count(b"\n")
-            last = block[-1:]
-    return PREFIX + hasher.hexdigest(), count, last == b"\n"
+            last = block[-1:] or last
+        return cls(PREFIX + hasher.hexdigest(), count, last == b"\n", cr)
+
+    def problems(self, file: str, count: int, digest: str) -> Iterator[Problem]:
+        if self.carriage_return is not None:
+            line = self.carriage_return
+            message = f"{file}:{line}: a carriage return ('\\r'); lines end with '\\n' only"
+            yield Problem(message, kind="split-digest", file=file, line=line)
+        if not self.newline_end:
+            yield Problem(f"{file} does not end with a newline", kind="split-digest", file=file)
+        if self.digest != digest:
+            yield Problem(f"{file} does not match its digest", kind="split-digest", file=file)
+        if self.count != count:
+            message = f"{file} has {self.count} lines, {HEADER} says {count}"
+            yield Problem(message, kind="split-digest", file=file)
+
+
+def _read_split(path: Path, load: bool) -> tuple[bytes | None, _Facts]:
+    """A split file's facts and, with ``load``, its bytes (otherwise read in blocks, not kept)."""
+    with open_lock_file(path) as fh:
+        if load:
+            data = fh.read()
+            return data, _Facts.of(iter([data]))
+        return None, _Facts.of(iter(lambda: fh.read(1 << 20), b""))
+
+
+def read_header(directory: Path) -> tuple[Header, str]:
+    """``lock.toml`` of a lock folder, parsed: the header and the digest it claims."""
+    try:
+        with open_lock_file(directory / HEADER) as fh:
+            text = fh.read().decode("utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{directory}: no {HEADER}; the lock is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problem = Problem(f"cannot read {HEADER}: {reason}", kind="unreadable")
+        raise CorruptLock(directory, [problem]) from None
+    return parse_header(text, directory)
 
 
 def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[str, Split]]:
     """The header, and (with ``load``) the splits, after every digest and count check."""
-    try:
-        text = (directory / HEADER).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockError(f"{directory}: no {HEADER}; the lock is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptLock(directory, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
-    header, claimed = parse_header(text, directory)
+    header, claimed = read_header(directory)
     problems: list[Problem] = []
     if claimed != header.digest:
         problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
@@ -417,44 +528,117 @@ def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[s
     splits: dict[str, Split] = {}
     for name, (count, digest) in sorted(header.splits.items()):
         path = directory / split_file(name)
+        file = path.name
         try:
-            if load:
-                data = path.read_bytes()
-                split = splits[name] = Split.from_bytes(data)
-                actual, lines, newline_end = split.digest, split.count, not data or data.endswith(b"\n")
-            else:
-                actual, lines, newline_end = _stream(path)
-        except OSError:
-            problems.append(
-                Problem(f"{split_file(name)} is missing", kind="missing-split", file=split_file(name))
-            )
+            data, facts = _read_split(path, load)
+        except FileNotFoundError:
+            problems.append(Problem(f"{file} is missing", kind="missing-split", file=file))
             continue
-        file = split_file(name)
-        if not newline_end:
-            problems.append(Problem(f"{file} does not end with a newline", kind="split-digest", file=file))
-        if actual != digest:
-            problems.append(Problem(f"{file} does not match its digest", kind="split-digest", file=file))
-        if lines != count:
-            message = f"{file} has {lines} lines, {HEADER} says {count}"
-            problems.append(Problem(message, kind="split-digest", file=file))
-        if deep and load:
-            problems.extend(line_problems(name, data))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            problems.append(Problem(f"cannot read {file}: {reason}", kind="unreadable", file=file))
+            continue
+        problems.extend(facts.problems(file, count, digest))
+        if data is not None:
+            splits[name] = Split([data] if data else [], facts.count, facts.digest, path)
+            if deep:
+                problems.extend(line_problems(name, data))
     if problems:
         raise CorruptLock(directory, problems)
     return header, splits
 
 
+_T = TypeVar("_T")
+
+
+def lock_identity(directory: Path) -> tuple[int, ...] | None:
+    """What changes when ``write_lock`` swaps the folder (its inode) or rewrites the header."""
+    try:
+        folder, header = os.stat(directory), os.stat(directory / HEADER)
+    except OSError:
+        return None
+    return folder.st_dev, folder.st_ino, folder.st_ctime_ns, header.st_ino, header.st_mtime_ns
+
+
+def settled(directory: Path, read: Callable[[], _T]) -> _T:
+    """``read()``, once more when the lock was swapped while it was read.
+
+    A ``vxds lock`` in another process replaces the whole folder: a read across the swap
+    sees the old header with new splits (or no folder), which is not corruption.
+    """
+    restore_set_aside(directory)
+    before = lock_identity(directory)
+    try:
+        return read()
+    except (LockError, OSError):
+        if before is not None and lock_identity(directory) == before:
+            raise  # nothing moved: the lock is what was read
+    restore_set_aside(directory)  # which also waits out a writer between its two renames
+    before = lock_identity(directory)
+    try:
+        return read()
+    except (LockError, OSError):
+        if lock_identity(directory) == before:
+            raise  # nothing moved (or there is no lock at all)
+        raise LockError(
+            f"{directory}: the lock changed while it was read (another 'vxds lock' is writing it)",
+            hint="run the command again",
+        ) from None
+
+
+def set_aside(directory: Path) -> list[Path]:
+    """Locks left aside (``.<version>.old-*``) by a ``vxds lock`` killed between its renames."""
+    try:
+        return sorted(directory.parent.glob(f".{glob.escape(directory.name)}.old-*"))
+    except OSError:
+        return []
+
+
+def restore_set_aside(directory: Path) -> bool:
+    """Put back a lock that a killed ``vxds lock`` left aside: a reader may, no recipe runs.
+
+    A live writer is between its two renames for an instant only, so the lock is put back
+    when it is still missing a moment later. True when there is a lock afterwards.
+    """
+    if (directory / HEADER).exists():
+        return True
+    if not set_aside(directory):
+        return False
+    time.sleep(0.1)
+    if not directory.exists():
+        with contextlib.suppress(OSError):  # a writer finished its swap meanwhile: read its lock
+            _recover(directory)
+    return (directory / HEADER).exists()
+
+
 def read_lock(directory: Path, *, deep: bool = False) -> Lock:
     """Read and check a lock; ``CorruptLock`` lists every problem found.
 
-    Digests and counts are always checked; ``deep`` also checks every line.
+    Digests and counts are always checked; ``deep`` also checks every line. A lock swapped
+    by a concurrent ``vxds lock`` is read again; a lock set aside by a killed one is restored.
     """
-    return Lock(*_checked(directory, load=True, deep=deep))
+    return Lock(*settled(directory, lambda: _checked(directory, load=True, deep=deep)))
 
 
 def check_lock(directory: Path) -> Header:
     """The same checks as ``read_lock`` (but not ``deep``), streaming the files: nothing is kept."""
-    return _checked(directory, load=False, deep=False)[0]
+    return settled(directory, lambda: _checked(directory, load=False, deep=False))[0]
+
+
+def read_split_file(path: Path) -> Split:
+    """A bare ``resources.<split>.jsonl`` (no header vouches for it), with every line checked."""
+    match = SPLIT_FILE_RE.match(path.name)
+    split = match.group(1) if match else path.name
+    try:
+        data, facts = _read_split(path, True)
+    except OSError as exc:
+        raise LockError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    assert data is not None
+    problems = list(facts.problems(path.name, facts.count, facts.digest))
+    problems += line_problems(split, data)
+    if problems:
+        raise CorruptLock(path, problems)
+    return Split([data] if data else [], facts.count, facts.digest, path)
 
 
 # --- writing -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import IO
 from blake3 import blake3
 
 from vxds.config import Config
-from vxds.errors import ManifestError, NotFoundError, UsageError
+from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.gitrepo import Blob, GitError, Repository
 from vxds.hashing import PREFIX
 from vxds.lockfile import (
@@ -29,7 +29,13 @@ from vxds.lockfile import (
     Lock,
     Problem,
     Split,
+    line_problems,
+    lock_identity,
+    open_lock_file,
     parse_header,
+    read_header,
+    restore_set_aside,
+    settled,
     split_file,
 )
 from vxds.manifest import Entry, Manifest, load_manifest, parse_spec
@@ -73,16 +79,25 @@ class Side:
 
 
 def checked_lines(stream: IO[bytes], where: str, expected: tuple[int, str] | None) -> Iterator[bytes]:
-    """The lines of a split file, read in blocks; its count and digest are checked at the end."""
+    """The lines of a split file, read in blocks; its count and digest are checked at the end.
+
+    Lines end with ``\\n`` alone, as ``lockfile.split_lines`` has them; a ``\\r`` anywhere
+    is a corrupt lock, found before the line that holds it is yielded.
+    """
     hasher, count, rest = blake3(), 0, b""
+    name = where.rpartition("/")[2]
     while block := stream.read(BLOCK):
         hasher.update(block)
+        if (at := block.find(b"\r")) >= 0:
+            line = count + (rest + block[:at]).count(b"\n") + 1
+            message = f"{where}:{line}: a carriage return ('\\r'); lines end with '\\n' only"
+            problem = Problem(message, kind="split-digest", file=name, line=line)
+            raise CorruptLock(Path(where).parent, [problem])
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
         count += len(lines)
         yield from lines
     problems = []
-    name = where.rpartition("/")[2]
     if rest:
         problems.append(f"{where} does not end with a newline")
     if expected is not None:
@@ -110,21 +125,34 @@ def _check_header(header: Header, claimed: str, files: set[str], where: Path) ->
 # --- the working tree and paths ----------------------------------------------------------
 
 
-def folder_lock(directory: Path, label: str) -> LockRef:
-    """The lock in a folder holding ``lock.toml``."""
-    try:
-        text = (directory / HEADER).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptLock(directory, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
-    header, claimed = parse_header(text, directory)
+def _folder_header(directory: Path) -> Header:
+    header, claimed = read_header(directory)
     files = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
     _check_header(header, claimed, files, directory)
+    return header
+
+
+def folder_lock(directory: Path, label: str) -> LockRef:
+    """The lock in a folder holding ``lock.toml``.
+
+    Its lines are read later, split by split: if a ``vxds lock`` in another process swaps
+    the folder in between, reading them says so rather than calling the lock corrupt.
+    """
+    identity = lock_identity(directory)
+    header = settled(directory, lambda: _folder_header(directory))
 
     @contextmanager
     def lines(split: str) -> Iterator[Iterator[bytes]]:
-        path = directory / split_file(split)
-        with open(path, "rb") as fh:
-            yield checked_lines(fh, f"{label}/{split_file(split)}", header.splits[split])
+        try:
+            with open_lock_file(directory / split_file(split)) as fh:
+                yield checked_lines(fh, f"{label}/{split_file(split)}", header.splits[split])
+        except (CorruptLock, OSError):
+            if lock_identity(directory) != identity:
+                raise LockError(
+                    f"{label}: the lock changed while it was read (another 'vxds lock' is writing it)",
+                    hint="run the command again",
+                ) from None
+            raise
 
     return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines)
 
@@ -138,7 +166,7 @@ def file_lock(path: Path, label: str) -> LockRef:
 
     @contextmanager
     def lines(_: str) -> Iterator[Iterator[bytes]]:
-        with open(path, "rb") as fh:
+        with open_lock_file(path) as fh:
             yield checked_lines(fh, label, None)
 
     return LockRef(path.resolve().parent.name or "lock", None, label, None, (split,), lines)
@@ -149,6 +177,7 @@ def worktree_side(config: Config, label: str = "working tree") -> Side:
     locks: dict[tuple[str, int | None], LockRef] = {}
     if config.locks.is_dir():
         for folder in sorted(config.locks.iterdir()):
+            _restore_set_aside(folder)
             for version_dir in sorted(folder.iterdir()) if folder.is_dir() else ():
                 if VERSION_RE.match(version_dir.name) and (version_dir / HEADER).is_file():
                     ref = folder_lock(version_dir, config.relative(version_dir))
@@ -160,6 +189,14 @@ def worktree_side(config: Config, label: str = "working tree") -> Side:
     except ManifestError:
         manifest = None  # leak checks then use the default held-out splits and no group_by
     return Side(label, locks, manifest)
+
+
+def _restore_set_aside(folder: Path) -> None:
+    """Put back the locks of one dataset that a killed ``vxds lock`` left aside."""
+    for aside in folder.glob(".*.old-*") if folder.is_dir() else ():
+        version = aside.name[1:].partition(".old-")[0]
+        if VERSION_RE.match(version):
+            restore_set_aside(folder / version)
 
 
 # --- a Git revision ----------------------------------------------------------------------
@@ -367,7 +404,11 @@ def lock_at(config: Config, rev: str, spec: str) -> Lock:
     ref = max(refs, key=lambda r: r.version or 0)
     assert ref.header is not None
     splits = {}
+    problems: list[Problem] = []
     for split in ref.splits:
         with ref.lines(split) as lines:
             splits[split] = Split.from_lines(list(lines))
+        problems += line_problems(split, b"".join(splits[split].chunks))  # as read_lock(deep=True)
+    if problems:
+        raise CorruptLock(Path(ref.label), problems)
     return Lock(ref.header, splits)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from vxds.lockfile import SPLIT_RE, Header, Lock, Split
 from vxds.manifest import Entry
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.recipes import choose, load_script, run
-from vxds.resource import InvalidResource, Resource, canonical_line, lookup, normalize
+from vxds.resource import InvalidResource, Resource, canonical_line, lookup, nfc_twins, normalize
 from vxds.sources import Source, SourceContext, open_source
 from vxds.sources.base import check_at
 
@@ -114,6 +114,10 @@ class _Checker:
             out.append(f"... and {len(self.invalid) - MAX_LISTED} more invalid items")
         for split, ids in sorted(self.duplicates.items()):
             out.append(f"split {split!r} lists these ids more than once: {_listing(ids)}")
+        twins = nfc_twins(chain.from_iterable(self.ids[s] for s in sorted(self.ids)))
+        if twins:  # one name on macOS: one file would overwrite the other
+            listed = [f"{a!r} and {b!r}" for a, b in twins]
+            out.append(f"ids that are one name once Unicode-normalised (NFC): {_listing(listed)}")
         in_two = _shared(self.ids)
         if in_two:
             listed = [f"{rid} ({', '.join(sorted(s))})" for rid, s in sorted(in_two.items())]

@@ -7,8 +7,10 @@ keys sorted, compact, UTF-8; every key is present, unknown values are ``null``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Any
 
 import orjson
@@ -20,6 +22,9 @@ _FIELD_SET = frozenset(FIELDS)
 _TYPE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _HASH_RE = re.compile(r"[a-z0-9][a-z0-9-]*:[0-9a-fA-F]+\Z")
 _CREDENTIALS_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@")
+# C0 and C1 controls (DEL and NEL among them) and the Unicode line and paragraph separators:
+# a fixed set, so that an id valid under one Python's Unicode tables is valid under all.
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class InvalidResource(ValueError):
@@ -89,20 +94,50 @@ def check_id(value: object) -> str:
     """Return ``value`` if it is a valid resource id, else raise ``InvalidResource``.
 
     Ids are relative, slash-separated paths: never absolute, never with ``..`` or ``.``
-    segments, empty segments, backslashes or control characters.
+    segments, empty segments, backslashes, control characters or line separators (a name
+    holding one could end a line, or look like two, to a reader that splits on it).
     """
     if not isinstance(value, str) or not value:
         raise InvalidResource(f"'id' must be a non-empty string, got {value!r}")
     if value.startswith("/") or value.endswith("/"):
         raise InvalidResource(f"id {value!r} must be a relative path without a leading or trailing '/'")
-    if "\\" in value or any(ord(ch) < 32 for ch in value):
-        raise InvalidResource(f"id {value!r} must not contain backslashes or control characters")
+    if "\\" in value or _CONTROL_RE.search(value):
+        raise InvalidResource(
+            f"id {value!r} must not contain backslashes, control characters or line separators"
+        )
     if len(value) > 1 and value[1] == ":" and value[0].isalpha():
         raise InvalidResource(f"id {value!r} must not start with a drive letter")
     for segment in value.split("/"):
         if segment in ("", ".", ".."):
             raise InvalidResource(f"id {value!r} must not contain empty, '.' or '..' segments")
     return value
+
+
+def check_uri(value: str) -> str:
+    """Return ``value`` unless it is a path that leaves its source: absolute, a drive letter,
+    a ``..`` segment, a backslash or a control character. URLs (``s3://b/k``) are fine;
+    every source reads a uri relative to its own root."""
+    parts = value.split("/")
+    drive = len(value) > 1 and value[1] == ":" and value[0].isalpha()
+    if value.startswith("/") or drive or ".." in parts or "\\" in value or _CONTROL_RE.search(value):
+        raise InvalidResource(f"'uri' must be a relative path inside the source, got {value!r}")
+    return value
+
+
+def nfc(rid: str) -> str:
+    """The id in Unicode normal form C: two ids with one NFC form name one file on macOS."""
+    return rid if rid.isascii() else unicodedata.normalize("NFC", rid)
+
+
+def nfc_twins(ids: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of different ids with the same NFC form (``café`` composed and decomposed)."""
+    first: dict[str, str] = {}
+    twins = []
+    for rid in filterfalse(str.isascii, ids):  # ASCII ids are in NFC already: skipped at C speed
+        other = first.setdefault(unicodedata.normalize("NFC", rid), rid)
+        if other != rid:
+            twins.append((other, rid))
+    return twins
 
 
 def _check_version(value: object) -> int | str:
@@ -223,6 +258,8 @@ def validate_record(record: Mapping[str, Any]) -> None:
             raise InvalidResource(f"'uri' must be a string, got {uri!r}")
         if "@" in uri and _CREDENTIALS_RE.match(uri):
             raise InvalidResource(f"'uri' of {rid!r} must not carry credentials")
+        if uri != rid:  # an id passed check_id, and is a safe uri too
+            check_uri(uri)
     attrs = record["attrs"]
     if not _string_keys(attrs):
         raise InvalidResource(f"'attrs' must be a mapping with string keys, got {attrs!r:.80}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from vxds.config import Config
 from vxds.errors import LockError
 from vxds.hashing import digest_text
-from vxds.lockfile import HEADER, CorruptLock, Header, check_lock, lock_dir, read_lock
+from vxds.lockfile import HEADER, CorruptLock, Header, check_lock, lock_dir, read_lock, restore_set_aside
 from vxds.manifest import Entry
 
 FRESH, STALE, MISSING, CORRUPT = "fresh", "stale", "missing", "corrupt"
@@ -43,7 +43,7 @@ def staleness(entry: Entry, header: Header) -> list[str]:
 
 def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStatus:
     path = lock_dir(config.locks, entry.name, entry.version)
-    if not (path / HEADER).is_file():
+    if not (path / HEADER).is_file() and not restore_set_aside(path):
         return LockStatus(entry, path, MISSING, (f"no lock at {config.relative(path)}",))
     try:  # streaming unless every line is to be checked: a listing holds no lock in memory
         header = read_lock(path, deep=True).header if deep else check_lock(path)

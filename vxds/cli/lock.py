@@ -74,6 +74,9 @@ def _lock_one(
 ) -> dict[str, Any]:
     lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
+    from vxds.lockfile import restore_set_aside
+
+    restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
     report: dict[str, Any] = {
         "name": entry.name,
         "version": entry.version,

@@ -44,7 +44,8 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
         config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
     )
     entry = manifest.find(*parse_spec(dataset))
-    lock = read_lock(lock_dir(config.locks, entry.name, entry.version))
+    # deep: every line checked before anything is written (a resealed lock has any lines)
+    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
     header = lock.header
     return Target(
         header.name, header.version, header, lock.splits, source or header.source, config.root, config.storage
@@ -70,7 +71,7 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
 def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
     """The split files given with -f, by split name; one split or one id in two is refused
     (files from different runs can disagree, and a resource belongs to one split)."""
-    from vxds.lockfile import SPLIT_FILE_RE, Split
+    from vxds.lockfile import SPLIT_FILE_RE, read_split_file
 
     splits: dict[str, Split] = {}
     given: dict[str, Path] = {}
@@ -82,11 +83,7 @@ def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
         name = match.group(1)
         if name in given:
             raise UsageError(f"{given[name]} and {path} are both split {name!r}")
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-        splits[name], given[name] = Split.from_bytes(data), path
+        splits[name], given[name] = read_split_file(path), path  # every line checked: nothing vouches
         _claim_ids(splits[name], path, owner)
     return splits
 

@@ -25,8 +25,9 @@ from vxds.lockfile import (
     Problem,
     line_problems,
     read_lock,
+    restore_set_aside,
 )
-from vxds.resource import FIELDS, InvalidResource, validate_record
+from vxds.resource import FIELDS, InvalidResource, nfc_twins, validate_record
 from vxds.verify.model import (
     CHECKS_VERSION,
     CHUNK_LINES,
@@ -42,8 +43,8 @@ from vxds.verify.model import (
 
 
 def check_presence(ctx: Context, target: Target) -> list[Finding]:
-    """VX201: a dataset in the manifest has no lock."""
-    if (target.path / HEADER).is_file():
+    """VX201: a dataset in the manifest has no lock (one a killed ``vxds lock`` set aside is put back)."""
+    if (target.path / HEADER).is_file() or restore_set_aside(target.path):
         return []
     where = ctx.config.relative(target.path)
     return [
@@ -224,7 +225,8 @@ def _group_getter(group_by: str) -> Callable[[dict[str, Any]], Any]:
 
 _get_id = itemgetter("id")
 _COLUMNS = [itemgetter(name) for name in sorted(FIELDS)]  # attrs, hash, id, size, type, uri, version
-_BAD_ID_CHARS = re.compile(r"[\x00-\x09\x0b-\x1f\\:]")  # the "\n" separator is counted instead
+# Controls, line separators, '\\' and ':' (the "\n" separator is counted instead).
+_BAD_ID_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\\\\:]")
 # In "\n" + "\n".join(ids) + "\n": an empty id or segment, a '.' or '..' segment, a leading
 # or trailing '/'.
 _BAD_ID_PARTS = (
@@ -273,6 +275,8 @@ def valid_block(records: list[dict[str, Any]]) -> bool:
         return False
     if not set(map(type, uris)) <= {str, _NONE} or any("@" in u for u in uris if u is not None):
         return False
+    if any(u is not None and u != i for u, i in zip(uris, ids, strict=True)):
+        return False  # a uri of its own: ``check_uri`` decides
     if set(map(type, attrs)) != {dict} or set(map(type, types)) != {str}:
         return False
     return all(_TYPE.match(t) for t in set(types))
@@ -322,7 +326,7 @@ def _scan(
     finally:
         if enabled:
             gc.enable()
-    if any(a >= b for a, b in pairwise(ids)):
+    if any(a >= b for a, b in pairwise(ids)) or nfc_twins(ids):
         return None
     return ids, groups
 
