@@ -39,8 +39,10 @@ class Config:
 
 
 def _declares_vxds(pyproject: Path) -> bool:
+    # Bytes, not text: a file that is not UTF-8 still says whether it is vxds', and
+    # load_config then reports it with its name.
     try:
-        return "[tool.vxds" in pyproject.read_text(encoding="utf-8")
+        return b"[tool.vxds" in pyproject.read_bytes()
     except OSError:
         return False
 
@@ -56,18 +58,36 @@ def find_root(start: Path | None = None) -> Path:
 
 def _read_tool_table(pyproject: Path) -> dict[str, Any]:
     import tomlkit
-    from tomlkit.exceptions import ParseError
+    from tomlkit.exceptions import TOMLKitError
 
     try:
-        document = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
-    except ParseError as exc:
+        document = tomlkit.parse(pyproject.read_text(encoding="utf-8")).unwrap()
+    except TOMLKitError as exc:  # a ParseError, or a key given twice (KeyAlreadyPresent)
         raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
-    table = document.get("tool", {}).get("vxds", {})
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{pyproject}: 'tool' must be a table ([tool.vxds]), got {_kind(tool)}")
+    table = tool.get("vxds", {})
     if not isinstance(table, dict):
-        raise ConfigError(f"{pyproject}: [tool.vxds] must be a table")
-    return dict(table.unwrap() if hasattr(table, "unwrap") else table)
+        raise ConfigError(f"{pyproject}: [tool.vxds] must be a table, got {_kind(table)}")
+    return table
+
+
+def _kind(value: object) -> str:
+    """What a wrong value is, in a few words: the value itself may be 5,000 digits long."""
+    words = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list"}
+    return next((word for kind, word in words.items() if isinstance(value, kind)), type(value).__name__)
+
+
+def _path_string(pyproject: Path, key: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        shown = "an empty string" if value == "" else _kind(value)
+        raise ConfigError(f"{pyproject}: [tool.vxds] {key} must be a non-empty string, got {shown}")
+    if "\0" in value:  # no path or URL holds one; the OS would refuse it later, in a traceback
+        raise ConfigError(f"{pyproject}: [tool.vxds] {key} must not contain a NUL character")
+    return value
 
 
 def load_config(root: Path | None = None) -> Config:
@@ -78,15 +98,16 @@ def load_config(root: Path | None = None) -> Config:
     unknown = sorted(set(table) - set(KNOWN_KEYS))
     if unknown:
         raise ConfigError(
-            f"{pyproject}: [tool.vxds] has unknown key(s) {', '.join(unknown)};"
+            f"{pyproject}: [tool.vxds] has unknown key(s) {', '.join(map(repr, unknown[:5]))};"
             f" expected {', '.join(KNOWN_KEYS)}"
         )
     storage = table.pop("storage", {})
     if not isinstance(storage, dict):
-        raise ConfigError(f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage])")
+        raise ConfigError(
+            f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage]), got {_kind(storage)}"
+        )
     for key, value in table.items():
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{pyproject}: [tool.vxds] {key} must be a non-empty string, got {value!r}")
+        _path_string(pyproject, key, value)
     return Config(
         root=root,
         manifest=root / table.get("manifest", DEFAULTS["manifest"]),

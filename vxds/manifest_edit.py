@@ -56,7 +56,9 @@ def _datasets_node(root: yaml.Node | None, path: Path) -> yaml.SequenceNode | No
 
 def with_entry(text: str, path: Path, fields: Mapping[str, Any]) -> str:
     """``text`` with a new entry appended to its datasets list, everything else untouched."""
-    node = _datasets_node(yaml.compose(text, Loader=yaml.SafeLoader), path)
+    from vxds.manifest import compose  # bounded: the text may not have been validated
+
+    node = _datasets_node(compose(text, path), path)
     lines = text.splitlines()
     if node is None or not node.value:
         indent = node.start_mark.column if node is not None else 0

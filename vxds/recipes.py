@@ -10,7 +10,8 @@ import importlib.util
 import inspect
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar, overload
@@ -57,8 +58,42 @@ def _recipe_frames(tb: TracebackType | None, script: Path) -> str:
 
 def _failure(what: str, exc: BaseException, script: Path) -> RecipeError:
     frames = _recipe_frames(exc.__traceback__, script)
-    detail = f"{type(exc).__name__}: {exc}"
-    return RecipeError(f"{what} raised {detail}" + (f"\n{frames}" if frames else ""))
+    if isinstance(exc, SystemExit):
+        detail = f"called sys.exit({exc.code!r:.80}) instead of returning"
+    else:
+        detail = f"raised {type(exc).__name__}: {exc}"
+    return RecipeError(f"{what} {detail}" + (f"\n{frames}" if frames else ""))
+
+
+@contextmanager
+def recipe_code(what: str, script: Path) -> Iterator[None]:
+    """Run recipe code: any way it ends but returning is a ``RecipeError`` naming ``what``.
+
+    Recipes run in vxds' own process, so ``sys.exit()`` (``SystemExit``) or any other
+    ``BaseException`` from them would otherwise end vxds itself, with a success status for
+    ``sys.exit(0)``. Ctrl-C (``KeyboardInterrupt``) stays an interrupt.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        raise _failure(what, exc, script) from None
+
+
+@contextmanager
+def escapes(what: str, script: Path) -> Iterator[None]:
+    """``recipe_code`` for vxds' own code that calls into what a recipe returned.
+
+    Only what vxds never raises itself (``SystemExit`` and other non-``Exception``s) is blamed
+    on the recipe; vxds' own errors pass through.
+    """
+    try:
+        yield
+    except (KeyboardInterrupt, Exception):
+        raise
+    except BaseException as exc:
+        raise _failure(what, exc, script) from None
 
 
 def load_script(script: Path, *, label: str | None = None) -> ModuleType:
@@ -77,8 +112,11 @@ def load_script(script: Path, *, label: str | None = None) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise RecipeError(f"{label}: {script}:{exc.lineno}: syntax error: {exc.msg}") from None
-    except Exception as exc:
+        where = exc.filename or script
+        raise RecipeError(f"{label}: {where}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # sys.exit() at import too: see recipe_code
         raise _failure(f"{label}: importing {script}", exc, script) from None
     finally:
         sys.path.remove(str(script.parent))
@@ -124,7 +162,28 @@ def run(func: Callable[..., Any], client: Any, params: Mapping[str, Any], *, lab
         raise RecipeError(
             f"{label}: the recipe {func.__name__}() does not accept these params: {exc}"
         ) from None
-    try:
-        return func(client, **params)
-    except Exception as exc:
-        raise _failure(f"{label}: recipe {func.__name__}() in {script}", exc, script.resolve()) from None
+    what, script = f"{label}: recipe {func.__name__}() in {script}", script.resolve()
+    with recipe_code(what, script):
+        output = func(client, **params)
+    if type(output) is not dict:
+        return output
+    return {
+        split: _read_lazily(items, f"{what}, reading split {split!r},", script)
+        if isinstance(items, Iterator)
+        else items
+        for split, items in output.items()
+    }
+
+
+def _read_lazily(items: Iterator[object], what: str, script: Path) -> Iterator[object]:
+    """A split given as an iterator (a generator, ``client.query(...)``) runs recipe code while
+    it is read, so it is read under ``recipe_code`` too."""
+    while True:
+        # Only ``next`` is guarded: the ``yield`` stays outside, so closing this generator
+        # (its GeneratorExit) is not mistaken for the recipe's.
+        with recipe_code(what, script):
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item

@@ -20,7 +20,7 @@ from vxds.hashing import canonical_json, digest_text
 from vxds.lockfile import SPLIT_RE, Header, Lock, Split
 from vxds.manifest import Entry
 from vxds.progress import NO_PROGRESS, Progress
-from vxds.recipes import choose, load_script, run
+from vxds.recipes import choose, escapes, load_script, run
 from vxds.resource import InvalidResource, Resource, canonical_line, lookup, nfc_twins, normalize
 from vxds.sources import Source, SourceContext, open_source
 from vxds.sources.base import check_at
@@ -227,13 +227,14 @@ class Resolver:
         module = load_script(entry.script, label=label)
         func = choose(module, entry.entrypoint, label=label, script=entry.script)
         output = run(func, Client(source), entry.params, label=label, script=entry.script)
-        splits = build_splits(
-            output,
-            label=label,
-            group_by=entry.group_by,
-            allow_group_overlap=entry.allow_group_overlap,
-            progress=self.progress,
-        )
+        with escapes(_output_of(label, func, entry.script), entry.script.resolve()):
+            splits = build_splits(
+                output,
+                label=label,
+                group_by=entry.group_by,
+                allow_group_overlap=entry.allow_group_overlap,
+                progress=self.progress,
+            )
         header = Header(
             name=entry.name,
             version=entry.version,
@@ -257,7 +258,13 @@ class Resolver:
         module = load_script(script, label=label)
         func = choose(module, entrypoint, label=label, script=script)
         output = run(func, Client(opened), params, label=label, script=script)
-        return build_splits(output, label=label, progress=self.progress)
+        with escapes(_output_of(label, func, script), script.resolve()):
+            return build_splits(output, label=label, progress=self.progress)
+
+
+def _output_of(label: str, func: Callable[..., Any], script: Path) -> str:
+    # Reading the output can run the recipe's code (a custom mapping or iterable's methods).
+    return f"{label}: reading the output of recipe {func.__name__}() in {script}"
 
 
 def read_script(script: Path, label: str) -> str:
