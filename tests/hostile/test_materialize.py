@@ -472,7 +472,7 @@ def _inside(rel: str) -> bool:
         and not rel.startswith("/")
         and not (len(rel) > 1 and rel[1] == ":" and rel[0].isalpha())
         and "\\" not in rel
-        and not any(ord(ch) < 32 for ch in rel)
+        and not any(ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029" for ch in rel)
         and all(part not in ("", ".", "..") for part in parts)
         and parts[0] not in OWN
     )
