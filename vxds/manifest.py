@@ -292,6 +292,13 @@ def compose(text: str, path: Path) -> yaml.Node | None:
     return node
 
 
+def parse_value(text: str, where: str) -> Any:
+    """One YAML value given outside the manifest (``vxds lock --param``), read within the
+    same bounds; ``ManifestError`` naming ``where`` if it is not plain data."""
+    node = compose(text, Path(where))
+    return None if node is None else _construct(node, Path(where))
+
+
 def _construct(node: yaml.Node, path: Path) -> Any:
     loader = _Loader("")
     try:

@@ -21,7 +21,15 @@ from blake3 import blake3
 from vxds.errors import LockError
 from vxds.fsutil import atomic_write_bytes, atomic_write_text
 from vxds.hashing import PREFIX
-from vxds.lockfile import HEADER, SPLIT_FILE_RE, CorruptLock, Header, parse_header, render_header
+from vxds.lockfile import (
+    HEADER,
+    SPLIT_FILE_RE,
+    CorruptLock,
+    Header,
+    parse_header,
+    render_header,
+    split_lines,
+)
 from vxds.merge import SplitInfo, merge_headers, merge_lines
 
 DRIVER = "vxds"
@@ -59,7 +67,7 @@ def merge_split_files(base: str, ours: str, theirs: str, shown: str) -> list[str
     """Merge a split file into ``ours``; return the ids in conflict."""
     data = {name: _read(path) for name, path in (("base", base), ("ours", ours), ("theirs", theirs))}
     try:
-        merged = merge_lines(*(data[n].splitlines() for n in ("base", "ours", "theirs")))
+        merged = merge_lines(*(split_lines(data[n]) for n in ("base", "ours", "theirs")))
     except LockError as exc:
         raise LockError(f"{shown}: {exc.message}") from None
     atomic_write_bytes(Path(ours), merged.data)

@@ -526,3 +526,16 @@ def test_fuzz_line_problems_never_raises(data: bytes) -> None:
 
     for problem in line_problems("test", data):
         assert "\n" not in problem and problem.line is not None
+
+
+def test_the_merge_driver_refuses_a_split_joined_by_a_bare_cr(tmp_path: Path) -> None:
+    """Git's merge driver splits lines as every reader does: a bare \\r is no line end."""
+    a = b'{"hash":null,"id":"a","size":null,"type":"File","uri":null,"version":1}'
+    b = b'{"hash":null,"id":"b","size":null,"type":"File","uri":null,"version":1}'
+    files = {"base": a + b"\n" + b + b"\n", "ours": a + b"\r" + b + b"\n", "theirs": a + b"\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    result = run("merge-driver", *(str(tmp_path / n) for n in files), "locks/d/1/resources.train.jsonl")
+    assert result.exit_code == 2, result.output
+    assert "not a resource record" in result.output and result.output.count("\n") == 1
+    assert (tmp_path / "ours").read_bytes() == files["ours"]  # nothing merged into it

@@ -549,3 +549,18 @@ def test_any_pyproject_is_a_config_or_one_line(sandbox: Path, data: bytes) -> No
         assert config.source is None or (isinstance(config.source, str) and "\0" not in config.source)
         assert isinstance(config.storage, dict)
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("!!int abc", "error: --param x:1: cannot read 'abc' as !!int"),
+        ("!!python/object/apply:os.system [ls]", "error: --param x:1: the tag !!python/object/apply"),
+        ("[" * 200 + "]" * 200, "error: --param x:1:"),
+    ],
+)
+def test_a_hostile_param_is_one_line_and_exit_2(tiny: Path, value: str, expected: str) -> None:
+    result = run("lock", "--file", "recipes/demo.py", "--source", "data", "--param", f"x={value}")
+    assert result.exit_code == 2
+    assert result.output.startswith(expected) and result.output.count("\n") == 1
+    assert not (tiny / "resources.all.jsonl").exists()

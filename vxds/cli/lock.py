@@ -177,14 +177,14 @@ def _file_matches(path: Path, split: Split) -> bool:
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    import yaml
+    from vxds.manifest import parse_value
 
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.isidentifier():
             raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
-        params[key] = yaml.safe_load(value)
+        params[key] = parse_value(value, f"--param {key}")
     return params
 
 
