@@ -395,3 +395,23 @@ def test_table_keys_no_id_can_hold_fall_back_to_row_numbers(root: Path, run: Run
     result = run("lock", "--all")
     assert result.exit_code == 0, result.output
     assert {"t.csv#row-1", "t.csv#row-2"} <= set(_locked(root))
+
+
+def test_a_flywheel_mirror_never_reads_through_a_link_leading_outside(tmp_path: Path) -> None:
+    from tests.flywheel_snapshot import build
+    from vxds.errors import SourceError
+    from vxds.sources import open_source
+    from vxds.sources.base import SourceContext
+
+    t2 = "MS-Lesions/BS01/ses-01/T2w/sub-BS01_ses-01_T2w.nii.gz"
+    path = build(tmp_path / "snapshot.db", subjects=1, sessions=1)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the mirror")
+    mirror = tmp_path / "mirror"
+    (mirror / t2).parent.mkdir(parents=True)
+    (mirror / t2).symlink_to(secret)
+    opened = open_source(
+        f"flywheel:{path.name}", SourceContext(base=tmp_path, options={"flywheel": {"mirror": "mirror"}})
+    )
+    with pytest.raises(SourceError, match="points outside the mirror"):
+        opened.open(opened.get(t2))

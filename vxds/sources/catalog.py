@@ -338,7 +338,9 @@ class _Store:
             members = []
             for name in sorted(os.listdir(folder)):
                 if not name.startswith("."):
-                    with open(folder / name, "rb") as fh:
+                    # never through a link: one made after the walk checked the folder is refused
+                    fd = os.open(folder / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                    with open(fd, "rb") as fh:
                         members.append((name, self._put(fh, None, f"{resource.id}/{name}")))
             listing = series_listing(members)
             self._put(_bytes_reader(listing), resource.hash, resource.id)

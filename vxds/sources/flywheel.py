@@ -144,7 +144,7 @@ class FlywheelSource(IndexedSource):
                 hint="set mirror = FOLDER in [tool.vxds.storage.flywheel] to read files from a local copy",
             )
         root = self.mirror.resolve()
-        path = Path(os.path.normpath(root / resource.id))
+        path = Path(os.path.realpath(root / resource.id))  # a symlink in the mirror is followed here
         if not path.is_relative_to(root):
             raise SourceError(f"resource {resource.id!r} points outside the mirror {self.mirror}")
         try:
