@@ -128,16 +128,11 @@ def test_an_abfs_url_names_its_account() -> None:
     assert (opened.bucket, opened.prefix, opened._options["account_name"]) == ("data", "trials/", "myaccount")
 
 
-def test_an_unreachable_endpoint_is_retried_then_reported(
-    azurite: Azure, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import vxds.sources.bucket as bucket
-
-    monkeypatch.setattr(bucket, "BACKOFF", 0.0)
+def test_an_unreachable_endpoint_is_retried_then_reported(azurite: Azure) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(SourceError) as caught:
         source(
-            azurite, "az://container/x", connection_string=connection_string(endpoint), retries=2
+            azurite, "az://container/x", connection_string=connection_string(endpoint), retries=2, backoff=0
         ).resources()
     message = str(caught.value)
     assert message.startswith("source 'az://container/x': the storage service failed after 3 attempts")

@@ -139,14 +139,9 @@ def test_wrong_credentials_are_one_line_and_not_retried(gcs_server: GCS, tmp_pat
     assert TOKEN not in str(caught.value)
 
 
-def test_transient_errors_are_retried_a_bounded_number_of_times(
-    gcs_server: GCS, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import vxds.sources.bucket as bucket
-
-    monkeypatch.setattr(bucket, "BACKOFF", 0.0)
+def test_transient_errors_are_retried_a_bounded_number_of_times(gcs_server: GCS) -> None:
     with fake_s3(503, "x", "y") as fake, pytest.raises(SourceError) as caught:
-        source(gcs_server, "gs://bucket/x", endpoint_url=fake.endpoint, retries=2).resources()
+        source(gcs_server, "gs://bucket/x", endpoint_url=fake.endpoint, retries=2, backoff=0).resources()
     assert fake.calls == 3
     assert str(caught.value).startswith(
         "source 'gs://bucket/x': the storage service failed after 3 attempts: HTTP 503"

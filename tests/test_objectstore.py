@@ -121,7 +121,7 @@ def test_credentials_in_the_url_are_refused(s3_server: S3) -> None:
 def test_an_unreachable_endpoint_is_retried_then_reported(s3_server: S3) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(SourceError) as caught:
-        source(s3_server, "s3://bucket/x", endpoint_url=endpoint, retries=1).resources()
+        source(s3_server, "s3://bucket/x", endpoint_url=endpoint, retries=1, backoff=0).resources()
     message = str(caught.value)
     assert message.startswith("source 's3://bucket/x': the storage service failed after 2 attempts")
     assert "\n" not in message and SECRET not in message
@@ -132,7 +132,7 @@ def test_transient_errors_are_retried_a_bounded_number_of_times(s3_server: S3) -
         fake_s3(503, "SlowDown", "Please reduce your request rate.") as fake,
         pytest.raises(SourceError) as caught,
     ):
-        source(s3_server, "s3://bucket/x", endpoint_url=fake.endpoint, retries=2).resources()
+        source(s3_server, "s3://bucket/x", endpoint_url=fake.endpoint, retries=2, backoff=0).resources()
     assert fake.calls == 3
     assert str(caught.value) == (
         "source 's3://bucket/x': the storage service failed after 3 attempts:"
@@ -183,19 +183,23 @@ class _FlakyFS:
         return {"Body": _Body([b"the whole ", b"object"], fail=False), "VersionId": "v1", "ContentLength": 16}
 
 
-def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vxds.sources.objectstore as objectstore
+def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3) -> None:
     from vxds.progress import NO_PROGRESS
     from vxds.resource import Resource
-    from vxds.sources.objectstore import _Listed
+    from vxds.sources.bucket import Listed
 
-    monkeypatch.setattr(objectstore, "BACKOFF", 0.0)
-    opened = source(s3_server, "s3://bucket/p")
+    opened = source(s3_server, "s3://bucket/p", backoff=0)
     opened._fs = _FlakyFS()
     with opened.open(Resource(id=T2, version="v1")) as fh:
         assert fh.read() == b"the whole object"
     opened._fs = _FlakyFS()
-    listed = _Listed(T2, "p/" + T2, 16, "etag", "2026-01-01")
+    listed = Listed(T2, "p/" + T2, 16, "etag", "2026-01-01")
     gate = asyncio.Semaphore(4)
     obj, _ = opened._run(lambda: opened._read_one(listed, False, gate, NO_PROGRESS.task("")))
     assert (obj.version, obj.digest, obj.size) == ("v1", digest_bytes(b"the whole object"), 16)
+
+
+@pytest.mark.parametrize("value", [-1, 61, "fast", True])
+def test_a_backoff_out_of_range_is_refused(s3_server: S3, value: object) -> None:
+    with pytest.raises(SourceError, match=r"\[tool.vxds.storage\] backoff must be 0 to 60 seconds"):
+        source(s3_server, "s3://bucket/x", backoff=value)

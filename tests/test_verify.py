@@ -482,6 +482,7 @@ class _MemorySource:
 
     url = "memory:"
     snapshot = "s"
+    time_travel = False
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files

@@ -41,6 +41,24 @@ class CommitInfo:
     parent: str | None  # first parent
 
 
+def git_dir() -> Path | None:
+    """The Git directory of the repository around the current folder, or None outside one.
+
+    A plain ``git`` call rather than GitPython: the merge driver runs once per merged file
+    and must start fast.
+    """
+    result = subprocess.run(
+        ["git", "rev-parse", "--absolute-git-dir"], capture_output=True, text=True, check=False
+    )
+    return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
+def merge_file(ours: str, base: str, theirs: str) -> int:
+    """Git's own three-way line merge of one file into ``ours``; its exit status."""
+    labels = ["-L", "ours", "-L", "base", "-L", "theirs"]
+    return subprocess.run(["git", "merge-file", *labels, ours, base, theirs], check=False).returncode
+
+
 class Repository:
     """A Git repository found from a folder inside its working tree."""
 

@@ -12,7 +12,6 @@ merge is reported as a conflict that a relock resolves.
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path, PurePosixPath
 
 import orjson
@@ -20,7 +19,8 @@ from blake3 import blake3
 
 from vxds.errors import LockError
 from vxds.fsutil import atomic_write_bytes, atomic_write_text
-from vxds.hashing import PREFIX
+from vxds.gitrepo import git_dir, merge_file
+from vxds.hashing import digest_bytes
 from vxds.lockfile import (
     HEADER,
     SPLIT_FILE_RE,
@@ -37,23 +37,12 @@ DRIVER_COMMAND = "vxds merge-driver %O %A %B %P"
 DRIVER_NAME = "vxds: three-way merge of lock files by resource id"
 
 
-def _digest(data: bytes) -> str:
-    return PREFIX + blake3(data).hexdigest()
-
-
-def _git_dir() -> Path | None:
-    result = subprocess.run(
-        ["git", "rev-parse", "--absolute-git-dir"], capture_output=True, text=True, check=False
-    )
-    return Path(result.stdout.strip()) if result.returncode == 0 else None
-
-
 def _record_path(base: str, ours: str, theirs: str) -> Path | None:
-    git_dir = _git_dir()
-    if git_dir is None:
+    found = git_dir()
+    if found is None:
         return None
     key = blake3(f"{base}|{ours}|{theirs}".encode()).hexdigest()[:32]
-    return git_dir / "vxds" / "merges" / f"{key}.json"
+    return found / "vxds" / "merges" / f"{key}.json"
 
 
 def _read(path: str) -> bytes:
@@ -71,10 +60,14 @@ def merge_split_files(base: str, ours: str, theirs: str, shown: str) -> list[str
     except LockError as exc:
         raise LockError(f"{shown}: {exc.message}") from None
     atomic_write_bytes(Path(ours), merged.data)
-    record = _record_path(*(_digest(data[n]) for n in ("base", "ours", "theirs")))
+    record = _record_path(*(digest_bytes(data[n]) for n in ("base", "ours", "theirs")))
     if record is not None:
         record.parent.mkdir(parents=True, exist_ok=True)
-        info = {"count": len(merged.lines), "digest": _digest(merged.data), "conflicts": merged.conflicts}
+        info = {
+            "count": len(merged.lines),
+            "digest": digest_bytes(merged.data),
+            "conflicts": merged.conflicts,
+        }
         atomic_write_bytes(record, orjson.dumps(info))
     return merged.conflicts
 
@@ -85,7 +78,7 @@ def _lookup(
     if ours is None or theirs is None:
         return f"split {split} was removed on one side and changed on the other"
     # A split that is new on both sides has an empty base file: the digest of no bytes.
-    record = _record_path(base[1] if base else _digest(b""), ours[1], theirs[1])
+    record = _record_path(base[1] if base else digest_bytes(b""), ours[1], theirs[1])
     try:
         info = orjson.loads(record.read_bytes()) if record is not None else None
     except (OSError, orjson.JSONDecodeError):
@@ -117,13 +110,6 @@ def merge_header_files(base: str, ours: str, theirs: str, shown: str) -> list[st
     return merged.conflicts
 
 
-def text_merge(base: str, ours: str, theirs: str) -> int:
-    """Any other file: Git's own line merge."""
-    return subprocess.run(
-        ["git", "merge-file", "-L", "ours", "-L", "base", "-L", "theirs", ours, base, theirs]
-    ).returncode
-
-
 def run(base: str, ours: str, theirs: str, path: str) -> tuple[int, list[str]]:
     """Merge one file; return (exit status for Git, messages)."""
     name = PurePosixPath(path).name
@@ -133,7 +119,7 @@ def run(base: str, ours: str, theirs: str, path: str) -> tuple[int, list[str]]:
     if name == HEADER:
         problems = merge_header_files(base, ours, theirs, path)
         return (1 if problems else 0), [f"{path}: {p}" for p in problems]
-    return text_merge(base, ours, theirs), []
+    return merge_file(ours, base, theirs), []  # any other file: Git's own line merge
 
 
 # --- registration ------------------------------------------------------------------------

@@ -137,3 +137,36 @@ def test_an_unreachable_platform_exits_2(
     assert result.exit_code == 2
     assert result.output.startswith(f"error: source '{url}': cannot reach the platform: ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+class Incomplete:
+    """A plugin that forgot most of the protocol."""
+
+    def __init__(self, url: str, context: object) -> None:
+        self.url = url
+
+    def resources(self) -> list[object]:
+        return []
+
+
+def test_a_plugin_missing_protocol_members_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vxds.errors import SourceError
+    from vxds.sources import SourceContext, open_source
+
+    real = importlib.metadata.entry_points
+    plugin = importlib.metadata.EntryPoint(
+        name="partial", value="tests.cli.test_plugins:Incomplete", group="vxds.sources"
+    )
+    monkeypatch.setattr(
+        importlib.metadata,
+        "entry_points",
+        lambda **kw: (
+            importlib.metadata.EntryPoints([plugin]) if kw.get("group") == "vxds.sources" else real(**kw)
+        ),
+    )
+    with pytest.raises(SourceError) as caught:
+        open_source("partial://x", SourceContext(base=Path(".")))
+    assert caught.value.message == (
+        "source 'partial://x': the 'partial' plugin does not implement the source protocol"
+        " (missing: time_travel, snapshot, get, open)"
+    )

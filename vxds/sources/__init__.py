@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from vxds.errors import SourceError
-from vxds.sources.base import IndexedSource, Source, SourceContext
+from vxds.sources.base import IndexedSource, Source, SourceContext, missing_members
 
 __all__ = ["IndexedSource", "Source", "SourceContext", "open_source", "scheme_of"]
 
@@ -39,4 +39,11 @@ def open_source(url: str, context: SourceContext) -> Source:
     except Exception as exc:
         raise SourceError(f"source {url!r}: cannot load the {scheme!r} plugin: {exc}") from exc
     source: Source = factory(url, context)
+    missing = missing_members(source)
+    if missing:
+        raise SourceError(
+            f"source {url!r}: the {scheme!r} plugin does not implement the source protocol"
+            f" (missing: {', '.join(missing)})",
+            hint="subclass vxds.sources.base.IndexedSource, or see docs/sources.md",
+        )
     return source

@@ -32,6 +32,7 @@ from vxds.sources.bucket import (
     NO_CREDENTIALS,
     TRANSIENT,
     BucketSource,
+    FailureKind,
     Fetched,
     Listed,
     Sink,
@@ -153,7 +154,7 @@ class AzureBlobSource(BucketSource):
         etag = _etag(properties.etag)
         return Fetched(str(found) if found else etag, etag)
 
-    def _classify(self, exc: BaseException) -> str | None:
+    def _classify(self, exc: BaseException) -> FailureKind | None:
         names = {cls.__name__ for cls in type(exc).__mro__}
         code = str(getattr(exc, "error_code", "") or "")
         status = getattr(exc, "status_code", None)

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from vxds.errors import NotFoundError, SourceError
 from vxds.progress import NO_PROGRESS, Progress
@@ -39,7 +39,7 @@ class SourceContext:
 
 def check_at(source: Source, at: str | None) -> None:
     """Refuse ``at`` for a source without history unless it names its current snapshot."""
-    if at is not None and not getattr(source, "time_travel", False) and source.snapshot != at:
+    if at is not None and not source.time_travel and source.snapshot != at:
         raise SourceError(
             f"source {source.url!r} keeps no history: it is at snapshot {source.snapshot!r}, not {at!r}"
         )
@@ -48,6 +48,11 @@ def check_at(source: Source, at: str | None) -> None:
 @runtime_checkable
 class Source(Protocol):
     url: str
+
+    @property
+    def time_travel(self) -> bool:
+        """True when the source keeps its history and resolves as of ``context.at`` (a
+        catalog); False when it holds only its current state, which ``check_at`` compares."""
 
     @property
     def snapshot(self) -> str: ...
@@ -63,6 +68,7 @@ class IndexedSource(ABC):
     """A source that can list everything it holds; lookups use a sorted index."""
 
     url: str
+    time_travel: ClassVar[bool] = False
 
     def __init__(self, url: str, context: SourceContext) -> None:
         self.url = url
@@ -113,3 +119,11 @@ class IndexedSource(ABC):
             if not resource.id.startswith(prefix):
                 break
             yield resource
+
+
+PROTOCOL = ("url", "time_travel", "snapshot", "resources", "get", "open")
+
+
+def missing_members(source: object) -> list[str]:
+    """The members of the ``Source`` protocol that ``source`` lacks."""
+    return [name for name in PROTOCOL if not hasattr(type(source), name) and not hasattr(source, name)]

@@ -31,7 +31,7 @@ import tempfile
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, NamedTuple, TypeVar
+from typing import Any, BinaryIO, ClassVar, Literal, NamedTuple, TypeVar
 
 import orjson
 from blake3 import blake3
@@ -49,15 +49,24 @@ Sink = Callable[[bytes], object]
 CHUNK = 1 << 20
 DEFAULT_CONCURRENCY = 32
 DEFAULT_RETRIES = 4
-BACKOFF = 0.2  # seconds before the first retry; doubled each time
+DEFAULT_BACKOFF = 0.2  # seconds before the first retry; doubled each time
 KEEP_EXTENSIONS = (".json", ".tsv", ".csv")  # sidecars and tables are read again to build attrs
 
 # How a failure is reported (see ``BucketSource._classify``).
-MISSING_CONTAINER = "missing-container"
-MISSING = "missing"
-DENIED = "denied"
-NO_CREDENTIALS = "no-credentials"
-TRANSIENT = "transient"
+FailureKind = Literal["missing-container", "missing", "denied", "no-credentials", "transient"]
+MISSING_CONTAINER: FailureKind = "missing-container"
+MISSING: FailureKind = "missing"
+DENIED: FailureKind = "denied"
+NO_CREDENTIALS: FailureKind = "no-credentials"
+TRANSIENT: FailureKind = "transient"
+
+
+class StoreFailure(SourceError):
+    """A failed call to the store, with the kind of failure it was (None: unclassified)."""
+
+    def __init__(self, message: str, *, kind: FailureKind | None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
 
 
 class Listed(NamedTuple):
@@ -117,10 +126,11 @@ class BucketSource(IndexedSource):
         self.prefix = f"{prefix}/" if prefix else ""
         top = {k: v for k, v in context.options.items() if not isinstance(v, dict)}
         if not self.shared_options:
-            top = {k: v for k, v in top.items() if k in ("retries", "concurrency")}
+            top = {k: v for k, v in top.items() if k in ("retries", "concurrency", "backoff")}
         table = context.options.get(self.options_table) if self.options_table else None
         options = {**top, **(table if isinstance(table, dict) else {})}
         self.retries = _count(options.pop("retries", DEFAULT_RETRIES), "retries", url)
+        self.backoff = _seconds(options.pop("backoff", DEFAULT_BACKOFF), "backoff", url)
         self.concurrency = max(
             1, _count(options.pop("concurrency", context.jobs or DEFAULT_CONCURRENCY), "concurrency", url)
         )
@@ -176,8 +186,8 @@ class BucketSource(IndexedSource):
         """
 
     @abstractmethod
-    def _classify(self, exc: BaseException) -> str | None:
-        """MISSING_CONTAINER, MISSING, DENIED, NO_CREDENTIALS, TRANSIENT or None."""
+    def _classify(self, exc: BaseException) -> FailureKind | None:
+        """The kind of a failure, or None when it is none of the known kinds."""
 
     def _pins(self, version: str) -> bool:
         """Whether a recorded version names one version to read (an ETag names none)."""
@@ -212,7 +222,7 @@ class BucketSource(IndexedSource):
             except Exception as exc:
                 if self._classify(exc) != TRANSIENT or attempt == self.retries:
                     raise
-                await asyncio.sleep(BACKOFF * 2**attempt)
+                await asyncio.sleep(self.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
     async def _download(
@@ -223,28 +233,27 @@ class BucketSource(IndexedSource):
         pin = version if version is not None and self._pins(version) else None
         return await self._retrying(lambda: self._fetch(key, pin, new_sink(), listed))
 
-    def _failure(self, exc: BaseException, what: str = "") -> SourceError:
-        """A one-line SourceError for a failed call, with any secret blanked out."""
+    def _failure(self, exc: BaseException, what: str = "") -> StoreFailure:
+        """A one-line error for a failed call, with any secret blanked out."""
         where = f"source {self.url!r}" + (f": {what}" if what else "")
         kind = self._classify(exc)
         word = self.container_word
+        hint = None
         if kind == MISSING_CONTAINER:
-            return SourceError(f"{where}: {word} {self.bucket!r} does not exist")
-        if kind == MISSING:
-            return SourceError(f"{where}: {word} {self.bucket!r} or the object does not exist")
-        if kind == DENIED:
-            return SourceError(
-                f"{where}: access denied ({self._scrub(self._denial(exc))}); check the credentials",
-                hint=f"credentials come from {self.credentials_hint}",
-            )
-        if kind == NO_CREDENTIALS:
-            return SourceError(f"{where}: no credentials found", hint=f"set {self.credentials_hint}")
-        if kind == TRANSIENT:
-            return SourceError(
-                f"{where}: the storage service failed after {self.retries + 1} attempts:"
-                f" {self._scrub(self._cause(exc))}"
-            )
-        return SourceError(f"{where}: {type(exc).__name__}: {self._scrub(self._cause(exc))}")
+            text = f"{word} {self.bucket!r} does not exist"
+        elif kind == MISSING:
+            text = f"{word} {self.bucket!r} or the object does not exist"
+        elif kind == DENIED:
+            text = f"access denied ({self._scrub(self._denial(exc))}); check the credentials"
+            hint = f"credentials come from {self.credentials_hint}"
+        elif kind == NO_CREDENTIALS:
+            text, hint = "no credentials found", f"set {self.credentials_hint}"
+        elif kind == TRANSIENT:
+            attempts = self.retries + 1
+            text = f"the storage service failed after {attempts} attempts: {self._scrub(self._cause(exc))}"
+        else:
+            text = f"{type(exc).__name__}: {self._scrub(self._cause(exc))}"
+        return StoreFailure(f"{where}: {text}", kind=kind, hint=hint)
 
     def _denial(self, exc: BaseException) -> str:
         return "forbidden"
@@ -375,7 +384,8 @@ class BucketSource(IndexedSource):
             raise gone from None
         except SourceError as exc:
             spool.close()
-            if "does not exist" in exc.message and self._pins(version):
+            missing = isinstance(exc, StoreFailure) and exc.kind in (MISSING, MISSING_CONTAINER)
+            if missing and self._pins(version):
                 raise gone from None
             cause = exc.message.split(": ", 1)[-1]
             raise SourceError(f"source {self.url!r}: cannot read {resource.id}: {cause}") from None
@@ -410,6 +420,14 @@ def _count(value: object, name: str, url: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SourceError(f"source {url!r}: [tool.vxds.storage] {name} must be a whole number, got {value!r}")
     return value
+
+
+def _seconds(value: object, name: str, url: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
+        raise SourceError(
+            f"source {url!r}: [tool.vxds.storage] {name} must be 0 to 60 seconds, got {value!r}"
+        )
+    return float(value)
 
 
 def shown(url: str) -> str:

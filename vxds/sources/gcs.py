@@ -32,6 +32,7 @@ from vxds.sources.bucket import (
     NO_CREDENTIALS,
     TRANSIENT,
     BucketSource,
+    FailureKind,
     Fetched,
     Listed,
     Sink,
@@ -167,7 +168,7 @@ class GCSSource(BucketSource):
             raise VersionGone(generation)
         return Fetched(generation, generation)
 
-    def _classify(self, exc: BaseException) -> str | None:
+    def _classify(self, exc: BaseException) -> FailureKind | None:
         if isinstance(exc, GCSError):
             if exc.status == 404:
                 return MISSING_CONTAINER if exc.listing else MISSING

@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from vxds.sources.bucket import (
-    BACKOFF,
     CHUNK,
     DENIED,
     MISSING,
@@ -39,15 +38,15 @@ from vxds.sources.bucket import (
     NO_CREDENTIALS,
     TRANSIENT,
     BucketSource,
+    FailureKind,
     Fetched,
     Listed,
     Sink,
     VersionGone,
 )
 
-__all__ = ["BACKOFF", "ObjectStoreSource", "is_etag"]
+__all__ = ["ObjectStoreSource", "is_etag"]
 
-_Listed = Listed  # the name tests and older callers use
 _ETAG_RE = re.compile(r"[0-9a-f]{32}(-[0-9]+)?\Z")
 _TRANSIENT_CODES = frozenset(
     {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling", "503", "500"}
@@ -163,7 +162,7 @@ class ObjectStoreSource(BucketSource):
             raise VersionGone(found)
         return Fetched(found if found != "null" else etag, etag)
 
-    def _classify(self, exc: BaseException) -> str | None:
+    def _classify(self, exc: BaseException) -> FailureKind | None:
         code = _error_code(exc)
         if code == "NoSuchBucket":
             return MISSING_CONTAINER

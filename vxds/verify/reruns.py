@@ -57,7 +57,7 @@ def _resolver(ctx: Context, target: Target) -> Any:
         ctx.resolver = Resolver(ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs)
     assert target.entry is not None and target.header is not None
     source = ctx.resolver.source(target.entry.source, target.key)
-    if not getattr(source, "time_travel", False):
+    if not source.time_travel:
         return ctx.resolver
     snapshot = target.header.snapshot
     if snapshot not in ctx.at_resolvers:
