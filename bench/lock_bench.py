@@ -130,8 +130,8 @@ def _phases_child(root: Path, n: int) -> None:
     sys.path.insert(0, str(root / "recipes"))
     import benchdata
 
-    from vxds.lockfile import write_splits
-    from vxds.resolver import build_splits
+    from vxds.locks.format import write_splits
+    from vxds.recipes.resolver import build_splits
 
     page = os.sysconf("SC_PAGE_SIZE")
 
@@ -161,7 +161,12 @@ def _phases_child(root: Path, n: int) -> None:
     start = time.perf_counter()
     write_splits(splits, root / "phases-out")
     rows.append(
-        ["lockfile.write_splits", fmt_s(time.perf_counter() - start), f"{rss_mib():.0f}", f"{peak_mib():.0f}"]
+        [
+            "locks.format.write_splits",
+            fmt_s(time.perf_counter() - start),
+            f"{rss_mib():.0f}",
+            f"{peak_mib():.0f}",
+        ]
     )
     del output
     rows.append(["after dropping the recipe output", "", f"{rss_mib():.0f}", f"{peak_mib():.0f}"])

@@ -163,7 +163,7 @@ def sequential(client: Any, bucket: str) -> dict[str, str]:
 
 def bench_s3(report: Report, count: int, seed: int, latencies: list[float]) -> None:
     from vxds.sources.base import SourceContext
-    from vxds.sources.objectstore import ObjectStoreSource
+    from vxds.sources.objectstore.s3 import ObjectStoreSource
 
     with moto_server() as endpoint:
         client = s3_client(endpoint)
@@ -192,10 +192,10 @@ def bench_s3(report: Report, count: int, seed: int, latencies: list[float]) -> N
 
 
 def bench_catalog(report: Report, root: Path, count: int, seed: int) -> None:
-    from vxds.client import Client
+    from vxds.recipes.client import Client
     from vxds.sources.base import SourceContext
     from vxds.sources.catalog import Catalog, CatalogSource
-    from vxds.sources.folder import FolderSource
+    from vxds.sources.folder.source import FolderSource
 
     data = root / "data"
     size, make_s = timed(lambda: make_tree(data, count, 1024, 8192, seed))

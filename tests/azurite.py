@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.s3server import free_port
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 ACCOUNT = "devstoreaccount1"

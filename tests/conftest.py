@@ -8,30 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import DEMO_MANIFEST, DEMO_RECIPE
+
 # Tests never look for a Google Cloud machine's metadata server (google-auth and gcsfs would
 # ask 169.254.169.254 when no GCS credentials are configured); set before they are imported.
 os.environ.setdefault("NO_GCE_CHECK", "true")
-
-DEMO_RECIPE = """\
-import vxds
-
-
-@vxds.recipe()
-def demo(client, test_subject="02"):
-    splits = {"train": [], "test": []}
-    for volume in client.query(type="Volume"):
-        split = "test" if volume.attrs["subject"] == test_subject else "train"
-        splits[split].append(volume)
-    return splits
-"""
-
-DEMO_MANIFEST = """\
-- name: demo
-  version: 1
-  description: T2w volumes of three subjects.
-  script_location: ./recipes/demo.py
-  group_by: attrs.subject
-"""
 
 
 def _write_tree(root: Path, files: Mapping[str, str | bytes]) -> Path:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.s3server import free_port
+from tests.helpers import free_port
 
 # A token the tests pass through [tool.vxds.storage.gcs]; checked for in every output.
 TOKEN = "ya29.vxds-test-token-Hq3rLm8Zp0Wc"

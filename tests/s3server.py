@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import itertools
-import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,17 +12,13 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
+
 # Fake credentials the tests pass through [tool.vxds.storage]; the secret is checked for
 # in every output and lock file.
 KEY = "AKIAVXDSTESTKEY00001"
 SECRET = "vxds-test-secret-Zq8cGfL1uE3w9PnN"
 _names = itertools.count(1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -68,7 +68,7 @@ def test_open_streams_verified_bytes_and_to_records(tmp_path: Path) -> None:
 
 
 def test_open_raises_when_the_bytes_changed(tmp_path: Path) -> None:
-    from vxds.integrity import IntegrityError
+    from vxds.locks.verified_read import IntegrityError
 
     root = _project_copy(tmp_path)
     lock = vxds.load_lock("viseg_training@1", root=root)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_MANIFEST, DEMO_RECIPE
-from vxds.config import load_config
-from vxds.lockfile import Lock, Split, read_lock, write_lock
-from vxds.manifest import load_manifest
-from vxds.resolver import Resolver
+from tests.helpers import DEMO_MANIFEST, DEMO_RECIPE
+from vxds.locks.format import Lock, Split, read_lock, write_lock
+from vxds.project.config import load_config
+from vxds.project.manifest import load_manifest
+from vxds.recipes.resolver import Resolver
 
 REPO = Path(__file__).resolve().parents[1]
 PRE_COMMIT = Path(sys.executable).parent / "pre-commit"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.test_diff import NEW, OLD
-from vxds.diff import diff_locks
+from tests.helpers import NEW, OLD
+from vxds.locks.diff import diff_locks
 from vxds.report.jsonreport import document
 from vxds.report.markdown import cell, code, render
 from vxds.report.text import change_words, names

@@ -15,15 +15,15 @@ __all__ = ["Client", "Resource", "__version__", "dataset_compilation_entrypoint"
 
 if TYPE_CHECKING:
     from vxds.api import load_lock
-    from vxds.client import Client
-    from vxds.recipes import dataset_compilation_entrypoint, recipe
+    from vxds.recipes.client import Client
+    from vxds.recipes.decorator import dataset_compilation_entrypoint, recipe
     from vxds.resource import Resource
 
 _LAZY = {
-    "recipe": "vxds.recipes",
-    "dataset_compilation_entrypoint": "vxds.recipes",
+    "recipe": "vxds.recipes.decorator",
+    "dataset_compilation_entrypoint": "vxds.recipes.decorator",
     "Resource": "vxds.resource",
-    "Client": "vxds.client",
+    "Client": "vxds.recipes.client",
     "load_lock": "vxds.api",
 }
 

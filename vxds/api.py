@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vxds.config import find_root, load_config
 from vxds.errors import NotFoundError, VxdsError
-from vxds.integrity import VerifiedReader
-from vxds.lockfile import Lock, lock_dir, read_lock
+from vxds.locks.format import Lock, lock_dir, read_lock
+from vxds.locks.verified_read import VerifiedReader
+from vxds.project.config import find_root, load_config
 from vxds.resource import Resource
 
 
@@ -48,7 +48,7 @@ class LockedDataset(Lock):
 
     def open(self, resource: Resource | str) -> VerifiedReader:
         """A binary stream of the resource's bytes; reading to the end raises
-        ``vxds.integrity.IntegrityError`` if they are not the locked bytes."""
+        ``vxds.locks.verified_read.IntegrityError`` if they are not the locked bytes."""
         if isinstance(resource, str):
             resource = self.get(resource)
         return VerifiedReader(resource, self.source.open(resource))
@@ -95,7 +95,7 @@ def load_lock(
     """
     path = Path(spec)
     if rev is not None:
-        from vxds.locksets import lock_at
+        from vxds.locks.refs import lock_at
 
         config = load_config(Path(root) if root is not None else None)
         lock = lock_at(config, rev, str(spec))
@@ -110,7 +110,7 @@ def load_lock(
         except VxdsError:  # a lock folder outside any project: no storage options
             storage = {}
     else:
-        from vxds.manifest import load_manifest, parse_spec
+        from vxds.project.manifest import load_manifest, parse_spec
 
         config = load_config(Path(root) if root is not None else None)
         manifest = load_manifest(

@@ -251,7 +251,7 @@ class HashCache:
         """Write the cache atomically; failures are ignored (it is only a cache)."""
         if self.path is None or not self._dirty:
             return
-        from vxds.fsutil import atomic_write_bytes
+        from vxds.fs import atomic_write_bytes
 
         payload = orjson.dumps({"version": self.VERSION, "entries": self._entries})
         try:

@@ -4,37 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.helpers import REMOVED_T2, REPO, T1, Invoke, commit_all, git
 from vxds.cli.main import cli
-
-REPO = Path(__file__).resolve().parents[2]
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
-
-Invoke = Callable[..., Result]
-T1 = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w"
-REMOVED_T2 = "sample-data/basel/sub-BS08/ses-01/anat/sub-BS08_ses-01_T2w.nii.gz"
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**GIT_ENV, "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
-    ).stdout
 
 
 @pytest.fixture
@@ -66,12 +42,6 @@ def invoke() -> Invoke:
         return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return run
-
-
-def commit_all(root: Path, message: str) -> str:
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", message)
-    return git(root, "rev-parse", "HEAD").strip()
 
 
 @pytest.fixture

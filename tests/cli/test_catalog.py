@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import REMOVED_T2, Invoke
+from tests.helpers import REMOVED_T2, Invoke
 
 T2 = "sample-data/basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w.nii.gz"
 

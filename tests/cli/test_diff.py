@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.conftest import REPO, Invoke, commit_all, git
+from tests.helpers import REPO, Invoke, commit_all, git
 
 
 def _json(invoke: Invoke, *args: str) -> dict:

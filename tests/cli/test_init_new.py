@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import REPO, Invoke
+from tests.helpers import REPO, Invoke
 
 SCAFFOLD = [
     "datasets.yaml",

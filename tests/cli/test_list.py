@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.conftest import Invoke
+from tests.helpers import Invoke
 
 
 def states(invoke: Invoke) -> dict[str, str]:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import vxds
-from tests.cli.conftest import REMOVED_T2, Invoke, git
+from tests.helpers import REMOVED_T2, Invoke, git
 from vxds.errors import NotFoundError
-from vxds.integrity import IntegrityError
+from vxds.locks.verified_read import IntegrityError
 
 
 def test_lock_at_a_revision(history: Path, invoke: Invoke) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.azurite import KEY, Azure
-from tests.cli.conftest import Invoke, commit_all, git
 from tests.gcsserver import GCS
+from tests.helpers import Invoke, commit_all, git
 from tests.s3server import SECRET, fake_s3
 
 RECIPE = """\

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Invoke
 from tests.flywheel_snapshot import build
+from tests.helpers import Invoke
 
 RECIPE = """\
 import vxds

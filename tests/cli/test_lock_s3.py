@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Invoke, commit_all, git
-from tests.s3server import S3, SECRET, fake_s3, free_port
+from tests.helpers import Invoke, commit_all, free_port, git
+from tests.s3server import S3, SECRET, fake_s3
 
 RECIPE = """\
 import vxds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.conftest import Invoke, commit_all
+from tests.helpers import Invoke, commit_all
 
 
 def test_log_lists_changes_newest_first(history: Path, invoke: Invoke) -> None:

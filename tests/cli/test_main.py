@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import vxds
-from tests.cli.conftest import REPO, Invoke
+from tests.helpers import REPO, Invoke
 
 
 def test_help_lists_every_command_with_examples(invoke: Invoke) -> None:

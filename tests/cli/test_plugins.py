@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.conftest import Invoke
-from tests.s3server import free_port
+from tests.helpers import Invoke, free_port
 from vxds.hashing import digest_bytes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"

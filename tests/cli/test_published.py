@@ -1,13 +1,13 @@
-"""vxds/published.py: locks published at a base revision must not change."""
+"""vxds/git/published.py: locks published at a base revision must not change."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from tests.cli.conftest import Invoke, commit_all, git
-from vxds.config import load_config
-from vxds.published import published_changes
+from tests.helpers import Invoke, commit_all, git
+from vxds.git.published import published_changes
+from vxds.project.config import load_config
 
 
 def test_unchanged_and_snapshot_only_changes_pass(history: Path, invoke: Invoke) -> None:

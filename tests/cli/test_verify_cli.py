@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.cli.conftest import Invoke, git
+from tests.helpers import Invoke, git
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ WORKERS_SCRIPT = """
 import json, sys
 from pathlib import Path
 from vxds import verify as verify_module
-from vxds.config import load_config
+from vxds.project.config import load_config
 from vxds.verify import integrity, model, project
 
 root, data = Path(sys.argv[1]), sys.argv[2] == "1"

@@ -8,8 +8,8 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
-from tests.cli.conftest import Invoke, git
-from vxds.lockfile import read_lock, write_lock
+from tests.helpers import Invoke, git
+from vxds.locks.format import read_lock, write_lock
 
 BASEL = "locks/all_basel_data/1"
 

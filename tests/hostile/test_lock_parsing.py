@@ -23,9 +23,9 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cli.conftest import REPO, git
+from tests.helpers import REPO, git
 from vxds.cli.main import cli
-from vxds.lockfile import HEADER, digest_chunks, parse_header, render_header, split_file
+from vxds.locks.format import HEADER, digest_chunks, parse_header, render_header, split_file
 
 VISEG = "locks/viseg_training/1"
 COMMANDS = {
@@ -199,7 +199,7 @@ def test_a_bare_cr_committed_to_git_is_corrupt_at_that_revision(project: Path) -
 RELOCKER = """\
 import dataclasses, sys, time
 from pathlib import Path
-from vxds.lockfile import Split, read_lock, write_lock
+from vxds.locks.format import Split, read_lock, write_lock
 
 lock_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
 a = read_lock(lock_dir)
@@ -509,7 +509,7 @@ def test_fuzz_any_bytes_as_a_bare_split_file(project: Path, data: bytes) -> None
 @settings(max_examples=300, deadline=None)
 @given(text=(_mutations(LOCK_TOML) | _header_values()).map(lambda b: b.decode("utf-8", "replace")))
 def test_fuzz_parse_header_raises_only_corrupt_lock(text: str) -> None:
-    from vxds.lockfile import CorruptLock
+    from vxds.locks.format import CorruptLock
 
     try:
         header, _ = parse_header(text, Path("lock"))
@@ -522,7 +522,7 @@ def test_fuzz_parse_header_raises_only_corrupt_lock(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(data=_mutations(TEST_SPLIT) | _json_lines())
 def test_fuzz_line_problems_never_raises(data: bytes) -> None:
-    from vxds.lockfile import line_problems
+    from vxds.locks.format import line_problems
 
     for problem in line_problems("test", data):
         assert "\n" not in problem and problem.line is not None

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from vxds.cli.main import cli
-from vxds.lockfile import read_lock
+from vxds.locks.format import read_lock
 
 VXDS = str(Path(sys.executable).with_name("vxds"))
 
@@ -186,16 +186,16 @@ def test_a_full_disk_names_the_file_and_the_dataset(proj: Path, monkeypatch: pyt
     assert invoke("lock", "big").exit_code == 0
     parent = proj / "locks" / "big"
     before = {p.name: p.read_bytes() for p in (parent / "1").iterdir()}
-    import vxds.fsutil
+    import vxds.fs
 
-    real_write = vxds.fsutil.StagedFile.write
+    real_write = vxds.fs.StagedFile.write
 
-    def full(self: vxds.fsutil.StagedFile, data: bytes) -> None:
+    def full(self: vxds.fs.StagedFile, data: bytes) -> None:
         if self.path.parent.name.startswith(".1.tmp-"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_write(self, data)
 
-    monkeypatch.setattr(vxds.fsutil.StagedFile, "write", full)
+    monkeypatch.setattr(vxds.fs.StagedFile, "write", full)
     result = CliRunner().invoke(cli, ["lock", "big"], env={"VXDS_TEST_N": "10"}, catch_exceptions=False)
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.startswith("error")]
@@ -208,12 +208,12 @@ def test_a_full_disk_names_the_file_and_the_dataset(proj: Path, monkeypatch: pyt
 
 
 def test_a_full_disk_in_lock_file_names_the_split_file(proj: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vxds.fsutil
+    import vxds.fs
 
-    def full(self: vxds.fsutil.StagedFile, data: bytes) -> None:
+    def full(self: vxds.fs.StagedFile, data: bytes) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(vxds.fsutil.StagedFile, "write", full)
+    monkeypatch.setattr(vxds.fs.StagedFile, "write", full)
     result = invoke("lock", "--file", "recipes/big.py", "-o", "out")
     assert result.exit_code == 2
     assert f"{Path('out') / 'resources.'}" in result.output

@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vxds.cli.main import cli
-from vxds.config import load_config
 from vxds.errors import ConfigError, ManifestError
-from vxds.manifest import Manifest, load_manifest
+from vxds.project.config import load_config
+from vxds.project.manifest import Manifest, load_manifest
 
 RECIPE = """\
 import os

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from vxds.findings import ERROR, WARNING
-from vxds.lockfile import lock_dir, read_lock
+from vxds.locks.format import lock_dir, read_lock
 from vxds.materialize import Target, materialize
 from vxds.materialize.check import check_output, receipt_dataset
 from vxds.materialize.receipt import JOURNAL, RECEIPT
+from vxds.verify.findings import ERROR, WARNING
 
 MakeTarget = Callable[..., Target]
 MASK = "basel/derivatives/lesions/sub-BS01/ses-01/anat/sub-BS01_ses-01_desc-lesion_mask.nii.gz"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vxds.hashing import digest_bytes
-from vxds.integrity import IntegrityError
+from vxds.locks.verified_read import IntegrityError
 from vxds.materialize.transfer import OVERLAP_THRESHOLD, copy_file, copy_stream, link_file
 from vxds.resource import Resource
 

@@ -43,7 +43,7 @@ def catalog_option(func: F) -> F:
 def _path(catalog: Path | None, root: Path | None) -> Path:
     if catalog is not None:
         return catalog
-    from vxds.config import load_config
+    from vxds.project.config import load_config
     from vxds.sources import scheme_of
     from vxds.sources.catalog import catalog_path
 
@@ -85,7 +85,7 @@ def ingest(folder: Path, catalog: Path | None, fmt: str, quiet: bool, root: Path
     New resources get version 1, changed ones (hash or metadata) the next version, and
     resources no longer in FOLDER are marked deleted at this snapshot.
     """
-    from vxds.config import load_config
+    from vxds.project.config import load_config
     from vxds.sources.base import SourceContext
     from vxds.sources.catalog import Catalog
 

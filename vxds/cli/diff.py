@@ -84,10 +84,10 @@ def command(
     paths to lock folders or resources.<split>.jsonl files. Nothing is checked out and the
     repository is never modified.
     """
-    from vxds.config import load_config
-    from vxds.diff import diff_sides
     from vxds.errors import UsageError
-    from vxds.locksets import SideFinder, select
+    from vxds.locks.diff import diff_sides
+    from vxds.locks.refs import SideFinder, select
+    from vxds.project.config import load_config
 
     config = load_config(root)
     old, new = SideFinder(config).sides(list(sides))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from vxds.cli.options import quiet_option
-from vxds.fsutil import atomic_write_text
+from vxds.fs import atomic_write_text
 from vxds.templates import read
 
 EPILOG = """\b
@@ -74,7 +74,7 @@ def _merge_driver(directory: Path) -> list[tuple[str, str]]:
     """Register the lock merge driver; outside Git, only its .gitattributes lines."""
     from vxds.cli.install import install
     from vxds.errors import VxdsError
-    from vxds.mergedriver import add_attributes
+    from vxds.git.merge_driver import add_attributes
 
     try:
         return [(name, action) for name, action in install(directory, directory / "locks")]

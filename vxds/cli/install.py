@@ -19,8 +19,8 @@ Run it once per clone: Git does not copy configuration when cloning.
 
 def install(root: Path, locks: Path) -> list[tuple[str, str]]:
     """Register the merge driver; return (what, action) pairs."""
-    from vxds.gitrepo import Repository
-    from vxds.mergedriver import DRIVER, DRIVER_COMMAND, DRIVER_NAME, add_attributes
+    from vxds.git.merge_driver import DRIVER, DRIVER_COMMAND, DRIVER_NAME, add_attributes
+    from vxds.git.repo import Repository
 
     repo = Repository(root)
     section = f'merge "{DRIVER}"'
@@ -39,7 +39,7 @@ def install(root: Path, locks: Path) -> list[tuple[str, str]]:
 @quiet_option
 def command(root: Path | None, quiet: bool) -> int:
     """Register the lock merge driver with Git for this repository."""
-    from vxds.config import load_config
+    from vxds.project.config import load_config
 
     config = load_config(root)
     for name, action in install(config.root, config.locks):

@@ -12,7 +12,7 @@ from vxds.cli.output import print_json, progress_bar, state
 from vxds.cli.project import open_project
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import hash_file
-from vxds.lockfile import (
+from vxds.locks.format import (
     Lock,
     Split,
     guard_file,
@@ -26,9 +26,9 @@ from vxds.lockfile import (
 )
 
 if TYPE_CHECKING:
-    from vxds.config import Config
-    from vxds.manifest import Entry
-    from vxds.resolver import Resolver
+    from vxds.project.config import Config
+    from vxds.project.manifest import Entry
+    from vxds.recipes.resolver import Resolver
 
 EPILOG = """\b
 Examples:
@@ -50,7 +50,7 @@ def _summary(counts: dict[str, int]) -> str:
 def _change_words(old: Lock | None, new: Lock) -> str:
     if old is None:
         return f"+{sum(split.count for split in new.splits.values())} -0 ~0"
-    from vxds.diff import diff_locks
+    from vxds.locks.diff import diff_locks
     from vxds.report.text import change_words
 
     diff = diff_locks(old, new)
@@ -74,7 +74,7 @@ def _lock_one(
 ) -> dict[str, Any]:
     lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
-    from vxds.lockfile import restore_set_aside
+    from vxds.locks.format import restore_set_aside
 
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
     report: dict[str, Any] = {
@@ -122,8 +122,8 @@ def _lock_file(
     jobs: int | None,
     at: str | None,
 ) -> int:
-    from vxds.config import load_config
-    from vxds.resolver import Resolver
+    from vxds.project.config import load_config
+    from vxds.recipes.resolver import Resolver
 
     config = load_config(root)
     with progress_bar(quiet or fmt == "json") as progress:
@@ -177,7 +177,7 @@ def _file_matches(path: Path, split: Split) -> bool:
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
-    from vxds.manifest import parse_value
+    from vxds.project.manifest import parse_value
 
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -269,12 +269,12 @@ def command(
             "--output, --entrypoint, --source and --param go with --file SCRIPT",
             hint="a dataset in the manifest takes them from its entry in datasets.yaml",
         )
-    from vxds.resolver import Resolver
+    from vxds.recipes.resolver import Resolver
 
     config, manifest = open_project(root)
     entries = manifest.select(datasets) if datasets else list(manifest)
     if stale:
-        from vxds.status import MISSING, STALE, lock_status
+        from vxds.locks.status import MISSING, STALE, lock_status
 
         entries = [e for e in entries if lock_status(e, config).state in (MISSING, STALE)]
     reports: list[dict[str, Any]] = []

@@ -52,8 +52,8 @@ def _record(entry: Any) -> dict[str, Any]:
 def command(dataset: str, max_count: int | None, fmt: str, root: Path | None) -> int:
     """List the commits that changed the lock of NAME (or NAME@V), newest first."""
     from vxds.cli.output import print_json
-    from vxds.config import load_config
-    from vxds.history import log
+    from vxds.git.history import log
+    from vxds.project.config import load_config
     from vxds.report.text import change_words
 
     config = load_config(root)

@@ -12,9 +12,9 @@ from vxds.cli.output import print_json, progress_bar
 from vxds.errors import UsageError
 
 if TYPE_CHECKING:
-    from vxds.config import Config
-    from vxds.lockfile import Split
+    from vxds.locks.format import Split
     from vxds.materialize import Report, Target
+    from vxds.project.config import Config
 
 EPILOG = """\b
 Examples:
@@ -36,9 +36,9 @@ exit 2 (after keeping what was placed) when the disk is full.
 
 
 def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
-    from vxds.lockfile import lock_dir, read_lock
-    from vxds.manifest import load_manifest, parse_spec
+    from vxds.locks.format import lock_dir, read_lock
     from vxds.materialize import Target
+    from vxds.project.manifest import load_manifest, parse_spec
 
     manifest = load_manifest(
         config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
@@ -53,7 +53,7 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
 
 
 def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
-    from vxds.lockfile import read_lock
+    from vxds.locks.format import read_lock
     from vxds.materialize import Target
 
     splits = _bare_splits(files)
@@ -71,7 +71,7 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
 def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
     """The split files given with -f, by split name; one split or one id in two is refused
     (files from different runs can disagree, and a resource belongs to one split)."""
-    from vxds.lockfile import SPLIT_FILE_RE, read_split_file
+    from vxds.locks.format import SPLIT_FILE_RE, read_split_file
 
     splits: dict[str, Split] = {}
     given: dict[str, Path] = {}
@@ -157,8 +157,8 @@ def command(
     root: Path | None,
 ) -> int:
     """Write a lock's resources to OUT in one or more layouts, checking every byte."""
-    from vxds.config import load_config
     from vxds.materialize import materialize
+    from vxds.project.config import load_config
 
     if bool(dataset) == bool(files):
         raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")

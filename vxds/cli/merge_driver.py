@@ -22,7 +22,7 @@ cannot be merged by id.
 @click.argument("path", default="")
 def command(base: str, ours: str, theirs: str, path: str) -> int:
     """Merge BASE, OURS and THEIRS of the lock file PATH into OURS, by resource id."""
-    from vxds.mergedriver import run
+    from vxds.git.merge_driver import run
 
     status, messages = run(base, ours, theirs, path or ours)
     for message in messages:

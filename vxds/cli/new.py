@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from vxds.cli.options import quiet_option, root_option
-from vxds.config import load_config
 from vxds.errors import UsageError
-from vxds.fsutil import atomic_write_text
-from vxds.manifest import load_manifest
+from vxds.fs import atomic_write_text
+from vxds.project.config import load_config
+from vxds.project.manifest import load_manifest
 from vxds.templates import read
 
 NAME_RE = re.compile(r"[a-z0-9_-]+\Z")
@@ -108,7 +108,7 @@ def command(
         if not script_path.is_file():
             raise UsageError(f"--script {script}: no such file")
     location = "./" + Path(os.path.relpath(script_path, manifest_path.parent)).as_posix()
-    from vxds.manifest_edit import with_entry
+    from vxds.project.manifest_edit import with_entry
 
     fields = _fields(name, version, description, location, None if script else function, source, group_by)
     new_text = with_entry(text, manifest_path, fields)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vxds.config import Config, load_config
-from vxds.manifest import Manifest, load_manifest
+from vxds.project.config import Config, load_config
+from vxds.project.manifest import Manifest, load_manifest
 
 
 def open_project(root: Path | None, *, require_scripts: bool = True) -> tuple[Config, Manifest]:

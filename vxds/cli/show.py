@@ -11,8 +11,8 @@ import click
 from vxds.cli.options import by_option, format_option, root_option
 from vxds.cli.output import print_json, table
 from vxds.cli.project import open_project
-from vxds.lockfile import Lock, lock_dir, read_lock
-from vxds.manifest import parse_spec
+from vxds.locks.format import Lock, lock_dir, read_lock
+from vxds.project.manifest import parse_spec
 from vxds.resource import lookup
 
 EPILOG = """\b

@@ -9,8 +9,8 @@ import click
 
 from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
 from vxds.cli.output import print_json, progress_bar
-from vxds.findings import ERROR, SKIPPED, WARNING, Finding
 from vxds.verify import Options, Report, Sample, run
+from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
 
 EPILOG = """\b
 Examples:
@@ -87,11 +87,11 @@ def render_text(report: Report, *, quiet: bool) -> list[str]:
 
 def _materialized(out: Path, root: Path | None) -> Report:
     """``--materialized OUT``: the folder against its receipt and the lock the receipt names."""
-    from vxds.config import load_config
     from vxds.errors import VxdsError
-    from vxds.lockfile import Lock, lock_dir, read_lock
-    from vxds.manifest import parse_spec
+    from vxds.locks.format import Lock, lock_dir, read_lock
     from vxds.materialize.check import check_output, receipt_dataset
+    from vxds.project.config import load_config
+    from vxds.project.manifest import parse_spec
 
     lock: Lock | None = None
     skipped: list[Finding] = []
@@ -166,8 +166,8 @@ def command(
     Without --reproduce no recipe code is run; with --no-exec none is even imported,
     whatever else is asked. Nothing in the repository is written.
     """
-    from vxds.config import load_config
     from vxds.errors import UsageError
+    from vxds.project.config import load_config
 
     if sample is not None and not data:
         raise UsageError("--sample goes with --data")

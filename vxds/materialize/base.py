@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from vxds.lockfile import Header, Split
+from vxds.locks.format import Header, Split
 from vxds.materialize.place import Placer
 from vxds.resource import Resource
 

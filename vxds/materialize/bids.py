@@ -27,7 +27,7 @@ import orjson
 
 from vxds.materialize.base import Job
 from vxds.resource import Resource
-from vxds.sources.bids import MASK_SUFFIXES
+from vxds.sources.folder.bids import MASK_SUFFIXES
 
 BIDS_VERSION = "1.9.0"
 # Entity order from the BIDS specification (appendix: entity table).

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from vxds.errors import SourceError, UsageError, VxdsError
 from vxds.hashing import PREFIX, SMALL_FILE, digest_bytes, digest_json, hash_file
-from vxds.integrity import IntegrityError, VerifiedReader, expected
+from vxds.locks.verified_read import IntegrityError, VerifiedReader, expected
 from vxds.materialize.durable import DISK_FULL, DiskFull, check_not_symlink, write_error
 from vxds.materialize.inside import SymlinkOnTheWay, member_problem, open_file, remove_file, remove_folder
 from vxds.materialize.receipt import OWN, TMP_DIR, Entry, Journal

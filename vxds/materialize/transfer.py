@@ -17,7 +17,7 @@ from typing import BinaryIO
 from blake3 import blake3
 
 from vxds.hashing import MMAP_THRESHOLD, PREFIX, hash_file
-from vxds.integrity import IntegrityError, expected, mismatch, new_hasher
+from vxds.locks.verified_read import IntegrityError, expected, mismatch, new_hasher
 from vxds.resource import Resource
 
 MODES = ("copy", "hardlink", "symlink", "reflink")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vxds.diff import DatasetDiff
+from vxds.locks.diff import DatasetDiff
 
 FORMAT = 1
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from vxds.diff import KINDS, MOVED, Change, DatasetDiff
+from vxds.locks.diff import KINDS, MOVED, Change, DatasetDiff
 
 TITLE = "vxds diff"
 DIGEST_RE = re.compile(r"\b([a-z0-9]+:[0-9a-f]{12})[0-9a-f]{20,}\b")

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from vxds.diff import ADDED, CHANGED, METADATA, MOVED, REMOVED, Change, DatasetDiff, SplitCounts
+from vxds.locks.diff import ADDED, CHANGED, METADATA, MOVED, REMOVED, Change, DatasetDiff, SplitCounts
 
 Paint = Callable[[str, str], str]
 MARKS = {ADDED: "+", REMOVED: "-", CHANGED: "~", METADATA: "=", MOVED: ">"}

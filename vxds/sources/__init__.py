@@ -25,7 +25,7 @@ def scheme_of(url: str) -> str:
 def open_source(url: str, context: SourceContext) -> Source:
     scheme = scheme_of(url)
     if scheme == "file":
-        from vxds.sources.folder import FolderSource
+        from vxds.sources.folder.source import FolderSource
 
         return FolderSource(url, context)
     from importlib.metadata import entry_points

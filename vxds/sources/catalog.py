@@ -33,12 +33,12 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import NotFoundError, SourceError
-from vxds.fsutil import StagedFile, exclusive, make_dirs, temp_owner
+from vxds.fs import StagedFile, exclusive, make_dirs, temp_owner
 from vxds.hashing import PREFIX, canonical_json, digest_bytes
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
-from vxds.sources.tree import series_listing
+from vxds.sources.folder.tree import series_listing
 
 FORMAT = "1"
 SCHEMA = """
@@ -221,7 +221,7 @@ class Catalog:
             return self._ingest(folder, context=context, origin=origin)
 
     def _ingest(self, folder: Path, *, context: SourceContext, origin: str) -> Snapshot:
-        from vxds.sources.folder import FolderSource
+        from vxds.sources.folder.source import FolderSource
 
         source = FolderSource(str(folder), context)
         found = source.resources()

@@ -44,8 +44,8 @@ from blake3 import blake3
 from vxds.errors import SourceError
 from vxds.hashing import PREFIX
 from vxds.resource import Resource, checked
-from vxds.sources import bids
 from vxds.sources.base import IndexedSource, SourceContext
+from vxds.sources.folder import bids
 
 TABLES = ("project", "subject", "session", "acquisition", "file", "analysis")
 CONTAINERS = ("project", "subject", "session", "acquisition", "analysis")

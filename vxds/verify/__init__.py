@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from vxds.config import Config
 from vxds.errors import ManifestError
-from vxds.findings import ERROR, Finding, sort_key
-from vxds.manifest import Manifest, load_manifest
 from vxds.progress import NO_PROGRESS, Progress
+from vxds.project.config import Config
+from vxds.project.manifest import Manifest, load_manifest
 from vxds.verify.data import check_data
+from vxds.verify.findings import ERROR, Finding, sort_key
 from vxds.verify.integrity import check_integrity, check_presence, check_staleness, precheck, valid_block
 from vxds.verify.model import CACHE_FILE, Context, Options, Report, ResultCache, Sample, Target
 from vxds.verify.project import find_targets, manifest_findings, script_findings

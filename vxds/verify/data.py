@@ -13,15 +13,15 @@ from typing import Any
 from blake3 import blake3
 
 from vxds.errors import SourceError, VxdsError
-from vxds.findings import ERROR, SKIPPED, Finding
 from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
-from vxds.lockfile import (
+from vxds.locks.format import (
     HEADER,
     Lock,
     split_file,
 )
 from vxds.resource import InvalidResource, Resource, check_id
 from vxds.sources import Source, SourceContext, open_source
+from vxds.verify.findings import ERROR, SKIPPED, Finding
 from vxds.verify.model import Context, Target
 
 # --- --data --------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
     source = _source(ctx, url) if url else SourceError("the lock names no source")
     if isinstance(source, VxdsError):
         return [ctx.finding(target, "VX504", ERROR, f"cannot open the source {url!r}: {source.message}")]
-    from vxds.sources.folder import FolderSource
+    from vxds.sources.folder.source import FolderSource
 
     todo = [(s, n, Resource.from_line(line)) for s, n, line in _chosen(ctx, target, target.lock)]
     ctx.data_checked += len(todo)
@@ -112,7 +112,7 @@ def _check_folder(
 
 def _path_in(inside: _Inside, resource: Resource) -> tuple[str | None, str]:
     """The resource's file under the source folder, or None and how it would lead out."""
-    from vxds.sources.folder import leads_out, shown
+    from vxds.sources.folder.source import leads_out, shown
 
     own_uri = resource.uri not in (None, resource.id)
     # The id passed the line checks; a uri of its own is checked here.

@@ -14,11 +14,9 @@ from typing import Any
 
 import orjson
 
-from vxds.config import Config
 from vxds.errors import LockError
-from vxds.findings import ERROR, Finding
 from vxds.hashing import canonical_json, digest_json
-from vxds.lockfile import (
+from vxds.locks.format import (
     HEADER,
     CorruptLock,
     Lock,
@@ -27,7 +25,9 @@ from vxds.lockfile import (
     read_lock,
     restore_set_aside,
 )
+from vxds.project.config import Config
 from vxds.resource import FIELDS, InvalidResource, nfc_twins, validate_record
+from vxds.verify.findings import ERROR, Finding
 from vxds.verify.model import (
     CHECKS_VERSION,
     CHUNK_LINES,
@@ -218,7 +218,7 @@ def _line_findings(ctx: Context, target: Target, lock: Lock) -> list[Finding]:
 
 
 def _group_getter(group_by: str) -> Callable[[dict[str, Any]], Any]:
-    from vxds.resolver import _group_getter as getter
+    from vxds.recipes.resolver import _group_getter as getter
 
     return getter(group_by)
 
@@ -289,7 +289,7 @@ def _scan(
 
     Lines are parsed a block at a time as one JSON array; the block re-serialised in
     canonical form must give back the same bytes, so every line is canonical JSON.
-    ``None`` sends the file through ``lockfile.line_problems``, which names the lines.
+    ``None`` sends the file through ``locks.format.line_problems``, which names the lines.
     """
     lines = data.split(b"\n")
     if lines.pop() != b"":
@@ -338,7 +338,7 @@ def _leaks(
     groups: dict[str, dict[Any, str]],
     group_by: str | None,
 ) -> list[Finding]:
-    from vxds.resolver import _listing, _shared, _shown_key
+    from vxds.recipes.resolver import _listing, _shared, _shown_key
 
     findings = []
     in_two = _shared(ids)
@@ -359,7 +359,7 @@ def _leaks(
 
 def check_staleness(ctx: Context, target: Target) -> list[Finding]:
     """VX203: the recipe text, params or manifest entry changed (as ``vxds lock --check`` sees it)."""
-    from vxds.status import staleness
+    from vxds.locks.status import staleness
 
     entry, header = target.entry, target.header
     if entry is None or header is None or header.key != entry.key or not entry.script.is_file():

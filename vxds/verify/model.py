@@ -9,24 +9,24 @@ from typing import Any
 
 import orjson
 
-from vxds.config import Config
 from vxds.errors import UsageError, VxdsError
-from vxds.findings import ERROR, SKIPPED, WARNING, Finding
-from vxds.lockfile import (
+from vxds.locks.format import (
     HEADER,
     Header,
     Lock,
 )
-from vxds.manifest import Entry
 from vxds.progress import NO_PROGRESS, Progress
+from vxds.project.config import Config
+from vxds.project.manifest import Entry
 from vxds.sources import Source
+from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
 
 # Bump when a line check changes, so results remembered by an older vxds are not trusted.
 CHECKS_VERSION = 1
 CACHE_FILE = "verified.json"
 CHUNK_LINES = 8192
 
-# Which code each kind of lock problem gets (kinds: ``lockfile.KINDS``).
+# Which code each kind of lock problem gets (kinds: ``locks.format.KINDS``).
 PROBLEM_CODES = {
     "unreadable": "VX301",
     "toml": "VX301",
@@ -146,7 +146,7 @@ class Context:
     hashed: dict[str, str | None] = field(default_factory=dict)  # path -> digest (None: missing)
     prechecked: dict[str, Checked] = field(default_factory=dict)  # key -> done by ``precheck``
     data_checked: int = 0
-    resolver: Any = None  # a vxds.resolver.Resolver, made on first use by --reproduce
+    resolver: Any = None  # a vxds.recipes.resolver.Resolver, made on first use by --reproduce
     at_resolvers: dict[str, Any] = field(default_factory=dict)  # snapshot -> Resolver (time travel)
     published: dict[str, Any] = field(default_factory=dict)  # name@version -> PublishedChange (--base)
     drift: dict[str, Any] = field(default_factory=dict)  # name@version -> DatasetDiff (--reproduce)
@@ -188,7 +188,7 @@ class ResultCache:
     def save(self) -> None:
         if self.path is None or not self.added:
             return
-        from vxds.fsutil import atomic_write_bytes
+        from vxds.fs import atomic_write_bytes
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

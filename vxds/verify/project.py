@@ -6,15 +6,15 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from vxds.config import Config
 from vxds.errors import ManifestError
-from vxds.findings import ERROR, WARNING, Finding
-from vxds.lockfile import (
+from vxds.locks.format import (
     HEADER,
     leftovers_of_dataset,
     lock_dir,
 )
-from vxds.manifest import Entry, Manifest, parse_spec
+from vxds.project.config import Config
+from vxds.project.manifest import Entry, Manifest, parse_spec
+from vxds.verify.findings import ERROR, WARNING, Finding
 from vxds.verify.model import Target
 
 # --- the project: manifest, scripts, which locks to check --------------------------------

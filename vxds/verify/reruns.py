@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vxds.config import Config
 from vxds.errors import VxdsError
-from vxds.findings import ERROR, SKIPPED, WARNING, Finding
-from vxds.lockfile import (
+from vxds.locks.format import (
     HEADER,
 )
+from vxds.project.config import Config
+from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
 from vxds.verify.model import Context, Target
 
 # --- --reproduce ---------------------------------------------------------------------------
@@ -26,7 +26,7 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
         if (target.path / HEADER).is_file():
             return [ctx.finding(target, "VX603", SKIPPED, "not re-run: the lock did not pass its own checks")]
         return []
-    from vxds.lockfile import same_on_disk
+    from vxds.locks.format import same_on_disk
 
     try:
         fresh = _resolver(ctx, target).resolve(target.entry)
@@ -34,7 +34,7 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
         return [ctx.finding(target, "VX602", ERROR, f"the recipe failed: {exc.message}")]
     if same_on_disk(fresh, target.path):
         return []
-    from vxds.diff import diff_locks
+    from vxds.locks.diff import diff_locks
 
     drift = ctx.drift[target.key] = diff_locks(target.lock, fresh)
     drift.old_label, drift.new_label = ctx.config.relative(target.path), "re-run of the recipe"
@@ -51,7 +51,7 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
 def _resolver(ctx: Context, target: Target) -> Any:
     """A resolver for re-running ``target``'s recipe: as of the lock's snapshot when its
     source keeps history (a catalog), so later changes to the source are not drift."""
-    from vxds.resolver import Resolver
+    from vxds.recipes.resolver import Resolver
 
     if ctx.resolver is None:
         ctx.resolver = Resolver(ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs)
@@ -81,7 +81,7 @@ def check_published(ctx: Context, target: Target) -> list[Finding]:
 def published_by_key(
     config: Config, base: str, targets: Sequence[Target], specs: Sequence[str]
 ) -> dict[str, Any]:
-    from vxds.published import published_changes
+    from vxds.git.published import published_changes
 
     keys = [t.key for t in targets] if specs else None
     return {change.key: change for change in published_changes(config, base, keys)}

@@ -1,0 +1,85 @@
+"""vxds/fs.py: the one atomic, durable write, and the advisory lock."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from vxds.fs import StagedFile, atomic_write, atomic_write_bytes, exclusive, pid_alive, temp_owner
+
+
+def test_threads_writing_one_file_never_share_a_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        for i in range(150):
+            try:
+                atomic_write_bytes(target, f"{n} {i}\n".encode() * 50)
+            except OSError as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(target.read_bytes().splitlines())) == 1  # one writer's whole content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_atomic_write_takes_chunks_and_keeps_permissions(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    atomic_write(target, iter([b"a", b"b\n"]))
+    assert target.read_bytes() == b"ab\n"
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_failed_write_names_the_target_and_leaves_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+
+    def full(self: StagedFile, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(StagedFile, "write", full)
+    with pytest.raises(OSError, match="No space left") as info:
+        atomic_write(target, b"new")
+    assert info.value.filename == str(target)
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_temporary_names_carry_their_owner(tmp_path: Path) -> None:
+    with StagedFile(tmp_path, "blob") as staged:
+        assert temp_owner(staged.path.name) == os.getpid()
+    assert not staged.path.exists()  # not committed: removed
+    assert temp_owner("blob") is None and temp_owner(".x.tmp") is None
+    assert pid_alive(os.getpid()) and not pid_alive(999_999_999)
+
+
+def test_exclusive_makes_a_second_holder_wait(tmp_path: Path) -> None:
+    guard = tmp_path / "sub" / "g.lock"
+    order: list[str] = []
+    with exclusive(guard):
+        other = threading.Thread(target=lambda: _hold(guard, order))
+        other.start()
+        other.join(0.3)
+        assert other.is_alive()  # waiting for us
+        order.append("first")
+    other.join(5)
+    assert order == ["first", "second"]
+
+
+def _hold(guard: Path, order: list[str]) -> None:
+    with exclusive(guard):
+        order.append("second")

@@ -1,0 +1,1 @@
+"""Running recipes: the decorator, the client they query, the resolver, and locking."""

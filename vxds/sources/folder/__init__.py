@@ -1,0 +1,1 @@
+"""A local folder as a source: the walk, its caches, and the tree rules object stores share."""

@@ -1,0 +1,374 @@
+"""A folder tree as a source: one resource per file, DICOM series as one resource each.
+
+* ``id`` and ``uri``: the POSIX path relative to the folder.
+* ``version`` and ``hash``: ``blake3:<hex>`` of the bytes (for a DICOM series, of its
+  listing of names and file digests).
+* ``type``: Volume, Mask, DICOMSeries, Table or File; each row of a table is also a
+  ClinicalRecord with id ``<table>#<row key>``.
+* ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars.
+
+Hidden files and folders (a leading dot) are skipped. Symlinked folders are not followed;
+a symlinked file is read through its link, as its content is what the tree shows, when
+the link resolves inside the folder. A link leading outside it, or a name no resource id
+can hold (not UTF-8, a control character, a backslash, a drive letter), stops the scan
+with one error naming each, before any file is read: a source never leaves its folder.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from vxds import hashing
+from vxds.errors import SourceError
+from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
+from vxds.resource import InvalidResource, Resource, check_id, checked
+from vxds.sources.base import IndexedSource, SourceContext
+from vxds.sources.folder.cache import IndexCache, Key, Listing, TreeCache, cache_folder, racy_after
+from vxds.sources.folder.tree import TreeBuilder, is_series
+
+
+class _File(NamedTuple):
+    rel: str
+    path: str
+    size: int
+    key: tuple[int, int, int]
+
+
+def folder_path(url: str, base: Path) -> Path:
+    """The folder a ``./dir``, ``/abs/dir`` or ``file://`` URL names."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    elif url.startswith("file:"):
+        url = url[len("file:") :]
+    path = Path(url)
+    return path if path.is_absolute() else base / path
+
+
+def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tuple[int, int]]:
+    """A folder's visible file and folder names (from the cache when it is unchanged)."""
+    st = os.stat(path)
+    key = (st.st_mtime_ns, st.st_ino)
+    cached = tree.get(rel, key) if tree is not None else None
+    if cached is not None:
+        return cached, key
+    names: list[str] = []
+    subdirs: list[str] = []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if not entry.name.startswith("."):
+                (subdirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
+    return (names, subdirs), key
+
+
+def shown(rel: str) -> str:
+    """A path as one line of a message: quoted, escapes visible; bytes when not UTF-8."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir's surrogate escapes: show the bytes on disk
+        return repr(os.fsencode(rel))
+    return repr(rel)
+
+
+def _name_problem(rel: str) -> str | None:
+    """Why a path in the tree cannot be a resource id, or None when it can."""
+    # Plain names (printable ASCII, no backslash or colon) can only break an id's rules on
+    # structure, which a walk cannot produce: check_id is asked about the others only.
+    if rel.isascii() and rel.isprintable() and "\\" not in rel and ":" not in rel:
+        return None
+    try:
+        rel.encode("utf-8")
+        check_id(rel)
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8"
+    except InvalidResource as exc:
+        return f"its name is not a valid resource id ({exc})"
+    return None
+
+
+def leads_out(path: str, real_root: str) -> str | None:
+    """Where ``path`` leads when it is a symbolic link resolving outside ``real_root``."""
+    if not os.path.islink(path):
+        return None
+    real = os.path.realpath(path)
+    if real.startswith(real_root + os.sep):
+        return None
+    try:
+        return os.readlink(path)
+    except OSError:
+        return real
+
+
+def _file_key(path: str, real_root: str) -> tuple[Key, str | None]:
+    """A file's ``[size, mtime_ns, inode]`` (None when it is not a regular file, as for
+    ``file_key``), and the target of a link that would lead out of the tree."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and (target := leads_out(path, real_root)) is not None:
+                return None, target
+    except OSError:
+        return None, None
+    return ([st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None), None
+
+
+class _Walk:
+    """What a walk found: files, DICOM series, and what it refused (see ``walk``)."""
+
+    def __init__(self, root: Path, tree: TreeCache | None) -> None:
+        self.real_root = os.path.realpath(root)
+        self.tree = tree
+        self.racy = racy_after()
+        self.files: list[_File] = []
+        self.series: dict[str, list[_File]] = {}
+        self.refused: list[str] = []
+
+    def folders(self, rel: str, path: str, subdirs: list[str]) -> list[tuple[str, str]]:
+        """The subfolders to enter; one whose name no id can hold is refused as a whole."""
+        entered = []
+        for name in subdirs:
+            problem = _name_problem(rel + name)
+            if problem is None:
+                entered.append((f"{rel}{name}/", f"{path}/{name}"))
+            else:
+                self.refused.append(f"folder {shown(rel + name)}: {problem}")
+        return entered
+
+    def folder(self, rel: str, path: str, names: list[str]) -> tuple[list[_File], list[Key]]:
+        """The regular files among ``names``, and every name's key for the tree cache."""
+        found: list[_File] = []
+        keys: list[Key] = []
+        for name in names:
+            key, target = _file_key(f"{path}/{name}", self.real_root)
+            keys.append(key)
+            if target is not None:
+                self.refused.append(
+                    f"{shown(rel + name)}: a symbolic link to {shown(target)}, outside the source folder"
+                )
+            elif key is not None:
+                problem = _name_problem(rel + name)
+                if problem is None:
+                    found.append(_File(rel + name, f"{path}/{name}", key[0], (key[0], key[1], key[2])))
+                else:
+                    self.refused.append(f"{shown(rel + name)}: {problem}")
+        return found, keys
+
+
+def walk(
+    root: Path, tree: TreeCache | None = None, *, url: str | None = None
+) -> tuple[list[_File], dict[str, list[_File]]]:
+    """Files of the tree, and DICOM series folders (rel path -> their files).
+
+    Hidden entries are skipped and symlinked folders are not entered; a symlinked file
+    counts as the file it points to when that file is inside the tree. A link leading out
+    of the tree, and a name no resource id can hold, stop the walk with one
+    ``SourceError`` naming them all, before any file is read.
+    """
+    state = _Walk(root, tree)
+    stack = [("", str(root))]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            (names, subdirs), dir_key = _listing(rel, path, tree)
+        except OSError as exc:
+            raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
+        stack.extend(state.folders(rel, path, subdirs))
+        found, keys = state.folder(rel, path, names)
+        if tree is not None:
+            tree.put(rel, dir_key, (names, subdirs), keys, state.racy)
+        if rel and is_series(names, bool(subdirs)):
+            state.series[rel.rstrip("/")] = found
+        else:
+            state.files.extend(found)
+    if state.refused:
+        raise SourceError(_refusal(url or str(root), state.refused))
+    return state.files, state.series
+
+
+def _refusal(url: str, refused: list[str]) -> str:
+    """One line naming what a walk refused (the first few, then how many more)."""
+    listed = sorted(refused)
+    head = "; ".join(listed[:5]) + (f"; and {len(listed) - 5} more" if len(listed) > 5 else "")
+    return f"source {url!r}: cannot lock " + (head if len(listed) == 1 else f"{len(listed)} files: {head}")
+
+
+def _listing_digest(files: list[_File]) -> str:
+    """Digest of every path with its size, modification time and inode."""
+    lines = sorted(f"{f.rel}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in files)
+    return digest_bytes("".join(lines).encode("utf-8"))
+
+
+class FolderSource(IndexedSource):
+    """A local folder, read with the stat-cached, parallel hasher."""
+
+    def __init__(self, url: str, context: SourceContext) -> None:
+        super().__init__(url, context)
+        self.root = folder_path(url, context.base)
+        if not self.root.is_dir():
+            raise SourceError(f"source {url!r}: folder {self.root} does not exist")
+        self._digests: dict[str, str] = {}
+        self._rows: dict[str, bytes] = {}
+        self._snapshot = ""
+        self._real_root: str | None = None
+        self._safe_parents: set[str] = set()
+        self._hash_cache: HashCache | None = None
+
+    # --- hashing -----------------------------------------------------------------------
+
+    def _hash_all(self, files: list[_File]) -> tuple[dict[str, str], dict[str, _File]]:
+        """Digests by path, and the files that changed since they were listed, as hashed."""
+        cache = HashCache(self.context.cache_dir / "hashes.json" if self.context.cache_dir else None)
+        digests: dict[str, str] = {}
+        todo: list[_File] = []
+        for f in files:
+            known = cache.get(f.path, f.key)
+            if known is None:
+                todo.append(f)
+            else:
+                digests[f.rel] = known
+        moved: dict[str, _File] = {}
+        if todo:
+            racy = racy_after()
+            for f, (digest, key) in zip(todo, self._hash_files(todo), strict=True):
+                digests[f.rel] = digest
+                if key != f.key:  # written since it was listed: describe the bytes hashed
+                    moved[f.rel] = f._replace(size=key[0], key=key)
+                if key[1] < racy:  # a file changed just now might change again unseen
+                    cache.put(f.path, key, digest)
+            cache.save()
+        return digests, moved
+
+    def _hash_files(self, todo: list[_File]) -> list[tuple[str, StatKey]]:
+        task = self.context.progress.task(f"hashing {self.url}", total=len(todo))
+        try:
+            return hashing.map_files(
+                lambda path, _size: hashing.hash_file_key(path),
+                ((f.path, f.size) for f in todo),
+                jobs=self.context.jobs,
+                on_done=lambda _size: task.advance(),
+            )
+        except FileChanged as exc:
+            raise SourceError(f"source {self.url!r}: {exc.message}") from None
+        except OSError as exc:
+            raise SourceError(f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}") from None
+        finally:
+            task.close()
+
+    # --- scanning ----------------------------------------------------------------------
+
+    def _scan(self) -> list[Resource]:
+        folder = cache_folder(self.context.cache_dir, self.root)
+        tree, index = TreeCache(folder), IndexCache(folder)
+        listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
+        cached = index.load(listing) if listing is not None else None
+        if cached is None:
+            files, series = walk(self.root, tree, url=self.url)
+            every = files + [f for members in series.values() for f in members]
+            listing = _listing_digest(every)
+            racy = racy_after()
+            settled = all(f.key[1] < racy for f in every)  # racy files could change unseen
+            tree.save(listing if settled else None)
+            cached = index.load(listing)
+            if cached is None:
+                return self._index(files, series, listing if settled else None, index)
+        self._snapshot, self._rows = cached.snapshot, cached.rows
+        return cached.resources
+
+    def _index(
+        self, files: list[_File], series: dict[str, list[_File]], listing: str | None, index: IndexCache
+    ) -> list[Resource]:
+        """Hash what changed, build every resource, and keep them for an unchanged next scan."""
+        every = files + [f for members in series.values() for f in members]
+        self._digests, moved = self._hash_all(every)
+        if moved:  # the listing no longer describes these files: keep no index of it
+            files = [moved.get(f.rel, f) for f in files]
+            series = {rel: [moved.get(f.rel, f) for f in members] for rel, members in series.items()}
+            listing = None
+        lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
+        self._snapshot = digest_bytes(lines.encode("utf-8"))
+        found = [checked(resource) for resource in self._build(files, series)]
+        if listing is not None:
+            index.save(listing, self._snapshot, found, self._rows)
+        return found
+
+    def _build(self, files: list[_File], series: dict[str, list[_File]]) -> list[Resource]:
+        builder = TreeBuilder(self.url, self._digests, self._read)
+        found = builder.build(list(files), {rel: list(members) for rel, members in series.items()})
+        self._rows = builder.rows
+        return found
+
+    def _read(self, rel: str) -> bytes:
+        return (self.root / rel).read_bytes()
+
+    # --- the protocol ------------------------------------------------------------------
+
+    @property
+    def snapshot(self) -> str:
+        """Digest of every file's path and digest: equal snapshots mean equal contents."""
+        self.resources()
+        return self._snapshot
+
+    def open(self, resource: Resource) -> BinaryIO:
+        if resource.type == "ClinicalRecord":
+            self.get(resource.id)  # NotFoundError for an unknown row
+            return io.BytesIO(self._rows[resource.id])
+        if resource.type == "DICOMSeries":
+            raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
+        path = self.local_path(resource)
+        try:
+            return open(path, "rb")
+        except OSError as exc:
+            raise SourceError(f"source {self.url!r}: cannot open {resource.id}: {exc.strerror}") from None
+
+    def local_path(self, resource: Resource) -> str:
+        """Where a file or series resource lives on disk (``vxds materialize`` links to it).
+
+        The folders on the way must stay inside the tree, and so must the file: it may be a
+        link, as a scan lists linked files, but not one leading out of the tree.
+        """
+        root = self._root_real()
+        path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
+        parent = os.path.dirname(path)
+        if parent not in self._safe_parents:
+            real = os.path.realpath(parent)
+            if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
+                raise SourceError(f"resource {resource.id!r} points outside the source folder")
+            self._safe_parents.add(parent)
+        self._refuse_link_out(resource.id, path)
+        return path
+
+    def _root_real(self) -> str:
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        return self._real_root
+
+    def _refuse_link_out(self, rid: str, path: str) -> None:
+        target = leads_out(path, self._root_real())
+        if target is not None:
+            raise SourceError(
+                f"source {self.url!r}: {shown(rid)} is a symbolic link to {shown(target)}, "
+                "outside the source folder; not read"
+            )
+
+    def cached_digest(self, resource: Resource, key: tuple[int, int, int]) -> str | None:
+        """The digest the hash cache holds for the resource's file, if its stat ``key``
+        (size, mtime, inode) is unchanged since it was hashed; None otherwise."""
+        if self._hash_cache is None:
+            cache_dir = self.context.cache_dir
+            self._hash_cache = HashCache(cache_dir / "hashes.json" if cache_dir else None)
+        return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
+
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
+        """The files of a DICOM series: ``(name, path)`` sorted by name."""
+        folder = self.local_path(resource)
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except OSError as exc:
+            raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
+        for name in names:
+            self._refuse_link_out(f"{resource.id}/{name}", f"{folder}/{name}")
+        return [(name, f"{folder}/{name}") for name in names]

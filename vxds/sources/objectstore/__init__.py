@@ -1,0 +1,1 @@
+"""Object-store sources (s3://, gs://, az://) over one shared base."""
