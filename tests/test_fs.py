@@ -83,3 +83,30 @@ def test_exclusive_makes_a_second_holder_wait(tmp_path: Path) -> None:
 def _hold(guard: Path, order: list[str]) -> None:
     with exclusive(guard):
         order.append("second")
+
+
+def test_a_json_cache_round_trips_and_ignores_what_it_cannot_trust(tmp_path: Path) -> None:
+    from vxds.fs import JsonCache
+
+    path = tmp_path / "cache" / "c.json"
+    cache = JsonCache(path, 2)
+    assert cache.data == {} and not cache.save()  # nothing changed: nothing written
+    cache.table("entries")["k"] = [1, "x"]
+    cache.mark()
+    assert cache.save() and not cache.dirty
+    assert JsonCache(path, 2).data == {"entries": {"k": [1, "x"]}}
+    assert JsonCache(path, 3).data == {}  # written by another version of the cache
+    for damaged in (b"{not json", b"[1, 2]", b'{"version": 2, "entries": 5}'):
+        path.write_bytes(damaged)
+        assert JsonCache(path, 2).table("entries") == {}
+    assert JsonCache(None, 2).data == {} and not JsonCache(None, 2).save()
+
+
+def test_a_json_cache_that_cannot_be_written_is_only_slower(tmp_path: Path) -> None:
+    from vxds.fs import JsonCache
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder would be")
+    cache = JsonCache(blocked / "c.json", 1)
+    cache.mark()
+    assert cache.save() is False and cache.dirty

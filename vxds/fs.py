@@ -14,6 +14,9 @@ be told from the files of a live one (``pid_alive``).
 
 ``exclusive(path)`` holds an advisory lock (``flock``) on ``path`` until the block ends;
 another process asking for it waits. A killed holder releases it.
+
+``JsonCache`` is the one local cache file: versioned JSON under ``.vxds/``, loaded once,
+written atomically when it changed, and an empty cache whenever it cannot be read.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+
+import orjson
 
 _TEMP_RE = re.compile(r"\..+\.(?P<pid>\d+)-[0-9a-f]+\.tmp\Z")
 # fsync of a folder is refused by some file systems and by Windows; the rename still happened.
@@ -110,16 +116,22 @@ class StagedFile:
     def write(self, data: bytes) -> None:
         self._file.write(data)
 
-    def commit(self, target: Path, *, mode: int | None = None) -> None:
-        """Flush the bytes to the disk, rename over ``target``, flush the folder."""
+    def commit(self, target: Path, *, mode: int | None = None, durable: bool = True) -> None:
+        """Flush the bytes to the disk, rename over ``target``, flush the folder.
+
+        ``durable=False`` skips both flushes: the rename is still atomic against a killed
+        process, and only a crash of the machine can lose the new file (for caches).
+        """
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if durable:
+            os.fsync(self._file.fileno())
         if mode is not None:
             os.chmod(self.path, mode)
         self._file.close()
         os.replace(self.path, target)
         self._done = True
-        fsync_dir(target.parent)
+        if durable:
+            fsync_dir(target.parent)
 
     def discard(self) -> None:
         if not self._done:
@@ -136,11 +148,12 @@ class StagedFile:
         self.discard()
 
 
-def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
+def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` (bytes, or chunks of bytes written in order) so that
     any crash leaves the old file or the new one; an existing file keeps its permissions.
 
     An ``OSError`` names ``path`` (a full disk, say, is reported for the file being written).
+    ``durable=False`` (caches only) skips the flushes to the disk; see ``StagedFile.commit``.
     """
     chunks = [data] if isinstance(data, bytes) else data
     try:
@@ -151,7 +164,7 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes]) -> None:
         with StagedFile(path.parent, path.name) as out:
             for chunk in chunks:
                 out.write(chunk)
-            out.commit(path, mode=mode)
+            out.commit(path, mode=mode, durable=durable)
     except OSError as exc:
         if exc.filename is None or temp_owner(Path(exc.filename).name) is not None:
             exc.filename = str(path)
@@ -187,3 +200,54 @@ def exclusive(path: Path | None) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+class JsonCache:
+    """One versioned JSON file of local state under ``.vxds/``: an optimisation, never the truth.
+
+    ``data`` is what the file held when the same ``version`` of the same cache wrote it; a
+    missing, unreadable, damaged or older file is an empty cache, so a cache can never make
+    a command fail, only slower. ``mark()`` says the data changed; ``save()`` then writes it
+    with ``atomic_write`` (not flushed to the disk: a cache lost in a crash is rebuilt) and
+    ignores a failure to write, since the next run only does more work.
+    """
+
+    def __init__(self, path: Path | None, version: int | str) -> None:
+        self.path = path
+        self.version = version
+        self.data: dict[str, Any] = self._load()
+        self.dirty = False
+
+    def _load(self) -> dict[str, Any]:
+        if self.path is None:
+            return {}
+        try:
+            data = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+        if not isinstance(data, dict) or data.pop("version", None) != self.version:
+            return {}
+        return data
+
+    def table(self, key: str) -> dict[str, Any]:
+        """``data[key]`` as a JSON object (a new empty one when it is missing or not an object)."""
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            value = self.data[key] = {}
+        return value
+
+    def mark(self) -> None:
+        self.dirty = True
+
+    def save(self) -> bool:
+        """Write the cache if it changed; True when it was written."""
+        if self.path is None or not self.dirty:
+            return False
+        payload = orjson.dumps({"version": self.version, **self.data})
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, payload, durable=False)
+        except OSError:
+            return False
+        self.dirty = False
+        return True
