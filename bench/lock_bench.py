@@ -212,7 +212,8 @@ def main(argv: list[str]) -> int:
             v = run_vxds(project, fresh=True)
             base = b if base is None or b[0].seconds < base[0].seconds else base
             lock = v if lock is None or v[0].seconds < lock[0].seconds else lock
-        assert base is not None and lock is not None
+        assert base is not None
+        assert lock is not None
         relock = None if args.no_relock else run_vxds(project, fresh=False)
 
         def add(name: str, r: tuple[Run, dict[str, float]], ref: Run | None) -> None:

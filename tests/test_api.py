@@ -24,7 +24,8 @@ def test_load_lock_by_name_version_and_path() -> None:
     assert lock.header.key == "viseg_training@1"
     assert sorted(lock.splits) == ["test", "train"]
     ids = [r.id for r in lock.resources("test")]
-    assert ids == sorted(ids) and len(ids) == lock.splits["test"].count == 4
+    assert ids == sorted(ids)
+    assert len(ids) == lock.splits["test"].count == 4
     assert all(isinstance(r, vxds.Resource) for r in lock.resources())
     highest = vxds.load_lock("viseg_training", root=REPO)
     assert highest.header.version == 2
@@ -57,7 +58,9 @@ def test_open_streams_verified_bytes_and_to_records(tmp_path: Path) -> None:
     with lock.open(first.id) as fh:
         assert b"".join(fh) == (root / "sample-data" / first.id).read_bytes()
     records = lock.to_records("test")
-    assert len(records) == 4 and records[0]["split"] == "test" and set(records[0]) >= {"id", "hash", "attrs"}
+    assert len(records) == 4
+    assert records[0]["split"] == "test"
+    assert set(records[0]) >= {"id", "hash", "attrs"}
     assert len(lock.to_records()) == len(lock) == 26
     with pytest.raises(NotFoundError, match="no split 'val'"):
         lock.to_records("val")

@@ -63,8 +63,10 @@ def test_temporary_names_carry_their_owner(tmp_path: Path) -> None:
     with StagedFile(tmp_path, "blob") as staged:
         assert temp_owner(staged.path.name) == os.getpid()
     assert not staged.path.exists()  # not committed: removed
-    assert temp_owner("blob") is None and temp_owner(".x.tmp") is None
-    assert pid_alive(os.getpid()) and not pid_alive(999_999_999)
+    assert temp_owner("blob") is None
+    assert temp_owner(".x.tmp") is None
+    assert pid_alive(os.getpid())
+    assert not pid_alive(999_999_999)
 
 
 def test_exclusive_makes_a_second_holder_wait(tmp_path: Path) -> None:
@@ -90,16 +92,19 @@ def test_a_json_cache_round_trips_and_ignores_what_it_cannot_trust(tmp_path: Pat
 
     path = tmp_path / "cache" / "c.json"
     cache = JsonCache(path, 2)
-    assert cache.data == {} and not cache.save()  # nothing changed: nothing written
+    assert cache.data == {}
+    assert not cache.save()
     cache.table("entries")["k"] = [1, "x"]
     cache.mark()
-    assert cache.save() and not cache.dirty
+    assert cache.save()
+    assert not cache.dirty
     assert JsonCache(path, 2).data == {"entries": {"k": [1, "x"]}}
     assert JsonCache(path, 3).data == {}  # written by another version of the cache
     for damaged in (b"{not json", b"[1, 2]", b'{"version": 2, "entries": 5}'):
         path.write_bytes(damaged)
         assert JsonCache(path, 2).table("entries") == {}
-    assert JsonCache(None, 2).data == {} and not JsonCache(None, 2).save()
+    assert JsonCache(None, 2).data == {}
+    assert not JsonCache(None, 2).save()
 
 
 def test_a_json_cache_that_cannot_be_written_is_only_slower(tmp_path: Path) -> None:
@@ -109,4 +114,5 @@ def test_a_json_cache_that_cannot_be_written_is_only_slower(tmp_path: Path) -> N
     blocked.write_text("a file where the cache folder would be")
     cache = JsonCache(blocked / "c.json", 1)
     cache.mark()
-    assert cache.save() is False and cache.dirty
+    assert cache.save() is False
+    assert cache.dirty

@@ -84,7 +84,7 @@ def repo(project: Path, hook_repo: tuple[Path, str, Path]) -> Iterator[Path]:
     _git(project, "init", "-q", "-b", "main")
     _git(project, "add", "-A")
     _git(project, "commit", "-q", "-m", "demo")
-    yield project
+    return project
 
 
 def _run(repo: Path, hook_repo: tuple[Path, str, Path], *hooks: str) -> subprocess.CompletedProcess[str]:
@@ -135,7 +135,8 @@ def test_leak_fails(repo: Path, hook_repo: tuple[Path, str, Path]) -> None:
     write_lock(Lock(header, splits), repo / LOCK)
     result = _run(repo, hook_repo, "vxds-verify")
     assert result.returncode == 1
-    assert "VX401" in result.stdout and "VX402" in result.stdout
+    assert "VX401" in result.stdout
+    assert "VX402" in result.stdout
 
 
 def test_invalid_manifest_fails_the_schema_hook(repo: Path, hook_repo: tuple[Path, str, Path]) -> None:

@@ -63,7 +63,10 @@ def test_text_lines() -> None:
     lines = list(text([diff_locks(OLD, NEW)]))
     assert lines[:2] == ["--- d@1", "+++ d@1"]
     assert "@@ train: 5 -> 5 resources (Mask 1 -> 3, Volume 4 -> 2) @@" in lines
-    assert "= a  (attrs.site)" in lines and "~ b  (version)" in lines and "- c" in lines and "+ n" in lines
+    assert "= a  (attrs.site)" in lines
+    assert "~ b  (version)" in lines
+    assert "- c" in lines
+    assert "+ n" in lines
     assert "> m  train -> test" in lines
     assert lines[-1] == "d@1: changed, 2 added, 1 removed, 1 changed, 1 metadata, 2 moved (2 unchanged)"
     assert list(text([diff_locks(OLD, OLD)])) == ["d@1: unchanged (7 unchanged)"]
@@ -73,7 +76,8 @@ def test_text_lines() -> None:
 
 def test_json_document() -> None:
     doc = document([diff_locks(OLD, NEW)], old="v1", new="HEAD")
-    assert doc["format"] == 1 and doc["differs"] is True
+    assert doc["format"] == 1
+    assert doc["differs"] is True
     [entry] = doc["datasets"]
     assert set(entry) >= {"name", "old_version", "new_version", "status", "summary", "changes", "warnings"}
     assert entry["summary"] == {

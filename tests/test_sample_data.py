@@ -79,7 +79,8 @@ def test_volumes_load_with_expected_grid_and_dtype() -> None:
             assert set(np.unique(data).tolist()) == {0, 1}, path
         else:
             assert data.dtype == np.int16, path
-            assert data.min() >= 0 and data.max() > 0, path
+            assert data.min() >= 0, path
+            assert data.max() > 0, path
 
 
 def test_masks_share_the_grid_of_their_t2w_source() -> None:
@@ -87,7 +88,8 @@ def test_masks_share_the_grid_of_their_t2w_source() -> None:
     assert masks
     for mask in masks:
         source = _mask_source(mask)
-        assert source.name.endswith("_T2w.nii.gz") and source.is_file(), mask
+        assert source.name.endswith("_T2w.nii.gz"), mask
+        assert source.is_file(), mask
         mask_data, mask_affine, _ = _load(mask)
         t2w_data, t2w_affine, _ = _load(source)
         assert mask_data.shape == t2w_data.shape, mask

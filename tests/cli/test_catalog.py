@@ -118,10 +118,12 @@ def test_a_missing_or_malformed_catalog(project: Path, invoke: Invoke) -> None:
     )
     missing = invoke("lock", "--all")
     assert missing.exit_code == 2
-    assert "error: source 'catalog:catalog.db': " in missing.output and "does not exist" in missing.output
+    assert "error: source 'catalog:catalog.db': " in missing.output
+    assert "does not exist" in missing.output
     (project / "catalog.db").write_bytes(b"garbage")
     malformed = invoke("lock", "--all")
-    assert malformed.exit_code == 2 and "is not a vxds catalog" in malformed.output
+    assert malformed.exit_code == 2
+    assert "is not a vxds catalog" in malformed.output
     assert not (project / "locks").exists()
 
 

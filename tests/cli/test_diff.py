@@ -27,7 +27,8 @@ def test_two_revisions(history: Path, invoke: Invoke) -> None:
     doc = _json(invoke, "v1", "HEAD")
     assert (doc["old"], doc["new"], doc["differs"]) == ("v1", "HEAD", True)
     basel = _dataset(doc, "all_basel_data")
-    assert basel["status"] == "changed" and basel["old_version"] == basel["new_version"] == 1
+    assert basel["status"] == "changed"
+    assert basel["old_version"] == basel["new_version"] == 1
     kinds = {(c["kind"], c["id"]) for c in basel["changes"]}
     assert ("metadata", "basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.nii.gz") in kinds
     assert ("changed", "basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w.nii.gz") in kinds
@@ -35,7 +36,8 @@ def test_two_revisions(history: Path, invoke: Invoke) -> None:
     metadata = next(c for c in basel["changes"] if c["kind"] == "metadata")
     assert metadata["fields"] == ["attrs.Manufacturer"]
     assert metadata["old"]["hash"] == metadata["new"]["hash"]
-    assert basel["summary"]["changed"] == 2 and basel["summary"]["removed"] >= 1
+    assert basel["summary"]["changed"] == 2
+    assert basel["summary"]["removed"] >= 1
     assert any(h["field"] == "snapshot" for h in basel["header"])
 
 
@@ -68,7 +70,8 @@ def test_versions_and_revision_specs(history: Path, invoke: Invoke) -> None:
     doc = _json(invoke, "viseg_training@1", "viseg_training@2")
     [only] = doc["datasets"]
     assert (only["old_version"], only["new_version"]) == (1, 2)
-    assert only["summary"]["added"] > 0 and only["summary"]["moved"] > 0
+    assert only["summary"]["added"] > 0
+    assert only["summary"]["moved"] > 0
     assert {h["field"] for h in only["header"]} >= {"params", "recipe_digest"}
     pinned = _json(invoke, "v1:viseg_training@1", "viseg_training@1")
     assert [d["name"] for d in pinned["datasets"]] == ["viseg_training"]
@@ -83,7 +86,8 @@ def test_paths(history: Path, invoke: Invoke, tmp_path: Path) -> None:
         invoke, str(tmp_path / f"old/locks/all_basel_data/1/{split}"), f"locks/all_basel_data/1/{split}"
     )
     [only] = lines["datasets"]
-    assert only["header"] == [] and only["summary"] == _dataset(folder, "all_basel_data")["summary"]
+    assert only["header"] == []
+    assert only["summary"] == _dataset(folder, "all_basel_data")["summary"]
 
 
 def test_dataset_filter_and_name_only(history: Path, invoke: Invoke) -> None:
@@ -102,7 +106,8 @@ def test_text_report(history: Path, invoke: Invoke) -> None:
     assert lines[-1].startswith("all_basel_data@1: changed, ")
     assert "\x1b[" not in result.output  # no colour in a pipe
     stat = invoke("diff", "v1", "HEAD", "-d", "all_basel_data", "--stat").output
-    assert "~ " not in stat and stat.splitlines()[-1] == lines[-1]
+    assert "~ " not in stat
+    assert stat.splitlines()[-1] == lines[-1]
 
 
 def test_markdown_report(history: Path, invoke: Invoke) -> None:
@@ -110,7 +115,8 @@ def test_markdown_report(history: Path, invoke: Invoke) -> None:
     text = result.output
     assert text.startswith("## vxds diff: `v1` → `HEAD`\n")
     assert "| Dataset | Version | Status |" in text
-    assert "<details><summary>" in text and "more not shown (`--max-rows 2`)" in text
+    assert "<details><summary>" in text
+    assert "more not shown (`--max-rows 2`)" in text
 
 
 def test_leak_warnings(project: Path, invoke: Invoke) -> None:
@@ -130,7 +136,8 @@ def test_bad_input(history: Path, invoke: Invoke) -> None:
     assert "unknown revision 'nope'" in invoke("diff", "nope:viseg_training@1", "HEAD").output
     assert invoke("diff", "a", "b", "c").exit_code == 2
     result = invoke("diff", "v1", "-d", "nosuch@1")
-    assert result.exit_code == 2 and "-d nosuch@1: no lock for it in v1 or working tree" in result.output
+    assert result.exit_code == 2
+    assert "-d nosuch@1: no lock for it in v1 or working tree" in result.output
     split = history / "locks/all_basel_data/1/resources.all.jsonl"
     split.write_bytes(split.read_bytes().replace(b"BS03", b"BS33", 1))
     result = invoke("diff")
@@ -178,7 +185,8 @@ def test_ci_examples_run(history: Path, invoke: Invoke, name: str) -> None:
     text = (REPO / "docs" / "ci" / name).read_text()
     yaml.safe_load(text)
     commands = re.findall(r"vxds diff [^\n>|]*", text)
-    assert any("--format markdown" in c for c in commands) and any("--exit-code" in c for c in commands)
+    assert any("--format markdown" in c for c in commands)
+    assert any("--exit-code" in c for c in commands)
     git(history, "checkout", "-q", "-b", "feature")
     git(history, "branch", "-f", "origin/main", "v1")  # a local stand-in for the remote branch
     for command in commands:
@@ -192,7 +200,8 @@ def test_one_dataset_compares_head_with_the_working_tree(history: Path, invoke: 
     assert invoke("lock", "viseg_training@2").exit_code == 0
     (history / "locks/viseg_training/2/resources.test.jsonl").write_bytes(b"")
     result = invoke("diff", "viseg_training@2", "--format", "json")
-    assert result.exit_code == 2 and "does not match its digest" in result.output
+    assert result.exit_code == 2
+    assert "does not match its digest" in result.output
     git(history, "checkout", "--", "locks")
     doc = _json(invoke, "viseg_training")
     assert [(d["name"], d["new_version"], d["status"]) for d in doc["datasets"]] == [

@@ -15,9 +15,11 @@ from vxds.locks.verified_read import IntegrityError
 def test_lock_at_a_revision(history: Path, invoke: Invoke) -> None:
     now = vxds.load_lock("all_basel_data@1", root=history)
     then = vxds.load_lock("all_basel_data@1", root=history, rev="v1")
-    assert then.digest != now.digest and len(then) == len(now) + 1
+    assert then.digest != now.digest
+    assert len(then) == len(now) + 1
     removed = REMOVED_T2.removeprefix("sample-data/")
-    assert removed in {r.id for r in then} and removed not in {r.id for r in now}
+    assert removed in {r.id for r in then}
+    assert removed not in {r.id for r in now}
     git(history, "checkout", "-q", "v1")
     assert then == vxds.load_lock("all_basel_data@1", root=history)  # what a checkout would read
     git(history, "checkout", "-q", "main")

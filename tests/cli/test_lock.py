@@ -120,7 +120,8 @@ def test_usage_errors(project: Path, invoke: Invoke) -> None:
     assert "no dataset named 'nope' in datasets.yaml" in result.output
     result = invoke("lock", "viseg_training@7")
     assert result.exit_code == 2
-    assert "has no version 7" in result.output and "(versions: 1, 2)" in result.output
+    assert "has no version 7" in result.output
+    assert "(versions: 1, 2)" in result.output
 
 
 RECIPE_FAILURES = {
@@ -217,8 +218,6 @@ def test_unwritable_lock_folder_is_a_one_line_error(project: Path, invoke: Invok
     (project / "locks/clinical_cohort").write_text("not a folder")
     result = invoke("lock", "clinical_cohort")
     assert result.exit_code == 2
-    assert (
-        result.output.startswith("error: ")
-        and "locks/clinical_cohort: cannot write the lock of clinical_cohort@1: File exists" in result.output
-    )
+    assert result.output.startswith("error: ")
+    assert "locks/clinical_cohort: cannot write the lock of clinical_cohort@1: File exists" in result.output
     assert "Traceback" not in result.output

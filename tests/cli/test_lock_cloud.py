@@ -83,7 +83,8 @@ def cloud_project(root: Path, storage: str, url: str) -> Path:
 
 
 def assert_no_secret(text: str) -> None:
-    assert SECRET not in text and KEY not in text
+    assert SECRET not in text
+    assert KEY not in text
 
 
 def test_lock_overwrite_relock_and_diff(

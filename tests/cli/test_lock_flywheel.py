@@ -45,9 +45,11 @@ def test_lock_a_flywheel_snapshot(fw_project: Path, invoke: Invoke) -> None:
     lines = (fw_project / "locks/t2/1/resources.test.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     assert first["id"] == "MS-Lesions/BS03/ses-01/T2w/sub-BS03_ses-01_T2w.nii.gz"
-    assert first["hash"].startswith("sha384:") and isinstance(first["version"], int)
+    assert first["hash"].startswith("sha384:")
+    assert isinstance(first["version"], int)
     header = (fw_project / "locks/t2/1/lock.toml").read_text()
-    assert 'url = "flywheel:snapshot.db.gz"' in header and 'snapshot = "blake3:' in header
+    assert 'url = "flywheel:snapshot.db.gz"' in header
+    assert 'snapshot = "blake3:' in header
     assert invoke("lock", "t2", "--check").exit_code == 0
 
 

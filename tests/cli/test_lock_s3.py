@@ -121,7 +121,8 @@ def test_bad_sources_are_one_line_errors_and_write_nothing(
     monkeypatch.chdir(root)
     result = invoke("lock", "trial")
     assert result.exit_code == 2
-    assert cause in result.output and url in result.output
+    assert cause in result.output
+    assert url in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not (root / "locks").exists()
 
@@ -173,7 +174,8 @@ def test_verify_data_catches_an_object_changed_behind_the_lock(
     s3_server.put_tree(name, "trial/", {T2: b"\x5c\x01volume one, behind the lock's back"})
     result = invoke("verify", "--data")
     assert result.exit_code == 1
-    assert "VX502" in result.output and T2 in result.output
+    assert "VX502" in result.output
+    assert T2 in result.output
     assert SECRET not in result.output
 
 

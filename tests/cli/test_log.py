@@ -12,7 +12,8 @@ def test_log_lists_changes_newest_first(history: Path, invoke: Invoke) -> None:
     result = invoke("log", "all_basel_data")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].endswith("Test  data changed") and lines[2].endswith("Test  locks")
+    assert lines[0].endswith("Test  data changed")
+    assert lines[2].endswith("Test  locks")
     assert lines[1].split() == ["all_basel_data@1", "+0", "-1", "~3", "header"]
     assert lines[3].split() == ["all_basel_data@1", "+102", "-0", "~0", "(added)"]
 
@@ -20,7 +21,8 @@ def test_log_lists_changes_newest_first(history: Path, invoke: Invoke) -> None:
 def test_log_json_and_limit(history: Path, invoke: Invoke) -> None:
     doc = json.loads(invoke("log", "all_basel_data@1", "-n", "1", "--format", "json").output)
     [commit] = doc["commits"]
-    assert commit["subject"] == "data changed" and len(commit["sha"]) == 40
+    assert commit["subject"] == "data changed"
+    assert len(commit["sha"]) == 40
     [dataset] = commit["datasets"]
     assert dataset["summary"] == {
         "added": 0,
@@ -48,5 +50,6 @@ def test_log_of_one_version_ignores_the_others(history: Path, invoke: Invoke) ->
 
 def test_log_of_an_unknown_dataset(history: Path, invoke: Invoke) -> None:
     result = invoke("log", "nothing")
-    assert result.exit_code == 0 and result.output == "no commit changed the lock of nothing\n"
+    assert result.exit_code == 0
+    assert result.output == "no commit changed the lock of nothing\n"
     assert invoke("log", "Bad@x").exit_code == 2

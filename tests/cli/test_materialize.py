@@ -64,7 +64,8 @@ def test_a_lockfile_alone_reads_from_the_project_source(locked: Path, invoke: In
     assert result.exit_code == 0, result.output
     assert "22 placed" in result.stdout
     receipt = json.loads((locked / "out/.vxds-receipt.json").read_text())
-    assert receipt["dataset"] is None and receipt["source"] == "./sample-data"
+    assert receipt["dataset"] is None
+    assert receipt["source"] == "./sample-data"
     assert check_output(locked / "out") == []
 
 

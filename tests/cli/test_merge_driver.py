@@ -110,7 +110,8 @@ def test_same_id_changed_on_both_sides_is_a_conflict(installed: Path, invoke: In
     rid = "basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.nii.gz"
     assert f"conflict on id {rid}" in result.stderr
     text = (installed / LOCK / "resources.all.jsonl").read_text()
-    assert f"<<<<<<< ours ({rid})\n" in text and f">>>>>>> theirs ({rid})\n" in text
+    assert f"<<<<<<< ours ({rid})\n" in text
+    assert f">>>>>>> theirs ({rid})\n" in text
     assert text.count("=======\n") == text.count("<<<<<<<")
     status = git(installed, "status", "--porcelain")
     assert f"UU {LOCK}/resources.all.jsonl" in status

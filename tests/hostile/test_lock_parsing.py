@@ -45,7 +45,8 @@ def assert_one_line_error(result: Result, *needles: str) -> None:
     """Exit 2 with one ``error:`` line (and perhaps a hint), naming what it should."""
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if not line.startswith("hint: ")]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: "), result.output
     for needle in needles:
         assert needle in lines[0], result.output
 
@@ -126,7 +127,8 @@ def test_an_integer_past_64_bits_in_lock_toml_is_a_line(project: Path, command: 
         assert f"{name}' is out of range" in result.output
     elif command == "list":
         assert result.exit_code == 0
-        assert "corrupt" in result.output and "out of range" in result.output
+        assert "corrupt" in result.output
+        assert "out of range" in result.output
     else:
         assert_one_line_error(result, "out of range")
 
@@ -234,10 +236,8 @@ def test_readers_never_see_a_torn_lock_while_another_process_relocks(project: Pa
                 if name == "materialize":
                     args[3] = f"out/{round_}"
                 result = run(*args)
-                assert "corrupt" not in result.output and "missing" not in result.output, (
-                    name,
-                    result.output,
-                )
+                assert "corrupt" not in result.output, (name, result.output)
+                assert "missing" not in result.output, (name, result.output)
                 if result.exit_code != 0:
                     assert "the lock changed while it was read" in result.output, (name, result.output)
                 outcomes.setdefault(name, []).append(result.exit_code)
@@ -289,7 +289,8 @@ def test_readers_restore_a_lock_set_aside_by_a_killed_relock(project: Path, comm
     result = run(*command)
     assert result.exit_code == 0, result.output
     assert "missing" not in result.output
-    assert (project / VISEG / HEADER).is_file() and not aside.exists()
+    assert (project / VISEG / HEADER).is_file()
+    assert not aside.exists()
     assert git(project, "status", "--porcelain", "locks") == ""  # restored byte for byte
 
 
@@ -311,10 +312,12 @@ def test_an_unreadable_split_is_reported_as_unreadable_naming_it(project: Path, 
     _make_unreadable(project / VISEG / "resources.test.jsonl", how)
     verify = run("verify", "--no-exec", "viseg_training@1")
     assert verify.exit_code == 1
-    assert "cannot read resources.test.jsonl" in verify.output and "missing" not in verify.output
+    assert "cannot read resources.test.jsonl" in verify.output
+    assert "missing" not in verify.output
     assert_one_line_error(run("show", "viseg_training@1"), "cannot read resources.test.jsonl")
     listed = run("list")
-    assert "cannot read resources.test.jsonl" in listed.output and "is missing" not in listed.output
+    assert "cannot read resources.test.jsonl" in listed.output
+    assert "is missing" not in listed.output
 
 
 def test_a_fifo_as_a_split_does_not_hang_a_reader(project: Path) -> None:
@@ -338,7 +341,8 @@ BAD_IDS = ["a\u2028b.txt", "a\x85b.txt", "a\x7fb.txt", "a\u2029b.txt", "a\x9bb.t
 def test_a_lock_line_with_a_line_separator_or_control_in_its_id_is_refused(project: Path, rid: str) -> None:
     reseal(project / VISEG, "test", with_line(project, "test", id=rid))
     verify = run("verify", "--no-exec", "viseg_training@1")
-    assert verify.exit_code == 1 and "VX310" in verify.output, verify.output
+    assert verify.exit_code == 1, verify.output
+    assert "VX310" in verify.output, verify.output
     assert_one_line_error(
         run("materialize", "viseg_training@1", "-o", "out", "-m", "files"), "resources.test.jsonl"
     )
@@ -376,7 +380,8 @@ CAFE_NFD = unicodedata.normalize("NFD", "café.txt")
 def test_a_recipe_that_returns_nfc_and_nfd_twins_is_refused_naming_both(project: Path) -> None:
     result = _lock_ids(project, [CAFE_NFC, CAFE_NFD, "tea.txt"])
     assert result.exit_code == 2
-    assert repr(CAFE_NFC) in result.output and repr(CAFE_NFD) in result.output
+    assert repr(CAFE_NFC) in result.output
+    assert repr(CAFE_NFD) in result.output
     assert not (project / "locks/ids").exists()
 
 
@@ -388,8 +393,10 @@ def test_a_lock_holding_nfc_and_nfd_twins_fails_verify(project: Path) -> None:
         twins.append(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
     reseal(project / VISEG, "test", joined([*lines, *twins]))
     verify = run("verify", "--no-exec", "viseg_training@1")
-    assert verify.exit_code == 1 and "VX309" in verify.output, verify.output
-    assert repr(CAFE_NFC) in verify.output and repr(CAFE_NFD) in verify.output
+    assert verify.exit_code == 1, verify.output
+    assert "VX309" in verify.output, verify.output
+    assert repr(CAFE_NFC) in verify.output
+    assert repr(CAFE_NFD) in verify.output
     assert_one_line_error(run("materialize", "viseg_training@1", "-o", "out", "-m", "files"), "NFC")
 
 
@@ -400,7 +407,8 @@ def test_verify_without_data_flags_a_uri_that_leaves_the_source(project: Path, u
     reseal(project / VISEG, "test", with_line(project, "test", uri=uri))
     verify = run("verify", "--no-exec", "viseg_training@1")
     assert verify.exit_code == 1, verify.output
-    assert "VX310" in verify.output and repr(uri) in verify.output
+    assert "VX310" in verify.output
+    assert repr(uri) in verify.output
     assert_one_line_error(run("materialize", "viseg_training@1", "-o", "out", "-m", "files"), "uri")
 
 
@@ -525,7 +533,8 @@ def test_fuzz_line_problems_never_raises(data: bytes) -> None:
     from vxds.locks.format import line_problems
 
     for problem in line_problems("test", data):
-        assert "\n" not in problem and problem.line is not None
+        assert "\n" not in problem
+        assert problem.line is not None
 
 
 def test_the_merge_driver_refuses_a_split_joined_by_a_bare_cr(tmp_path: Path) -> None:
@@ -537,5 +546,6 @@ def test_the_merge_driver_refuses_a_split_joined_by_a_bare_cr(tmp_path: Path) ->
         (tmp_path / name).write_bytes(data)
     result = run("merge-driver", *(str(tmp_path / n) for n in files), "locks/d/1/resources.train.jsonl")
     assert result.exit_code == 2, result.output
-    assert "not a resource record" in result.output and result.output.count("\n") == 1
+    assert "not a resource record" in result.output
+    assert result.output.count("\n") == 1
     assert (tmp_path / "ours").read_bytes() == files["ours"]  # nothing merged into it

@@ -236,7 +236,8 @@ def test_lock_file_removes_a_split_an_earlier_run_wrote(proj: Path) -> None:
         "resources.test.jsonl",
         "resources.train.jsonl",
     ]
-    assert "removed" in result.output and "resources.val.jsonl" in result.output
+    assert "removed" in result.output
+    assert "resources.val.jsonl" in result.output
 
     (out / "resources.val.jsonl").write_text('{"id":"old"}\n')
     check = invoke("lock", "--file", "recipes/big.py", "-o", "out", "--check")
@@ -259,7 +260,7 @@ def fsynced(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         real(fd)
 
     monkeypatch.setattr(os, "fsync", recording)
-    yield seen
+    return seen
 
 
 def test_the_lock_swap_fsyncs_files_and_folders(proj: Path, fsynced: list[str]) -> None:
@@ -405,7 +406,8 @@ def test_an_ingest_never_records_a_file_torn_by_a_concurrent_rewrite(proj: Path)
             result = run_vxds(proj, "catalog", "ingest", "incoming", "--catalog", "c.db", "--format", "json")
             if result.returncode != 0:
                 errors = [line for line in result.stderr.splitlines() if line.strip()]
-                assert len(errors) == 1 and "flip.bin" in errors[0], result.stderr
+                assert len(errors) == 1, result.stderr
+                assert "flip.bin" in errors[0], result.stderr
                 assert "Traceback" not in result.stderr
     finally:
         flipper.kill()

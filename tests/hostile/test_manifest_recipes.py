@@ -562,5 +562,6 @@ def test_any_pyproject_is_a_config_or_one_line(sandbox: Path, data: bytes) -> No
 def test_a_hostile_param_is_one_line_and_exit_2(tiny: Path, value: str, expected: str) -> None:
     result = run("lock", "--file", "recipes/demo.py", "--source", "data", "--param", f"x={value}")
     assert result.exit_code == 2
-    assert result.output.startswith(expected) and result.output.count("\n") == 1
+    assert result.output.startswith(expected)
+    assert result.output.count("\n") == 1
     assert not (tiny / "resources.all.jsonl").exists()

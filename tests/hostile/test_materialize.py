@@ -89,7 +89,8 @@ def test_a_forged_receipt_removes_nothing_outside_out(
     files["../victim_rel"] = entry
     _write_receipt(materialized, receipt)
     result = invoke(*MATERIALIZE)
-    assert absolute.read_text() == "keep me" and relative.read_text() == "keep me"
+    assert absolute.read_text() == "keep me"
+    assert relative.read_text() == "keep me"
     assert result.exit_code == 0, result.output
     assert "removed" not in result.stdout
     assert "is not a path inside OUT" in result.output
@@ -146,7 +147,8 @@ def test_verify_never_reads_a_receipt_path_outside_out(
     result = invoke("verify", "--materialized", "out")
     assert result.exit_code == 1
     assert "12345" not in result.output
-    assert "VX701" in result.output and "is not a path inside OUT" in result.output
+    assert "VX701" in result.output
+    assert "is not a path inside OUT" in result.output
 
 
 def test_verify_never_reads_through_a_symlinked_folder(
@@ -176,7 +178,8 @@ def test_a_receipt_naming_a_lock_outside_the_locks_folder_is_refused(
     _write_receipt(materialized, receipt)
     result = invoke("verify", "--materialized", "out")
     assert result.exit_code == 1
-    assert "VX701" in result.output and "'../evil@1'" in result.output
+    assert "VX701" in result.output
+    assert "'../evil@1'" in result.output
 
 
 # --- item 2: vxds' own files in OUT that are symlinks ----------------------------------
@@ -216,7 +219,8 @@ def test_a_leftover_temp_folder_is_created_fresh(locked: Path, invoke: Invoke) -
     (tmp / f"1-{first['id'].rsplit('/', 1)[-1]}").write_bytes(b"from a killed run")
     result = invoke(*MATERIALIZE)
     assert result.exit_code == 0, result.output
-    assert "26 placed" in result.stdout and not tmp.exists()
+    assert "26 placed" in result.stdout
+    assert not tmp.exists()
 
 
 # --- item 3: a crafted catalog listing -------------------------------------------------
@@ -287,7 +291,8 @@ def test_verify_data_reports_a_crafted_catalog_listing(
     assert invoke("verify", "--no-exec", "all_basel_data").exit_code == 0  # the lock itself is sound
     result = invoke("verify", "--no-exec", "--data", "all_basel_data")
     assert result.exit_code == 1
-    assert "VX504" in result.output and "'../../../ESCAPED_series.dcm'" in result.output
+    assert "VX504" in result.output
+    assert "'../../../ESCAPED_series.dcm'" in result.output
 
 
 def test_a_listing_that_does_not_match_its_hash_is_refused_before_writing(
@@ -308,7 +313,8 @@ def test_a_listing_that_does_not_match_its_hash_is_refused_before_writing(
     result = invoke("materialize", "all_basel_data@1", "-o", "out", "-m", "files")
     assert result.exit_code == 1
     assert f"error: {SERIES}: " in result.output
-    assert "the stored listing of" in result.output and "does not match its hash" in result.output
+    assert "the stored listing of" in result.output
+    assert "does not match its hash" in result.output
 
 
 # --- item 12: a full disk --------------------------------------------------------------
@@ -343,8 +349,10 @@ def test_a_full_disk_stops_the_run_naming_the_path_and_resource(
         f"error: no space left on the device writing {out}/train/{MASK} (resource {MASK});"
         " free some space and run again: what was placed is kept\n"
     )
-    assert not (out / "train" / MASK).exists() and not (out / TMP_DIR).exists()
-    assert (out / JOURNAL).is_file() and not (out / RECEIPT).exists()
+    assert not (out / "train" / MASK).exists()
+    assert not (out / TMP_DIR).exists()
+    assert (out / JOURNAL).is_file()
+    assert not (out / RECEIPT).exists()
     from vxds.materialize import place
 
     monkeypatch.setattr(place, "copy_file", real)
@@ -374,7 +382,8 @@ def test_a_full_disk_when_the_receipt_is_written_names_it(
     out = locked / "out"
     assert result.exit_code == 2
     assert result.output.startswith(f"error: no space left on the device writing {out / RECEIPT}")
-    assert not (out / RECEIPT).exists() and (out / JOURNAL).is_file()
+    assert not (out / RECEIPT).exists()
+    assert (out / JOURNAL).is_file()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [JOURNAL, LOCK_FILE]
 
 
@@ -513,7 +522,8 @@ def test_a_receipt_is_accepted_exactly_when_every_path_stays_inside_out(paths: l
             assert "\n" not in str(exc)
             assert not all(_inside(p) for p in paths)
         else:
-            assert receipt is not None and set(receipt.files) == set(paths)
+            assert receipt is not None
+            assert set(receipt.files) == set(paths)
             assert all(_inside(p) for p in paths)
 
 
@@ -563,7 +573,8 @@ def test_any_bytes_give_findings_inside_out_never_an_exception(receipt: bytes, j
         except ReceiptError as exc:
             assert "\n" not in str(exc)
         for finding in check_output(out):
-            assert finding.file is not None and finding.file.startswith(out.as_posix())
+            assert finding.file is not None
+            assert finding.file.startswith(out.as_posix())
             assert "\n" not in finding.message
 
 
@@ -601,7 +612,8 @@ def test_a_forged_receipt_or_journal_never_removes_a_file_outside_out(
         lines = [{"path": p, "entry": ENTRY} for p in [*journal_paths, "../src/victim"]]
         _write(out, JOURNAL, b"".join(orjson.dumps(line) + b"\n" for line in lines))
         report = materialize(target, out, ["files"], jobs=1)
-        assert report.ok and report.removed == 0
+        assert report.ok
+        assert report.removed == 0
         assert all(v.read_text() == "keep me" for v in victims)
 
 

@@ -96,7 +96,9 @@ def test_lock_refuses_a_link_leading_outside_the_source(root: Path, run: Run, ta
         target = str(root.parent / "secret.txt")
     (root / "data" / "rel_link.txt").symlink_to(target)
     line = _one_error_line(run("lock", "--all"))
-    assert "source './data'" in line and "'rel_link.txt'" in line and "outside the source folder" in line
+    assert "source './data'" in line
+    assert "'rel_link.txt'" in line
+    assert "outside the source folder" in line
     assert not (root / "locks").exists()
     assert "root:x" not in line
 
@@ -109,7 +111,8 @@ def test_lock_refuses_such_a_link_in_a_subfolder_and_in_a_dicom_series(root: Pat
     (root / "data" / "sub-01" / "leak.txt").symlink_to("../../../secret.txt")
     line = _one_error_line(run("lock", "--all"))
     assert "cannot lock 2 files" in line
-    assert "'sub-01/dicom/2.dcm'" in line and "'sub-01/leak.txt'" in line
+    assert "'sub-01/dicom/2.dcm'" in line
+    assert "'sub-01/leak.txt'" in line
     assert not (root / "locks").exists()
 
 
@@ -128,7 +131,8 @@ def test_catalog_ingest_refuses_a_link_leading_outside(root: Path, run: Run) -> 
     assert run("catalog", "init").exit_code == 0
     (root / "data" / "rel_link.txt").symlink_to("../../secret.txt")
     line = _one_error_line(run("catalog", "ingest", str(root / "data")))
-    assert "'rel_link.txt'" in line and "outside the source folder" in line
+    assert "'rel_link.txt'" in line
+    assert "outside the source folder" in line
     with sqlite3.connect(root / "catalog.db") as db:
         assert db.execute("SELECT COUNT(*) FROM versions").fetchone() == (0,)
     stored = [p for p in (root / "catalog.objects").rglob("*") if p.is_file() and p.name != ".ingest.lock"]
@@ -151,7 +155,8 @@ def test_materialize_does_not_read_through_a_link_now_leading_outside(repointed:
     out = repointed.parent / "out"
     result = run("materialize", "every", "-o", str(out), "-m", "files")
     assert result.exit_code == 1, result.output
-    assert "alias.txt" in result.output and "outside the source folder" in result.output
+    assert "alias.txt" in result.output
+    assert "outside the source folder" in result.output
     assert not (out / "train" / "alias.txt").exists()
     assert (out / "train" / "inner.txt").read_bytes() == SECRET  # the same bytes from inside are fine
 
@@ -159,7 +164,8 @@ def test_materialize_does_not_read_through_a_link_now_leading_outside(repointed:
 def test_verify_data_does_not_read_through_a_link_now_leading_outside(repointed: Path, run: Run) -> None:
     result = run("verify", "--data", "--no-cache")
     assert result.exit_code == 1, result.output
-    assert "VX505" in result.output and "alias.txt" in result.output
+    assert "VX505" in result.output
+    assert "alias.txt" in result.output
 
 
 # --- items 6 and 15: names no resource id can carry ---------------------------------------------
@@ -177,7 +183,8 @@ def test_verify_data_does_not_read_through_a_link_now_leading_outside(repointed:
 def test_lock_names_the_file_whose_name_cannot_be_an_id(root: Path, run: Run, name: str, shown: str) -> None:
     (root / "data" / name).write_bytes(b"x")
     line = _one_error_line(run("lock", "--all"))
-    assert "source './data'" in line and shown in line
+    assert "source './data'" in line
+    assert shown in line
     assert "recipe's output" not in line
     assert not (root / "locks").exists()
 
@@ -188,7 +195,8 @@ def test_a_folder_with_such_a_name_is_named_once(root: Path, run: Run) -> None:
     for n in range(3):
         (folder / f"{n}.txt").write_bytes(b"x")
     line = _one_error_line(run("lock", "--all"))
-    assert r"folder b'sub-\xff'" in line and "0.txt" not in line
+    assert r"folder b'sub-\xff'" in line
+    assert "0.txt" not in line
 
 
 def test_catalog_ingest_names_a_file_with_an_invalid_utf8_name(root: Path, run: Run) -> None:
@@ -257,7 +265,7 @@ def writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path, int], li
         armed.update(path=path, times=times, writes=[])
         return armed["writes"]
 
-    yield arm
+    return arm
 
 
 def test_lock_rehashes_a_file_written_while_it_was_hashed(root: Path, run: Run, writer: Any) -> None:
@@ -273,7 +281,8 @@ def test_lock_rehashes_a_file_written_while_it_was_hashed(root: Path, run: Run, 
 def test_lock_refuses_a_file_that_keeps_changing(root: Path, run: Run, writer: Any) -> None:
     writes = writer(root / "data" / "victim.txt", 1000)
     line = _one_error_line(run("lock", "--all"))
-    assert "victim.txt" in line and "changed while it was read" in line
+    assert "victim.txt" in line
+    assert "changed while it was read" in line
     assert 2 <= len(writes) <= 5  # a few attempts, not forever
     assert not (root / "locks").exists()
 
@@ -296,7 +305,8 @@ def test_verify_data_reports_a_file_that_keeps_changing(root: Path, run: Run, wr
     result = run("verify", "--data", "--no-cache")
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert "victim.txt" in result.output and "changed while it was read" in result.output
+    assert "victim.txt" in result.output
+    assert "changed while it was read" in result.output
 
 
 # --- item 13: a source file no one can read -----------------------------------------------------
@@ -341,7 +351,8 @@ def test_verify_data_reports_an_unreadable_file_and_goes_on(root: Path, run: Run
         result = run("verify", "--data", "--no-cache")
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    assert "empty.txt" in result.output and "not a regular file" in result.output
+    assert "empty.txt" in result.output
+    assert "not a regular file" in result.output
     assert "a.txt: changed in the source" in result.output
 
 
@@ -376,7 +387,8 @@ def test_lock_survives_a_real_writer_truncating_and_rewriting_a_large_file(root:
         assert process.returncode in (0, 2), (process.returncode, process.stderr)
         assert "Traceback" not in process.stderr
         if process.returncode == 2:
-            assert process.stderr.count("\n") == 1 and "big.bin changed while it was read" in process.stderr
+            assert process.stderr.count("\n") == 1
+            assert "big.bin changed while it was read" in process.stderr
         else:
             # One state the file was in: all-a or all-b, of the size recorded beside it (a
             # read may land between the truncation and the write, on fewer bytes or none).

@@ -77,7 +77,8 @@ def test_the_layout_of_a_split(sample: Path, target: MakeTarget) -> None:
         == (sample / "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T2w.nii.gz").read_bytes()
     )
     sidecar = json.loads(t2w.with_name("sub-BS01_ses-01_T2w.json").read_text())
-    assert sidecar["RepetitionTime"] == 6.0 and "subject" not in sidecar
+    assert sidecar["RepetitionTime"] == 6.0
+    assert "subject" not in sidecar
     mask = root / "derivatives/lesions/sub-BS01/ses-01/anat/sub-BS01_ses-01_desc-lesion_mask.nii.gz"
     assert mask.is_file()
     assert (

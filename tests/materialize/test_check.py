@@ -34,7 +34,8 @@ def test_a_clean_output_against_its_lock(sample: Path, target: MakeTarget) -> No
 
 def test_no_folder_or_no_receipt(sample: Path) -> None:
     missing = check_output(sample / "nothing")
-    assert _codes(missing) == [("VX701", ERROR)] and "is not a folder" in missing[0].message
+    assert _codes(missing) == [("VX701", ERROR)]
+    assert "is not a folder" in missing[0].message
     (sample / "empty").mkdir()
     assert "has no receipt" in check_output(sample / "empty")[0].message
     (sample / "empty" / RECEIPT).write_text("{not json")
@@ -46,7 +47,8 @@ def test_another_lock(sample: Path, target: MakeTarget) -> None:
     other = read_lock(lock_dir(sample / "locks", "viseg_training", 2))
     findings = check_output(out, other)
     assert _codes(findings) == [("VX702", ERROR)]
-    assert findings[0].dataset == "viseg_training@2" and "(viseg_training@1)" in findings[0].message
+    assert findings[0].dataset == "viseg_training@2"
+    assert "(viseg_training@1)" in findings[0].message
 
 
 def test_missing_changed_and_extra_files(sample: Path, target: MakeTarget) -> None:

@@ -86,9 +86,11 @@ def test_the_layout(sample: Path, target: MakeTarget) -> None:
     version = t.lock_digest.partition(":")[2][:16]
     base = out / "fw-dataset/versions" / version
     description = json.loads((base / "provenance/dataset_description.json").read_text())
-    assert description["version"] == version and description["name"] == "all_basel_data@1"
+    assert description["version"] == version
+    assert description["name"] == "all_basel_data@1"
     created = dt.datetime.strptime(description["created"], "%Y-%m-%dT%H:%M:%S.%f%z")
-    assert created.tzinfo is not None and "." in description["created"]
+    assert created.tzinfo is not None
+    assert "." in description["created"]
     assert sorted(p.name for p in (base / "tables").iterdir()) == [
         "clinical_records",
         "resources",
@@ -114,7 +116,8 @@ def test_the_layout(sample: Path, target: MakeTarget) -> None:
     assert schema["properties"]["size"] == {"type": "integer"}
     assert schema["properties"]["subject"] == {"type": ["string", "null"]}
     records = json.loads((base / "schemas/clinical_records.schema.json").read_text())
-    assert records["properties"]["edss"] == {"type": ["number", "null"]} and "age" in records["required"]
+    assert records["properties"]["edss"] == {"type": ["number", "null"]}
+    assert "age" in records["required"]
     again = materialize(t, out, ["fw-dataset"])
     assert (again.placed, again.unchanged) == (0, 7)  # the first run's 'created' is kept
 
@@ -129,6 +132,7 @@ def test_fw_dataset_opens_it_and_answers_sql(sample: Path, target: MakeTarget, f
     assert answer["version"] == t.lock_digest.partition(":")[2][:16]
     assert answer["name"] == "all_basel_data@1"
     assert answer["tables"] == ["clinical_records", "resources", "split_all"]
-    assert ["ClinicalRecord", 8] in answer["types"] and ["Volume", 36] in answer["types"]
+    assert ["ClinicalRecord", 8] in answer["types"]
+    assert ["Volume", 36] in answer["types"]
     assert answer["edss"] == [["sub-BS04", 4.0], ["sub-BS07", 6.0]]
     assert answer["split"] == [[t.splits["all"].count]]

@@ -35,18 +35,25 @@ def test_files_layout_places_every_resource_with_its_bytes(sample: Path, target:
     t = target("viseg_training", 1)
     out = sample / "out"
     report = materialize(t, out, ["files"], jobs=1)
-    assert report.ok and report.placed == 26 and report.unchanged == 0
+    assert report.ok
+    assert report.placed == 26
+    assert report.unchanged == 0
     expected = {f"{s}/{r.id}" for s, split in t.splits.items() for r in split.resources()}
     assert _files(out) == expected
     for rel in expected:
         rid = rel.split("/", 1)[1]
         assert (out / rel).read_bytes() == (sample / "sample-data" / rid).read_bytes()
     receipt = read_receipt(out)
-    assert receipt is not None and receipt.dataset == "viseg_training@1"
-    assert receipt.lock_digest == t.lock_digest and set(receipt.files) == expected
+    assert receipt is not None
+    assert receipt.dataset == "viseg_training@1"
+    assert receipt.lock_digest == t.lock_digest
+    assert set(receipt.files) == expected
     entry = receipt.files[f"train/{MASK}"]
-    assert entry.resource == MASK and entry.hash.startswith("blake3:") and entry.module == "files"
-    assert not (out / TMP_DIR).exists() and not (out / JOURNAL).exists()
+    assert entry.resource == MASK
+    assert entry.hash.startswith("blake3:")
+    assert entry.module == "files"
+    assert not (out / TMP_DIR).exists()
+    assert not (out / JOURNAL).exists()
     assert check_output(out, None) == []
 
 
@@ -74,9 +81,11 @@ def test_a_changed_byte_fails_that_resource_only(sample: Path, target: MakeTarge
     assert "does not match the locked hash" in report.failures[0].message
     assert report.placed == 25
     assert not (out / "train" / T2W).exists()
-    assert not list((out / "train").rglob("*.tmp*")) and not (out / TMP_DIR).exists()
+    assert not list((out / "train").rglob("*.tmp*"))
+    assert not (out / TMP_DIR).exists()
     receipt = read_receipt(out)
-    assert receipt is not None and f"train/{T2W}" not in receipt.files
+    assert receipt is not None
+    assert f"train/{T2W}" not in receipt.files
     codes = [f.code for f in check_output(out, None)]
     assert codes == ["VX705"]
 
@@ -114,7 +123,8 @@ def test_ids_that_would_escape_out_are_refused(sample: Path) -> None:
     report = materialize(t, out, ["files"])
     assert sorted(f.resource or "" for f in report.failures) == ["../../escaped", "/abs/path"]
     assert all("cannot place it" in f.message for f in report.failures)
-    assert not (sample / "escaped").exists() and not Path("/abs/path").exists()
+    assert not (sample / "escaped").exists()
+    assert not Path("/abs/path").exists()
     assert (out / "train/ok/file").is_file()
 
 
@@ -125,7 +135,8 @@ def test_symlinked_folders_inside_out_are_not_written_through(sample: Path, targ
     elsewhere.mkdir()
     (out / "train").symlink_to(elsewhere)
     report = materialize(target("viseg_training", 1), out, ["files"])
-    assert len(report.failures) == 22 and all("symlink" in f.message for f in report.failures)
+    assert len(report.failures) == 22
+    assert all("symlink" in f.message for f in report.failures)
     assert list(elsewhere.iterdir()) == []
     assert report.placed == 4  # the test split
 
@@ -148,7 +159,8 @@ def test_an_interrupted_run_is_finished_by_the_next(
     monkeypatch.setattr("vxds.materialize.place.copy_file", flaky)
     with pytest.raises(KeyboardInterrupt):
         materialize(t, out, ["files"], jobs=1)
-    assert not (out / RECEIPT).exists() and (out / JOURNAL).exists()
+    assert not (out / RECEIPT).exists()
+    assert (out / JOURNAL).exists()
     assert not (out / TMP_DIR).exists()
     assert len(_files(out)) == 9
     monkeypatch.setattr("vxds.materialize.place.copy_file", real)
@@ -173,20 +185,24 @@ def test_no_space_left_stops_the_run_naming_the_resource(
         DiskFull, match=f"no space left on the device writing .*/train/{MASK} \\(resource {MASK}\\)"
     ):
         materialize(target("viseg_training", 1), out, ["files"], jobs=1)
-    assert not (out / "train" / MASK).exists() and not (out / TMP_DIR).exists()
-    assert not (out / RECEIPT).exists() and read_journal(out)  # what was placed is kept
+    assert not (out / "train" / MASK).exists()
+    assert not (out / TMP_DIR).exists()
+    assert not (out / RECEIPT).exists()
+    assert read_journal(out)
 
 
 def test_hardlink_and_symlink_modes(sample: Path, target: MakeTarget) -> None:
     t = target("viseg_training", 1)
     hard = materialize(t, sample / "hard", ["files"], mode="hardlink")
-    assert hard.ok and not hard.notices
+    assert hard.ok
+    assert not hard.notices
     placed, original = sample / "hard/train" / MASK, sample / "sample-data" / MASK
     assert placed.stat().st_ino == original.stat().st_ino
     soft = materialize(t, sample / "soft", ["files"], mode="symlink")
     assert soft.ok
     link = sample / "soft/train" / MASK
-    assert link.is_symlink() and Path(os.readlink(link)) == original.resolve()
+    assert link.is_symlink()
+    assert Path(os.readlink(link)) == original.resolve()
     assert check_output(sample / "soft", None) == []
 
 
@@ -198,7 +214,8 @@ def test_a_mode_the_file_system_cannot_do_falls_back_to_copy(
 
     monkeypatch.setattr(os, "link", cross_device)
     report = materialize(target("viseg_training", 1), sample / "out", ["files"], mode="hardlink")
-    assert report.ok and report.placed == 26
+    assert report.ok
+    assert report.placed == 26
     assert report.notices == [
         "hardlink was not possible for 26 file(s) (invalid cross-device link); copied them"
     ]
@@ -210,7 +227,8 @@ def test_reflink_places_checked_bytes_whether_or_not_the_file_system_shares_bloc
     sample: Path, target: MakeTarget
 ) -> None:
     report = materialize(target("viseg_training", 1), sample / "out", ["files"], mode="reflink")
-    assert report.ok and report.placed == 26
+    assert report.ok
+    assert report.placed == 26
     assert all(n.startswith("reflink was not possible") for n in report.notices)
     assert check_output(sample / "out", None) == []
 
@@ -221,7 +239,8 @@ def test_a_dicom_series_is_placed_as_a_checked_folder(sample: Path, target: Make
     report = materialize(t, sample / "out", ["files"])
     assert report.ok
     names = sorted(p.name for p in (sample / "out/all" / series).iterdir())
-    assert names == sorted(p.name for p in (sample / "sample-data" / series).iterdir()) and len(names) == 10
+    assert names == sorted(p.name for p in (sample / "sample-data" / series).iterdir())
+    assert len(names) == 10
     first = sample / "sample-data" / series / names[0]
     first.write_bytes(first.read_bytes() + b"x")
     other = sample / "other"
@@ -236,7 +255,8 @@ def test_previous_files_no_longer_wanted_are_removed(sample: Path, target: MakeT
     out = sample / "out"
     materialize(t, out, ["files"])
     report = materialize(t, out, ["files"], splits=["test"])
-    assert report.removed == 22 and not (out / "train").exists()
+    assert report.removed == 22
+    assert not (out / "train").exists()
     assert _files(out) == {f"test/{r.id}" for r in t.splits["test"].resources()}
 
 
@@ -245,7 +265,8 @@ def test_jobs_give_the_same_receipt(sample: Path, target: MakeTarget) -> None:
     materialize(t, sample / "one", ["files"], jobs=1)
     materialize(t, sample / "four", ["files"], jobs=4)
     one, four = read_receipt(sample / "one"), read_receipt(sample / "four")
-    assert one is not None and four is not None
+    assert one is not None
+    assert four is not None
     assert {p: e.hash for p, e in one.files.items()} == {p: e.hash for p, e in four.files.items()}
 
 

@@ -21,7 +21,8 @@ def test_copy_checks_small_large_and_overlapped_files(tmp_path: Path, size: int)
     src.write_bytes(data)
     good = Resource("r", 1, hash=digest_bytes(data), size=size)
     digest, placed, key = copy_file(good, str(src), str(tmp_path / "ok"))
-    assert (digest, placed) == (good.hash, size) and (tmp_path / "ok").read_bytes() == data
+    assert (digest, placed) == (good.hash, size)
+    assert (tmp_path / "ok").read_bytes() == data
     assert key == (size, (tmp_path / "ok").stat().st_mtime_ns, (tmp_path / "ok").stat().st_ino)
     bad = Resource("r", 1, hash=digest_bytes(data + b"!"), size=size)
     with pytest.raises(IntegrityError, match="r: content does not match the locked hash"):

@@ -257,8 +257,10 @@ def test_every_problem_is_reported_at_once(folder: Path) -> None:
         [":4", "dataset 'Viseg'"],
         [":6", "dataset 'ok'"],
     ]
-    assert "field 'name'" in problems[0] and "field 'version'" in problems[1]
-    assert "unknown key 'colour'" in problems[2] and "field 'version'" in problems[3]
+    assert "field 'name'" in problems[0]
+    assert "field 'version'" in problems[1]
+    assert "unknown key 'colour'" in problems[2]
+    assert "field 'version'" in problems[3]
 
 
 def test_duplicates_and_missing_scripts_are_reported_together(folder: Path) -> None:
@@ -267,7 +269,9 @@ def test_duplicates_and_missing_scripts_are_reported_together(folder: Path) -> N
     )
     problems = _problems(folder, text)
     assert [p.split(":", 2)[1] for p in problems] == ["4", "6", "9"]
-    assert "declared twice" in problems[0] and "gone.py" in problems[1] and "x.py" in problems[2]
+    assert "declared twice" in problems[0]
+    assert "gone.py" in problems[1]
+    assert "x.py" in problems[2]
 
 
 def test_missing_scripts_allowed_when_not_required(folder: Path) -> None:
@@ -278,7 +282,8 @@ def test_missing_scripts_allowed_when_not_required(folder: Path) -> None:
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match="manifest not found") as info:
         load_manifest(tmp_path / "datasets.yaml")
-    assert info.value.hint is not None and "vxds init" in info.value.hint
+    assert info.value.hint is not None
+    assert "vxds init" in info.value.hint
 
 
 # --- find, select, parse_spec ------------------------------------------------------------

@@ -117,7 +117,8 @@ def test_no_recipe(tmp_path: Path) -> None:
     module, script = _module(tmp_path, "def helper(client):\n    return {}\n")
     with pytest.raises(RecipeError, match="defines no recipe") as info:
         choose(module, None, label="L", script=script)
-    assert info.value.hint is not None and "@vxds.recipe()" in info.value.hint
+    assert info.value.hint is not None
+    assert "@vxds.recipe()" in info.value.hint
 
 
 def test_missing_script(tmp_path: Path) -> None:

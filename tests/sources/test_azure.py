@@ -51,7 +51,8 @@ def test_a_prefix_gives_what_the_same_folder_gives(azurite: Azure, tmp_path: Pat
         for b in azurite.client.get_container_client(container).list_blobs()
     }
     # Azurite keeps no blob versions, so every version is the blob's ETag.
-    assert files and all(isinstance(r.version, str) and is_etag(r.version) for r in files)
+    assert files
+    assert all(isinstance(r.version, str) and is_etag(r.version) for r in files)
     assert all(r.version == etags[r.id] for r in files)
 
 
@@ -62,7 +63,8 @@ def test_an_overwrite_changes_the_etag_and_a_reread_sees_it(azurite: Azure, tmp_
     azurite.put_tree(container, "p/", {T2: b"tampered bytes"})
     fresh = source(azurite, f"az://{container}/p", tmp_path)
     new = fresh.get(T2)
-    assert new.version != old.version and new.hash == digest_bytes(b"tampered bytes")
+    assert new.version != old.version
+    assert new.hash == digest_bytes(b"tampered bytes")
     # An ETag names no version to read: the container's one copy is read, and re-hashing
     # it shows the change (as for an unversioned S3 bucket).
     with fresh.open(old) as fh:
@@ -110,14 +112,16 @@ def test_wrong_credentials_are_one_line_and_not_retried(azurite: Azure) -> None:
     assert caught.value.message == (
         f"source 'az://{container}/x': access denied (AuthorizationFailure); check the credentials"
     )
-    assert WRONG_KEY not in message and KEY not in message
+    assert WRONG_KEY not in message
+    assert KEY not in message
 
 
 def test_credentials_in_the_url_are_refused() -> None:
     for url in (f"az://user:{KEY}@container/x", f"az://container/x?sig={KEY}"):
         with pytest.raises(SourceError) as caught:
             open_source(url, SourceContext(base=Path(".")))
-        assert KEY not in str(caught.value) and "without credentials" in str(caught.value)
+        assert KEY not in str(caught.value)
+        assert "without credentials" in str(caught.value)
 
 
 def test_an_abfs_url_names_its_account() -> None:
@@ -136,7 +140,8 @@ def test_an_unreachable_endpoint_is_retried_then_reported(azurite: Azure) -> Non
         ).resources()
     message = str(caught.value)
     assert message.startswith("source 'az://container/x': the storage service failed after 3 attempts")
-    assert "\n" not in message and KEY not in message
+    assert "\n" not in message
+    assert KEY not in message
 
 
 def test_an_old_lock_reads_the_old_version_where_the_account_keeps_it() -> None:

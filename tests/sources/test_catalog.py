@@ -101,8 +101,10 @@ def test_reading_as_of_a_snapshot(catalog: Catalog, data: Path) -> None:
     (data / T2).write_bytes(b"volume one, again")
     ingest(catalog, data)
     then, now = source(catalog, "1"), source(catalog)
-    assert then.get(T2) == old and then.snapshot == "1"
-    assert now.get(T2).version == 2 and now.snapshot == "2"
+    assert then.get(T2) == old
+    assert then.snapshot == "1"
+    assert now.get(T2).version == 2
+    assert now.snapshot == "2"
     assert now.get(T2, 1) == old
     with pytest.raises(NotFoundError):
         then.get(T2, 2)  # version 2 did not exist yet at snapshot 1

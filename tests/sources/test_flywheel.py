@@ -28,12 +28,18 @@ def test_files_become_resources_with_ids_from_labels(tmp_path: Path) -> None:
         3 * 2 + 2
     )  # project table; per session 3 x (nifti, dicom), report, mask
     t2 = next(r for r in found if r.id == T2)
-    assert t2.type == "Volume" and isinstance(t2.version, int)
-    assert t2.hash is not None and t2.hash.startswith("sha384:") and len(t2.hash) == 7 + 96
-    assert t2.attrs["subject"] == "BS01" and t2.attrs["session"] == "ses-01"
-    assert t2.attrs["acquisition"] == "T2w" and t2.attrs["modality"] == "MR"
+    assert t2.type == "Volume"
+    assert isinstance(t2.version, int)
+    assert t2.hash is not None
+    assert t2.hash.startswith("sha384:")
+    assert len(t2.hash) == 7 + 96
+    assert t2.attrs["subject"] == "BS01"
+    assert t2.attrs["session"] == "ses-01"
+    assert t2.attrs["acquisition"] == "T2w"
+    assert t2.attrs["modality"] == "MR"
     assert t2.attrs["classification"] == {"Intent": ["Structural"], "Measurement": ["T2"]}
-    assert t2.attrs["suffix"] == "T2w" and set(t2.attrs["info"]) == {"EchoTime", "MagneticFieldStrength"}
+    assert t2.attrs["suffix"] == "T2w"
+    assert set(t2.attrs["info"]) == {"EchoTime", "MagneticFieldStrength"}
     types = {r.id.rsplit("/", 1)[-1]: r.type for r in found if "BS02/ses-02" in r.id}
     assert types["sub-BS02_ses-02_FLAIR.dicom.zip"] == "DICOMSeries"
     assert types["sub-BS02_ses-02_desc-lesion_mask.nii.gz"] == "Mask"
@@ -47,7 +53,8 @@ def test_a_gzipped_snapshot_reads_the_same(tmp_path: Path) -> None:
     plain = source(build(tmp_path / "snapshot.db", seed=3))
     packed = source(build(tmp_path / "snapshot.db.gz", seed=3))
     assert plain.resources() == packed.resources()
-    assert plain.snapshot == packed.snapshot and plain.snapshot.startswith("blake3:")
+    assert plain.snapshot == packed.snapshot
+    assert plain.snapshot.startswith("blake3:")
     assert source(build(tmp_path / "other.db", seed=4)).snapshot != plain.snapshot
 
 
@@ -101,7 +108,8 @@ def test_malformed_snapshots_are_one_line_errors(tmp_path: Path, damage: str, me
     db.close()
     with pytest.raises(SourceError) as caught:
         source(path).resources()
-    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
     assert str(caught.value).startswith("source 'flywheel:snapshot.db': ")
 
 

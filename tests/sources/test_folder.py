@@ -111,7 +111,8 @@ def test_table_and_clinical_records(tree: Path) -> None:
     assert table.attrs["rows"] == 2
     first, second = source.get("participants.tsv#sub-01"), source.get("participants.tsv#sub-02")
     assert dict(first.attrs) == {"participant_id": "sub-01", "age": 30, "sex": "F", "subject": "01"}
-    assert second.attrs["age"] is None and second.attrs["subject"] == "02"
+    assert second.attrs["age"] is None
+    assert second.attrs["subject"] == "02"
     row = {"participant_id": "sub-01", "age": 30, "sex": "F"}
     assert first.hash == first.version == digest_json(row)
     assert first.uri == "participants.tsv#sub-01"
@@ -339,7 +340,8 @@ def test_sample_zurich_flair_inherits_the_trial_sidecar(sample: dict[str, Resour
 
 def test_sample_masks_and_series(sample: dict[str, Resource]) -> None:
     masks = [r for r in sample.values() if r.id.endswith("_mask.nii.gz")]
-    assert masks and all(r.type == "Mask" and r.attrs["desc"] == "lesion" for r in masks)
+    assert masks
+    assert all(r.type == "Mask" and r.attrs["desc"] == "lesion" for r in masks)
     series = sample["basel/sourcedata/sub-BS01/ses-01/dicom/T2w"]
     assert (series.type, series.attrs["files"], series.attrs["subject"]) == (
         "DICOMSeries",

@@ -59,7 +59,8 @@ def test_the_version_is_the_generation_and_changes_with_every_upload(gcs_server:
     gcs_server.put_tree(bucket, "p/", {T2: b"second bytes"})
     fresh = source(gcs_server, f"gs://{bucket}/p", tmp_path)
     new = fresh.get(T2)
-    assert new.version != old.version and new.hash == digest_bytes(b"second bytes")
+    assert new.version != old.version
+    assert new.hash == digest_bytes(b"second bytes")
     with fresh.open(new) as fh:
         assert fh.read() == b"second bytes"
 
@@ -114,7 +115,8 @@ def test_a_missing_bucket_is_a_one_line_error(gcs_server: GCS) -> None:
 def test_credentials_in_the_url_are_refused() -> None:
     with pytest.raises(SourceError) as caught:
         open_source(f"gs://user:{TOKEN}@bucket/x", SourceContext(base=Path(".")))
-    assert TOKEN not in str(caught.value) and "without credentials" in str(caught.value)
+    assert TOKEN not in str(caught.value)
+    assert "without credentials" in str(caught.value)
 
 
 def test_an_unreachable_endpoint_is_retried_then_reported(gcs_server: GCS) -> None:

@@ -50,14 +50,16 @@ def test_a_prefix_gives_what_the_same_folder_gives(s3_server: S3, tmp_path: Path
     files = [r for r in remote if r.type in ("Volume", "Mask", "File", "Table")]
     versions = s3_server.client.list_object_versions(Bucket=bucket)["Versions"]
     version_ids = {v["VersionId"] for v in versions}
-    assert files and all(r.version in version_ids for r in files)
+    assert files
+    assert all(r.version in version_ids for r in files)
 
 
 def test_an_unversioned_bucket_labels_objects_by_etag(s3_server: S3) -> None:
     bucket = s3_server.bucket(versioned=False)
     s3_server.put_tree(bucket, "", {T2: b"one"})
     (resource,) = source(s3_server, f"s3://{bucket}").resources()
-    assert isinstance(resource.version, str) and is_etag(resource.version)
+    assert isinstance(resource.version, str)
+    assert is_etag(resource.version)
     assert resource.hash == digest_bytes(b"one")
 
 
@@ -68,7 +70,8 @@ def test_an_old_lock_reads_the_old_version(s3_server: S3, tmp_path: Path) -> Non
     s3_server.put_tree(bucket, "p/", {T2: b"second bytes"})
     fresh = source(s3_server, f"s3://{bucket}/p", tmp_path)
     new = fresh.get(T2)
-    assert new.version != old.version and new.hash == digest_bytes(b"second bytes")
+    assert new.version != old.version
+    assert new.hash == digest_bytes(b"second bytes")
     with fresh.open(old) as fh:
         assert fh.read() == b"first bytes"
     with fresh.open(new) as fh:
@@ -125,7 +128,8 @@ def test_an_unreachable_endpoint_is_retried_then_reported(s3_server: S3) -> None
         source(s3_server, "s3://bucket/x", endpoint_url=endpoint, retries=1, backoff=0).resources()
     message = str(caught.value)
     assert message.startswith("source 's3://bucket/x': the storage service failed after 2 attempts")
-    assert "\n" not in message and SECRET not in message
+    assert "\n" not in message
+    assert SECRET not in message
 
 
 def test_transient_errors_are_retried_a_bounded_number_of_times(s3_server: S3) -> None:

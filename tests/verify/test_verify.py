@@ -106,7 +106,8 @@ def test_stale_agrees_with_lock_status(locked: Path, file: str, old: str, new: s
     _edit(locked / file, old, new)
     findings = _verify(locked, no_exec=True)
     assert _codes(findings) == ["VX203"]
-    assert reason in findings[0].message and findings[0].file == "locks/demo/1/lock.toml"
+    assert reason in findings[0].message
+    assert findings[0].file == "locks/demo/1/lock.toml"
     assert lock_status(_entry(locked), load_config(locked)).state == STALE
 
 
@@ -276,7 +277,8 @@ def test_sample_is_seeded(locked: Path) -> None:
         bool(run(config, options=Options(data=True, sample=Sample(count=1), seed=s)).findings)
         for s in range(12)
     ]
-    assert any(found) and not all(found)
+    assert any(found)
+    assert not all(found)
     assert found == [
         bool(run(config, options=Options(data=True, sample=Sample(count=1), seed=s)).findings)
         for s in range(12)

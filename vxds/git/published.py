@@ -54,7 +54,8 @@ def published_changes(config: Config, rev: str, keys: Iterable[str] | None = Non
             message = f"{old.key} is published at {rev} and its lock was removed"
             out.append(PublishedChange(old.key, path, message))
             continue
-        assert old.header is not None and new.header is not None
+        assert old.header is not None
+        assert new.header is not None
         what = _what_changed(old.header, new.header)
         if what:
             out.append(PublishedChange(old.key, path, _message(old, new, rev, what)))

@@ -55,7 +55,8 @@ def _resolver(ctx: Context, target: Target) -> Any:
 
     if ctx.resolver is None:
         ctx.resolver = Resolver(ctx.config, progress=ctx.options.progress, jobs=ctx.options.jobs)
-    assert target.entry is not None and target.header is not None
+    assert target.entry is not None
+    assert target.header is not None
     source = ctx.resolver.source(target.entry.source, target.key)
     if not source.time_travel:
         return ctx.resolver
