@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.cli.conftest import REPO, Invoke, invoke, project  # noqa: F401 (fixtures)
 from vxds.hashing import PREFIX, canonical_json, digest_bytes
-from vxds.locks.format import Split
+from vxds.locks.splits import Split
 from vxds.materialize import Target, materialize
 from vxds.materialize.check import check_output
 from vxds.materialize.receipt import (

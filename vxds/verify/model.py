@@ -9,11 +9,8 @@ from typing import Any
 
 from vxds.errors import UsageError, VxdsError
 from vxds.fs import JsonCache
-from vxds.locks.format import (
-    HEADER,
-    Header,
-    Lock,
-)
+from vxds.locks.format import HEADER, Header
+from vxds.locks.store import Lock
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry
