@@ -32,7 +32,9 @@ from benchlib import Report, Run, finish, fmt_mib, fmt_s, parser, run, vxds_argv
 from hash_bench import find_dvc, make_tree, tree_paths
 
 from vxds.hashing import digest_text
-from vxds.locks.format import Header, Lock, Split, lock_dir, write_lock
+from vxds.locks.format import Header
+from vxds.locks.splits import Split
+from vxds.locks.store import Lock, lock_dir, write_lock
 from vxds.resource import canonical_line
 
 DATASET = "bench"

@@ -130,7 +130,7 @@ def _phases_child(root: Path, n: int) -> None:
     sys.path.insert(0, str(root / "recipes"))
     import benchdata
 
-    from vxds.locks.format import write_splits
+    from vxds.locks.store import write_splits
     from vxds.recipes.resolver import build_splits
 
     page = os.sysconf("SC_PAGE_SIZE")
@@ -162,7 +162,7 @@ def _phases_child(root: Path, n: int) -> None:
     write_splits(splits, root / "phases-out")
     rows.append(
         [
-            "locks.format.write_splits",
+            "locks.store.write_splits",
             fmt_s(time.perf_counter() - start),
             f"{rss_mib():.0f}",
             f"{peak_mib():.0f}",

@@ -13,7 +13,9 @@ from typing import Any
 
 from click.testing import Result
 
-from vxds.locks.format import Header, Lock, Split
+from vxds.locks.format import Header
+from vxds.locks.splits import Split
+from vxds.locks.store import Lock
 from vxds.resource import Resource
 
 REPO = Path(__file__).resolve().parents[1]

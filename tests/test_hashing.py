@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from vxds import hashing
@@ -171,3 +172,15 @@ def test_two_racy_reads_that_disagree_are_not_trusted(
     monkeypatch.setattr(hashing, "RACY_NS", 10**18)  # every read is as recent as the file
     with pytest.raises(hashing.FileChanged, match="changed while it was read"):
         hash_file(path)
+
+
+def test_hash_cache_file_keeps_its_shape_and_an_unwritable_one_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "hashes.json"
+    cache = HashCache(path)
+    cache.put("/data/a", (10, 111, 5), VXDS)
+    cache.save()
+    assert orjson.loads(path.read_bytes()) == {"version": 1, "entries": {"/data/a": [10, 111, 5, VXDS]}}
+    blocked = HashCache(path / "under-a-file.json")  # its folder is a file: it cannot be written
+    blocked.put("/data/a", (10, 111, 5), VXDS)
+    blocked.save()
+    assert blocked.get("/data/a", (10, 111, 5)) == VXDS

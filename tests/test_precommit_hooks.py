@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import DEMO_MANIFEST, DEMO_RECIPE
-from vxds.locks.format import Lock, Split, read_lock, write_lock
+from vxds.locks.splits import Split
+from vxds.locks.store import Lock, read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import load_manifest
 from vxds.recipes.resolver import Resolver

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from vxds.errors import NotFoundError, VxdsError
-from vxds.locks.format import Lock, lock_dir, read_lock
+from vxds.locks.store import Lock, lock_dir, read_lock
 from vxds.locks.verified_read import VerifiedReader
 from vxds.project.config import find_root, load_config
 from vxds.resource import Resource

@@ -29,6 +29,7 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import SourceError
+from vxds.fs import JsonCache
 
 T = TypeVar("T")
 
@@ -208,31 +209,18 @@ def hash_files(
     return iter(map_files(hash_file, paths, jobs=jobs, on_done=on_done))
 
 
-class HashCache:
+class HashCache(JsonCache):
     """A stat cache: absolute path -> (size, mtime_ns, inode, digest), kept in one file.
 
     A file whose size, modification time and inode all match is not read again. The
-    cache is an optimisation only: a missing or unreadable cache file is an empty cache.
+    cache is an optimisation only (``JsonCache``): a missing or unreadable file is empty.
     """
 
     VERSION = 1
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._entries: dict[str, list[Any]] = {}
-        self._dirty = False
-        if path is not None:
-            self._load(path)
-
-    def _load(self, path: Path) -> None:
-        try:
-            data = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return
-        if isinstance(data, dict) and data.get("version") == self.VERSION:
-            entries = data.get("entries")
-            if isinstance(entries, dict):
-                self._entries = entries
+        super().__init__(path, self.VERSION)
+        self._entries = self.table("entries")
 
     def get(self, path: str, key: StatKey) -> str | None:
         entry = self._entries.get(path)
@@ -245,18 +233,4 @@ class HashCache:
 
     def put(self, path: str, key: StatKey, digest: str) -> None:
         self._entries[path] = [key[0], key[1], key[2], digest]
-        self._dirty = True
-
-    def save(self) -> None:
-        """Write the cache atomically; failures are ignored (it is only a cache)."""
-        if self.path is None or not self._dirty:
-            return
-        from vxds.fs import atomic_write_bytes
-
-        payload = orjson.dumps({"version": self.VERSION, "entries": self._entries})
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, payload)
-            self._dirty = False
-        except OSError:
-            pass
+        self.mark()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import vxds.locks.format
+import vxds.locks.store
 from tests.helpers import REPO, Invoke, git
 
 LOCKS = sorted(p.relative_to(REPO) for p in (REPO / "locks").rglob("*") if p.is_file())
@@ -183,7 +183,7 @@ def test_interrupted_write_keeps_the_previous_lock(
             raise KeyboardInterrupt
         real_replace(src, dst)
 
-    monkeypatch.setattr(vxds.locks.format.os, "replace", replace)
+    monkeypatch.setattr(vxds.locks.store.os, "replace", replace)
     result = invoke("lock", "viseg_training@1")
     assert result.exit_code == 130
     assert len(calls) >= fail_at

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GIT_ENV, Invoke, git
-from vxds.locks.format import check_lock, read_lock
+from vxds.locks.store import check_lock, read_lock
 
 BASEL = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.json"
 OTHER = "sample-data/basel/sub-BS05/ses-01/anat/sub-BS05_ses-01_T2w.nii.gz"

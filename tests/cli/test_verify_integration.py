@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tests.helpers import Invoke, git
-from vxds.locks.format import read_lock, write_lock
+from vxds.locks.store import read_lock, write_lock
 
 BASEL = "locks/all_basel_data/1"
 

@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from tests.helpers import REPO, git
 from vxds.cli.main import cli
-from vxds.locks.format import HEADER, digest_chunks, parse_header, render_header, split_file
+from vxds.locks.format import HEADER, parse_header, render_header
+from vxds.locks.splits import digest_chunks, split_file
 
 VISEG = "locks/viseg_training/1"
 COMMANDS = {
@@ -201,7 +202,8 @@ def test_a_bare_cr_committed_to_git_is_corrupt_at_that_revision(project: Path) -
 RELOCKER = """\
 import dataclasses, sys, time
 from pathlib import Path
-from vxds.locks.format import Split, read_lock, write_lock
+from vxds.locks.splits import Split
+from vxds.locks.store import read_lock, write_lock
 
 lock_dir, stop = Path(sys.argv[1]), Path(sys.argv[2])
 a = read_lock(lock_dir)
@@ -530,7 +532,7 @@ def test_fuzz_parse_header_raises_only_corrupt_lock(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(data=_mutations(TEST_SPLIT) | _json_lines())
 def test_fuzz_line_problems_never_raises(data: bytes) -> None:
-    from vxds.locks.format import line_problems
+    from vxds.locks.splits import line_problems
 
     for problem in line_problems("test", data):
         assert "\n" not in problem

@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from vxds.cli.main import cli
-from vxds.locks.format import read_lock
+from vxds.locks.store import read_lock
 
 VXDS = str(Path(sys.executable).with_name("vxds"))
 

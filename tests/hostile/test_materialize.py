@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from tests.cli.conftest import REPO, Invoke, invoke, project  # noqa: F401 (fixtures)
 from vxds.hashing import PREFIX, canonical_json, digest_bytes
-from vxds.locks.format import Split
+from vxds.locks.splits import Split
 from vxds.materialize import Target, materialize
 from vxds.materialize.check import check_output
 from vxds.materialize.receipt import (
@@ -368,16 +368,16 @@ def test_a_full_disk_when_the_receipt_is_written_names_it(
     invoke: Invoke,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from vxds.materialize import durable
+    from vxds.fs import StagedFile
 
-    real = durable._write_all
+    real = StagedFile.write
 
-    def full(fd: int, data: bytes) -> None:
-        if RECEIPT in os.readlink(f"/proc/self/fd/{fd}"):
+    def full(self: StagedFile, data: bytes) -> None:
+        if RECEIPT in self.path.name:  # the receipt's temporary file
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real(fd, data)
+        real(self, data)
 
-    monkeypatch.setattr(durable, "_write_all", full)
+    monkeypatch.setattr(StagedFile, "write", full)
     result = invoke(*MATERIALIZE)
     out = locked / "out"
     assert result.exit_code == 2

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vxds.locks.diff import apply, diff_locks, header_changes, type_of
-from vxds.errors import LockError
-from vxds.locks.format import Header, Lock, Split
-from vxds.resource import Resource
-
 from tests.helpers import NEW, OLD, R, make_lock, make_split
+from vxds.errors import LockError
+from vxds.locks.diff import apply, diff_locks, header_changes, type_of
+from vxds.locks.splits import Split
+from vxds.locks.store import Lock
+from vxds.resource import Resource
 
 
 def _kinds(diff: Any) -> list[tuple[str, str, str]]:

@@ -1,333 +1,22 @@
-"""vxds/locks/format.py: writing atomically, reading with every check, the exact header text."""
+"""vxds/locks/format.py: the exact text of lock.toml, and reading it back with tomllib."""
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vxds.errors import LockError
-from vxds.locks.format import (
-    CorruptLock,
-    Header,
-    Lock,
-    Split,
-    _recover,
-    check_lock,
-    lock_dir,
-    parse_header,
-    read_lock,
-    render_header,
-    same_on_disk,
-    write_lock,
-    write_splits,
-)
-from vxds.resource import Resource
+from vxds.locks.format import MAX_INT, CorruptLock, Header, parse_header, render_header
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 D = "blake3:"
-
-
-def _lines(*ids: str, version: int = 1) -> list[bytes]:
-    return [Resource(i, version, "Volume", attrs={"subject": i[:1]}).canonical_line() for i in sorted(ids)]
-
-
-def make_lock(splits: dict[str, Split] | None = None, *, snapshot: str = D + "5" * 64) -> Lock:
-    splits = (
-        splits
-        if splits is not None
-        else {
-            "train": Split.from_lines(_lines("a/1", "a/2", "b/1")),
-            "test": Split.from_lines(_lines("c/1")),
-        }
-    )
-    header = Header(
-        name="demo",
-        version=1,
-        script="recipes/demo.py",
-        entrypoint="demo",
-        params={"k": [1, "é"]},
-        script_digest=D + "0" * 64,
-        entry_digest=D + "1" * 64,
-        source="./data",
-        snapshot=snapshot,
-        splits={name: (split.count, split.digest) for name, split in splits.items()},
-    )
-    return Lock(header, splits)
-
-
-@pytest.fixture
-def locked(tmp_path: Path) -> Path:
-    directory = lock_dir(tmp_path / "locks", "demo", 1)
-    assert write_lock(make_lock(), directory)
-    return directory
-
-
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
-def test_round_trip(locked: Path) -> None:
-    assert locked.as_posix().endswith("locks/demo/1")
-    assert sorted(p.name for p in locked.iterdir()) == [
-        "lock.toml",
-        "resources.test.jsonl",
-        "resources.train.jsonl",
-    ]
-    lock = read_lock(locked, deep=True)
-    assert lock == make_lock()
-    assert [r.id for r in lock.resources()] == ["c/1", "a/1", "a/2", "b/1"]  # splits in name order
-    assert (locked / "resources.train.jsonl").read_bytes() == b"".join(
-        line + b"\n" for line in _lines("a/1", "a/2", "b/1")
-    )
-
-
-def test_same_bytes_are_not_rewritten(locked: Path) -> None:
-    before = {p.name: p.stat().st_mtime_ns for p in locked.iterdir()}
-    inode = locked.stat().st_ino
-    assert same_on_disk(make_lock(), locked)
-    assert write_lock(make_lock(), locked) is False
-    assert {p.name: p.stat().st_mtime_ns for p in locked.iterdir()} == before
-    assert locked.stat().st_ino == inode
-
-
-def test_a_changed_lock_replaces_the_old_one_whole(locked: Path) -> None:
-    new = make_lock({"all": Split.from_lines(_lines("z"))})
-    assert not same_on_disk(new, locked)
-    assert write_lock(new, locked) is True
-    assert sorted(p.name for p in locked.iterdir()) == ["lock.toml", "resources.all.jsonl"]
-    assert read_lock(locked) == new
-    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
-
-
-class _Exploding(list[bytes]):
-    def __iter__(self) -> Iterator[bytes]:
-        yield b"partial line"
-        raise OSError("disk full")
-
-
-def test_a_failed_split_write_leaves_the_previous_lock(locked: Path) -> None:
-    before = _snapshot(locked.parent)
-    broken = Split(_Exploding(), 1, D + "9" * 64)
-    with pytest.raises(
-        LockError, match=r"resources\.train\.jsonl: cannot write the lock of demo@1: disk full"
-    ):
-        write_lock(make_lock({"train": broken}), locked)
-    assert _snapshot(locked.parent) == before
-    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
-
-
-def test_a_failed_rename_leaves_the_previous_lock(locked: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    before = _snapshot(locked.parent)
-    real_replace = os.replace
-
-    def failing_replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-        if Path(src).name.startswith(".1.tmp-"):
-            raise OSError("rename failed")
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(LockError, match="rename failed"):
-        write_lock(make_lock({"all": Split.from_lines(_lines("z"))}), locked)
-    assert _snapshot(locked.parent) == before
-    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
-
-
-def test_a_failed_first_write_leaves_nothing(tmp_path: Path) -> None:
-    directory = tmp_path / "locks" / "demo" / "1"
-    with pytest.raises(LockError):
-        write_lock(make_lock({"train": Split(_Exploding(), 1, D + "9" * 64)}), directory)
-    assert list(directory.parent.iterdir()) == []
-
-
-def test_recover_puts_back_a_lock_left_aside(locked: Path) -> None:
-    before = _snapshot(locked)
-    aside = locked.parent / ".1.old-4242"
-    os.replace(locked, aside)
-    _recover(locked)
-    assert _snapshot(locked) == before
-    assert not aside.exists()
-
-
-def test_write_lock_recovers_before_comparing(locked: Path) -> None:
-    os.replace(locked, locked.parent / ".1.old-4242")
-    assert write_lock(make_lock(), locked) is False
-    assert read_lock(locked) == make_lock()
-    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
-
-
-def test_recover_leaves_an_existing_lock_alone(locked: Path) -> None:
-    stray = locked.parent / ".1.old-4242"
-    stray.mkdir()
-    _recover(locked)
-    assert stray.is_dir() and (locked / "lock.toml").is_file()
-
-
-def test_write_splits(tmp_path: Path) -> None:
-    lock = make_lock()
-    written, removed = write_splits(lock.splits, tmp_path / "out")
-    assert [p.name for p in written] == ["resources.test.jsonl", "resources.train.jsonl"]
-    assert removed == []
-    assert (tmp_path / "out" / "resources.test.jsonl").read_bytes() == _lines("c/1")[0] + b"\n"
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "resources.test.jsonl",
-        "resources.train.jsonl",
-    ]
-
-
-# --- reading corrupt locks ---------------------------------------------------------------
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new, 1))
-
-
-def _problems(directory: Path, *, deep: bool = False) -> list[str]:
-    with pytest.raises(CorruptLock) as info:
-        read_lock(directory, deep=deep)
-    assert str(directory) in str(info.value)
-    if not deep:  # the streaming check finds exactly the same problems
-        with pytest.raises(CorruptLock) as streamed:
-            check_lock(directory)
-        assert streamed.value.problems == info.value.problems
-    return info.value.problems
-
-
-def test_missing_lock(tmp_path: Path) -> None:
-    with pytest.raises(LockError, match=r"no lock\.toml; the lock is missing"):
-        read_lock(tmp_path)
-
-
-def test_bad_toml(locked: Path) -> None:
-    (locked / "lock.toml").write_text("format = = 1\n")
-    assert _problems(locked)[0].startswith("lock.toml is not valid TOML")
-
-
-@pytest.mark.parametrize(
-    ("old", "new", "words"),
-    [
-        ("format = 1\n", "", "lock.toml has no 'format'; this vxds reads format 1"),
-        ("format = 1\n", "format = 2\n", "lock.toml has format 2; this vxds reads format 1"),
-        ("format = 1\n", 'format = "1"\n', "lock.toml has format '1'; this vxds reads format 1"),
-    ],
-)
-def test_unknown_or_missing_format(locked: Path, old: str, new: str, words: str) -> None:
-    _edit(locked / "lock.toml", old, new)
-    assert _problems(locked) == [words]
-
-
-@pytest.mark.parametrize("value", ["true", "1.0"])
-def test_format_must_be_the_integer_one(locked: Path, value: str) -> None:
-    _edit(locked / "lock.toml", "format = 1\n", f"format = {value}\n")
-    assert "format" in " ".join(_problems(locked))
-
-
-def test_missing_header_fields_are_all_listed(locked: Path) -> None:
-    text = (locked / "lock.toml").read_text()
-    (locked / "lock.toml").write_text(
-        "\n".join(line for line in text.splitlines() if not line.startswith(("name =", "snapshot ="))) + "\n"
-    )
-    assert _problems(locked) == [
-        "lock.toml: 'dataset.name' is missing or not a str",
-        "lock.toml: 'source.snapshot' is missing or not a str",
-    ]
-
-
-def _drop_tables(text: str, name: str) -> str:
-    """``text`` without the ``[name]`` and ``[name.*]`` tables."""
-    return re.sub(rf"\n\[{name}(\.[a-z]+)?\]\n(.+\n)*", "\n", text)
-
-
-@pytest.mark.parametrize(
-    ("table", "line"),
-    [("splits", "splits = 5"), ("splits", "splits = [1]"), ("recipe", "recipe = 5")],
-)
-def test_non_table_sections_are_reported(locked: Path, table: str, line: str) -> None:
-    text = _drop_tables((locked / "lock.toml").read_text(), table)
-    assert f"[{table}" not in text
-    (locked / "lock.toml").write_text(text.replace("format = 1\n", f"format = 1\n{line}\n", 1))
-    assert _problems(locked)
-
-
-def test_split_digest_mismatch(locked: Path) -> None:
-    path = locked / "resources.train.jsonl"
-    path.write_bytes(path.read_bytes().replace(b'"a/1"', b'"a/0"'))
-    assert _problems(locked) == ["resources.train.jsonl does not match its digest"]
-
-
-def test_count_mismatch(locked: Path) -> None:
-    _edit(locked / "lock.toml", "count = 3", "count = 4")
-    assert _problems(locked) == [
-        "the lock digest does not match the header",
-        "resources.train.jsonl has 3 lines, lock.toml says 4",
-    ]
-
-
-def test_lock_digest_mismatch(locked: Path) -> None:
-    _edit(locked / "lock.toml", 'url = "./data"', 'url = "./other"')
-    assert _problems(locked) == ["the lock digest does not match the header"]
-
-
-def test_recipe_digest_mismatch(locked: Path) -> None:
-    text = (locked / "lock.toml").read_text()
-    claimed = make_lock().header.recipe_digest
-    (locked / "lock.toml").write_text(text.replace(claimed, D + "7" * 64))
-    assert _problems(locked)
-
-
-def test_extra_and_missing_split_files(locked: Path) -> None:
-    (locked / "resources.extra.jsonl").write_bytes(b"")
-    (locked / "resources.test.jsonl").unlink()
-    (locked / "notes.txt").write_text("ignored")
-    assert _problems(locked) == [
-        "resources.extra.jsonl is not listed in lock.toml",
-        "resources.test.jsonl is missing",
-    ]
-
-
-def test_missing_final_newline(locked: Path) -> None:
-    path = locked / "resources.test.jsonl"
-    path.write_bytes(path.read_bytes().rstrip(b"\n"))
-    problems = _problems(locked)
-    assert "resources.test.jsonl does not end with a newline" in problems
-
-
-def _raw_lock(directory: Path, data: bytes) -> None:
-    split = Split.from_bytes(data)
-    assert write_lock(make_lock({"train": split}), directory)
-
-
-@pytest.mark.parametrize(
-    ("data", "problem"),
-    [
-        (b"{not json\n", "resources.train.jsonl:1: "),
-        (b'{"id": "a", "version": 1}\n', "resources.train.jsonl:1: line is not in canonical form"),
-        (
-            b'{"id":"/abs","version":1}\n',
-            "resources.train.jsonl:1: id '/abs' must be a relative path",
-        ),
-    ],
-)
-def test_deep_line_problems(tmp_path: Path, data: bytes, problem: str) -> None:
-    _raw_lock(tmp_path / "lock", data)
-    assert read_lock(tmp_path / "lock").splits["train"].count == 1  # digests alone do not see it
-    problems = _problems(tmp_path / "lock", deep=True)
-    assert len(problems) == 1 and problems[0].startswith(problem)
-
-
-def test_deep_order_and_duplicates(tmp_path: Path) -> None:
-    b, a = _lines("b")[0], _lines("a")[0]
-    _raw_lock(tmp_path / "lock", b"\n".join([b, a, a]) + b"\n")
-    assert _problems(tmp_path / "lock", deep=True) == [
-        "resources.train.jsonl:2: id 'a' is out of order",
-        "resources.train.jsonl:3: id 'a' repeats",
-    ]
 
 
 # --- the header --------------------------------------------------------------------------
@@ -392,3 +81,78 @@ def test_render_header_escapes_strings_and_parses_back() -> None:
     text = render_header(odd)
     assert 'entrypoint = "main"' in text
     assert parse_header(text, Path("x")) == (odd, odd.digest)
+
+
+# --- reading with tomllib ------------------------------------------------------------------
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]))  # any text a UTF-8 file can hold
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+HEADERS = st.builds(
+    Header,
+    name=st.from_regex(r"[a-z0-9_-]+", fullmatch=True),
+    version=st.integers(0, MAX_INT),
+    script=TEXT,
+    entrypoint=st.none() | TEXT,
+    params=st.dictionaries(TEXT, JSON, max_size=4),
+    script_digest=TEXT,
+    entry_digest=TEXT,
+    source=TEXT,
+    snapshot=TEXT,
+    splits=st.dictionaries(  # a recipe that returns no splits is refused: a lock has one at least
+        st.from_regex(r"[A-Za-z0-9_-]+", fullmatch=True),
+        st.tuples(st.integers(0, MAX_INT), TEXT),
+        min_size=1,
+        max_size=4,
+    ),
+    merged=st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=HEADERS)
+def test_any_header_renders_to_toml_that_parses_back_to_it(header: Header) -> None:
+    text = render_header(header)
+    assert tomllib.loads(text)["lock"]["digest"] == header.digest
+    assert parse_header(text, Path("x")) == (header, header.digest)
+
+
+def _problem(text: str) -> tuple[str, int | None]:
+    with pytest.raises(CorruptLock) as info:
+        parse_header(text, Path("x"))
+    [problem] = info.value.problems
+    assert problem.kind == "toml"
+    return str(problem), problem.line
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        ("format = = 1\n", "lock.toml is not valid TOML: Invalid value at line 1 col 10", 1),
+        (
+            "format = 1\n[a]\n[a]\n",
+            "lock.toml is not valid TOML: Cannot declare ('a',) twice at line 3 col 3",
+            3,
+        ),
+        (
+            'format = 1\nname = "x',
+            "lock.toml is not valid TOML: Unterminated string at the end of the file",
+            2,
+        ),
+        ("format = 1\nname = [\n", "lock.toml is not valid TOML: Invalid value at the end of the file", 2),
+    ],
+)
+def test_toml_errors_are_one_line_naming_where(text: str, message: str, line: int) -> None:
+    assert _problem(text) == (message, line)
+
+
+def test_values_nested_too_deeply_are_a_problem_not_a_crash() -> None:
+    deep = "format = 1\nx = " + "[" * 5000 + "]" * 5000 + "\n"
+    assert _problem(deep) == ("lock.toml is not valid TOML: values nested too deeply", None)

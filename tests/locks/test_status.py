@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from vxds.locks.status import CORRUPT, FRESH, MISSING, STALE, LockStatus, lock_status
+from vxds.locks.store import write_lock
 from vxds.project.config import load_config
-from vxds.locks.format import write_lock
 from vxds.project.manifest import Entry, load_manifest
 from vxds.recipes.resolver import Resolver
-from vxds.locks.status import CORRUPT, FRESH, MISSING, STALE, LockStatus, lock_status
 
 
 def _entry(project: Path) -> Entry:

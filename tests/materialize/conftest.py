@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vxds.locks.format import lock_dir, read_lock
+from vxds.locks.store import lock_dir, read_lock
 from vxds.materialize import Target
 
 REPO = Path(__file__).resolve().parents[2]

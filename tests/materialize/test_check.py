@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from vxds.locks.format import lock_dir, read_lock
+from vxds.locks.store import lock_dir, read_lock
 from vxds.materialize import Target, materialize
 from vxds.materialize.check import check_output, receipt_dataset
 from vxds.materialize.receipt import JOURNAL, RECEIPT

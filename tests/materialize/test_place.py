@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from vxds.errors import UsageError
-from vxds.locks.format import Split
+from vxds.locks.splits import Split
 from vxds.materialize import Target, materialize, transfer
 from vxds.materialize.check import check_output
 from vxds.materialize.durable import DiskFull

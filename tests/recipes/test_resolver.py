@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from vxds.errors import ConfigError, RecipeError
 from vxds.hashing import digest_bytes, digest_text
-from vxds.locks.format import Split, read_lock, write_lock
+from vxds.locks.splits import Split
+from vxds.locks.store import read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import load_manifest
 from vxds.recipes.resolver import Resolver, build_splits

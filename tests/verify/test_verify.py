@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vxds.hashing import digest_bytes
-from vxds.locks.format import Lock, Split, read_lock, write_lock
+from vxds.locks.splits import Split
 from vxds.locks.status import STALE, lock_status
+from vxds.locks.store import Lock, read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import Entry, load_manifest
 from vxds.recipes.resolver import Resolver

@@ -12,14 +12,13 @@ from vxds.cli.output import print_json, progress_bar, state
 from vxds.cli.project import open_project
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import hash_file
-from vxds.locks.format import (
+from vxds.locks.splits import Split, split_file
+from vxds.locks.store import (
     Lock,
-    Split,
     guard_file,
     lock_dir,
     read_lock,
     same_on_disk,
-    split_file,
     stale_split_files,
     write_lock,
     write_splits,
@@ -74,7 +73,7 @@ def _lock_one(
 ) -> dict[str, Any]:
     lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
-    from vxds.locks.format import restore_set_aside
+    from vxds.locks.recovery import restore_set_aside
 
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
     report: dict[str, Any] = {

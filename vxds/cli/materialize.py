@@ -12,7 +12,7 @@ from vxds.cli.output import print_json, progress_bar
 from vxds.errors import UsageError
 
 if TYPE_CHECKING:
-    from vxds.locks.format import Split
+    from vxds.locks.splits import Split
     from vxds.materialize import Report, Target
     from vxds.project.config import Config
 
@@ -36,7 +36,7 @@ exit 2 (after keeping what was placed) when the disk is full.
 
 
 def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
-    from vxds.locks.format import lock_dir, read_lock
+    from vxds.locks.store import lock_dir, read_lock
     from vxds.materialize import Target
     from vxds.project.manifest import load_manifest, parse_spec
 
@@ -53,7 +53,7 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
 
 
 def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> Target:
-    from vxds.locks.format import read_lock
+    from vxds.locks.store import read_lock
     from vxds.materialize import Target
 
     splits = _bare_splits(files)
@@ -71,7 +71,7 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
 def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
     """The split files given with -f, by split name; one split or one id in two is refused
     (files from different runs can disagree, and a resource belongs to one split)."""
-    from vxds.locks.format import SPLIT_FILE_RE, read_split_file
+    from vxds.locks.splits import SPLIT_FILE_RE, read_split_file
 
     splits: dict[str, Split] = {}
     given: dict[str, Path] = {}

@@ -11,7 +11,7 @@ import click
 from vxds.cli.options import by_option, format_option, root_option
 from vxds.cli.output import print_json, table
 from vxds.cli.project import open_project
-from vxds.locks.format import Lock, lock_dir, read_lock
+from vxds.locks.store import Lock, lock_dir, read_lock
 from vxds.project.manifest import parse_spec
 from vxds.resource import lookup
 

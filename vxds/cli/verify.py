@@ -88,7 +88,7 @@ def render_text(report: Report, *, quiet: bool) -> list[str]:
 def _materialized(out: Path, root: Path | None) -> Report:
     """``--materialized OUT``: the folder against its receipt and the lock the receipt names."""
     from vxds.errors import VxdsError
-    from vxds.locks.format import Lock, lock_dir, read_lock
+    from vxds.locks.store import Lock, lock_dir, read_lock
     from vxds.materialize.check import check_output, receipt_dataset
     from vxds.project.config import load_config
     from vxds.project.manifest import parse_spec

@@ -21,16 +21,9 @@ from vxds.errors import LockError
 from vxds.fs import atomic_write_bytes, atomic_write_text
 from vxds.git.repo import git_dir, merge_file
 from vxds.hashing import digest_bytes
-from vxds.locks.format import (
-    HEADER,
-    SPLIT_FILE_RE,
-    CorruptLock,
-    Header,
-    parse_header,
-    render_header,
-    split_lines,
-)
+from vxds.locks.format import HEADER, CorruptLock, Header, parse_header, render_header
 from vxds.locks.merge import SplitInfo, merge_headers, merge_lines
+from vxds.locks.splits import SPLIT_FILE_RE, split_lines
 
 DRIVER = "vxds"
 DRIVER_COMMAND = "vxds merge-driver %O %A %B %P"

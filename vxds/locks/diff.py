@@ -23,8 +23,10 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.hashing import canonical_json
-from vxds.locks.format import Header, Lock, split_file
+from vxds.locks.format import Header
 from vxds.locks.refs import LockRef, Side
+from vxds.locks.splits import split_file
+from vxds.locks.store import Lock
 from vxds.project.manifest import DEFAULT_HELD_OUT
 from vxds.resource import lookup
 

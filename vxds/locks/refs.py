@@ -17,27 +17,14 @@ from typing import IO
 
 from blake3 import blake3
 
-from vxds.project.config import Config
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, GitError, Repository
 from vxds.hashing import PREFIX
-from vxds.locks.format import (
-    HEADER,
-    SPLIT_FILE_RE,
-    CorruptLock,
-    Header,
-    Lock,
-    Problem,
-    Split,
-    line_problems,
-    lock_identity,
-    open_lock_file,
-    parse_header,
-    read_header,
-    restore_set_aside,
-    settled,
-    split_file,
-)
+from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header
+from vxds.locks.recovery import restore_set_aside
+from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file, split_file
+from vxds.locks.store import Lock, lock_identity, read_header, settled
+from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest, load_manifest, parse_spec
 
 BLOCK = 1 << 20
@@ -81,7 +68,7 @@ class Side:
 def checked_lines(stream: IO[bytes], where: str, expected: tuple[int, str] | None) -> Iterator[bytes]:
     """The lines of a split file, read in blocks; its count and digest are checked at the end.
 
-    Lines end with ``\\n`` alone, as ``locks.format.split_lines`` has them; a ``\\r`` anywhere
+    Lines end with ``\\n`` alone, as ``locks.splits.split_lines`` has them; a ``\\r`` anywhere
     is a corrupt lock, found before the line that holds it is yielded.
     """
     hasher, count, rest = blake3(), 0, b""

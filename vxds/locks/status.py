@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vxds.project.config import Config
 from vxds.errors import LockError
 from vxds.hashing import digest_text
-from vxds.locks.format import HEADER, CorruptLock, Header, check_lock, lock_dir, read_lock, restore_set_aside
+from vxds.locks.format import HEADER, CorruptLock, Header
+from vxds.locks.recovery import restore_set_aside
+from vxds.locks.store import check_lock, lock_dir, read_lock
+from vxds.project.config import Config
 from vxds.project.manifest import Entry
 
 FRESH, STALE, MISSING, CORRUPT = "fresh", "stale", "missing", "corrupt"

@@ -18,7 +18,8 @@ from typing import Any
 
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import digest_json
-from vxds.locks.format import Header, Split
+from vxds.locks.format import Header
+from vxds.locks.splits import Split
 from vxds.materialize.base import Job, Materializer
 from vxds.materialize.durable import DiskFull, check_not_symlink, open_own
 from vxds.materialize.place import Failure, Placer, SourceAccess, prepare_out

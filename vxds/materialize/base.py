@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from vxds.locks.format import Header, Split
+from vxds.locks.format import Header
+from vxds.locks.splits import Split
 from vxds.materialize.place import Placer
 from vxds.resource import Resource
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from vxds.hashing import PREFIX
-from vxds.locks.format import Lock
+from vxds.locks.store import Lock
 from vxds.materialize.inside import SymlinkOnTheWay, is_link, open_file
 from vxds.materialize.receipt import JOURNAL, OWN, Receipt, ReceiptError, read_receipt
 from vxds.verify.findings import ERROR, WARNING, Finding

@@ -1,9 +1,10 @@
-"""vxds' own files in OUT: opened without following symlinks, written to survive a crash.
+"""vxds' own files in OUT: opened without following symlinks, and the errors of writing them.
 
 The receipt, the journal, the lock file and the temporary folder are vxds' own names in
 OUT. A symlink at one of them was planted (vxds never makes one), so it is refused rather
-than followed. The receipt is written under a unique temporary name, fsynced, renamed and
-its folder fsynced, so a crash of the machine leaves the old receipt or the new one.
+than followed. The receipt is written with ``vxds.fs.atomic_write`` (a unique temporary
+name, fsynced, renamed, its folder fsynced), so a crash leaves the old receipt or the new
+one; ``write_error`` says what failed, and a full disk is a ``DiskFull``.
 """
 
 from __future__ import annotations
@@ -72,41 +73,3 @@ def read_own(path: Path) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the names in ``folder`` (a rename, a new or removed file) reach the disk."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durably(path: Path, data: bytes) -> None:
-    """Write ``data`` at ``path`` atomically and durably; ``write_error`` if it fails.
-
-    A uniquely named temporary file beside it (created, never opened through a link),
-    fsynced, renamed over ``path``, then the folder fsynced.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        fd = open_own(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_folder(path.parent)
-    except OSError as exc:
-        raise write_error(path, exc) from None
-    finally:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)

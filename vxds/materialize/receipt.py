@@ -23,14 +23,8 @@ from typing import Any
 
 import orjson
 
-from vxds.materialize.durable import (
-    UnsafeOutput,
-    fsync_folder,
-    open_own,
-    read_own,
-    write_durably,
-    write_error,
-)
+from vxds.fs import atomic_write, fsync_dir
+from vxds.materialize.durable import UnsafeOutput, open_own, read_own, write_error
 from vxds.resource import InvalidResource, check_id
 
 RECEIPT = ".vxds-receipt.json"
@@ -202,7 +196,10 @@ def _failure(data: Any) -> dict[str, Any]:
 
 def write_receipt(out: Path, receipt: Receipt) -> None:
     """Write the receipt atomically and durably; a ``VxdsError`` naming it if that fails."""
-    write_durably(out / RECEIPT, receipt.to_bytes())
+    try:
+        atomic_write(out / RECEIPT, receipt.to_bytes())
+    except OSError as exc:
+        raise write_error(out / RECEIPT, exc) from None
 
 
 def read_journal(out: Path) -> dict[str, Entry]:
@@ -245,7 +242,7 @@ class Journal:
         try:
             fd = open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             self._fh = os.fdopen(fd, "ab")
-            fsync_folder(out)  # the journal's name survives a crash with its lines
+            fsync_dir(out)  # the journal's name survives a crash with its lines
         except OSError as exc:
             raise write_error(self.path, exc) from None
         self._unflushed = 0
@@ -282,4 +279,4 @@ class Journal:
 def remove_journal(out: Path) -> None:
     """Remove the journal once the receipt holds its entries (the removal fsynced too)."""
     (out / JOURNAL).unlink(missing_ok=True)
-    fsync_folder(out)
+    fsync_dir(out)

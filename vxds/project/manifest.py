@@ -549,22 +549,21 @@ def _known_valid(text: str, cache_dir: Path | None) -> bool:
     """True when this exact text passed this exact schema before (saves importing jsonschema)."""
     if cache_dir is None:
         return False
-    try:
-        return (cache_dir / "manifest-valid").read_text(encoding="utf-8") == _validity_key(text)
-    except (OSError, UnicodeDecodeError):
-        return False
+    from vxds.fs import JsonCache
+
+    marker = JsonCache(cache_dir / "manifest-valid", 1)
+    return marker.data.get("key") == _validity_key(text)
 
 
 def _remember_valid(text: str, cache_dir: Path | None) -> None:
     if cache_dir is None:
         return
-    from vxds.fs import atomic_write_text
+    from vxds.fs import JsonCache
 
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cache_dir / "manifest-valid", _validity_key(text))
-    except OSError:
-        pass  # only a cache
+    marker = JsonCache(cache_dir / "manifest-valid", 1)
+    marker.data["key"] = _validity_key(text)
+    marker.mark()
+    marker.save()  # only a cache: a failure to write is ignored
 
 
 def load_manifest(

@@ -15,7 +15,9 @@ from typing import Any
 
 from vxds.errors import ConfigError, RecipeError
 from vxds.hashing import canonical_json, digest_text
-from vxds.locks.format import SPLIT_RE, Header, Lock, Split
+from vxds.locks.format import SPLIT_RE, Header
+from vxds.locks.splits import Split
+from vxds.locks.store import Lock
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry

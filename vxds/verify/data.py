@@ -14,11 +14,9 @@ from blake3 import blake3
 
 from vxds.errors import SourceError, VxdsError
 from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
-from vxds.locks.format import (
-    HEADER,
-    Lock,
-    split_file,
-)
+from vxds.locks.format import HEADER
+from vxds.locks.splits import split_file
+from vxds.locks.store import Lock
 from vxds.resource import InvalidResource, Resource, check_id
 from vxds.sources import Source, SourceContext, open_source
 from vxds.verify.findings import ERROR, SKIPPED, Finding

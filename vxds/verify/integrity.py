@@ -16,15 +16,10 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.hashing import canonical_json, digest_json
-from vxds.locks.format import (
-    HEADER,
-    CorruptLock,
-    Lock,
-    Problem,
-    line_problems,
-    read_lock,
-    restore_set_aside,
-)
+from vxds.locks.format import HEADER, CorruptLock, Problem
+from vxds.locks.recovery import restore_set_aside
+from vxds.locks.splits import line_problems
+from vxds.locks.store import Lock, read_lock
 from vxds.project.config import Config
 from vxds.resource import FIELDS, InvalidResource, nfc_twins, validate_record
 from vxds.verify.findings import ERROR, Finding
@@ -289,7 +284,7 @@ def _scan(
 
     Lines are parsed a block at a time as one JSON array; the block re-serialised in
     canonical form must give back the same bytes, so every line is canonical JSON.
-    ``None`` sends the file through ``locks.format.line_problems``, which names the lines.
+    ``None`` sends the file through ``locks.splits.line_problems``, which names the lines.
     """
     lines = data.split(b"\n")
     if lines.pop() != b"":

@@ -7,14 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from vxds.errors import UsageError, VxdsError
-from vxds.locks.format import (
-    HEADER,
-    Header,
-    Lock,
-)
+from vxds.fs import JsonCache
+from vxds.locks.format import HEADER, Header
+from vxds.locks.store import Lock
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry
@@ -164,18 +160,10 @@ class ResultCache:
     """
 
     def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.passed: set[str] = set()
+        self._file = JsonCache(path, CHECKS_VERSION)
+        keys = self._file.data.get("passed")
+        self.passed: set[str] = {k for k in keys if isinstance(k, str)} if isinstance(keys, list) else set()
         self.added: list[str] = []
-        if path is not None:
-            try:
-                data = orjson.loads(path.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                return
-            if isinstance(data, dict) and data.get("version") == CHECKS_VERSION:
-                keys = data.get("passed")
-                if isinstance(keys, list):
-                    self.passed = {k for k in keys if isinstance(k, str)}
 
     def __contains__(self, key: str) -> bool:
         return key in self.passed
@@ -186,17 +174,11 @@ class ResultCache:
             self.added.append(key)
 
     def save(self) -> None:
-        if self.path is None or not self.added:
-            return
-        from vxds.fs import atomic_write_bytes
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(
-                self.path, orjson.dumps({"version": CHECKS_VERSION, "passed": sorted(self.passed)})
-            )
-        except OSError:
-            pass  # only a cache
+        """Write the passes, old and new, when there are new ones (a failure is ignored)."""
+        if self.added:
+            self._file.data["passed"] = sorted(self.passed)
+            self._file.mark()
+            self._file.save()
 
 
 @dataclass(frozen=True)

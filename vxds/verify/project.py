@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vxds.errors import ManifestError
-from vxds.locks.format import (
-    HEADER,
-    leftovers_of_dataset,
-    lock_dir,
-)
+from vxds.locks.format import HEADER
+from vxds.locks.recovery import leftovers_of_dataset
+from vxds.locks.store import lock_dir
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest, parse_spec
 from vxds.verify.findings import ERROR, WARNING, Finding

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vxds.errors import VxdsError
-from vxds.locks.format import (
-    HEADER,
-)
+from vxds.locks.format import HEADER
 from vxds.project.config import Config
 from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
 from vxds.verify.model import Context, Target
@@ -26,7 +24,7 @@ def check_reproduce(ctx: Context, target: Target) -> list[Finding]:
         if (target.path / HEADER).is_file():
             return [ctx.finding(target, "VX603", SKIPPED, "not re-run: the lock did not pass its own checks")]
         return []
-    from vxds.locks.format import same_on_disk
+    from vxds.locks.store import same_on_disk
 
     try:
         fresh = _resolver(ctx, target).resolve(target.entry)

@@ -25,9 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from vxds.fs import atomic_write_bytes
+from vxds.fs import JsonCache
 from vxds.hashing import digest_bytes
 from vxds.resource import Resource
 
@@ -47,21 +45,6 @@ def racy_after() -> int:
     return time.time_ns() - RACY_NS
 
 
-def _write(path: Path, payload: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, payload)
-    except OSError:
-        pass  # only a cache
-
-
-def _read(path: Path) -> Any:
-    try:
-        return orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-
-
 Listing = tuple[list[str], list[str]]  # file names, folder names
 Key = list[int] | None  # a file's [size, mtime_ns, inode]; None when it is not a regular file
 
@@ -74,13 +57,9 @@ class TreeCache:
     """
 
     def __init__(self, folder: Path | None) -> None:
-        self.path = folder / "tree.json" if folder is not None else None
-        data = _read(self.path) if self.path is not None else None
-        if not (isinstance(data, dict) and data.get("version") == VERSION):
-            data = {}
-        dirs = data.get("dirs")
-        self._old: dict[str, Any] = dirs if isinstance(dirs, dict) else {}
-        self._listing = data.get("listing")
+        self._file = JsonCache(folder / "tree.json" if folder is not None else None, VERSION)
+        self._old: dict[str, Any] = self._file.table("dirs")
+        self._listing = self._file.data.get("listing")
         self._new: dict[str, Any] = {}
         self.complete = True  # every folder walked was old enough to cache
 
@@ -126,9 +105,9 @@ class TreeCache:
 
     def save(self, listing: str | None) -> None:
         """Write what this walk saw; ``listing`` only when nothing in the tree was racy."""
-        if self.path is not None:
-            payload = {"version": VERSION, "listing": listing if self.complete else None, "dirs": self._new}
-            _write(self.path, orjson.dumps(payload))
+        self._file.data = {"listing": listing if self.complete else None, "dirs": self._new}
+        self._file.mark()
+        self._file.save()
 
 
 def file_key(path: str) -> Key:
@@ -157,9 +136,8 @@ class IndexCache:
         return self.folder / f"index-{listing.partition(':')[2][:32]}.json" if self.folder else None
 
     def load(self, listing: str) -> Index | None:
-        path = self._path(listing)
-        data = _read(path) if path is not None and path.exists() else None
-        if not (isinstance(data, dict) and data.get("version") == VERSION and data.get("listing") == listing):
+        data = JsonCache(self._path(listing), VERSION).data
+        if data.get("listing") != listing:
             return None
         try:
             resources = [_resource(row) for row in data["resources"]]
@@ -172,14 +150,15 @@ class IndexCache:
         path = self._path(listing)
         if path is None:
             return
-        payload = {
-            "version": VERSION,
+        cache = JsonCache(path, VERSION)
+        cache.data = {
             "listing": listing,
             "snapshot": snapshot,
             "resources": [_row(r) for r in resources],
             "rows": {rid: body.decode() for rid, body in rows.items()},
         }
-        _write(path, orjson.dumps(payload))
+        cache.mark()
+        cache.save()
         for old in path.parent.glob("index-*.json"):
             if old != path:
                 old.unlink(missing_ok=True)

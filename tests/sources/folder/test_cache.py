@@ -1,0 +1,73 @@
+"""vxds/sources/folder/cache.py: the tree and index caches, kept in ``JsonCache`` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from vxds.resource import Resource
+from vxds.sources.folder.cache import VERSION, IndexCache, TreeCache
+
+LISTING = "blake3:" + "1" * 64
+OTHER = "blake3:" + "2" * 64
+
+
+def test_the_tree_cache_file_keeps_its_shape(tmp_path: Path) -> None:
+    tree = TreeCache(tmp_path)
+    tree.put("a/", (5, 7), (["f"], []), [[1, 2, 3]], racy=10)
+    tree.save(LISTING)
+    assert orjson.loads((tmp_path / "tree.json").read_bytes()) == {
+        "version": VERSION,
+        "listing": LISTING,
+        "dirs": {"a/": [5, 7, ["f"], [], [[1, 2, 3]]]},
+    }
+    assert TreeCache(tmp_path).get("a/", (5, 7)) == (["f"], [])
+    assert TreeCache(tmp_path).get("a/", (5, 8)) is None  # the folder changed since
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree.json"]  # no temporary file left
+
+
+def test_a_racy_folder_is_not_cached_and_keeps_the_listing_out(tmp_path: Path) -> None:
+    tree = TreeCache(tmp_path)
+    tree.put("a/", (10, 7), (["f"], []), [[1, 2, 3]], racy=10)  # modified as late as the walk
+    tree.save(LISTING)
+    again = TreeCache(tmp_path)
+    assert again.get("a/", (10, 7)) is None
+    assert again.unchanged_listing(str(tmp_path)) is None
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"{not json", b"[1]", b'{"version": 1, "dirs": {}}', b'{"version": 2, "dirs": 5}']
+)
+def test_a_tree_cache_that_cannot_be_trusted_is_empty(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "tree.json").write_bytes(content)
+    tree = TreeCache(tmp_path)
+    assert tree.get("a/", (5, 7)) is None
+    assert tree.unchanged_listing(str(tmp_path)) is None
+
+
+def test_the_index_cache_round_trips_and_keeps_one_index(tmp_path: Path) -> None:
+    resource = Resource("a.txt", "blake3:" + "a" * 64, "File", "blake3:" + "a" * 64, 3, "a.txt", {})
+    index = IndexCache(tmp_path)
+    index.save(OTHER, "blake3:" + "0" * 64, [resource], {})
+    index.save(LISTING, "blake3:" + "9" * 64, [resource], {"a.txt": b"{}"})
+    loaded = index.load(LISTING)
+    assert loaded is not None
+    assert loaded.snapshot == "blake3:" + "9" * 64
+    assert loaded.resources == [resource]
+    assert loaded.rows == {"a.txt": b"{}"}
+    assert index.load(OTHER) is None  # replaced by the newer index
+    assert [p.name for p in tmp_path.iterdir()] == [f"index-{'1' * 32}.json"]
+
+
+def test_an_index_of_another_listing_or_version_is_not_used(tmp_path: Path) -> None:
+    index = IndexCache(tmp_path)
+    index.save(LISTING, "blake3:" + "9" * 64, [], {})
+    path = tmp_path / f"index-{'1' * 32}.json"
+    data = orjson.loads(path.read_bytes())
+    path.write_bytes(orjson.dumps({**data, "listing": LISTING + "0"}))
+    assert index.load(LISTING) is None
+    path.write_bytes(orjson.dumps({**data, "version": VERSION - 1}))
+    assert index.load(LISTING) is None
+    assert IndexCache(None).load(LISTING) is None

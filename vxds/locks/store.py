@@ -1,0 +1,282 @@
+"""A lock folder, ``locks/<name>/<version>/``, read and written whole.
+
+``read_lock`` and ``check_lock`` check the header's digests and counts against the split
+files (``deep``: every line too) and read again when a concurrent ``vxds lock`` swapped the
+folder meanwhile (``settled``). ``write_lock`` writes the new lock beside the old one with
+``vxds.fs.atomic_write`` and swaps it in with two renames, holding the writers' advisory lock
+(``guard_file``); what a killed write leaves is ``vxds.locks.recovery``'s. ``write_splits``
+writes bare split files (``vxds lock --file``).
+
+A lock is *stale* when its recipe, params or manifest entry no longer match, *corrupt*
+when it cannot be read or a digest does not match its content, *missing* when absent.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from vxds.errors import LockError
+from vxds.fs import atomic_write, exclusive, fsync_dir, make_dirs
+from vxds.hashing import hash_file
+from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header, render_header
+from vxds.locks.recovery import leftovers, restore, restore_set_aside
+from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file, read_split, split_file
+from vxds.resource import Resource
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Lock:
+    header: Header
+    splits: dict[str, Split] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return self.header.digest
+
+    def resources(self, split: str | None = None) -> Iterator[Resource]:
+        """Resources of one split, or of every split in name order."""
+        names = [split] if split is not None else sorted(self.splits)
+        for name in names:
+            yield from self.splits[name].resources()
+
+
+def lock_dir(locks: Path, name: str, version: int) -> Path:
+    """Where the lock of ``name@version`` lives under the locks folder."""
+    return locks / name / str(version)
+
+
+def read_header(directory: Path) -> tuple[Header, str]:
+    """``lock.toml`` of a lock folder, parsed: the header and the digest it claims."""
+    try:
+        with open_lock_file(directory / HEADER) as fh:
+            text = fh.read().decode("utf-8")
+    except FileNotFoundError:
+        raise LockError(f"{directory}: no {HEADER}; the lock is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        problem = Problem(f"cannot read {HEADER}: {reason}", kind="unreadable")
+        raise CorruptLock(directory, [problem]) from None
+    return parse_header(text, directory)
+
+
+def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[str, Split]]:
+    """The header, and (with ``load``) the splits, after every digest and count check."""
+    header, claimed = read_header(directory)
+    problems: list[Problem] = []
+    if claimed != header.digest:
+        problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
+    problems += _unlisted(directory, header)
+    splits: dict[str, Split] = {}
+    for name, (count, digest) in sorted(header.splits.items()):
+        split = _checked_split(directory, name, (count, digest), problems, load=load, deep=deep)
+        if split is not None:
+            splits[name] = split
+    if problems:
+        raise CorruptLock(directory, problems)
+    return header, splits
+
+
+def _unlisted(directory: Path, header: Header) -> list[Problem]:
+    """Split files in the folder that the header does not list."""
+    on_disk = {m.group(1) for p in directory.iterdir() if (m := SPLIT_FILE_RE.match(p.name))}
+    names = [split_file(extra) for extra in sorted(on_disk - set(header.splits))]
+    return [Problem(f"{name} is not listed in {HEADER}", kind="unlisted-split", file=name) for name in names]
+
+
+def _checked_split(
+    directory: Path, name: str, listed: tuple[int, str], problems: list[Problem], *, load: bool, deep: bool
+) -> Split | None:
+    """One split file checked against the header's (count, digest), its problems added to
+    ``problems``; the split itself with ``load`` (None when it cannot be read)."""
+    path = directory / split_file(name)
+    file = path.name
+    try:
+        data, facts = read_split(path, load=load)
+    except FileNotFoundError:
+        problems.append(Problem(f"{file} is missing", kind="missing-split", file=file))
+        return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        problems.append(Problem(f"cannot read {file}: {reason}", kind="unreadable", file=file))
+        return None
+    problems.extend(facts.problems(file, *listed))
+    if data is None:
+        return None
+    if deep:
+        problems.extend(line_problems(name, data))
+    return Split([data] if data else [], facts.count, facts.digest, path)
+
+
+def lock_identity(directory: Path) -> tuple[int, ...] | None:
+    """What changes when ``write_lock`` swaps the folder (its inode) or rewrites the header."""
+    try:
+        folder, header = os.stat(directory), os.stat(directory / HEADER)
+    except OSError:
+        return None
+    return folder.st_dev, folder.st_ino, folder.st_ctime_ns, header.st_ino, header.st_mtime_ns
+
+
+def settled(directory: Path, read: Callable[[], _T]) -> _T:
+    """``read()``, once more when the lock was swapped while it was read.
+
+    A ``vxds lock`` in another process replaces the whole folder: a read across the swap
+    sees the old header with new splits (or no folder), which is not corruption.
+    """
+    restore_set_aside(directory)
+    before = lock_identity(directory)
+    try:
+        return read()
+    except (LockError, OSError):
+        if before is not None and lock_identity(directory) == before:
+            raise  # nothing moved: the lock is what was read
+    restore_set_aside(directory)  # which also waits out a writer between its two renames
+    before = lock_identity(directory)
+    try:
+        return read()
+    except (LockError, OSError):
+        if lock_identity(directory) == before:
+            raise  # nothing moved (or there is no lock at all)
+        raise LockError(
+            f"{directory}: the lock changed while it was read (another 'vxds lock' is writing it)",
+            hint="run the command again",
+        ) from None
+
+
+def read_lock(directory: Path, *, deep: bool = False) -> Lock:
+    """Read and check a lock; ``CorruptLock`` lists every problem found.
+
+    Digests and counts are always checked; ``deep`` also checks every line. A lock swapped
+    by a concurrent ``vxds lock`` is read again; a lock set aside by a killed one is restored.
+    """
+    return Lock(*settled(directory, lambda: _checked(directory, load=True, deep=deep)))
+
+
+def check_lock(directory: Path) -> Header:
+    """The same checks as ``read_lock`` (but not ``deep``), streaming the files: nothing is kept."""
+    return settled(directory, lambda: _checked(directory, load=False, deep=False))[0]
+
+
+# --- writing -----------------------------------------------------------------------------
+
+
+def guard_file(cache_dir: Path, name: str, version: int) -> Path:
+    """The advisory lock held while ``name@version`` is written: under the project's
+    git-ignored ``.vxds/``, never in the committed lock folder."""
+    return cache_dir / "writing" / f"{name}@{version}.lock"
+
+
+def same_on_disk(lock: Lock, directory: Path) -> bool:
+    """True when ``directory`` already holds exactly these bytes."""
+    try:
+        if (directory / HEADER).read_text(encoding="utf-8") != render_header(lock.header):
+            return False
+        names = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
+    except (OSError, UnicodeDecodeError):
+        return False
+    if names != {split_file(s) for s in lock.splits}:
+        return False
+    try:
+        return all(hash_file(directory / split_file(s)) == split.digest for s, split in lock.splits.items())
+    except OSError:
+        return False
+
+
+def write_lock(lock: Lock, directory: Path, *, guard: Path | None = None) -> bool:
+    """Write a lock atomically and durably; return False when it was already identical on disk.
+
+    With ``guard`` (``guard_file``) the write holds that advisory lock, so a second writer
+    of the same lock waits for the first. Leftovers of killed writes are cleaned up first.
+    On any failure the previous lock is left as it was; a failure of the file system is a
+    ``LockError`` naming the dataset and the path.
+    """
+    try:
+        with exclusive(guard):
+            restore(directory)
+            for path in leftovers(directory):
+                shutil.rmtree(path, ignore_errors=True)
+            if same_on_disk(lock, directory):
+                return False
+            _swap_in(lock, directory)
+    except OSError as exc:
+        raise LockError(
+            f"{exc.filename or directory}: cannot write the lock of {lock.header.key}: {_reason(exc)}"
+        ) from None
+    return True
+
+
+def _reason(exc: OSError) -> str:
+    """What went wrong, without the path (the message names it once)."""
+    return exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
+
+
+def _swap_in(lock: Lock, directory: Path) -> None:
+    """Write the lock beside ``directory`` and swap it in; an ``OSError`` names the file it
+    was writing by its final path."""
+    parent = directory.parent
+    make_dirs(parent)
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    tmp, old = parent / f".{directory.name}.tmp-{tag}", parent / f".{directory.name}.old-{tag}"
+    files = [(split_file(name), split.chunks) for name, split in sorted(lock.splits.items())]
+    files.append((HEADER, [render_header(lock.header).encode("utf-8")]))
+    try:
+        tmp.mkdir()
+        for name, chunks in files:
+            try:
+                atomic_write(tmp / name, chunks)  # flushes the file and the folder
+            except OSError as exc:
+                exc.filename = str(directory / name)
+                raise
+        if directory.exists():
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+        fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not directory.exists():
+            os.replace(old, directory)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def stale_split_files(folder: Path, splits: Collection[str]) -> list[Path]:
+    """The ``resources.<split>.jsonl`` files in ``folder`` of splits not in ``splits``."""
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [folder / n for n in names if (m := SPLIT_FILE_RE.match(n)) and m.group(1) not in splits]
+
+
+def write_splits(
+    splits: Mapping[str, Split], folder: Path, *, unchanged: Collection[str] = ()
+) -> tuple[list[Path], list[Path]]:
+    """Make ``folder`` hold exactly these splits as bare ``resources.<split>.jsonl`` files
+    (``vxds lock --file``); return the files written and the files removed.
+
+    Each file is written with ``atomic_write`` (but the splits named in ``unchanged``, which
+    are on disk already); every other ``resources.<split>.jsonl`` in ``folder``, an earlier
+    run's, is removed. Nothing else in ``folder`` is touched.
+    """
+    written: list[Path] = []
+    try:
+        make_dirs(folder)
+        for name, split in sorted(splits.items()):
+            if name not in unchanged:
+                written.append(folder / split_file(name))
+                atomic_write(written[-1], split.chunks)
+        removed = stale_split_files(folder, splits)
+        for path in removed:
+            path.unlink(missing_ok=True)
+        if removed:
+            fsync_dir(folder)
+    except OSError as exc:
+        raise LockError(f"{exc.filename or folder}: cannot write: {_reason(exc)}") from None
+    return written, removed
