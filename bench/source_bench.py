@@ -194,7 +194,8 @@ def bench_s3(report: Report, count: int, seed: int, latencies: list[float]) -> N
 def bench_catalog(report: Report, root: Path, count: int, seed: int) -> None:
     from vxds.recipes.client import Client
     from vxds.sources.base import SourceContext
-    from vxds.sources.catalog import Catalog, CatalogSource
+    from vxds.sources.catalog.source import CatalogSource
+    from vxds.sources.catalog.store import Catalog
     from vxds.sources.folder.source import FolderSource
 
     data = root / "data"

@@ -39,7 +39,7 @@ class PlatformSource(IndexedSource):
         # Plain HTTP for the example; a real plugin would use https and a token from
         # the environment or context.options, and keep both out of its messages.
         self.base = f"http://{parsed.netloc}{parsed.path.rstrip('/')}"
-        self._snapshot: str | None = None
+        self._label: str | None = None
 
     def _json(self, path: str) -> Any:
         try:
@@ -58,9 +58,9 @@ class PlatformSource(IndexedSource):
 
     @property
     def snapshot(self) -> str:
-        if self._snapshot is None:
-            self._snapshot = str(self._json("/snapshot")["snapshot"])
-        return self._snapshot
+        if self._label is None:
+            self._label = str(self._json("/snapshot")["snapshot"])
+        return self._label
 
     def _scan(self) -> list[Resource]:
         records = self._json("/resources")

@@ -323,7 +323,7 @@ def test_a_text_that_passed_the_schema_is_not_checked_again(
     def fail(*args: object) -> list[str]:
         raise AssertionError("the schema was checked again")
 
-    monkeypatch.setattr(manifest_module, "_schema_problems", fail)
+    monkeypatch.setattr(manifest_module, "schema_problems", fail)
     assert _load(folder, LIST_FORM, cache_dir=cache) == first
     monkeypatch.undo()
     # Any other text is checked in full, and an invalid one is never remembered.

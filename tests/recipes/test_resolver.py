@@ -10,15 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vxds.errors import ConfigError, RecipeError
+from tests.sources.fakes import Bare, Counted
+from vxds.errors import ConfigError, RecipeError, SourceError
 from vxds.hashing import digest_bytes, digest_text
 from vxds.locks.splits import Split
 from vxds.locks.store import read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import load_manifest
+from vxds.recipes import resolver as resolver_module
 from vxds.recipes.resolver import Resolver, build_splits
 from vxds.resource import Resource
-from vxds.sources.base import SourceContext
+from vxds.sources.base import Source, SourceContext
 from vxds.sources.folder.source import FolderSource
 
 
@@ -245,3 +247,46 @@ def test_resolve_script_outside_the_manifest(project: Path) -> None:
     )
     assert {name: split.count for name, split in splits.items()} == {"test": 1, "train": 2}
     assert all(isinstance(split, Split) for split in splits.values())
+
+
+# --- opening sources ---------------------------------------------------------------------
+
+
+def _opening(monkeypatch: pytest.MonkeyPatch, source: object) -> list[str]:
+    """Make the resolver open ``source`` for any URL; the URLs it opened."""
+    opened: list[str] = []
+
+    def open_source(url: str, context: SourceContext) -> Source:
+        opened.append(url)
+        return source  # type: ignore[return-value]
+
+    monkeypatch.setattr(resolver_module, "open_source", open_source)
+    return opened
+
+
+def test_a_source_is_scanned_once_when_opened(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Counted()
+    opened = _opening(monkeypatch, source)
+    resolver = Resolver(load_config(project))
+    assert resolver.source("counted://", "L") is source
+    assert source.scans == 1  # listed before any recipe runs
+    assert resolver.source("counted://", "L") is source
+    assert source.snapshot == "listed 1 times"
+    assert (opened, source.scans) == (["counted://"], 1)
+
+
+def test_a_bare_source_is_listed_through_its_snapshot(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = Bare()
+    _opening(monkeypatch, source)
+    Resolver(load_config(project)).source("bare://", "L")
+    assert source.reads == 1
+
+
+def test_an_unreadable_source_fails_when_opened(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unreadable(Counted):
+        def _scan(self) -> list[Resource]:
+            raise SourceError("source 'counted://': cannot list it")
+
+    _opening(monkeypatch, Unreadable())
+    with pytest.raises(SourceError, match="cannot list it"):
+        Resolver(load_config(project)).source("counted://", "L")

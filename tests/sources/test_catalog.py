@@ -12,7 +12,8 @@ from vxds.errors import NotFoundError, SourceError
 from vxds.hashing import digest_bytes
 from vxds.sources import open_source
 from vxds.sources.base import SourceContext
-from vxds.sources.catalog import Catalog, CatalogSource
+from vxds.sources.catalog.source import CatalogSource
+from vxds.sources.catalog.store import Catalog
 
 WriteTree = Callable[[Path, Mapping[str, str | bytes]], Path]
 T2 = "sub-01/anat/sub-01_T2w.nii.gz"

@@ -191,7 +191,7 @@ class _FlakyFS:
 def test_a_download_cut_off_is_retried_from_the_start(s3_server: S3) -> None:
     from vxds.progress import NO_PROGRESS
     from vxds.resource import Resource
-    from vxds.sources.objectstore.base import Listed
+    from vxds.sources.objectstore.listing import Listed
 
     opened = source(s3_server, "s3://bucket/p", backoff=0)
     opened._fs = _FlakyFS()

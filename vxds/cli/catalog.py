@@ -45,7 +45,7 @@ def _path(catalog: Path | None, root: Path | None) -> Path:
         return catalog
     from vxds.project.config import load_config
     from vxds.sources import scheme_of
-    from vxds.sources.catalog import catalog_path
+    from vxds.sources.catalog.store import catalog_path
 
     config = load_config(root)
     if config.source and scheme_of(config.source) == "catalog":
@@ -66,7 +66,7 @@ def command() -> None:
 @root_option
 def init(catalog: Path | None, root: Path | None) -> None:
     """Create an empty catalog database and its object store."""
-    from vxds.sources.catalog import Catalog, objects_dir
+    from vxds.sources.catalog.store import Catalog, objects_dir
 
     path = _path(catalog, root)
     Catalog.init(path)
@@ -87,7 +87,7 @@ def ingest(folder: Path, catalog: Path | None, fmt: str, quiet: bool, root: Path
     """
     from vxds.project.config import load_config
     from vxds.sources.base import SourceContext
-    from vxds.sources.catalog import Catalog
+    from vxds.sources.catalog.store import Catalog
 
     path = _path(catalog, root)
     opened = Catalog(path)
@@ -114,7 +114,7 @@ def ingest(folder: Path, catalog: Path | None, fmt: str, quiet: bool, root: Path
 @root_option
 def ls(at: str | None, prefix: str, catalog: Path | None, fmt: str, root: Path | None) -> None:
     """The resources current at a snapshot, with their versions."""
-    from vxds.sources.catalog import Catalog
+    from vxds.sources.catalog.store import Catalog
 
     opened = Catalog(_path(catalog, root))
     number = opened.snapshot_number(at)
@@ -136,7 +136,7 @@ def ls(at: str | None, prefix: str, catalog: Path | None, fmt: str, root: Path |
 def log(resource_id: str | None, catalog: Path | None, fmt: str, root: Path | None) -> None:
     """The versions of resource ID, or without ID the catalog's snapshots."""
     from vxds.errors import NotFoundError
-    from vxds.sources.catalog import Catalog
+    from vxds.sources.catalog.store import Catalog
 
     opened = Catalog(_path(catalog, root))
     if resource_id is None:

@@ -56,7 +56,7 @@ def _datasets_node(root: yaml.Node | None, path: Path) -> yaml.SequenceNode | No
 
 def with_entry(text: str, path: Path, fields: Mapping[str, Any]) -> str:
     """``text`` with a new entry appended to its datasets list, everything else untouched."""
-    from vxds.project.manifest import compose  # bounded: the text may not have been validated
+    from vxds.project.yaml_loader import compose  # bounded: the text may not have been validated
 
     node = _datasets_node(compose(text, path), path)
     lines = text.splitlines()

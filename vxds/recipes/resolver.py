@@ -25,7 +25,7 @@ from vxds.recipes.client import Client
 from vxds.recipes.decorator import choose, escapes, load_script, run
 from vxds.resource import InvalidResource, Resource, canonical_line, lookup, nfc_twins, normalize
 from vxds.sources import Source, SourceContext, open_source
-from vxds.sources.base import check_at
+from vxds.sources.base import check_at, scan
 
 MAX_LISTED = 10
 
@@ -217,7 +217,7 @@ class Resolver:
             if self.at is not None:
                 check_at(opened, self.at)
             else:
-                opened.snapshot  # noqa: B018 (read for its side effect: the listing)
+                scan(opened)
             self.sources[url] = opened
         return self.sources[url]
 

@@ -4,11 +4,15 @@ A source lists its resources, sorted by id, reports a ``snapshot`` string that i
 in the lock, finds one resource by id and version, and opens a resource's bytes. Third
 parties add sources through the ``vxds.sources`` entry-point group: the entry-point name is
 the URL scheme, the object a class taking ``(url, context)``.
+
+``scan()`` is optional: a source that has it lists itself when asked, before any recipe
+runs; one without it is listed by reading its ``snapshot`` (see ``scan``).
 """
 
 from __future__ import annotations
 
 import bisect
+import io
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -64,30 +68,76 @@ class Source(Protocol):
     def open(self, resource: Resource) -> BinaryIO: ...
 
 
+@runtime_checkable
+class Scanning(Protocol):
+    """A source that can be told to list itself now (``IndexedSource`` does)."""
+
+    def scan(self) -> None: ...
+
+
+def scan(source: Source) -> None:
+    """List ``source`` now, so that one that cannot be read fails with its own error here
+    rather than from inside a recipe. A source without ``scan()`` (a bare ``Source``
+    implementation) has its ``snapshot`` read instead, which a source answers from its
+    listing when the two come together."""
+    if isinstance(source, Scanning):
+        source.scan()
+    else:
+        source.snapshot  # noqa: B018 (the protocol's only call that may list a bare source)
+
+
 class IndexedSource(ABC):
-    """A source that can list everything it holds; lookups use a sorted index."""
+    """A source that can list everything it holds; lookups use a sorted index.
+
+    A subclass implements ``_scan()`` and ``_open_file()``. ``_scan()`` returns every
+    resource and may set ``_snapshot`` (what ``snapshot`` answers) and ``_rows`` (the bytes
+    of each ClinicalRecord, which ``open`` serves); a source whose snapshot or ``open``
+    works otherwise overrides them.
+    """
 
     url: str
     time_travel: ClassVar[bool] = False
 
     def __init__(self, url: str, context: SourceContext) -> None:
+        cls = type(self)
+        if cls.open is IndexedSource.open and cls._open_file is IndexedSource._open_file:
+            raise TypeError(f"{cls.__name__} implements neither _open_file() nor open()")
         self.url = url
         self.context = context
         self._resources: list[Resource] | None = None
         self._ids: list[str] = []
         self._by_id: dict[str, Resource] = {}
         self._scan_lock = threading.Lock()  # materialize opens resources from several threads
+        self._snapshot = ""
+        self._rows: dict[str, bytes] = {}
 
     @abstractmethod
     def _scan(self) -> list[Resource]:
         """Every resource the source holds, in any order."""
 
-    @property
-    @abstractmethod
-    def snapshot(self) -> str: ...
+    def _open_file(self, resource: Resource) -> BinaryIO:
+        """The bytes of a resource that is a file (not a table row or a DICOM series)."""
+        raise NotImplementedError  # __init__ refuses a class without this or its own open()
 
-    @abstractmethod
-    def open(self, resource: Resource) -> BinaryIO: ...
+    def scan(self) -> None:
+        """List the source now, once: later calls, and ``resources()``, reuse the listing."""
+        self.resources()
+
+    @property
+    def snapshot(self) -> str:
+        """What ``_scan()`` recorded in ``_snapshot`` (listing the source first)."""
+        self.scan()
+        return self._snapshot
+
+    def open(self, resource: Resource) -> BinaryIO:
+        """A table row from ``_rows``, a file through ``_open_file``; a DICOM series is a
+        folder, whose files are opened one by one."""
+        if resource.type == "ClinicalRecord":
+            self.get(resource.id)  # NotFoundError for an unknown row
+            return io.BytesIO(self._rows[resource.id])
+        if resource.type == "DICOMSeries":
+            raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
+        return self._open_file(resource)
 
     def resources(self) -> Sequence[Resource]:
         if self._resources is None:

@@ -73,7 +73,11 @@ def flywheel_hash(value: object) -> str | None:
 
 
 class FlywheelSource(IndexedSource):
-    """The files of a Flywheel snapshot; metadata only, bytes from an optional mirror."""
+    """The files of a Flywheel snapshot; metadata only, bytes from an optional mirror.
+
+    Its snapshot is the digest of the (uncompressed) snapshot database, read by the scan.
+    ``open`` is its own: every resource, a DICOM archive too, is a file of the mirror.
+    """
 
     def __init__(self, url: str, context: SourceContext) -> None:
         super().__init__(url, context)
@@ -84,13 +88,6 @@ class FlywheelSource(IndexedSource):
         options = context.options.get("flywheel", {})
         mirror = options.get("mirror") if isinstance(options, Mapping) else None
         self.mirror = (context.base / str(mirror)) if mirror else None
-        self._snapshot = ""
-
-    @property
-    def snapshot(self) -> str:
-        """The digest of the (uncompressed) snapshot database."""
-        self.resources()
-        return self._snapshot
 
     def _scan(self) -> list[Resource]:
         with self._database() as db:

@@ -16,7 +16,6 @@ with one error naming each, before any file is read: a source never leaves its f
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 from pathlib import Path
@@ -203,7 +202,11 @@ def _listing_digest(files: list[_File]) -> str:
 
 
 class FolderSource(IndexedSource):
-    """A local folder, read with the stat-cached, parallel hasher."""
+    """A local folder, read with the stat-cached, parallel hasher.
+
+    Its snapshot is the digest of every file's path and digest: equal snapshots mean equal
+    contents.
+    """
 
     def __init__(self, url: str, context: SourceContext) -> None:
         super().__init__(url, context)
@@ -211,8 +214,6 @@ class FolderSource(IndexedSource):
         if not self.root.is_dir():
             raise SourceError(f"source {url!r}: folder {self.root} does not exist")
         self._digests: dict[str, str] = {}
-        self._rows: dict[str, bytes] = {}
-        self._snapshot = ""
         self._real_root: str | None = None
         self._safe_parents: set[str] = set()
         self._hash_cache: HashCache | None = None
@@ -304,20 +305,9 @@ class FolderSource(IndexedSource):
     def _read(self, rel: str) -> bytes:
         return (self.root / rel).read_bytes()
 
-    # --- the protocol ------------------------------------------------------------------
+    # --- reading ---------------------------------------------------------------------
 
-    @property
-    def snapshot(self) -> str:
-        """Digest of every file's path and digest: equal snapshots mean equal contents."""
-        self.resources()
-        return self._snapshot
-
-    def open(self, resource: Resource) -> BinaryIO:
-        if resource.type == "ClinicalRecord":
-            self.get(resource.id)  # NotFoundError for an unknown row
-            return io.BytesIO(self._rows[resource.id])
-        if resource.type == "DICOMSeries":
-            raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
+    def _open_file(self, resource: Resource) -> BinaryIO:
         path = self.local_path(resource)
         try:
             return open(path, "rb")

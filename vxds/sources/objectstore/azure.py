@@ -25,20 +25,17 @@ from typing import Any, ClassVar
 
 from vxds.errors import SourceError
 from vxds.sources.base import SourceContext
-from vxds.sources.objectstore.base import (
+from vxds.sources.objectstore.base import BucketSource, shown
+from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
     MISSING_CONTAINER,
     NO_CREDENTIALS,
     TRANSIENT,
-    BucketSource,
     FailureKind,
-    Fetched,
-    Listed,
-    Sink,
     VersionGone,
-    shown,
 )
+from vxds.sources.objectstore.listing import Fetched, Listed, Sink
 
 _ETAG_RE = re.compile(r'"?0x[0-9A-Fa-f]+"?\Z')
 _URL_RE = re.compile(

@@ -18,33 +18,38 @@ for all stores and lives here:
   environment are blanked out of every message.
 
 A store subclass says how to parse its URL, connect, list one page, stream one object,
-and classify a failure.
+and classify a failure. What a listing and a read say of an object, and the digest cache,
+are in ``listing``; the kinds of failure in ``failures``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import os
 import re
 import tempfile
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal, NamedTuple, TypeVar
-
-import orjson
-from blake3 import blake3
+from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from vxds.errors import NotFoundError, SourceError
-from vxds.fs import atomic_write_bytes
-from vxds.hashing import PREFIX, digest_bytes
+from vxds.hashing import digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, split_series
+from vxds.sources.objectstore.failures import (
+    DENIED,
+    MISSING,
+    MISSING_CONTAINER,
+    NO_CREDENTIALS,
+    TRANSIENT,
+    FailureKind,
+    StoreFailure,
+    VersionGone,
+)
+from vxds.sources.objectstore.listing import DigestCache, DigestSink, Fetched, Listed, Sink, Stored, visible
 
 T = TypeVar("T")
-Sink = Callable[[bytes], object]
 
 CHUNK = 1 << 20
 DEFAULT_CONCURRENCY = 32
@@ -52,56 +57,12 @@ DEFAULT_RETRIES = 4
 DEFAULT_BACKOFF = 0.2  # seconds before the first retry; doubled each time
 KEEP_EXTENSIONS = (".json", ".tsv", ".csv")  # sidecars and tables are read again to build attrs
 
-# How a failure is reported (see ``BucketSource._classify``).
-FailureKind = Literal["missing-container", "missing", "denied", "no-credentials", "transient"]
-MISSING_CONTAINER: FailureKind = "missing-container"
-MISSING: FailureKind = "missing"
-DENIED: FailureKind = "denied"
-NO_CREDENTIALS: FailureKind = "no-credentials"
-TRANSIENT: FailureKind = "transient"
-
-
-class StoreFailure(SourceError):
-    """A failed call to the store, with the kind of failure it was (None: unclassified)."""
-
-    def __init__(self, message: str, *, kind: FailureKind | None, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.kind = kind
-
-
-class Listed(NamedTuple):
-    """An object as the listing shows it."""
-
-    rel: str
-    key: str
-    size: int
-    tag: str  # what changes with every upload: an ETag, a generation
-    modified: str  # the modification time as the store wrote it
-
-
-class Stored(NamedTuple):
-    """An object as read: the version and digest of the bytes that were hashed."""
-
-    rel: str
-    key: str
-    size: int
-    version: str
-    digest: str
-
-
-class Fetched(NamedTuple):
-    """What a read says of the bytes it delivered."""
-
-    version: str  # the version to record (a version id, a generation, else the tag)
-    tag: str  # comparable with ``Listed.tag``: equal when the listed upload was read
-
-
-class VersionGone(Exception):
-    """A pinned read found another version than the one asked for."""
-
 
 class BucketSource(IndexedSource):
-    """Objects under a prefix of a bucket (or container), one resource per object."""
+    """Objects under a prefix of a bucket (or container), one resource per object.
+
+    Its snapshot is the digest of every object's path, version and digest.
+    """
 
     #: ``s3``, ``gs``, ``az`` ...: the schemes this class parses.
     schemes: ClassVar[tuple[str, ...]] = ()
@@ -141,9 +102,7 @@ class BucketSource(IndexedSource):
         )
         self._options = self._store_options(options)
         self._fs: Any = None
-        self._rows: dict[str, bytes] = {}
         self._kept: dict[str, bytes] = {}
-        self._snapshot = ""
 
     # --- what a store says -------------------------------------------------------------
 
@@ -274,7 +233,7 @@ class BucketSource(IndexedSource):
         token: str | None = None
         while True:
             page, token = await self._retrying(lambda at=token: self._list_page(at))  # type: ignore[misc]
-            yield [obj for obj in page if _visible(obj.rel)]
+            yield [obj for obj in page if visible(obj.rel)]
             if token is None:
                 return
 
@@ -315,10 +274,10 @@ class BucketSource(IndexedSource):
         self, listed: Listed, keep: bool, gate: asyncio.Semaphore, task: Any
     ) -> tuple[Stored, str]:
         async with gate:
-            sinks: list[_Digest] = []
+            sinks: list[DigestSink] = []
 
             def new_sink() -> Sink:
-                sinks.append(_Digest(keep=keep))
+                sinks.append(DigestSink(keep=keep))
                 return sinks[-1].update
 
             try:
@@ -351,20 +310,10 @@ class BucketSource(IndexedSource):
     def _read_kept(self, rel: str) -> bytes:
         return self._kept[rel]
 
-    # --- the protocol ------------------------------------------------------------------
+    # --- reading ---------------------------------------------------------------------
 
-    @property
-    def snapshot(self) -> str:
-        """Digest of every object's path, version and digest."""
-        self.resources()
-        return self._snapshot
-
-    def open(self, resource: Resource) -> BinaryIO:
-        if resource.type == "ClinicalRecord":
-            self.get(resource.id)  # NotFoundError for an unknown row
-            return io.BytesIO(self._rows[resource.id])
-        if resource.type == "DICOMSeries":
-            raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
+    def _open_file(self, resource: Resource) -> BinaryIO:
+        """The bytes of the version the resource records, spooled (see the module docstring)."""
         rel = resource.uri or resource.id
         if rel.startswith("/") or ".." in rel.split("/"):
             raise SourceError(f"resource {resource.id!r} points outside the source prefix")
@@ -393,29 +342,6 @@ class BucketSource(IndexedSource):
         return spool  # type: ignore[return-value]
 
 
-def _visible(rel: str) -> bool:
-    """Folder markers and hidden files are skipped, as the folder source skips them."""
-    return bool(rel) and not rel.endswith("/") and not any(part.startswith(".") for part in rel.split("/"))
-
-
-class _Digest:
-    """Hashes a stream's chunks, keeping them too when asked (sidecars and tables)."""
-
-    def __init__(self, *, keep: bool) -> None:
-        self.hasher = blake3()
-        self.size = 0
-        self.kept: list[bytes] | None = [] if keep else None
-
-    def update(self, chunk: bytes) -> None:
-        self.hasher.update(chunk)
-        self.size += len(chunk)
-        if self.kept is not None:
-            self.kept.append(chunk)
-
-    def value(self) -> str:
-        return PREFIX + self.hasher.hexdigest()
-
-
 def _count(value: object, name: str, url: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SourceError(f"source {url!r}: [tool.vxds.storage] {name} must be a whole number, got {value!r}")
@@ -433,51 +359,3 @@ def _seconds(value: object, name: str, url: str) -> float:
 def shown(url: str) -> str:
     """A URL with any ``user:password@`` and query removed, for messages."""
     return re.sub(r"://[^@]*@", "://***@", url.split("?", 1)[0])
-
-
-class DigestCache:
-    """An upload (key, tag, modification time, size) -> the version and digest read from it.
-
-    Every upload gets a new tag and modification time, so an entry names one upload's bytes;
-    entries never expire.
-    """
-
-    def __init__(self, cache_dir: Path | None, name: str) -> None:
-        self.path = cache_dir / "objects" / f"{name}.json" if cache_dir is not None else None
-        self.entries: dict[str, list[str]] = {}
-        self.dirty = False
-        if self.path is not None:
-            try:
-                data = orjson.loads(self.path.read_bytes())
-                if (
-                    isinstance(data, dict)
-                    and data.get("version") == 1
-                    and isinstance(data.get("entries"), dict)
-                ):
-                    self.entries = data["entries"]
-            except (OSError, orjson.JSONDecodeError):
-                pass
-
-    @staticmethod
-    def _key(listed: Listed) -> str:
-        return f"{listed.key}\t{listed.tag}\t{listed.modified}\t{listed.size}"
-
-    def get(self, listed: Listed) -> tuple[str, str] | None:
-        entry = self.entries.get(self._key(listed))
-        if isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry):
-            return entry[0], entry[1]
-        return None
-
-    def put(self, listed: Listed, obj: Stored) -> None:
-        self.entries[self._key(listed)] = [obj.version, obj.digest]
-        self.dirty = True
-
-    def save(self) -> None:
-        if self.path is None or not self.dirty:
-            return
-        payload = orjson.dumps({"version": 1, "entries": self.entries}, option=orjson.OPT_SORT_KEYS)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, payload)
-        except OSError:
-            pass

@@ -24,20 +24,17 @@ from typing import Any, ClassVar
 
 import orjson
 
-from vxds.sources.objectstore.base import (
-    CHUNK,
+from vxds.sources.objectstore.base import CHUNK, BucketSource
+from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
     MISSING_CONTAINER,
     NO_CREDENTIALS,
     TRANSIENT,
-    BucketSource,
     FailureKind,
-    Fetched,
-    Listed,
-    Sink,
     VersionGone,
 )
+from vxds.sources.objectstore.listing import Fetched, Listed, Sink
 
 # Values of ``token`` that name a way to find credentials rather than being one.
 _TOKEN_METHODS = frozenset({"anon", "google_default", "cache", "cloud", "browser"})

@@ -30,20 +30,17 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from vxds.sources.objectstore.base import (
-    CHUNK,
+from vxds.sources.objectstore.base import CHUNK, BucketSource
+from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
     MISSING_CONTAINER,
     NO_CREDENTIALS,
     TRANSIENT,
-    BucketSource,
     FailureKind,
-    Fetched,
-    Listed,
-    Sink,
     VersionGone,
 )
+from vxds.sources.objectstore.listing import Fetched, Listed, Sink
 
 __all__ = ["ObjectStoreSource", "is_etag"]
 
