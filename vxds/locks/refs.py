@@ -17,7 +17,6 @@ from typing import IO
 
 from blake3 import blake3
 
-from vxds.project.config import Config
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, GitError, Repository
 from vxds.hashing import PREFIX
@@ -38,6 +37,7 @@ from vxds.locks.format import (
     settled,
     split_file,
 )
+from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest, load_manifest, parse_spec
 
 BLOCK = 1 << 20
