@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from tests.helpers import NEW, OLD, R, make_lock, make_split
 from vxds.errors import LockError
-from vxds.locks.diff import apply, diff_locks, header_changes, type_of
+from vxds.locks.diff import diff_locks, header_changes
 from vxds.locks.splits import Split
 from vxds.locks.store import Lock
+from vxds.locks.split_diff import apply
 from vxds.resource import Resource
 
 
@@ -40,14 +41,16 @@ def test_counts_and_kinds() -> None:
         ("moved", "u", "train"),
         ("removed", "c", "train"),
     ]
-    assert diff.status == "changed" and not diff.empty
+    assert diff.status == "changed"
+    assert not diff.empty
 
 
 def test_fields_that_changed() -> None:
     changes = {c.id: c for c in diff_locks(OLD, NEW).changes}
     assert changes["a"].fields == ("attrs.site",)
     assert changes["b"].fields == ("version",)
-    assert changes["m"].from_split == "train" and changes["m"].split == "test"
+    assert changes["m"].from_split == "train"
+    assert changes["m"].split == "test"
     assert changes["b"].to_json() == {
         "id": "b",
         "kind": "changed",
@@ -56,7 +59,8 @@ def test_fields_that_changed() -> None:
         "old": R("b").to_record(),
         "new": R("b", 2).to_record(),
     }
-    assert changes["u"].to_json()["from"] == "test" and changes["u"].to_json()["to"] == "train"
+    assert changes["u"].to_json()["from"] == "test"
+    assert changes["u"].to_json()["to"] == "train"
 
 
 def test_counts_by_type_and_attribute() -> None:
@@ -70,14 +74,18 @@ def test_counts_by_type_and_attribute() -> None:
 
 def test_same_lock_is_empty() -> None:
     diff = diff_locks(OLD, OLD)
-    assert diff.changes == [] and diff.header == [] and diff.empty
+    assert diff.changes == []
+    assert diff.header == []
+    assert diff.empty
     assert diff.counts()["unchanged"] == 7
 
 
 def test_added_and_removed_locks() -> None:
     added, removed = diff_locks(None, NEW), diff_locks(OLD, None)
-    assert added.status == "added" and added.counts()["added"] == 8
-    assert removed.status == "removed" and removed.counts()["removed"] == 7
+    assert added.status == "added"
+    assert added.counts()["added"] == 8
+    assert removed.status == "removed"
+    assert removed.counts()["removed"] == 7
     assert (added.old_version, added.new_version, removed.old_version, removed.new_version) == (
         None,
         1,
@@ -91,13 +99,18 @@ def test_header_changes() -> None:
     changes = {c.field: (c.old, c.new) for c in header_changes(OLD.header, header)}
     assert changes["params"] == ({}, {"k": 1})
     assert changes["snapshot"] == ("x:0", "x:1")
-    assert "recipe_digest" in changes and "source" not in changes
+    assert "recipe_digest" in changes
+    assert "source" not in changes
     diff = diff_locks(OLD, Lock(header, OLD.splits))
-    assert diff.status == "changed" and diff.changes == [] and not diff.empty
+    assert diff.status == "changed"
+    assert diff.changes == []
+    assert not diff.empty
 
 
 def test_group_leak_in_new_lock() -> None:
-    new = make_lock(train=make_split(R("a", subject="01"), R("b", subject="02")), test=make_split(R("c", subject="01")))
+    new = make_lock(
+        train=make_split(R("a", subject="01"), R("b", subject="02")), test=make_split(R("c", subject="01"))
+    )
     warnings = diff_locks(OLD, new, group_by="attrs.subject").warnings
     assert [(w.kind, w.subject, w.splits) for w in warnings] == [
         ("group-in-two-splits", '"01"', ("test", "train"))
@@ -105,7 +118,9 @@ def test_group_leak_in_new_lock() -> None:
 
 
 def test_held_out_to_training() -> None:
-    old = make_lock(train=make_split(R("a", subject="01")), test=make_split(R("b", subject="02"), R("c", subject="03")))
+    old = make_lock(
+        train=make_split(R("a", subject="01")), test=make_split(R("b", subject="02"), R("c", subject="03"))
+    )
     new = make_lock(train=make_split(R("a", subject="01"), R("b", subject="02"), R("d", subject="03")))
     kinds = [(w.kind, w.subject, w.splits) for w in diff_locks(old, new, group_by="attrs.subject").warnings]
     assert kinds == [
@@ -116,12 +131,6 @@ def test_held_out_to_training() -> None:
     assert [(w.subject, w.splits) for w in diff_locks(old, new).warnings] == [("b", ("test", "train"))]
     custom = make_lock(train=make_split(R("a")), holdout=make_split(R("b")))
     assert diff_locks(custom, make_lock(train=make_split(R("a"), R("b"))), held_out=["holdout"]).warnings
-
-
-def test_type_of_reads_the_top_level_type() -> None:
-    line = Resource("x", 1, type="Volume", attrs={"type": "nested", "o": {"type": "deep"}}).canonical_line()
-    assert type_of(line) == "Volume"
-    assert type_of(b'{"id":"x","type":"A\\"B"}') == 'A"B'
 
 
 def test_a_line_that_is_not_a_record_names_its_line() -> None:

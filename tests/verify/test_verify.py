@@ -6,6 +6,7 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -414,34 +415,82 @@ def test_symlinked_folder_out_of_the_source_is_not_followed(locked: Path, tmp_pa
     ]
 
 
-# --- the column-wise fast path accepts only what validate_record accepts ----------------------
+# --- the column-wise fast path accepts exactly the valid, usual records ------------------------
 
 
 _segment = st.sampled_from(["a", "sub-01", ".", "..", "", "x:y", "b\\c", "d\x01", "é", "C:", " "])
 _json = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["", "x", "File", "1a", "a-b"])
 )
-_record = st.fixed_dictionaries(
-    {
-        "attrs": st.one_of(st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), _json),
-        "hash": st.one_of(
-            st.sampled_from([None, "blake3:ab", "md5:0F", "x:", "blake3:ab\nblake3:cd", "B:1"]), _json
-        ),
-        "id": st.one_of(st.lists(_segment, min_size=1, max_size=3).map("/".join), _json),
-        "size": st.one_of(st.integers(-2, 5), _json),
-        "type": st.one_of(st.sampled_from(["Volume", "File", "1x", "a b", ""]), _json),
-        "uri": st.one_of(st.sampled_from([None, "a/b", "s3://u:p@host/x", "x@y"]), _json),
-        "version": st.one_of(st.integers(-1, 2), st.sampled_from(["", "v1"]), _json),
-    }
-)
+# Any value of each field: valid ones, valid but unusual ones, and ones that break a rule.
+_ANY = {
+    "attrs": st.one_of(st.dictionaries(st.text(max_size=2), st.integers(), max_size=2), _json),
+    "hash": st.one_of(
+        st.sampled_from([None, "blake3:ab", "md5:0F", "x:", "blake3:ab\nblake3:cd", "B:1"]), _json
+    ),
+    "id": st.one_of(st.lists(_segment, min_size=1, max_size=3).map("/".join), _json),
+    "size": st.one_of(st.integers(-2, 5), _json),
+    "type": st.one_of(st.sampled_from(["Volume", "File", "1x", "a b", ""]), _json),
+    "uri": st.one_of(st.sampled_from([None, "a/b", "s3://u:p@host/x", "x@y"]), _json),
+    "version": st.one_of(st.integers(-1, 2), st.sampled_from(["", "v1"]), _json),
+}
+# Values of a valid record, usual unless an id with an '@' is also its uri (set in _blocks).
+_USUAL = {
+    "attrs": st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    "hash": st.sampled_from([None, "blake3:ab", "md5:0F"]),
+    "id": st.lists(st.sampled_from(["a", "sub-01", "é", " ", "x.y", "a@b"]), min_size=1, max_size=3).map(
+        "/".join
+    ),
+    "size": st.one_of(st.none(), st.integers(0, 5)),
+    "type": st.sampled_from(["Volume", "File", "T_1"]),
+    "uri": st.none(),
+    "version": st.one_of(st.integers(-1, 2), st.just("v1")),
+}
+
+
+@st.composite
+def _blocks(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Half the blocks valid and usual throughout; in a quarter one field of one record is
+    any value; in a quarter every field of every record is."""
+    shape = draw(st.sampled_from(["usual", "usual", "one field", "any"]))
+    fields = _ANY if shape == "any" else _USUAL
+    records = draw(st.lists(st.fixed_dictionaries(fields), min_size=1, max_size=4))
+    if shape != "any":
+        for record in records:
+            if draw(st.booleans()):
+                record["uri"] = record["id"]
+    if shape == "one field":
+        record = records[draw(st.integers(0, len(records) - 1))]
+        name = draw(st.sampled_from(sorted(_ANY)))
+        record[name] = draw(_ANY[name])
+    return records
+
+
+def _valid(record: dict[str, object]) -> bool:
+    try:
+        validate_record(record)
+    except InvalidResource:
+        return False
+    return True
+
+
+def _usual(record: dict[str, object]) -> bool:
+    """What valid_block's docstring asks beyond validity: no ':' in the id, a uri that is
+    null or the id and has no '@', attrs that are a dict."""
+    rid, uri = record["id"], record["uri"]
+    return (
+        isinstance(rid, str)
+        and ":" not in rid
+        and (uri is None or (uri == rid and "@" not in rid))
+        and type(record["attrs"]) is dict
+    )
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(_record, min_size=1, max_size=4))
-def test_valid_block_accepts_only_valid_records(records: list[dict[str, object]]) -> None:
-    if valid_block(records):  # type: ignore[arg-type]
-        for record in records:
-            validate_record(record)  # must not raise
+@given(_blocks())
+def test_valid_block_is_true_exactly_for_valid_usual_records(records: list[dict[str, Any]]) -> None:
+    expected = all(_valid(record) and _usual(record) for record in records)
+    assert valid_block(records) == expected
 
 
 def test_valid_block_accepts_ordinary_records(locked: Path) -> None:

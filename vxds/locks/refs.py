@@ -13,21 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
-
-from blake3 import blake3
 
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, GitError, Repository
-from vxds.hashing import PREFIX
-from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header
+from vxds.locks.format import CorruptLock, HEADER, Header, Problem, parse_header
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file, split_file
 from vxds.locks.store import Lock, lock_identity, read_header, settled
+from vxds.locks.stream_checks import check_header, checked_lines
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest, load_manifest, parse_spec
 
-BLOCK = 1 << 20
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
 SPEC_RE = re.compile(r"[a-z0-9_-]+(@[1-9][0-9]*)?\Z")  # a dataset name as the manifest allows
 
@@ -65,57 +61,13 @@ class Side:
         return next((e for e in self.manifest if e.name == name and e.version == version), None)
 
 
-def checked_lines(stream: IO[bytes], where: str, expected: tuple[int, str] | None) -> Iterator[bytes]:
-    """The lines of a split file, read in blocks; its count and digest are checked at the end.
-
-    Lines end with ``\\n`` alone, as ``locks.splits.split_lines`` has them; a ``\\r`` anywhere
-    is a corrupt lock, found before the line that holds it is yielded.
-    """
-    hasher, count, rest = blake3(), 0, b""
-    name = where.rpartition("/")[2]
-    while block := stream.read(BLOCK):
-        hasher.update(block)
-        if (at := block.find(b"\r")) >= 0:
-            line = count + (rest + block[:at]).count(b"\n") + 1
-            message = f"{where}:{line}: a carriage return ('\\r'); lines end with '\\n' only"
-            problem = Problem(message, kind="split-digest", file=name, line=line)
-            raise CorruptLock(Path(where).parent, [problem])
-        lines = (rest + block).split(b"\n")
-        rest = lines.pop()
-        count += len(lines)
-        yield from lines
-    problems = []
-    if rest:
-        problems.append(f"{where} does not end with a newline")
-    if expected is not None:
-        if count != expected[0]:
-            problems.append(f"{where} has {count} lines, {HEADER} says {expected[0]}")
-        if PREFIX + hasher.hexdigest() != expected[1]:
-            problems.append(f"{where} does not match its digest")
-    if problems:
-        raise CorruptLock(Path(where).parent, [Problem(p, kind="split-digest", file=name) for p in problems])
-
-
-def _check_header(header: Header, claimed: str, files: set[str], where: Path) -> None:
-    problems = []
-    if claimed != header.digest:
-        problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
-    for extra in sorted(files - {split_file(s) for s in header.splits}):
-        problems.append(Problem(f"{extra} is not listed in {HEADER}", kind="unlisted-split", file=extra))
-    for name in (split_file(s) for s in sorted(header.splits)):
-        if name not in files:
-            problems.append(Problem(f"{name} is missing", kind="missing-split", file=name))
-    if problems:
-        raise CorruptLock(where, problems)
-
-
 # --- the working tree and paths ----------------------------------------------------------
 
 
 def _folder_header(directory: Path) -> Header:
     header, claimed = read_header(directory)
     files = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
-    _check_header(header, claimed, files, directory)
+    check_header(header, claimed, files, directory)
     return header
 
 
@@ -222,7 +174,7 @@ def _revision_lock(repo: Repository, files: dict[str, Blob | None], label: str) 
         raise CorruptLock(where, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
     header, claimed = parse_header(text, where)
     blobs = {name: b for name, b in files.items() if b is not None and SPLIT_FILE_RE.match(name)}
-    _check_header(header, claimed, set(blobs), where)
+    check_header(header, claimed, set(blobs), where)
 
     @contextmanager
     def lines(split: str) -> Iterator[Iterator[bytes]]:

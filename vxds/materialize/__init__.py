@@ -20,12 +20,15 @@ from vxds.errors import UsageError, VxdsError
 from vxds.hashing import digest_json
 from vxds.locks.format import Header
 from vxds.locks.splits import Split
+from vxds.materialize.access import SourceAccess
 from vxds.materialize.base import Job, Materializer
 from vxds.materialize.durable import DiskFull, check_not_symlink, open_own
-from vxds.materialize.place import Failure, Placer, SourceAccess, prepare_out
+from vxds.materialize.ledger import Failure, Outcome
+from vxds.materialize.place import Placer, prepare_out
 from vxds.materialize.receipt import (
     LOCK_FILE,
     OWN,
+    Entry,
     Receipt,
     ReceiptError,
     read_journal,
@@ -214,49 +217,69 @@ def materialize(
         task = progress.task(f"materializing into {out.name}", total=total or None)
         placer = Placer(out, SourceAccess(source), mode=mode, jobs=jobs, previous=previous, task=task)
         try:
-            for name, materializer in chosen:
-                job = Job(
-                    name=target.name,
-                    version=target.version,
-                    lock_digest=target.lock_digest,
-                    header=target.header,
-                    splits=selected,
-                    placer=placer,
-                    module=name,
-                    notices=report.notices,
-                )
-                try:
-                    materializer.materialize(job)
-                except DiskFull:
-                    raise
-                except VxdsError as exc:
-                    placer.outcome.failures.append(Failure(None, name, exc.message))
+            _run(chosen, target, selected, placer, report.notices)
             outcome = placer.finish()
         except BaseException:
             placer.abort()
             raise
         finally:
             task.close()
-        write_receipt(
-            out,
-            Receipt(
-                dataset=target.key,
-                lock_digest=target.lock_digest,
-                source=target.source_url,
-                splits={name: (split.count, split.digest) for name, split in selected.items()},
-                modules=[m.name for _, m in chosen],
-                files=placer.entries,
-                generator=_generator(),
-                failed=[
-                    f.to_json() for f in sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
-                ],
-            ),
-        )
+        write_receipt(out, _receipt(target, selected, chosen, placer.entries, outcome))
         remove_journal(out)
     report.placed, report.unchanged, report.removed = outcome.placed, outcome.unchanged, outcome.removed
-    report.failures = sorted(outcome.failures, key=lambda f: (f.path, f.resource or ""))
+    report.failures = _sorted(outcome.failures)
     report.notices.extend(outcome.notices)
     return report
+
+
+def _run(
+    chosen: Sequence[tuple[str, Materializer]],
+    target: Target,
+    selected: Mapping[str, Split],
+    placer: Placer,
+    notices: list[str],
+) -> None:
+    """Let each chosen materializer place its files; one that fails is a failure, not the end."""
+    for name, materializer in chosen:
+        job = Job(
+            name=target.name,
+            version=target.version,
+            lock_digest=target.lock_digest,
+            header=target.header,
+            splits=selected,
+            placer=placer,
+            module=name,
+            notices=notices,
+        )
+        try:
+            materializer.materialize(job)
+        except DiskFull:
+            raise
+        except VxdsError as exc:
+            placer.outcome.failures.append(Failure(None, name, exc.message))
+
+
+def _receipt(
+    target: Target,
+    selected: Mapping[str, Split],
+    chosen: Sequence[tuple[str, Materializer]],
+    files: dict[str, Entry],
+    outcome: Outcome,
+) -> Receipt:
+    return Receipt(
+        dataset=target.key,
+        lock_digest=target.lock_digest,
+        source=target.source_url,
+        splits={name: (split.count, split.digest) for name, split in selected.items()},
+        modules=[m.name for _, m in chosen],
+        files=files,
+        generator=_generator(),
+        failed=[f.to_json() for f in _sorted(outcome.failures)],
+    )
+
+
+def _sorted(failures: list[Failure]) -> list[Failure]:
+    return sorted(failures, key=lambda f: (f.path, f.resource or ""))
 
 
 def _generator() -> str:

@@ -4,32 +4,29 @@ A ``Placer`` owns one output folder for one run. Materializers call ``place`` fo
 resource's bytes, ``place_series`` for a DICOM series (a folder), ``write`` for a file they
 generate and ``fetch`` for a small resource's verified bytes. A resource that fails is
 recorded with the reason and the run goes on; only files whose bytes were checked ever get a
-final name, and nothing is written outside OUT: targets are validated like resource ids,
-and a folder on the way that is a symlink (or not a folder) is refused. Paths from the
-previous run's receipt and journal are removed or read only through ``inside`` (no symlink
-followed). A full disk stops the run (``DiskFull``): every later resource would fail too.
+final name. Where a file may go is decided by ``claims`` (nothing is written outside OUT),
+what was placed is kept by ``ledger`` (entries, journal, outcome), and the bytes are moved by
+``transfer``; this module is the flow between them, on a thread pool where it pays. A full
+disk stops the run (``DiskFull``): every later resource would fail too.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import shutil
-import stat
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from vxds.errors import SourceError, UsageError, VxdsError
-from vxds.hashing import PREFIX, SMALL_FILE, digest_bytes, digest_json, hash_file
+from vxds.hashing import SMALL_FILE, digest_bytes, digest_json, hash_file
 from vxds.locks.verified_read import IntegrityError, VerifiedReader, expected
-from vxds.materialize.durable import DISK_FULL, DiskFull, check_not_symlink, write_error
-from vxds.materialize.inside import SymlinkOnTheWay, member_problem, open_file, remove_file, remove_folder
-from vxds.materialize.receipt import OWN, TMP_DIR, Entry, Journal
+from vxds.materialize.access import SourceAccess
+from vxds.materialize.claims import Claims
+from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
+from vxds.materialize.inside import member_problem
+from vxds.materialize.ledger import Ledger, Outcome, oserror_text, stat_key
+from vxds.materialize.receipt import Entry
 from vxds.materialize.transfer import (
     StatKey,
     Unsupported,
@@ -40,95 +37,7 @@ from vxds.materialize.transfer import (
     reflink_file,
 )
 from vxds.progress import NO_PROGRESS, Task
-from vxds.resource import InvalidResource, Resource, check_id
-from vxds.sources.base import Source
-
-
-@dataclass(frozen=True)
-class Failure:
-    resource: str | None
-    path: str
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"resource": self.resource, "path": self.path, "message": self.message}
-
-
-@dataclass
-class Outcome:
-    """What a run did, for the summary a command prints."""
-
-    placed: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    failures: list[Failure] = field(default_factory=list)
-    fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)
-    notices: list[str] = field(default_factory=list)
-
-
-def _stat_key(path: str | Path) -> tuple[int, int, int]:
-    st = os.stat(path)
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-def _plain_path(rel: str) -> bool:
-    """A quick yes for ordinary relative paths; anything else goes through ``check_id``."""
-    return (
-        rel.isprintable()
-        and rel[:1] not in ("", "/", ".")
-        and "\\" not in rel
-        and "//" not in rel
-        and "/." not in rel
-        and rel[-1] != "/"
-        and rel[1:2] != ":"
-    )
-
-
-def _oserror_text(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the device"
-    return exc.strerror or str(exc)
-
-
-class SourceAccess:
-    """The source as materializing sees it: local paths where there are any, else streams."""
-
-    def __init__(self, source: Source | None) -> None:
-        self.source = source
-
-    def _need(self) -> Source:
-        if self.source is None:
-            raise SourceError("no source to read from; pass --source or set [tool.vxds] source")
-        return self.source
-
-    @property
-    def is_local(self) -> bool:
-        """True for a source with files on this machine (a folder)."""
-        return hasattr(self.source, "local_path")
-
-    def local_path(self, resource: Resource) -> str | None:
-        finder = getattr(self.source, "local_path", None)
-        if finder is None or resource.type == "ClinicalRecord":
-            return None
-        path: str = finder(resource)
-        return path
-
-    def open(self, resource: Resource) -> BinaryIO:
-        return self._need().open(resource)
-
-    def cached(self, resource: Resource) -> Callable[[StatKey], str | None] | None:
-        """A lookup of the source's hash cache for this resource's file, if it keeps one."""
-        lookup = getattr(self.source, "cached_digest", None)
-        if lookup is None:
-            return None
-        return lambda key: lookup(resource, key)
-
-    def members(self, resource: Resource) -> list[tuple[str, str]]:
-        lister = getattr(self._need(), "members", None)
-        if lister is None:
-            raise SourceError(f"{resource.id}: this source cannot list the files of a {resource.type}")
-        found: list[tuple[str, str]] = lister(resource)
-        return found
+from vxds.resource import Resource
 
 
 class Placer:
@@ -147,23 +56,22 @@ class Placer:
         self.out = out
         self.access = access
         self.mode = mode
-        self.previous = previous or {}
-        self.entries: dict[str, Entry] = {}
-        self.outcome = Outcome()
         self.task = task or NO_PROGRESS.task("")
-        self._claimed: dict[str, str] = {}  # path -> what claimed it (for clear collisions)
-        self._claimed_dirs: set[str] = set()
-        self._safe_dirs: set[str] = {""}
-        self._lock = threading.Lock()
-        self._counter = 0
-        self._out_str = str(out)
-        self._tmp = out / TMP_DIR
-        _fresh_folder(self._tmp)
-        self._journal = Journal(out)
+        self.claims = Claims(out)
+        self.ledger = Ledger(out, previous or {})
         workers = jobs if jobs is not None else min(8, (os.cpu_count() or 1) * 2)
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         self._pending: list[Future[None]] = []
         self._full: VxdsError | None = None  # the first full-disk error; the run stops on it
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.ledger.outcome
+
+    @property
+    def entries(self) -> dict[str, Entry]:
+        """What this run placed (or found in place), by path in OUT: the receipt's files."""
+        return self.ledger.entries
 
     # --- what materializers call -------------------------------------------------------
 
@@ -201,24 +109,12 @@ class Placer:
             with VerifiedReader(resource, self.access.open(resource)) as reader:
                 return reader.read()
         except (VxdsError, OSError) as exc:
-            self._fail(resource.id, f"({module})", exc)
+            self.ledger.fail(resource.id, f"({module})", exc)
             return None
 
     def existing(self, rel: str) -> bytes | None:
-        """The bytes a previous run recorded at ``rel``, if still there unchanged (a file
-        vxds generated: read without following any symlink)."""
-        entry = self.previous.get(rel)
-        if entry is None:
-            return None
-        try:
-            fd = open_file(self.out, rel, follow_last=False)
-        except OSError:
-            return None
-        with os.fdopen(fd, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            if entry.stat != (st.st_size, st.st_mtime_ns, st.st_ino):
-                return None
-            return fh.read()
+        """The bytes a previous run recorded at ``rel``, if still there unchanged."""
+        return self.ledger.existing(rel)
 
     def finish(self) -> Outcome:
         """Wait for every placement; remove files of the previous run no longer wanted."""
@@ -227,79 +123,24 @@ class Placer:
         self._pending.clear()
         if self._pool is not None:
             self._pool.shutdown()
-        self._remove_unwanted()
-        self._journal.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
-        for (mode, reason), count in sorted(self.outcome.fallbacks.items()):
-            self.outcome.notices.append(
-                f"{mode} was not possible for {count} file(s) ({reason}); copied them"
-            )
-        return self.outcome
+        self.ledger.finish()
+        self.claims.remove_tmp()
+        return self.ledger.outcome
 
     def abort(self) -> None:
         """Stop after an interruption: pending work is cancelled, temporary files removed."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
-        with contextlib.suppress(VxdsError):  # a full disk: the lines that fit are kept
-            self._journal.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self.ledger.abort()
+        self.claims.remove_tmp()
 
-    # --- claiming and safety -----------------------------------------------------------
+    # --- running the work --------------------------------------------------------------
 
     def _claim(self, rel: str, rid: str | None, module: str) -> bool:
-        what = f"{module}: {rid}" if rid is not None else f"{module}: generated file"
-        try:
-            if not _plain_path(rel):
-                check_id(rel)
-        except InvalidResource as exc:
-            self._fail(rid, rel, VxdsError(f"cannot place it at {rel!r}: {exc}"))
-            return False
-        top = rel.split("/", 1)[0]
-        if top in OWN:
-            self._fail(rid, rel, VxdsError(f"{rel!r} is a name vxds keeps for itself in OUT"))
-            return False
-        parts = rel.split("/")
-        parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
-        with self._lock:
-            clash = self._claimed.get(rel) or next(
-                (self._claimed[p] for p in parents if p in self._claimed), None
-            )
-            if clash is None and rel in self._claimed_dirs:
-                clash = "files placed inside it"
-            if clash is not None:
-                self._fail_locked(rid, rel, f"{what} and {clash} would both be placed at {rel}")
-                return False
-            self._claimed[rel] = what
-            self._claimed_dirs.update(parents)
-        return True
-
-    def _parent(self, rel: str) -> str:
-        """Create (or check) the folders above ``OUT/rel``; refuse symlinks and files there."""
-        folder, _, _ = rel.rpartition("/")
-        if folder not in self._safe_dirs:
-            parts = folder.split("/")
-            for i in range(1, len(parts) + 1):
-                sub = "/".join(parts[:i])
-                if sub in self._safe_dirs:
-                    continue
-                path = f"{self._out_str}/{sub}"
-                try:
-                    os.mkdir(path)
-                except FileExistsError:
-                    if os.path.islink(path) or not os.path.isdir(path):
-                        kind = "a symlink" if os.path.islink(path) else "not a folder"
-                        raise VxdsError(f"OUT/{sub} is {kind}; refusing to write through it") from None
-                with self._lock:
-                    self._safe_dirs.add(sub)
-        return f"{self._out_str}/{rel}"
-
-    def _tmp_name(self, rel: str) -> str:
-        with self._lock:
-            self._counter += 1
-            n = self._counter
-        return f"{self._tmp}/{n}-{rel.rsplit('/', 1)[-1][:80]}"
-
-    # --- doing the work ----------------------------------------------------------------
+        problem = self.claims.claim(rel, rid, module)
+        if problem is not None:
+            self.ledger.fail_text(rid, rel, problem)
+        return problem is None
 
     def _submit(self, work: Callable[[], None]) -> None:
         if self._pool is None:
@@ -316,62 +157,16 @@ class Placer:
             raise
         except OSError as exc:
             if exc.errno in DISK_FULL:
-                self._full = write_error(f"{self._out_str}/{rel}", exc, rid)
+                self._full = write_error(f"{self.out}/{rel}", exc, rid)
                 raise self._full from None
-            self._fail(rid, rel, exc)
+            self.ledger.fail(rid, rel, exc)
         except VxdsError as exc:
-            self._fail(rid, rel, exc)
+            self.ledger.fail(rid, rel, exc)
         finally:
             if rid is not None:  # the bar counts resources, not the files generated beside them
                 self.task.advance()
 
-    def _fail(self, rid: str | None, rel: str, exc: BaseException) -> None:
-        if isinstance(exc, VxdsError):
-            text = exc.message
-        elif isinstance(exc, OSError):
-            text = _oserror_text(exc)
-        else:
-            text = str(exc)
-        with self._lock:
-            self._fail_locked(rid, rel, text)
-
-    def _fail_locked(self, rid: str | None, rel: str, text: str) -> None:
-        self.outcome.failures.append(Failure(rid, rel, text))
-
-    def _record(self, rel: str, entry: Entry, *, placed: bool) -> None:
-        with self._lock:
-            self.entries[rel] = entry
-            if placed:
-                self.outcome.placed += 1
-                self._journal.add(rel, entry)
-            else:
-                self.outcome.unchanged += 1
-
-    def _in_place(
-        self, rel: str, target: str, locked: str | None, check: Callable[[str], bool]
-    ) -> bool | None:
-        """True when ``OUT/rel`` already holds the right bytes (recorded, or re-hashed);
-        False when something else is there; None when nothing is."""
-        try:
-            st = os.stat(target)
-        except FileNotFoundError:  # (a dangling link too: creating over it fails, then it is replaced)
-            return None
-        except OSError:
-            return False
-        if stat.S_ISDIR(st.st_mode):
-            return False
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
-        entry = self.previous.get(rel)
-        if entry is not None and entry.locked == locked and entry.stat == key:
-            self._record(rel, entry, placed=False)
-            return True
-        if not check(target):
-            return False
-        digest = hash_file(target)
-        self._record(
-            rel, Entry(digest, key[0], (entry.resource if entry else None), locked, None, key), placed=False
-        )
-        return True
+    # --- one resource --------------------------------------------------------------------
 
     def _matches_lock(self, resource: Resource) -> Callable[[str], bool]:
         want = expected(resource)
@@ -387,36 +182,28 @@ class Placer:
 
     def _place_one(self, resource: Resource, rel: str, module: str) -> None:
         def work() -> None:
-            target = self._parent(rel)
+            target = self.claims.parent(rel)
             # A path no run recorded is written straight away (one system call less per
             # file in a fresh OUT); whatever is there is replaced by checked bytes.
             state = (
-                self._in_place(rel, target, resource.hash, self._matches_lock(resource))
-                if rel in self.previous
+                self.ledger.in_place(rel, target, resource.hash, self._matches_lock(resource))
+                if rel in self.ledger.previous
                 else None
             )
             if state:
-                self._fix_module(rel, resource, module)
+                self.ledger.retag(rel, resource.id, module)
                 return
             digest, size, key = self._transfer(resource, target, free=state is None)
-            self._record(rel, Entry(digest, size, resource.id, resource.hash, module, key), placed=True)
+            self.ledger.record(rel, Entry(digest, size, resource.id, resource.hash, module, key), placed=True)
 
         self._guard(resource.id, rel, work)
-
-    def _fix_module(self, rel: str, resource: Resource, module: str) -> None:
-        with self._lock:
-            entry = self.entries[rel]
-            if entry.resource != resource.id or entry.module != module:
-                self.entries[rel] = Entry(
-                    entry.hash, entry.size, resource.id, entry.locked, module, entry.stat
-                )
 
     def _transfer(self, resource: Resource, target: str, *, free: bool) -> tuple[str, int, StatKey]:
         """Put checked bytes at ``target``: a new link directly (links appear whole), else
         through a temporary name that is renamed once the bytes are checked."""
         src = self.access.local_path(resource)
         if src is None and self.mode != "copy":
-            self._fallback(self.mode, "the source has no local file for it")
+            self.ledger.fallback(self.mode, "the source has no local file for it")
         try:
             return self._transfer_from(resource, src, target, free=free)
         except FileNotFoundError as exc:
@@ -433,13 +220,13 @@ class Placer:
             try:
                 return link_file(resource, src, target, self.mode, self.access.cached(resource))
             except Unsupported as exc:
-                self._fallback(exc.mode, exc.reason)
+                self.ledger.fallback(exc.mode, exc.reason)
                 src_mode = "copy"
             except FileExistsError:  # appeared meanwhile: replace it through a temporary name
                 src_mode = self.mode
         else:
             src_mode = self.mode
-        tmp = self._tmp_name(rel=os.path.basename(target))
+        tmp = self.claims.tmp_name(rel=os.path.basename(target))
         try:
             result = self._to_tmp(resource, src, tmp, src_mode)
             os.replace(tmp, target)
@@ -461,95 +248,60 @@ class Placer:
         except Unsupported as exc:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-            self._fallback(exc.mode, exc.reason)
+            self.ledger.fallback(exc.mode, exc.reason)
             return copy_file(resource, src, tmp)
 
-    def _fallback(self, mode: str, reason: str) -> None:
-        with self._lock:
-            self.outcome.fallbacks[(mode, reason)] = self.outcome.fallbacks.get((mode, reason), 0) + 1
+    # --- a series (a folder of files) --------------------------------------------------------
 
     def _place_series(self, resource: Resource, rel: str, module: str) -> None:
         def work() -> None:
-            target = self._parent(rel)
+            target = self.claims.parent(rel)
             members = self.access.members(resource)
             _check_members(resource, members)  # before anything is written
-            if self._series_in_place(resource, rel, members, module):
+            if self.ledger.series_in_place(resource, rel, members, module):
                 return
-            folder = self._tmp_name(rel)
+            folder = self.claims.tmp_name(rel)
             os.mkdir(folder)
             try:
-                placed: list[tuple[str, str, int, StatKey]] = []
-                listing: list[list[str]] = []
-                for name, src in members:
-                    member = Resource(id=f"{resource.id}/{name}", version=0)
-                    digest, size, key = self._transfer_member(member, src, f"{folder}/{name}")
-                    placed.append((name, digest, size, key))
-                    listing.append([name, digest])
-                if resource.hash is not None and digest_json(sorted(listing)) != resource.hash:
-                    raise IntegrityError(f"{resource.id}: the series' files do not match the locked hash")
-                aside = None
-                if os.path.lexists(target):
-                    aside = self._tmp_name(rel + ".old")
-                    os.replace(target, aside)
-                os.replace(folder, target)
-                if aside is not None:
-                    shutil.rmtree(aside, ignore_errors=True)
+                placed = self._series_to(folder, resource, members)
+                aside = self.claims.tmp_name(rel + ".old") if os.path.lexists(target) else None
+                _swap_folder(target, folder, aside)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             for name, digest, size, key in placed:  # a renamed folder keeps its files' stats
                 entry = Entry(digest, size, resource.id, resource.hash, module, key)
-                self._record(f"{rel}/{name}", entry, placed=True)
+                self.ledger.record(f"{rel}/{name}", entry, placed=True)
 
         self._guard(resource.id, rel, work)
 
-    def _transfer_member(self, member: Resource, src: str, dest: str) -> tuple[str, int, StatKey]:
-        return self._to_tmp(member, src, dest, self.mode)
+    def _series_to(
+        self, folder: str, resource: Resource, members: list[tuple[str, str]]
+    ) -> list[tuple[str, str, int, StatKey]]:
+        """Each member's checked bytes in ``folder``; the listing checked against the lock."""
+        placed: list[tuple[str, str, int, StatKey]] = []
+        listing: list[list[str]] = []
+        for name, src in members:
+            member = Resource(id=f"{resource.id}/{name}", version=0)
+            digest, size, key = self._to_tmp(member, src, f"{folder}/{name}", self.mode)
+            placed.append((name, digest, size, key))
+            listing.append([name, digest])
+        if resource.hash is not None and digest_json(sorted(listing)) != resource.hash:
+            raise IntegrityError(f"{resource.id}: the series' files do not match the locked hash")
+        return placed
 
-    def _series_in_place(
-        self, resource: Resource, rel: str, members: list[tuple[str, str]], module: str
-    ) -> bool:
-        if os.path.islink(self.out / rel):  # replaced (the link itself), never looked into
-            return False
-        entries = {}
-        for name, _ in members:
-            entry = self.previous.get(f"{rel}/{name}")
-            try:
-                if (
-                    entry is None
-                    or entry.locked != resource.hash
-                    or entry.stat != _stat_key(self.out / rel / name)
-                ):
-                    return False
-            except OSError:
-                return False
-            entries[f"{rel}/{name}"] = entry
-        try:
-            on_disk = sorted(os.listdir(self.out / rel))
-        except OSError:
-            return False
-        if on_disk != sorted(name for name, _ in members):
-            return False
-        for path, entry in entries.items():
-            self._record(
-                path,
-                Entry(entry.hash, entry.size, resource.id, entry.locked, module, entry.stat),
-                placed=False,
-            )
-        return True
+    # --- a generated file ------------------------------------------------------------------
 
     def _write_one(self, rel: str, data: bytes, module: str) -> None:
-        target = self._parent(rel)
+        target = self.claims.parent(rel)
         digest = digest_bytes(data)
 
         def same(path: str) -> bool:
             return os.stat(path).st_size == len(data) and hash_file(path) == digest
 
-        if self._in_place(rel, target, digest, same):
-            with self._lock:
-                entry = self.entries[rel]
-                self.entries[rel] = Entry(entry.hash, entry.size, None, digest, module, entry.stat)
+        if self.ledger.in_place(rel, target, digest, same):
+            self.ledger.retag(rel, None, module)
             return
-        tmp = self._tmp_name(rel)
+        tmp = self.claims.tmp_name(rel)
         try:
             with open(tmp, "wb") as fh:
                 fh.write(data)
@@ -557,52 +309,16 @@ class Placer:
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        self._record(rel, Entry(digest, len(data), None, digest, module, _stat_key(target)), placed=True)
-
-    def _remove_unwanted(self) -> None:
-        """Files the previous run placed that this run does not want, or that failed now.
-
-        Their paths come from the receipt and journal (checked to stay inside OUT when read);
-        nothing is removed through a symlinked folder, one note per such folder."""
-        refused: set[str] = set()
-        for rel in sorted(self.previous):
-            if rel in self.entries:
-                continue
-            try:
-                if remove_file(self.out, rel):
-                    self.outcome.removed += 1
-            except SymlinkOnTheWay as exc:
-                refused.add(exc.folder)
-                continue
-            except OSError:
-                continue
-            self._prune(rel)
-        for folder in sorted(refused):
-            self.outcome.notices.append(
-                f"{self._out_str}/{folder} is a symlink; nothing was removed through it"
-            )
-
-    def _prune(self, rel: str) -> None:
-        parts = rel.split("/")[:-1]
-        while parts:
-            try:
-                remove_folder(self.out, "/".join(parts))
-            except OSError:
-                return
-            parts.pop()
+        self.ledger.record(rel, Entry(digest, len(data), None, digest, module, stat_key(target)), placed=True)
 
 
-def _fresh_folder(path: Path) -> None:
-    """An empty temporary folder: a killed run's leftovers removed, a symlink refused."""
-    check_not_symlink(path)
-    try:
-        if path.is_dir():
-            shutil.rmtree(path)  # never follows a symlink inside it
-        elif os.path.lexists(path):
-            os.unlink(path)
-        os.mkdir(path)
-    except OSError as exc:
-        raise write_error(path, exc) from None
+def _swap_folder(target: str, folder: str, aside: str | None) -> None:
+    """Give ``folder`` the name ``target``; what was there is moved ``aside``, then removed."""
+    if aside is not None:
+        os.replace(target, aside)
+    os.replace(folder, target)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
@@ -622,8 +338,8 @@ def prepare_out(out: Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"cannot create the output folder {out}: {_oserror_text(exc)}") from None
+        raise UsageError(f"cannot create the output folder {out}: {oserror_text(exc)}") from None
     return out.resolve()
 
 
-__all__ = ["PREFIX", "Failure", "Outcome", "Placer", "SourceAccess", "prepare_out"]
+__all__ = ["Placer", "prepare_out"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vxds.locks.diff import DatasetDiff
+from vxds.locks.changes import DatasetDiff
 
 FORMAT = 1
 

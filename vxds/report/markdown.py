@@ -13,7 +13,17 @@ from typing import Any
 
 import orjson
 
-from vxds.locks.diff import KINDS, MOVED, Change, DatasetDiff
+from vxds.locks.changes import (
+    ADDED,
+    CHANGED,
+    KINDS,
+    METADATA,
+    MOVED,
+    REMOVED,
+    Change,
+    ChangeKind,
+    DatasetDiff,
+)
 
 TITLE = "vxds diff"
 DIGEST_RE = re.compile(r"\b([a-z0-9]+:[0-9a-f]{12})[0-9a-f]{20,}\b")
@@ -82,7 +92,7 @@ def _summary_table(diffs: Sequence[DatasetDiff]) -> Iterator[str]:
 def _split_table(diff: DatasetDiff) -> Iterator[str]:
     rows = []
     for name, counts in diff.splits.items():
-        kinds = {k: 0 for k in KINDS}
+        kinds: dict[ChangeKind, int] = dict.fromkeys(KINDS, 0)
         moved_out = 0
         for change in diff.changes:
             if change.split == name:
@@ -95,7 +105,7 @@ def _split_table(diff: DatasetDiff) -> Iterator[str]:
         )
         rows.append(
             [cell(name), str(counts.old), str(counts.new)]
-            + [str(kinds[k]) for k in ("added", "removed", "changed", "metadata")]
+            + [str(kinds[k]) for k in (ADDED, REMOVED, CHANGED, METADATA)]
             + [str(kinds[MOVED]), str(moved_out), types]
         )
     headers = ["Split", "Before", "After", "Added", "Removed", "Changed", "Metadata", "Moved in", "Moved out"]

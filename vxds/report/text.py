@@ -7,25 +7,38 @@ them through unchanged in a pipe.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
-from vxds.locks.diff import ADDED, CHANGED, METADATA, MOVED, REMOVED, Change, DatasetDiff, SplitCounts
+from vxds.locks.changes import (
+    ADDED,
+    CHANGED,
+    KINDS,
+    METADATA,
+    MOVED,
+    REMOVED,
+    Change,
+    ChangeKind,
+    DatasetDiff,
+    SplitCounts,
+)
 
-Paint = Callable[[str, str], str]
-MARKS = {ADDED: "+", REMOVED: "-", CHANGED: "~", METADATA: "=", MOVED: ">"}
+# What a line is, for colour: a change's kind, or one of the parts around the changes.
+Role = ChangeKind | Literal["summary", "header", "hunk", "dim", "warning"]
+Paint = Callable[[str, Role], str]
+MARKS: dict[ChangeKind, str] = {ADDED: "+", REMOVED: "-", CHANGED: "~", METADATA: "=", MOVED: ">"}
 
 
-def plain(text: str, role: str) -> str:
+def plain(text: str, role: Role) -> str:
     return text
 
 
 def change_words(counts: Mapping[str, int]) -> str:
     """``+added -removed ~changed >moved`` (metadata changes count as changed)."""
-    words = [f"+{counts['added']}", f"-{counts['removed']}", f"~{counts['changed'] + counts['metadata']}"]
-    if counts["moved"]:
-        words.append(f">{counts['moved']}")
+    words = [f"+{counts[ADDED]}", f"-{counts[REMOVED]}", f"~{counts[CHANGED] + counts[METADATA]}"]
+    if counts[MOVED]:
+        words.append(f">{counts[MOVED]}")
     return " ".join(words)
 
 
@@ -42,7 +55,7 @@ def versions(diff: DatasetDiff) -> str:
 
 def summary(diff: DatasetDiff) -> str:
     c = diff.counts()
-    parts = [f"{c[k]} {k}" for k in ("added", "removed", "changed", "metadata", "moved") if c[k]]
+    parts = [f"{c[k]} {k}" for k in KINDS if c[k]]
     if diff.header:
         parts.append("header changed")
     return (
@@ -86,30 +99,31 @@ def _change_line(change: Change) -> str:
 def render(diffs: Sequence[DatasetDiff], *, paint: Paint = plain, stat: bool = False) -> Iterator[str]:
     """Lines of the text report; unchanged datasets get their summary line only."""
     for diff in diffs:
-        if diff.empty:
-            yield paint(summary(diff), "summary")
-            continue
-        yield paint(f"--- {diff.old_label or '/dev/null'}", "removed")
-        yield paint(f"+++ {diff.new_label or '/dev/null'}", "added")
-        for field in diff.header:
-            yield paint(f"  {field.field}: {_value(field.old)} -> {_value(field.new)}", "header")
-        by_split: dict[str, list[Change]] = {}
-        for change in diff.changes:
-            by_split.setdefault(change.split if change.kind != MOVED else "", []).append(change)
-        for name, counts in diff.splits.items():
-            yield paint(_split_line(name, counts), "hunk")
-            yield from (paint(line, "dim") for line in _by_lines(name, counts))
-            if not stat:
-                for change in by_split.get(name, ()):
-                    yield paint(_change_line(change), change.kind)
-        if not stat and by_split.get(""):
-            yield paint("@@ moved between splits @@", "hunk")
-            for change in by_split[""]:
-                yield paint(_change_line(change), MOVED)
-        for warning in diff.warnings:
-            key = diff.name if diff.new_version is None else f"{diff.name}@{diff.new_version}"
-            yield paint(f"warning: {key}: {warning.message}", "warning")
+        if not diff.empty:
+            yield from _dataset(diff, paint, stat=stat)
         yield paint(summary(diff), "summary")
+
+
+def _dataset(diff: DatasetDiff, paint: Paint, *, stat: bool) -> Iterator[str]:
+    """A changed dataset's lines above its summary: header, hunks per split, warnings."""
+    yield paint(f"--- {diff.old_label or '/dev/null'}", "removed")
+    yield paint(f"+++ {diff.new_label or '/dev/null'}", "added")
+    for field in diff.header:
+        yield paint(f"  {field.field}: {_value(field.old)} -> {_value(field.new)}", "header")
+    by_split: dict[str, list[Change]] = {}
+    for change in diff.changes:
+        by_split.setdefault(change.split if change.kind != MOVED else "", []).append(change)
+    for name, counts in diff.splits.items():
+        yield paint(_split_line(name, counts), "hunk")
+        yield from (paint(line, "dim") for line in _by_lines(name, counts))
+        if not stat:
+            yield from (paint(_change_line(c), c.kind) for c in by_split.get(name, ()))
+    if not stat and by_split.get(""):
+        yield paint("@@ moved between splits @@", "hunk")
+        yield from (paint(_change_line(c), MOVED) for c in by_split[""])
+    key = diff.name if diff.new_version is None else f"{diff.name}@{diff.new_version}"
+    for warning in diff.warnings:
+        yield paint(f"warning: {key}: {warning.message}", "warning")
 
 
 def names(diffs: Sequence[DatasetDiff]) -> Iterator[str]:

@@ -246,8 +246,11 @@ _NONE = type(None)
 def valid_block(records: list[dict[str, Any]]) -> bool:
     """True only if ``validate_record`` accepts every record (seven-key dicts parsed from JSON).
 
-    The same rules checked column by column, at C speed; anything unusual (a ':' in an id,
-    an '@' in a uri ...) answers False, and the caller applies ``validate_record`` itself.
+    The same rules checked column by column, at C speed. A valid record that is unusual
+    answers False too, and the caller applies ``validate_record`` itself: one with a ':' in
+    its id, a uri other than its id (``check_uri`` decides), an '@' in its uri, or attrs
+    that are not a dict. For anything else the answer is exact: True when every record is
+    valid (tests/verify/test_verify.py holds it to that, both ways).
     """
     try:
         attrs, hashes, ids, sizes, types, uris, versions = (list(map(get, records)) for get in _COLUMNS)
@@ -295,26 +298,9 @@ def _scan(
     gc.disable()  # millions of small containers, none of them cyclic
     try:
         for start in range(0, len(lines), CHUNK_LINES):
-            block = lines[start : start + CHUNK_LINES]
-            joined = b"[" + b",".join(block) + b"]"
-            try:
-                records = orjson.loads(joined)
-            except orjson.JSONDecodeError:
+            block_ids = _scan_block(lines[start : start + CHUNK_LINES], group_of, groups)
+            if block_ids is None:
                 return None
-            if len(records) != len(block) or orjson.dumps(records, option=orjson.OPT_SORT_KEYS) != joined:
-                return None
-            # Seven keys, each of which validate_record reads: exactly the seven fields.
-            if set(map(type, records)) != {dict} or set(map(len, records)) != {len(FIELDS)}:
-                return None
-            if not valid_block(records):
-                for record in records:  # the exact rules, one record at a time
-                    validate_record(record)
-            block_ids = list(map(_get_id, records))
-            if group_of is not None:
-                for record, rid in zip(records, block_ids, strict=True):
-                    key = group_of(record)
-                    if key is not None:
-                        groups.setdefault(key if type(key) is str else canonical_json(key), rid)
             ids.extend(block_ids)
     except (InvalidResource, KeyError):
         return None
@@ -324,6 +310,44 @@ def _scan(
     if any(a >= b for a, b in pairwise(ids)) or nfc_twins(ids):
         return None
     return ids, groups
+
+
+def _scan_block(
+    block: list[bytes], group_of: Callable[[dict[str, Any]], Any] | None, groups: dict[Any, str]
+) -> list[str] | None:
+    """One block's ids, its group keys added to ``groups``; None if a line is not canonical.
+
+    Raises ``InvalidResource`` (or ``KeyError``) for a record that breaks a rule.
+    """
+    records = _canonical_records(block)
+    if records is None:
+        return None
+    if not valid_block(records):
+        for record in records:  # the exact rules, one record at a time
+            validate_record(record)
+    block_ids = list(map(_get_id, records))
+    if group_of is not None:
+        for record, rid in zip(records, block_ids, strict=True):
+            key = group_of(record)
+            if key is not None:
+                groups.setdefault(key if type(key) is str else canonical_json(key), rid)
+    return block_ids
+
+
+def _canonical_records(block: list[bytes]) -> list[dict[str, Any]] | None:
+    """The block's lines parsed, if each is canonical JSON of an object with the seven fields."""
+    joined = b"[" + b",".join(block) + b"]"
+    try:
+        records = orjson.loads(joined)
+    except orjson.JSONDecodeError:
+        return None
+    if len(records) != len(block) or orjson.dumps(records, option=orjson.OPT_SORT_KEYS) != joined:
+        return None
+    # Seven keys, each of which validate_record reads: exactly the seven fields.
+    if set(map(type, records)) != {dict} or set(map(len, records)) != {len(FIELDS)}:
+        return None
+    found: list[dict[str, Any]] = records
+    return found
 
 
 def _leaks(

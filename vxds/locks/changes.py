@@ -1,0 +1,128 @@
+"""The values a lock diff is made of: changes, header changes, leak warnings, counts.
+
+The kinds are ``Literal`` types, so strict mypy checks every kind string a diff is built
+from or compared with. Nothing here reads a lock; ``locks.diff`` fills these in.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+ChangeKind = Literal["added", "removed", "changed", "metadata", "moved"]
+Status = Literal["added", "removed", "changed", "unchanged"]  # of a dataset as a whole
+LeakKind = Literal["group-in-two-splits", "held-out-to-training"]
+
+ADDED: Final = "added"
+REMOVED: Final = "removed"
+CHANGED: Final = "changed"
+METADATA: Final = "metadata"
+MOVED: Final = "moved"
+KINDS: tuple[ChangeKind, ...] = (ADDED, REMOVED, CHANGED, METADATA, MOVED)
+GROUP_IN_TWO_SPLITS: Final = "group-in-two-splits"
+HELD_OUT_TO_TRAINING: Final = "held-out-to-training"
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One resource that differs. ``split`` is where it is now (where it was, if removed)."""
+
+    id: str
+    kind: ChangeKind
+    split: str
+    old: Record | None = None
+    new: Record | None = None
+    fields: tuple[str, ...] = ()  # for changed/metadata/moved: what differs (attrs.x for attrs)
+    from_split: str | None = None  # moved: the split it left
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "kind": self.kind}
+        if self.kind == MOVED:
+            out["from"], out["to"] = self.from_split, self.split
+        else:
+            out["split"] = self.split
+        if self.kind in (CHANGED, METADATA, MOVED):
+            out["fields"] = list(self.fields)
+        if self.old is not None:
+            out["old"] = self.old
+        if self.new is not None:
+            out["new"] = self.new
+        return out
+
+
+@dataclass(frozen=True)
+class HeaderChange:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A warning: ``subject`` (an id, or a group key as JSON) crosses splits it should not."""
+
+    kind: LeakKind
+    subject: str
+    splits: tuple[str, ...]
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "splits": list(self.splits),
+            "message": self.message,
+        }
+
+
+@dataclass
+class SplitCounts:
+    """Per split: resources before and after, and counts by type and chosen fields."""
+
+    old: int = 0
+    new: int = 0
+    by: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # field -> value -> [old, new]
+
+
+@dataclass
+class DatasetDiff:
+    name: str
+    old_version: int | None
+    new_version: int | None
+    status: Status
+    old_label: str | None = None
+    new_label: str | None = None
+    header: list[HeaderChange] = field(default_factory=list)
+    splits: dict[str, SplitCounts] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    warnings: list[Leak] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Changes by kind, and the resources left as they were (``unchanged``)."""
+        tally = Counter(change.kind for change in self.changes)
+        return {**{kind: tally[kind] for kind in KINDS}, "unchanged": self.unchanged}
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.header and self.status == "unchanged"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "old_version": self.old_version,
+            "new_version": self.new_version,
+            "status": self.status,
+            "old": self.old_label,
+            "new": self.new_label,
+            "summary": self.counts(),
+            "header": [{"field": h.field, "old": h.old, "new": h.new} for h in self.header],
+            "splits": {
+                name: {"old": c.old, "new": c.new, "by": c.by} for name, c in sorted(self.splits.items())
+            },
+            "changes": [change.to_json() for change in self.changes],
+            "warnings": [w.to_json() for w in self.warnings],
+        }
