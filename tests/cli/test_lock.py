@@ -396,3 +396,13 @@ def test_options_at_their_default_are_not_given(project: Path, invoke: Invoke) -
     assert result.exit_code == 1
     assert "clinical_cohort" not in result.stdout
     assert result.stdout.count("missing  ") == 3
+
+
+def test_file_mode_dry_run_writes_nothing(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "--file", "recipes/viseg.py", "-o", "out", "--dry-run")
+    assert result.exit_code == 0  # only --check fails on a difference
+    assert result.stdout == (
+        "would change  out/resources.test.jsonl: 4 resources\n"
+        "would change  out/resources.train.jsonl: 22 resources\n"
+    )
+    assert not (project / "out").exists()

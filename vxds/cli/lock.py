@@ -133,11 +133,16 @@ class _Run:
     """The options both ways of locking share: how to run, and how to show the outcome."""
 
     check: bool
+    dry_run: bool
     jobs: int | None
     at: str | None
     fmt: str
     quiet: bool
     root: Path | None
+
+    @property
+    def writes(self) -> bool:
+        return not (self.check or self.dry_run)
 
     def progress(self) -> Any:
         return progress_bar(self.quiet or self.fmt == "json")
@@ -146,7 +151,8 @@ class _Run:
 def _lock_script(
     run: _Run, script: Path, *, out: Path, entrypoint: str | None, source: str | None, params: dict[str, Any]
 ) -> int:
-    """``--file``: exit 1 with ``--check`` when a file would change or be removed."""
+    """``--file``: exit 1 with ``--check`` when a file would change or be removed; like
+    ``--check``, ``--dry-run`` writes and removes nothing."""
     from vxds.project.config import load_config
     from vxds.recipes.locking import lock_script
 
@@ -159,7 +165,7 @@ def _lock_script(
             entrypoint=entrypoint,
             source=source,
             params=params,
-            dry_run=run.check,
+            dry_run=not run.writes,
             jobs=run.jobs,
             at=run.at,
             progress=progress,
@@ -172,7 +178,7 @@ def _lock_script(
     return 1 if run.check and any(o.state != "unchanged" for o in outcomes) else 0
 
 
-def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, dry_run: bool, exit_code: bool) -> int:
+def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code: bool) -> int:
     """Exit 2 when a dataset failed; 1 with ``--check`` when a lock would change, or with
     ``--exit-code`` when a lock was written."""
     from vxds.cli.project import open_project
@@ -191,7 +197,7 @@ def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, dry_run: b
         outcomes = lock_datasets(
             config,
             entries,
-            dry_run=run.check or dry_run,
+            dry_run=not run.writes,
             jobs=run.jobs,
             at=run.at,
             progress=progress,
@@ -282,8 +288,8 @@ def command(
     the files byte for byte as they were.
     """
     _check_usage(click.get_current_context())
-    run = _Run(check=check, jobs=jobs, at=at, fmt=fmt, quiet=quiet, root=root)
+    run = _Run(check=check, dry_run=dry_run, jobs=jobs, at=at, fmt=fmt, quiet=quiet, root=root)
     if script is not None:
         parsed = _parse_params(params)
         return _lock_script(run, script, out=out, entrypoint=entrypoint, source=source, params=parsed)
-    return _lock_datasets(run, datasets, stale=stale, dry_run=dry_run, exit_code=exit_code)
+    return _lock_datasets(run, datasets, stale=stale, exit_code=exit_code)
