@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_public_api_is_small_and_lazy() -> None:
     assert sorted(vxds.__all__) == sorted(
-        ["Client", "Resource", "__version__", "dataset_compilation_entrypoint", "load_lock", "recipe"]
+        ["Client", "Resource", "__version__", "dataset_compilation_entrypoint", "load_lock", "lock", "recipe"]
     )
     assert vxds.dataset_compilation_entrypoint is vxds.recipe
     with pytest.raises(AttributeError):
@@ -37,14 +38,14 @@ def test_load_lock_unknown_dataset() -> None:
         vxds.load_lock("nope", root=REPO)
 
 
-def _project_copy(tmp_path: Path) -> Path:
+def _project_copy(tmp_path: Path, *, locks: bool = True) -> Path:
     import shutil
 
     root = tmp_path / "project"
     root.mkdir()
     for name in ("datasets.yaml", "pyproject.toml"):
         shutil.copy(REPO / name, root / name)
-    for folder in ("locks", "sample-data", "recipes"):
+    for folder in ("locks", "sample-data", "recipes") if locks else ("sample-data", "recipes"):
         shutil.copytree(REPO / folder, root / folder)
     return root
 
@@ -92,6 +93,96 @@ def test_loading_a_lock_imports_no_heavy_library() -> None:
         "with lock.open(next(iter(lock))) as fh: fh.read()\n"
         "heavy = {'git', 'rich', 'pyarrow', 'fsspec', 'click', 'numpy', 'pandas', 'jsonschema'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+# --- vxds.lock -----------------------------------------------------------------------------
+
+
+def _doc_example() -> tuple[str, str]:
+    """The example in docs/api.md and the output the page says it prints."""
+    text = (REPO / "docs/api.md").read_text(encoding="utf-8")
+    section = text.split("## Locking from Python", 1)[1]
+    match = re.search(r"```python\n(.*?)```\n\nIt prints:\n\n```text\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "docs/api.md: the locking example or its output block is gone"
+    return match[1], match[2]
+
+
+def test_the_locking_example_in_docs_api_runs_as_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, printed = _doc_example()
+    root = _project_copy(tmp_path, locks=False)
+    monkeypatch.chdir(root)
+    exec(compile(code, "docs/api.md", "exec"), {})
+    assert capsys.readouterr().out == printed
+    for rel in ("viseg_training/1", "clinical_cohort/1"):  # the locks committed in this repository
+        assert (root / "locks" / rel / "lock.toml").read_bytes() == (
+            REPO / "locks" / rel / "lock.toml"
+        ).read_bytes()
+    assert not (root / "locks/viseg_training/2").exists()
+
+
+def test_lock_every_dataset_and_nothing_twice(tmp_path: Path) -> None:
+    from vxds.recipes.locking import Changes
+
+    root = _project_copy(tmp_path, locks=False)
+    first = vxds.lock(root=root)
+    assert [(o.key, o.state) for o in first] == [
+        ("viseg_training@1", "written"),
+        ("viseg_training@2", "written"),
+        ("all_basel_data@1", "written"),
+        ("clinical_cohort@1", "written"),
+    ]
+    assert first[0].changes == Changes(added=26)
+    assert first[0].path == root / "locks/viseg_training/1"
+    again = vxds.lock(root=str(root))
+    assert [o.state for o in again] == ["unchanged"] * 4
+    assert [o.changes for o in again] == [None] * 4
+    assert [o.digest for o in again] == [o.digest for o in first]
+
+
+def test_lock_dry_run_and_stale(tmp_path: Path) -> None:
+    root = _project_copy(tmp_path, locks=False)
+    [missing] = vxds.lock(["clinical_cohort@1"], root=root, dry_run=True)
+    assert (missing.state, missing.pending) == ("missing", True)
+    assert not (root / "locks").exists()
+    vxds.lock("clinical_cohort", root=root)
+    assert [o.key for o in vxds.lock(root=root, stale=True)] == [
+        "viseg_training@1",
+        "viseg_training@2",
+        "all_basel_data@1",
+    ]
+    assert vxds.lock(root=root, stale=True) == []
+
+
+def test_lock_collects_a_failing_recipe_and_raises_for_a_bad_name(tmp_path: Path) -> None:
+    from vxds.errors import RecipeError
+
+    root = _project_copy(tmp_path, locks=False)
+    (root / "recipes/clinical.py").write_text("import vxds\n\n\n@vxds.recipe()\ndef c(client):\n    1 / 0\n")
+    failed, written = vxds.lock(["clinical_cohort", "all_basel_data"], root=root)
+    assert failed.state == "error"
+    assert isinstance(failed.error, RecipeError)
+    assert "raised ZeroDivisionError" in str(failed.error)
+    assert (failed.splits, failed.digest, failed.changes) == ({}, None, None)
+    assert written.state == "written"
+    with pytest.raises(NotFoundError, match="no dataset named 'nope'"):
+        vxds.lock("nope", root=root)
+
+
+def test_locking_from_python_imports_no_click(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    root = _project_copy(tmp_path, locks=False)
+    code = (
+        "import sys, vxds\n"
+        f"[outcome] = vxds.lock('clinical_cohort', root={str(root)!r})\n"
+        "assert outcome.state == 'written', outcome\n"
+        "print(sorted({'click', 'rich'} & {m.split('.')[0] for m in sys.modules}))\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"

@@ -1,8 +1,9 @@
 """vxds: declarative, content-hashed, reviewable datasets.
 
-The public API is small: ``recipe`` (alias ``dataset_compilation_entrypoint``),
-``Resource``, ``Client`` and ``load_lock``. Attributes are imported on first use so that
-``vxds --help`` and the pre-commit hooks start fast.
+The public API is small (docs/api.md): ``recipe`` (alias
+``dataset_compilation_entrypoint``), ``Resource``, ``Client``, ``lock`` and ``load_lock``.
+Attributes are imported on first use so that ``vxds --help`` and the pre-commit hooks
+start fast.
 """
 
 from __future__ import annotations
@@ -11,10 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Client", "Resource", "__version__", "dataset_compilation_entrypoint", "load_lock", "recipe"]
+__all__ = [
+    "Client",
+    "Resource",
+    "__version__",
+    "dataset_compilation_entrypoint",
+    "load_lock",
+    "lock",
+    "recipe",
+]
 
 if TYPE_CHECKING:
-    from vxds.api import load_lock
+    from vxds.api import load_lock, lock
     from vxds.recipes.client import Client
     from vxds.recipes.decorator import dataset_compilation_entrypoint, recipe
     from vxds.resource import Resource
@@ -25,6 +34,7 @@ _LAZY = {
     "Resource": "vxds.resource",
     "Client": "vxds.recipes.client",
     "load_lock": "vxds.api",
+    "lock": "vxds.api",
 }
 
 

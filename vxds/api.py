@@ -1,24 +1,29 @@
-"""Reading locks from Python code such as a training script.
+"""Locking and reading locks from Python code such as a training script or a notebook.
 
-``vxds.load_lock("viseg_training@1")`` returns a ``LockedDataset``: the lock's header and
-splits, its resources per split, ``open(resource)`` for bytes checked against the lock as
-they are read, and ``to_records()`` for plain dicts (a DataFrame is one call away, but no
-data-frame library is imported here). Nothing heavier than the lock reader is imported
-until a resource is opened.
+``vxds.lock("viseg_training@1")`` does what ``vxds lock`` does and returns one
+``LockOutcome`` per dataset (docs/api.md). ``vxds.load_lock("viseg_training@1")`` returns a
+``LockedDataset``: the lock's header and splits, its resources per split, ``open(resource)``
+for bytes checked against the lock as they are read, and ``to_records()`` for plain dicts (a
+DataFrame is one call away, but no data-frame library is imported here). Nothing heavier
+than the lock reader is imported until a resource is opened.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vxds.errors import NotFoundError, VxdsError
 from vxds.locks.store import Lock, lock_dir, read_lock
 from vxds.locks.verified_read import VerifiedReader
-from vxds.project.config import find_root, load_config
+from vxds.project.config import Config, find_root, load_config
 from vxds.resource import Resource
+
+if TYPE_CHECKING:
+    from vxds.project.manifest import Manifest
+    from vxds.recipes.locking import LockOutcome
 
 
 @dataclass(frozen=True)
@@ -110,13 +115,49 @@ def load_lock(
         except VxdsError:  # a lock folder outside any project: no storage options
             storage = {}
     else:
-        from vxds.project.manifest import load_manifest, parse_spec
+        from vxds.project.manifest import parse_spec
 
-        config = load_config(Path(root) if root is not None else None)
-        manifest = load_manifest(
-            config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
-        )
+        config, manifest = _project(root, require_scripts=False)
         entry = manifest.find(*parse_spec(str(spec)))
         lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
         base, storage = config.root, config.storage
     return LockedDataset(lock.header, lock.splits, base=base, source_url=source, storage=storage)
+
+
+def lock(
+    names: str | Sequence[str] | None = None,
+    *,
+    root: str | Path | None = None,
+    stale: bool = False,
+    dry_run: bool = False,
+    jobs: int | None = None,
+    at: str | None = None,
+) -> list[LockOutcome]:
+    """Run recipes and write their locks, as ``vxds lock`` does; one ``LockOutcome`` each.
+
+    ``names`` are ``"name@version"`` or ``"name"`` (the highest version), one or a list;
+    None locks every dataset in the manifest. ``stale`` keeps only the datasets whose lock
+    is missing or stale; ``dry_run`` writes nothing and says what would change (``--check``
+    and ``--dry-run``); ``at`` resolves against a source snapshot. A dataset whose recipe
+    fails gets an outcome in state ``"error"`` with the exception in ``error`` and the
+    others are still locked; a missing project, a bad manifest or an unknown name raise.
+    """
+    from vxds.recipes.locking import lock_datasets, select_entries
+
+    config, manifest = _project(root, require_scripts=True)
+    specs = [names] if isinstance(names, str) else list(names or ())
+    entries = select_entries(config, manifest, specs, stale=stale)
+    return lock_datasets(config, entries, dry_run=dry_run, jobs=jobs, at=at)
+
+
+def _project(root: str | Path | None, *, require_scripts: bool) -> tuple[Config, Manifest]:
+    from vxds.project.manifest import load_manifest
+
+    config = load_config(Path(root) if root is not None else None)
+    manifest = load_manifest(
+        config.manifest,
+        default_source=config.source,
+        require_scripts=require_scripts,
+        cache_dir=config.cache_dir,
+    )
+    return config, manifest

@@ -8,6 +8,7 @@ import pytest
 
 import vxds.locks.store
 from tests.helpers import REPO, Invoke, git
+from vxds.hashing import hash_file
 
 LOCKS = sorted(p.relative_to(REPO) for p in (REPO / "locks").rglob("*") if p.is_file())
 
@@ -221,3 +222,187 @@ def test_unwritable_lock_folder_is_a_one_line_error(project: Path, invoke: Invok
     assert result.output.startswith("error: ")
     assert "locks/clinical_cohort: cannot write the lock of clinical_cohort@1: File exists" in result.output
     assert "Traceback" not in result.output
+
+
+# --- the output of every mode, pinned (built from vxds.recipes.locking's outcomes) ----------
+
+
+def _committed_digest(key: str) -> str:
+    import vxds
+
+    return vxds.load_lock(key, root=REPO).digest
+
+
+def test_check_json_is_pinned(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "clinical_cohort", "--check", "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "datasets": [
+            {
+                "changes": "+13 -0 ~0",
+                "digest": _committed_digest("clinical_cohort@1"),
+                "name": "clinical_cohort",
+                "path": "locks/clinical_cohort/1",
+                "splits": {"cohort": 13},
+                "status": "missing",
+                "version": 1,
+            }
+        ]
+    }
+    assert result.stderr == ""  # the "would change" line is for text output only
+
+
+def test_unchanged_has_no_changes_in_json_or_text(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "clinical_cohort")
+    result = invoke("lock", "clinical_cohort", "--format", "json")
+    [entry] = json.loads(result.stdout)["datasets"]
+    assert sorted(entry) == ["digest", "name", "path", "splits", "status", "version"]
+    assert entry["status"] == "unchanged"
+    assert invoke("lock", "clinical_cohort").stdout == "unchanged  clinical_cohort@1: cohort 13\n"
+
+
+def test_check_text_and_its_summary_on_stderr(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "clinical_cohort", "viseg_training@1", "--check")
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "missing  clinical_cohort@1: cohort 13  (+13 -0 ~0)\n"
+        "missing  viseg_training@1: test 4, train 22  (+26 -0 ~0)\n"
+    )
+    assert result.stderr == "2 lock(s) would change; run 'vxds lock' to update them.\n"
+    dry = invoke("lock", "clinical_cohort", "viseg_training@1", "--dry-run")
+    assert (dry.exit_code, dry.stdout, dry.stderr) == (0, result.stdout, "")
+
+
+def test_a_failed_dataset_in_json_and_text(project: Path, invoke: Invoke) -> None:
+    (project / "recipes/clinical.py").write_text(
+        "import vxds\n\n\n@vxds.recipe()\ndef c(client):\n    1 / 0\n"
+    )
+    result = invoke("lock", "clinical_cohort", "all_basel_data", "--format", "json")
+    assert result.exit_code == 2
+    failed, written = json.loads(result.stdout)["datasets"]
+    assert sorted(failed) == ["error", "name", "status", "version"]
+    assert (failed["name"], failed["version"], failed["status"]) == ("clinical_cohort", 1, "error")
+    assert failed["error"].startswith("dataset clinical_cohort@1 (datasets.yaml:24): recipe c() in ")
+    assert "raised ZeroDivisionError: division by zero" in failed["error"]
+    assert written["status"] == "written"
+    assert result.stderr == ""
+    text = invoke("lock", "clinical_cohort", "all_basel_data")
+    assert text.exit_code == 2
+    assert text.stdout == "unchanged  all_basel_data@1: all 102\n"
+    assert text.stderr.startswith("error: dataset clinical_cohort@1 (datasets.yaml:24): recipe c() in ")
+    assert invoke("lock", "clinical_cohort", "-q").stdout == ""
+
+
+def test_exit_code_is_1_only_when_a_lock_was_written(project: Path, invoke: Invoke) -> None:
+    first = invoke("lock", "clinical_cohort", "--exit-code")
+    assert (first.exit_code, first.stdout) == (1, "written  clinical_cohort@1: cohort 13  (+13 -0 ~0)\n")
+    assert invoke("lock", "clinical_cohort", "--exit-code").exit_code == 0
+
+
+def test_relocking_a_merged_lock_says_so(project: Path, invoke: Invoke) -> None:
+    import dataclasses
+
+    from vxds.locks.store import read_lock, write_lock
+
+    invoke("lock", "clinical_cohort")
+    folder = project / "locks/clinical_cohort/1"
+    lock = read_lock(folder)
+    write_lock(dataclasses.replace(lock, header=dataclasses.replace(lock.header, merged=True)), folder)
+    result = invoke("lock", "clinical_cohort", "--dry-run", "--format", "json")
+    assert json.loads(result.stdout)["datasets"][0]["changes"] == "+0 -0 ~0 relocks a Git merge"
+    result = invoke("lock", "clinical_cohort")
+    assert result.stdout == "written  clinical_cohort@1: cohort 13  (+0 -0 ~0 relocks a Git merge)\n"
+
+
+def test_file_mode_json_and_text_are_pinned(project: Path, invoke: Invoke) -> None:
+    invoke("lock", "viseg_training@1")
+    locked = project / "locks/viseg_training/1"
+    digests = {split: hash_file(locked / f"resources.{split}.jsonl") for split in ("test", "train")}
+    (project / "out").mkdir()
+    (project / "out/resources.extra.jsonl").write_text("")
+    result = invoke("lock", "--file", "recipes/viseg.py", "-o", "out", "--check", "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "files": [
+            {
+                "count": 4,
+                "digest": digests["test"],
+                "path": "out/resources.test.jsonl",
+                "split": "test",
+                "status": "would change",
+            },
+            {
+                "count": 22,
+                "digest": digests["train"],
+                "path": "out/resources.train.jsonl",
+                "split": "train",
+                "status": "would change",
+            },
+            {"path": "out/resources.extra.jsonl", "split": "extra", "status": "would remove"},
+        ]
+    }
+    result = invoke("lock", "--file", "recipes/viseg.py", "-o", "out")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout == (
+        "written  out/resources.test.jsonl: 4 resources\n"
+        "written  out/resources.train.jsonl: 22 resources\n"
+        "removed  out/resources.extra.jsonl: a split this run did not write\n"
+    )
+    again = invoke("lock", "--file", "recipes/viseg.py", "-o", "out", "--check")
+    assert again.exit_code == 0
+    assert again.stdout == (
+        "unchanged  out/resources.test.jsonl: 4 resources\n"
+        "unchanged  out/resources.train.jsonl: 22 resources\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--file", "recipes/viseg.py", "--all"),
+            "--file locks one script; do not name datasets or use --all",
+        ),
+        (("--file", "recipes/viseg.py", "clinical_cohort"), "--file locks one script"),
+        (("--file", "recipes/viseg.py", "--stale"), "--file locks one script"),
+        (
+            ("clinical_cohort", "--all"),
+            "name the datasets to lock, or use --all or --stale (or --file SCRIPT)",
+        ),
+        (("clinical_cohort", "--all", "--stale"), "name the datasets to lock"),
+        (("--param", "x=1"), "name the datasets to lock"),  # that rule is checked first
+        (
+            ("clinical_cohort", "-o", "out"),
+            "--output, --entrypoint, --source and --param go with --file SCRIPT",
+        ),
+        (("clinical_cohort", "--entrypoint", "f"), "go with --file SCRIPT"),
+        (("--all", "--source", "./sample-data"), "go with --file SCRIPT"),
+    ],
+)
+def test_which_options_go_together(
+    project: Path, invoke: Invoke, args: tuple[str, ...], message: str
+) -> None:
+    result = invoke("lock", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert not (project / "locks").exists()
+
+
+def test_options_at_their_default_are_not_given(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "clinical_cohort", "-o", ".")  # the default, so not a --file option
+    assert result.exit_code == 0, result.output
+    result = invoke("lock", "--stale", "--all", "--check")  # --stale narrows --all
+    assert result.exit_code == 1
+    assert "clinical_cohort" not in result.stdout
+    assert result.stdout.count("missing  ") == 3
+
+
+def test_file_mode_dry_run_writes_nothing(project: Path, invoke: Invoke) -> None:
+    result = invoke("lock", "--file", "recipes/viseg.py", "-o", "out", "--dry-run")
+    assert result.exit_code == 0  # only --check fails on a difference
+    assert result.stdout == (
+        "would change  out/resources.test.jsonl: 4 resources\n"
+        "would change  out/resources.train.jsonl: 22 resources\n"
+    )
+    assert not (project / "out").exists()

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from tests.helpers import NEW, OLD, R, make_lock, make_split
 from vxds.errors import LockError
 from vxds.locks.diff import diff_locks, header_changes
+from vxds.locks.split_diff import apply
 from vxds.locks.splits import Split
 from vxds.locks.store import Lock
-from vxds.locks.split_diff import apply
 from vxds.resource import Resource
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vxds.locks.format import CorruptLock, Header, MAX_INT, parse_header, render_header
+from vxds.locks.format import MAX_INT, CorruptLock, Header, parse_header, render_header
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -89,7 +89,8 @@ def test_headers_merge_field_by_field() -> None:
     result = merge_headers(HEADER, ours, theirs, merged_split)
     assert result.conflicts == []
     assert asked == [("train", (2, "blake3:a"), (3, "blake3:b"), (2, "blake3:c"))]
-    assert result.header.params == {"k": 1} and result.header.merged
+    assert result.header.params == {"k": 1}
+    assert result.header.merged
     assert result.header.splits == {"test": (1, "blake3:t"), "train": (4, "blake3:m")}
     assert result.header.snapshot == "merged:blake3:1,blake3:2"
 

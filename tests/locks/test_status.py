@@ -47,7 +47,8 @@ def test_missing(project: Path) -> None:
 def test_fresh(locked: Path) -> None:
     status = _status(locked)
     assert (status.state, status.reasons) == (FRESH, ())
-    assert status.header is not None and status.header.key == "demo@1"
+    assert status.header is not None
+    assert status.header.key == "demo@1"
     assert status.path == locked / "locks" / "demo" / "1"
 
 
@@ -118,4 +119,5 @@ def test_corrupt_when_the_header_names_another_dataset(locked: Path) -> None:
 def test_corrupt_when_the_header_cannot_be_parsed(locked: Path) -> None:
     (locked / "locks" / "demo" / "1" / "lock.toml").write_bytes(b"\xff not utf-8")
     status = _status(locked)
-    assert status.state == CORRUPT and status.reasons[0].startswith("cannot read lock.toml")
+    assert status.state == CORRUPT
+    assert status.reasons[0].startswith("cannot read lock.toml")

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vxds.cli.options import by_option, root_option
+
+if TYPE_CHECKING:
+    from vxds.locks.diff import DatasetDiff
+    from vxds.locks.refs import Side
+    from vxds.project.config import Config
 
 EPILOG = """\b
 What to compare (each side is every lock, or the ones chosen with -d):
@@ -84,18 +90,32 @@ def command(
     paths to lock folders or resources.<split>.jsonl files. Nothing is checked out and the
     repository is never modified.
     """
-    from vxds.errors import UsageError
     from vxds.locks.diff import diff_sides
-    from vxds.locks.refs import SideFinder, select
     from vxds.project.config import load_config
 
-    config = load_config(root)
+    old, new = _sides(load_config(root), sides, datasets)
+    diffs = diff_sides(old, new, by=by)
+    _render(diffs, old.label, new.label, fmt=fmt, name_only=name_only, stat=stat, max_rows=max_rows)
+    differs = any(not d.empty for d in diffs)
+    return 1 if exit_code and differs else 0
+
+
+def _sides(config: Config, sides: tuple[str, ...], datasets: tuple[str, ...]) -> tuple[Side, Side]:
+    """The two sides to compare, narrowed to ``datasets``; each one must be in either side."""
+    from vxds.errors import UsageError
+    from vxds.locks.refs import SideFinder, select
+
     old, new = SideFinder(config).sides(list(sides))
     for spec in datasets:
         if not select(old, [spec]).locks and not select(new, [spec]).locks:
             raise UsageError(f"-d {spec}: no lock for it in {old.label} or {new.label}")
-    old, new = select(old, list(datasets)), select(new, list(datasets))
-    diffs = diff_sides(old, new, by=by)
+    return select(old, list(datasets)), select(new, list(datasets))
+
+
+def _render(
+    diffs: list[DatasetDiff], old: str, new: str, *, fmt: str, name_only: bool, stat: bool, max_rows: int
+) -> None:
+    """Print the diffs: the ids only (--name-only), or as ``json``, ``markdown`` or ``text``."""
     if name_only:
         from vxds.report.text import names
 
@@ -105,17 +125,15 @@ def command(
         from vxds.cli.output import print_json
         from vxds.report.jsonreport import document
 
-        print_json(document(diffs, old=old.label, new=new.label))
+        print_json(document(diffs, old=old, new=new))
     elif fmt == "markdown":
         from vxds.report.markdown import render as markdown
 
-        click.echo(markdown(diffs, old=old.label, new=new.label, max_rows=max_rows), nl=False)
+        click.echo(markdown(diffs, old=old, new=new, max_rows=max_rows), nl=False)
     else:
         from vxds.report.text import render
 
         if not diffs:
-            click.echo(f"no locks in {old.label} or {new.label}")
+            click.echo(f"no locks in {old} or {new}")
         for line in render(diffs, paint=paint, stat=stat):
             click.echo(line)
-    differs = any(not d.empty for d in diffs)
-    return 1 if exit_code and differs else 0

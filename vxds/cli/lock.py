@@ -1,33 +1,28 @@
-"""``vxds lock``: run recipes and write their locks."""
+"""``vxds lock``: run recipes and write their locks (the work is ``vxds.recipes.locking``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
-from vxds.cli.output import print_json, progress_bar, state
-from vxds.cli.project import open_project
-from vxds.errors import UsageError, VxdsError
-from vxds.hashing import hash_file
-from vxds.locks.splits import Split, split_file
-from vxds.locks.store import (
-    Lock,
-    guard_file,
-    lock_dir,
-    read_lock,
-    same_on_disk,
-    stale_split_files,
-    write_lock,
-    write_splits,
+from vxds.cli.options import (
+    format_option,
+    jobs_option,
+    only_with,
+    quiet_option,
+    refuse_together,
+    require_one,
+    root_option,
 )
+from vxds.cli.output import print_json, progress_bar, state
+from vxds.errors import UsageError
 
 if TYPE_CHECKING:
     from vxds.project.config import Config
-    from vxds.project.manifest import Entry
-    from vxds.recipes.resolver import Resolver
+    from vxds.recipes.locking import Changes, LockOutcome, SplitFileOutcome
 
 EPILOG = """\b
 Examples:
@@ -41,138 +36,25 @@ Examples:
   vxds lock viseg_training --at 3       resolve against snapshot 3 of a catalog source
 """
 
-
-def _summary(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+NAME_THEM = "name the datasets to lock, or use --all or --stale (or --file SCRIPT)"
 
 
-def _change_words(old: Lock | None, new: Lock) -> str:
-    if old is None:
-        return f"+{sum(split.count for split in new.splits.values())} -0 ~0"
-    from vxds.locks.diff import diff_locks
-    from vxds.report.text import change_words
-
-    diff = diff_locks(old, new)
-    words = change_words(diff.counts())
-    if old.header.merged:
-        words += " relocks a Git merge"
-    elif old.header.snapshot != new.header.snapshot:
-        words += " new snapshot"
-    return words
-
-
-def _previous(directory: Path) -> Lock | None:
-    try:
-        return read_lock(directory)
-    except VxdsError:
-        return None
-
-
-def _lock_one(
-    resolver: Resolver, entry: Entry, config: Config, *, check: bool, dry_run: bool
-) -> dict[str, Any]:
-    lock = resolver.resolve(entry)
-    directory = lock_dir(config.locks, entry.name, entry.version)
-    from vxds.locks.recovery import restore_set_aside
-
-    restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
-    report: dict[str, Any] = {
-        "name": entry.name,
-        "version": entry.version,
-        "path": config.relative(directory),
-        "splits": {name: split.count for name, split in lock.splits.items()},
-        "digest": lock.digest,
-    }
-    if check or dry_run:
-        if same_on_disk(lock, directory):
-            report["status"] = "unchanged"
-        else:
-            report["status"] = "would change" if (directory / "lock.toml").exists() else "missing"
-            report["changes"] = _change_words(_previous(directory), lock)
-        return report
-    previous = None if same_on_disk(lock, directory) else _previous(directory)
-    # Called for an unchanged lock too: the write also clears what a killed earlier one left.
-    if not write_lock(lock, directory, guard=guard_file(config.cache_dir, entry.name, entry.version)):
-        report["status"] = "unchanged"
-        return report
-    report["status"] = "written"
-    report["changes"] = _change_words(previous, lock)
-    return report
-
-
-def _print_report(report: dict[str, Any], echo: Any = click.echo) -> None:
-    name = f"{report['name']}@{report['version']}"
-    detail = _summary(report["splits"])
-    if "changes" in report:
-        detail += f"  ({report['changes']})"
-    echo(f"{state(report['status'])}  {name}: {detail}")
-
-
-def _lock_file(
-    script: Path,
-    out: Path,
-    entrypoint: str | None,
-    source: str | None,
-    params: dict[str, Any],
-    root: Path | None,
-    check: bool,
-    fmt: str,
-    quiet: bool,
-    jobs: int | None,
-    at: str | None,
-) -> int:
-    from vxds.project.config import load_config
-    from vxds.recipes.resolver import Resolver
-
-    config = load_config(root)
-    with progress_bar(quiet or fmt == "json") as progress:
-        splits = Resolver(config, progress=progress, jobs=jobs, at=at).resolve_script(
-            script, entrypoint=entrypoint, source=source, params=params
-        )
-    changed = [name for name, split in splits.items() if not _file_matches(out / split_file(name), split)]
-    stale = stale_split_files(out, splits)  # an earlier run's splits: OUT holds this run's only
-    if not check and (changed or stale):
-        write_splits(splits, out, unchanged=[name for name in splits if name not in changed])
-    reports = _file_reports(splits, changed, stale, out, check)
-    if fmt == "json":
-        print_json({"files": reports})
-    elif not quiet:
-        for r in reports:
-            what = f"{r['count']} resources" if "count" in r else "a split this run did not write"
-            click.echo(f"{state(r['status'])}  {r['path']}: {what}")
-    return 1 if check and (changed or stale) else 0
-
-
-def _file_reports(
-    splits: dict[str, Split], changed: list[str], stale: list[Path], out: Path, check: bool
-) -> list[dict[str, Any]]:
-    reports: list[dict[str, Any]] = [
-        {
-            "split": name,
-            "path": str(out / split_file(name)),
-            "count": split.count,
-            "digest": split.digest,
-            "status": ("would change" if check else "written") if name in changed else "unchanged",
-        }
-        for name, split in splits.items()
-    ]
-    gone = "would remove" if check else "removed"
-    reports += [
-        {
-            "split": path.name.removeprefix("resources.").removesuffix(".jsonl"),
-            "path": str(path),
-            "status": gone,
-        }
-        for path in stale
-    ]
-    return reports
-
-
-def _file_matches(path: Path, split: Split) -> bool:
-    try:
-        return hash_file(path) == split.digest
-    except OSError:
-        return False
+def _check_usage(ctx: click.Context) -> None:
+    refuse_together(
+        ctx,
+        "script",
+        ("datasets", "all_", "stale"),
+        "--file locks one script; do not name datasets or use --all or --stale with it",
+    )
+    refuse_together(ctx, "datasets", ("all_",), NAME_THEM)
+    require_one(ctx, ("datasets", "all_", "stale", "script"), NAME_THEM)
+    only_with(
+        ctx,
+        "script",
+        ("out", "entrypoint", "source", "params"),
+        "--output, --entrypoint, --source and --param go with --file SCRIPT",
+        hint="a dataset in the manifest takes them from its entry in datasets.yaml",
+    )
 
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -185,6 +67,156 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
             raise UsageError(f"--param {pair!r}: expected KEY=VALUE")
         params[key] = parse_value(value, f"--param {key}")
     return params
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def change_words(changes: Changes) -> str:
+    """``+added -removed ~changed [>moved]``, then why a lock with no other change changed."""
+    from vxds.report.text import change_words as counted
+
+    words = counted(changes.counts())
+    if changes.merged:
+        words += " relocks a Git merge"
+    elif changes.new_snapshot:
+        words += " new snapshot"
+    return words
+
+
+def outcome_json(outcome: LockOutcome, config: Config) -> dict[str, Any]:
+    """One dataset in ``vxds lock --format json`` (documented in docs/commands.md)."""
+    if outcome.error is not None:
+        return {
+            "name": outcome.name,
+            "version": outcome.version,
+            "status": "error",
+            "error": str(outcome.error),
+        }
+    report: dict[str, Any] = {
+        "name": outcome.name,
+        "version": outcome.version,
+        "path": config.relative(outcome.path),
+        "splits": dict(outcome.splits),
+        "digest": outcome.digest,
+        "status": outcome.state,
+    }
+    if outcome.changes is not None:
+        report["changes"] = change_words(outcome.changes)
+    return report
+
+
+def outcome_line(outcome: LockOutcome) -> str:
+    detail = ", ".join(f"{name} {n}" for name, n in sorted(outcome.splits.items()))
+    if outcome.changes is not None:
+        detail += f"  ({change_words(outcome.changes)})"
+    return f"{state(outcome.state)}  {outcome.key}: {detail}"
+
+
+def file_json(outcome: SplitFileOutcome) -> dict[str, Any]:
+    report: dict[str, Any] = {"split": outcome.split, "path": str(outcome.path), "status": outcome.state}
+    if outcome.count is not None:
+        report.update(count=outcome.count, digest=outcome.digest)
+    return report
+
+
+def file_line(outcome: SplitFileOutcome) -> str:
+    what = f"{outcome.count} resources" if outcome.count is not None else "a split this run did not write"
+    return f"{state(outcome.state)}  {outcome.path}: {what}"
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The options both ways of locking share: how to run, and how to show the outcome."""
+
+    check: bool
+    dry_run: bool
+    jobs: int | None
+    at: str | None
+    fmt: str
+    quiet: bool
+    root: Path | None
+
+    @property
+    def writes(self) -> bool:
+        return not (self.check or self.dry_run)
+
+    def progress(self) -> Any:
+        return progress_bar(self.quiet or self.fmt == "json")
+
+
+def _lock_script(
+    run: _Run, script: Path, *, out: Path, entrypoint: str | None, source: str | None, params: dict[str, Any]
+) -> int:
+    """``--file``: exit 1 with ``--check`` when a file would change or be removed; like
+    ``--check``, ``--dry-run`` writes and removes nothing."""
+    from vxds.project.config import load_config
+    from vxds.recipes.locking import lock_script
+
+    config = load_config(run.root)
+    with run.progress() as progress:
+        outcomes = lock_script(
+            config,
+            script,
+            out=out,
+            entrypoint=entrypoint,
+            source=source,
+            params=params,
+            dry_run=not run.writes,
+            jobs=run.jobs,
+            at=run.at,
+            progress=progress,
+        )
+    if run.fmt == "json":
+        print_json({"files": [file_json(o) for o in outcomes]})
+    elif not run.quiet:
+        for outcome in outcomes:
+            click.echo(file_line(outcome))
+    return 1 if run.check and any(o.state != "unchanged" for o in outcomes) else 0
+
+
+def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code: bool) -> int:
+    """Exit 2 when a dataset failed; 1 with ``--check`` when a lock would change, or with
+    ``--exit-code`` when a lock was written."""
+    from vxds.cli.project import open_project
+    from vxds.recipes.locking import lock_datasets, select_entries
+
+    config, manifest = open_project(run.root)
+    entries = select_entries(config, manifest, names, stale=stale)
+    with run.progress() as progress:
+
+        def show(outcome: LockOutcome) -> None:  # as each dataset is done, above the bar
+            if outcome.error is not None:
+                progress.error(outcome.error)
+            elif not run.quiet:
+                progress.echo(outcome_line(outcome))
+
+        outcomes = lock_datasets(
+            config,
+            entries,
+            dry_run=not run.writes,
+            jobs=run.jobs,
+            at=run.at,
+            progress=progress,
+            on_outcome=show if run.fmt == "text" else None,
+        )
+    if run.fmt == "json":
+        print_json({"datasets": [outcome_json(o, config) for o in outcomes]})
+    return _exit_code(outcomes, run, exit_code=exit_code)
+
+
+def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> int:
+    if any(o.error is not None for o in outcomes):
+        return 2
+    pending = [o for o in outcomes if o.pending]
+    if run.check and pending and run.fmt == "text":
+        click.echo(f"{len(pending)} lock(s) would change; run 'vxds lock' to update them.", err=True)
+    if exit_code and any(o.state == "written" for o in outcomes):
+        return 1
+    return 1 if run.check and pending else 0
 
 
 @click.command("lock", epilog=EPILOG)
@@ -255,49 +287,9 @@ def command(
     A lock is rewritten only when its content changes; relocking unchanged inputs leaves
     the files byte for byte as they were.
     """
+    _check_usage(click.get_current_context())
+    run = _Run(check=check, dry_run=dry_run, jobs=jobs, at=at, fmt=fmt, quiet=quiet, root=root)
     if script is not None:
-        if datasets or all_ or stale:
-            raise UsageError("--file locks one script; do not name datasets or use --all or --stale with it")
-        return _lock_file(
-            script, out, entrypoint, source, _parse_params(params), root, check, fmt, quiet, jobs, at
-        )
-    if bool(datasets) == all_ and not (stale and not datasets):
-        raise UsageError("name the datasets to lock, or use --all or --stale (or --file SCRIPT)")
-    if entrypoint or source or params or out != Path("."):
-        raise UsageError(
-            "--output, --entrypoint, --source and --param go with --file SCRIPT",
-            hint="a dataset in the manifest takes them from its entry in datasets.yaml",
-        )
-    from vxds.recipes.resolver import Resolver
-
-    config, manifest = open_project(root)
-    entries = manifest.select(datasets) if datasets else list(manifest)
-    if stale:
-        from vxds.locks.status import MISSING, STALE, lock_status
-
-        entries = [e for e in entries if lock_status(e, config).state in (MISSING, STALE)]
-    reports: list[dict[str, Any]] = []
-    failed = False
-    with progress_bar(quiet or fmt == "json") as progress:
-        resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
-        for entry in entries:
-            try:
-                report = _lock_one(resolver, entry, config, check=check, dry_run=dry_run)
-            except VxdsError as exc:
-                failed = True
-                report = {"name": entry.name, "version": entry.version, "status": "error", "error": str(exc)}
-                if fmt == "text":
-                    progress.error(exc)
-            reports.append(report)
-            if fmt == "text" and not quiet and report["status"] != "error":
-                _print_report(report, progress.echo)
-    if fmt == "json":
-        print_json({"datasets": reports})
-    if failed:
-        return 2
-    pending = [r for r in reports if r["status"] in ("would change", "missing")]
-    if check and pending and fmt == "text":
-        click.echo(f"{len(pending)} lock(s) would change; run 'vxds lock' to update them.", err=True)
-    if exit_code and any(r["status"] == "written" for r in reports):
-        return 1
-    return 1 if check and pending else 0
+        parsed = _parse_params(params)
+        return _lock_script(run, script, out=out, entrypoint=entrypoint, source=source, params=parsed)
+    return _lock_datasets(run, datasets, stale=stale, exit_code=exit_code)

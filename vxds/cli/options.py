@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from vxds.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,3 +50,39 @@ def by_option(func: F) -> F:
         help="Also count by this field, e.g. attrs.site (repeatable).",
     )(func)
     return decorated
+
+
+# --- which options go together -------------------------------------------------------------
+#
+# A command states its rules with these instead of chains of ``if a and (b or c)``. An option
+# counts as given when its value is set and differs from its default, so ``-o .`` where the
+# default is ``.`` is not "given".
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """True when the parameter ``name`` (its Python name) has a value other than its default."""
+    value = ctx.params.get(name)
+    if value is None or value is False or value == ():
+        return False
+    param = next(p for p in ctx.command.params if p.name == name)
+    return bool(value != param.get_default(ctx))
+
+
+def refuse_together(ctx: click.Context, name: str, others: Sequence[str], message: str) -> None:
+    """``UsageError(message)`` when ``name`` and any of ``others`` are both given."""
+    if given(ctx, name) and any(given(ctx, other) for other in others):
+        raise UsageError(message)
+
+
+def require_one(ctx: click.Context, names: Sequence[str], message: str) -> None:
+    """``UsageError(message)`` when none of ``names`` is given."""
+    if not any(given(ctx, name) for name in names):
+        raise UsageError(message)
+
+
+def only_with(
+    ctx: click.Context, owner: str, names: Sequence[str], message: str, *, hint: str | None = None
+) -> None:
+    """``UsageError(message)`` when any of ``names`` is given without ``owner``."""
+    if not given(ctx, owner) and any(given(ctx, name) for name in names):
+        raise UsageError(message, hint=hint)

@@ -18,11 +18,11 @@ import orjson
 from vxds.errors import LockError
 from vxds.locks.changes import Change, DatasetDiff, HeaderChange, Leak, SplitCounts, Status
 from vxds.locks.format import Header
-from vxds.locks.splits import split_file
-from vxds.locks.store import Lock
 from vxds.locks.leaks import group_leaks, held_out_leaks
 from vxds.locks.refs import LockRef, Side
 from vxds.locks.split_diff import TYPE, Tally, join, moves
+from vxds.locks.splits import split_file
+from vxds.locks.store import Lock
 from vxds.project.manifest import DEFAULT_HELD_OUT
 
 HELD_OUT: tuple[str, ...] = DEFAULT_HELD_OUT

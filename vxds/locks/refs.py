@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, GitError, Repository
-from vxds.locks.format import CorruptLock, HEADER, Header, Problem, parse_header
+from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file, split_file
 from vxds.locks.store import Lock, lock_identity, read_header, settled

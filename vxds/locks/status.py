@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vxds.errors import LockError
 from vxds.hashing import digest_text
-from vxds.locks.format import CorruptLock, HEADER, Header
+from vxds.locks.format import HEADER, CorruptLock, Header
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.store import check_lock, lock_dir, read_lock
 from vxds.project.config import Config

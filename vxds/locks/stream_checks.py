@@ -14,7 +14,7 @@ from typing import IO
 from blake3 import blake3
 
 from vxds.hashing import PREFIX
-from vxds.locks.format import CorruptLock, HEADER, Header, Problem
+from vxds.locks.format import HEADER, CorruptLock, Header, Problem
 from vxds.locks.splits import split_file
 
 BLOCK = 1 << 20

@@ -1,0 +1,247 @@
+"""Locking: run recipes and write their locks, as ``vxds lock`` and ``vxds.lock()`` do.
+
+``lock_datasets`` resolves each manifest entry, compares the result with the lock on disk
+and writes it when it differs (with ``dry_run``, it only says what would change). A dataset
+whose recipe or source fails gets an outcome holding its error, and the others are still
+locked. ``lock_script`` does the same for a recipe script outside the manifest, writing bare
+``resources.<split>.jsonl`` files. Nothing here prints: callers render the outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from vxds.errors import VxdsError
+from vxds.hashing import hash_file
+from vxds.locks.recovery import restore_set_aside
+from vxds.locks.splits import Split, split_file
+from vxds.locks.store import (
+    Lock,
+    guard_file,
+    lock_dir,
+    read_lock,
+    same_on_disk,
+    stale_split_files,
+    write_lock,
+    write_splits,
+)
+from vxds.progress import NO_PROGRESS, Progress
+from vxds.project.config import Config
+from vxds.project.manifest import Entry, Manifest
+from vxds.recipes.resolver import Resolver
+
+LockState = Literal["unchanged", "written", "would change", "missing", "error"]
+FileState = Literal["unchanged", "written", "would change", "removed", "would remove"]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """How a new lock differs from the lock it replaces, counted as ``vxds diff`` counts."""
+
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    metadata: int = 0  # attrs only
+    moved: int = 0  # to another split
+    merged: bool = False  # the lock replaced was written by the Git merge driver
+    new_snapshot: bool = False  # the source is at another snapshot than the lock replaced
+
+    @classmethod
+    def between(cls, old: Lock | None, new: Lock) -> Changes:
+        """The changes from ``old`` (None: no lock yet, every resource is added) to ``new``."""
+        if old is None:
+            return cls(added=sum(split.count for split in new.splits.values()))
+        from vxds.locks.diff import diff_locks  # imported here: only a changed lock needs it
+
+        counts = diff_locks(old, new).counts()
+        return cls(
+            added=counts["added"],
+            removed=counts["removed"],
+            changed=counts["changed"],
+            metadata=counts["metadata"],
+            moved=counts["moved"],
+            merged=old.header.merged,
+            new_snapshot=old.header.snapshot != new.header.snapshot,
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "metadata": self.metadata,
+            "moved": self.moved,
+        }
+
+
+@dataclass(frozen=True)
+class LockOutcome:
+    """What locking one dataset did, or would do with ``dry_run``.
+
+    ``state`` is ``unchanged`` (the lock on disk already holds these bytes), ``written``,
+    ``would change`` or ``missing`` (``dry_run``: a lock differs or there is none), or
+    ``error`` (``error`` holds why; ``splits``, ``digest`` and ``changes`` are then empty).
+    """
+
+    name: str
+    version: int
+    state: LockState
+    path: Path  # the lock folder, locks/<name>/<version>/
+    splits: Mapping[str, int] = field(default_factory=dict)  # split -> resource count
+    digest: str | None = None  # the lock's digest
+    changes: Changes | None = None  # None when nothing changed (or the recipe failed)
+    error: VxdsError | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def pending(self) -> bool:
+        """True when a dry run found a lock missing or different: relocking would write it."""
+        return self.state in ("would change", "missing")
+
+
+OnOutcome = Callable[[LockOutcome], None]
+
+
+def select_entries(
+    config: Config, manifest: Manifest, names: Sequence[str], *, stale: bool = False
+) -> list[Entry]:
+    """The entries for ``NAME[@VERSION]`` specs (none: every entry); with ``stale``, only those
+    whose lock is missing or stale, which is known without running a recipe."""
+    entries = manifest.select(names) if names else list(manifest)
+    if not stale:
+        return entries
+    from vxds.locks.status import MISSING, STALE, lock_status
+
+    return [entry for entry in entries if lock_status(entry, config).state in (MISSING, STALE)]
+
+
+def lock_datasets(
+    config: Config,
+    entries: Sequence[Entry],
+    *,
+    dry_run: bool = False,
+    jobs: int | None = None,
+    at: str | None = None,
+    progress: Progress = NO_PROGRESS,
+    on_outcome: OnOutcome | None = None,
+) -> list[LockOutcome]:
+    """Lock each entry in turn; one outcome per entry, in order.
+
+    A ``VxdsError`` while resolving or writing one entry becomes that entry's ``error``
+    outcome and the next entry is locked; anything else (Ctrl-C) stops the run. ``at``
+    resolves against that source snapshot, ``jobs`` sets the hashing threads, and
+    ``on_outcome`` is called with each outcome as soon as it is known.
+    """
+    resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
+    outcomes = []
+    for entry in entries:
+        try:
+            outcome = _lock_one(resolver, entry, dry_run=dry_run)
+        except VxdsError as exc:
+            path = lock_dir(config.locks, entry.name, entry.version)
+            outcome = LockOutcome(entry.name, entry.version, "error", path, error=exc)
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+    return outcomes
+
+
+def _lock_one(resolver: Resolver, entry: Entry, *, dry_run: bool) -> LockOutcome:
+    config = resolver.config
+    lock = resolver.resolve(entry)
+    directory = lock_dir(config.locks, entry.name, entry.version)
+    restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
+
+    def outcome(state: LockState, changes: Changes | None = None) -> LockOutcome:
+        splits = {name: split.count for name, split in lock.splits.items()}
+        return LockOutcome(entry.name, entry.version, state, directory, splits, lock.digest, changes)
+
+    if dry_run:
+        if same_on_disk(lock, directory):
+            return outcome("unchanged")
+        state: LockState = "would change" if (directory / "lock.toml").exists() else "missing"
+        return outcome(state, Changes.between(_previous(directory), lock))
+    previous = None if same_on_disk(lock, directory) else _previous(directory)
+    # Called for an unchanged lock too: the write also clears what a killed earlier one left.
+    if not write_lock(lock, directory, guard=guard_file(config.cache_dir, entry.name, entry.version)):
+        return outcome("unchanged")
+    return outcome("written", Changes.between(previous, lock))
+
+
+def _previous(directory: Path) -> Lock | None:
+    try:
+        return read_lock(directory)
+    except VxdsError:
+        return None
+
+
+@dataclass(frozen=True)
+class SplitFileOutcome:
+    """What ``lock_script`` did to one ``resources.<split>.jsonl`` file in the output folder.
+
+    ``removed`` (``would remove`` with ``dry_run``) is an earlier run's split that this run
+    did not produce; it has no ``count`` or ``digest``.
+    """
+
+    split: str
+    path: Path  # under the ``out`` folder as given
+    state: FileState
+    count: int | None = None
+    digest: str | None = None
+
+
+def lock_script(
+    config: Config,
+    script: Path,
+    *,
+    out: Path,
+    entrypoint: str | None = None,
+    source: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    dry_run: bool = False,
+    jobs: int | None = None,
+    at: str | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> list[SplitFileOutcome]:
+    """Run a recipe script outside the manifest and make ``out`` hold exactly its splits.
+
+    Files already holding a split's bytes are left alone, and other splits' files (an
+    earlier run's) are removed; with ``dry_run`` nothing is written or removed. Errors are
+    raised (``RecipeError``, ``LockError`` naming the file that could not be written).
+    """
+    resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
+    splits = resolver.resolve_script(script, entrypoint=entrypoint, source=source, params=params or {})
+    changed = {name for name, split in splits.items() if not _file_matches(out / split_file(name), split)}
+    stale = stale_split_files(out, splits)  # an earlier run's splits: OUT holds this run's only
+    if not dry_run and (changed or stale):
+        write_splits(splits, out, unchanged=[name for name in splits if name not in changed])
+    outcomes = [
+        SplitFileOutcome(
+            name,
+            out / split_file(name),
+            ("would change" if dry_run else "written") if name in changed else "unchanged",
+            split.count,
+            split.digest,
+        )
+        for name, split in splits.items()
+    ]
+    gone: FileState = "would remove" if dry_run else "removed"
+    outcomes += [SplitFileOutcome(_split_of(path), path, gone) for path in stale]
+    return outcomes
+
+
+def _split_of(path: Path) -> str:
+    return path.name.removeprefix("resources.").removesuffix(".jsonl")
+
+
+def _file_matches(path: Path, split: Split) -> bool:
+    try:
+        return hash_file(path) == split.digest
+    except OSError:
+        return False
