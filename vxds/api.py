@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING, Any
 from vxds.errors import NotFoundError, VxdsError
 from vxds.locks.store import Lock, lock_dir, read_lock
 from vxds.locks.verified_read import VerifiedReader
-from vxds.project.config import Config, find_root, load_config
+from vxds.project.config import find_root, load_config
 from vxds.resource import Resource
 
 if TYPE_CHECKING:
-    from vxds.project.manifest import Manifest
     from vxds.recipes.locking import LockOutcome
 
 
@@ -115,9 +114,10 @@ def load_lock(
         except VxdsError:  # a lock folder outside any project: no storage options
             storage = {}
     else:
+        from vxds.project.load import open_project
         from vxds.project.manifest import parse_spec
 
-        config, manifest = _project(root, require_scripts=False)
+        config, manifest = open_project(root, require_scripts=False)
         entry = manifest.find(*parse_spec(str(spec)))
         lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
         base, storage = config.root, config.storage
@@ -142,22 +142,10 @@ def lock(
     fails gets an outcome in state ``"error"`` with the exception in ``error`` and the
     others are still locked; a missing project, a bad manifest or an unknown name raise.
     """
+    from vxds.project.load import open_project
     from vxds.recipes.locking import lock_datasets, select_entries
 
-    config, manifest = _project(root, require_scripts=True)
+    config, manifest = open_project(root, require_scripts=True)
     specs = [names] if isinstance(names, str) else list(names or ())
     entries = select_entries(config, manifest, specs, stale=stale)
     return lock_datasets(config, entries, dry_run=dry_run, jobs=jobs, at=at)
-
-
-def _project(root: str | Path | None, *, require_scripts: bool) -> tuple[Config, Manifest]:
-    from vxds.project.manifest import load_manifest
-
-    config = load_config(Path(root) if root is not None else None)
-    manifest = load_manifest(
-        config.manifest,
-        default_source=config.source,
-        require_scripts=require_scripts,
-        cache_dir=config.cache_dir,
-    )
-    return config, manifest

@@ -8,8 +8,8 @@ import click
 
 from vxds.cli.options import format_option, root_option
 from vxds.cli.output import print_json, state, table
-from vxds.cli.project import open_project
 from vxds.locks.status import LockStatus, lock_status
+from vxds.project.load import open_project
 
 EPILOG = """\b
 States:

@@ -181,7 +181,7 @@ def _lock_script(
 def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code: bool) -> int:
     """Exit 2 when a dataset failed; 1 with ``--check`` when a lock would change, or with
     ``--exit-code`` when a lock was written."""
-    from vxds.cli.project import open_project
+    from vxds.project.load import open_project
     from vxds.recipes.locking import lock_datasets, select_entries
 
     config, manifest = open_project(run.root)

@@ -10,8 +10,8 @@ import click
 
 from vxds.cli.options import by_option, format_option, root_option
 from vxds.cli.output import print_json, table
-from vxds.cli.project import open_project
 from vxds.locks.store import Lock, lock_dir, read_lock
+from vxds.project.load import open_project
 from vxds.project.manifest import parse_spec
 from vxds.resource import lookup
 
