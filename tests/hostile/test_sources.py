@@ -403,10 +403,10 @@ def _vxds(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_table_keys_no_id_can_hold_fall_back_to_row_numbers(root: Path, run: Run) -> None:
-    (root / "data" / "t.csv").write_text("id,x\na\\b,1\nc,2\n")
+    (root / "data" / "participants.tsv").write_text("id\tx\na\\b\t1\nc\t2\n")  # a record table
     result = run("lock", "--all")
     assert result.exit_code == 0, result.output
-    assert {"t.csv#row-1", "t.csv#row-2"} <= set(_locked(root))
+    assert {"participants.tsv#row-1", "participants.tsv#row-2"} <= set(_locked(root))
 
 
 def test_a_flywheel_mirror_never_reads_through_a_link_leading_outside(tmp_path: Path) -> None:

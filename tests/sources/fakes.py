@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vxds.errors import NotFoundError
 from vxds.resource import Resource
@@ -57,3 +57,14 @@ class Bare:
 
     def open(self, resource: Resource) -> BinaryIO:
         raise NotFoundError(resource.id)
+
+
+HEADER_ATTRS = frozenset({"shape", "voxel_size"})  # the sample volumes are 3-D: no RepetitionTime
+
+
+def tree_shape(r: Any) -> tuple[Any, ...]:
+    """What a bucket prefix and a folder holding the same files agree on: everything but the
+    NIfTI header attrs, which only the folder source reads (an object store would have to
+    fetch every volume's head again on a warm relock)."""
+    attrs = {k: v for k, v in r.attrs.items() if k not in HEADER_ATTRS}
+    return (r.id, r.type, r.hash, r.size, r.uri, attrs)

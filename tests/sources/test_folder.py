@@ -287,7 +287,7 @@ def test_get_with_wrong_version_or_unknown_id(tree: Path) -> None:
 @pytest.mark.parametrize(
     ("files", "message"),
     [
-        ({"t.csv": "id,x\na,1,2\n"}, "table t.csv, line 2: 3 cells"),
+        ({"participants.tsv": "id\tx\na\t1\t2\n"}, "table participants.tsv, line 2: 3 cells"),
         ({"T2w.json": "{not json", "sub-01_T2w.nii": b"x"}, "sidecar T2w.json: not readable JSON"),
         ({"T2w.json": "[1]", "sub-01_T2w.nii": b"x"}, "sidecar T2w.json: expected a JSON object"),
     ],

@@ -10,6 +10,7 @@ import pytest
 
 from tests.helpers import free_port
 from tests.s3server import S3, SECRET, fake_s3
+from tests.sources.fakes import tree_shape
 from vxds.errors import NotFoundError, SourceError
 from vxds.hashing import digest_bytes
 from vxds.sources import open_source
@@ -45,13 +46,30 @@ def test_a_prefix_gives_what_the_same_folder_gives(s3_server: S3, tmp_path: Path
     def shape(r: Any) -> tuple[Any, ...]:
         return (r.id, r.type, r.hash, r.size, r.uri, dict(r.attrs))
 
-    assert [shape(r) for r in remote] == [shape(r) for r in local]
+    assert [shape(r) for r in remote] == [tree_shape(r) for r in local]
     assert {r.type for r in remote} >= {"Volume", "Mask", "DICOMSeries", "ClinicalRecord", "Table"}
     files = [r for r in remote if r.type in ("Volume", "Mask", "File", "Table")]
     versions = s3_server.client.list_object_versions(Bucket=bucket)["Versions"]
     version_ids = {v["VersionId"] for v in versions}
     assert files
     assert all(r.version in version_ids for r in files)
+
+
+def test_a_zarr_and_record_tables_in_a_bucket_are_what_a_folder_gives(s3_server: S3, tmp_path: Path) -> None:
+    bucket = s3_server.bucket()
+    data = REPO.parent / "shared/realdata/bids-examples/micr_SEMzarr"
+    upload_folder(s3_server, bucket, "micr/", data)
+    tables = {"record_tables": ["*_sessions.tsv"]}
+    remote = source(s3_server, f"s3://{bucket}/micr", tmp_path, **tables).resources()
+    local = FolderSource(str(data), SourceContext(base=REPO, options=tables)).resources()
+    assert [tree_shape(r) for r in remote] == [tree_shape(r) for r in local]
+    zarr = next(r for r in remote if r.type == "Zarr")
+    assert zarr.attrs["files"] == 4  # .zattrs, .zgroup and 0/.zarray with 0/0/0
+    assert [r.id for r in remote if r.type == "ClinicalRecord"] == [
+        "participants.tsv#sub-01",
+        "sub-01/sub-01_sessions.tsv#ses-01",
+        "sub-01/sub-01_sessions.tsv#ses-02",
+    ]
 
 
 def test_an_unversioned_bucket_labels_objects_by_etag(s3_server: S3) -> None:

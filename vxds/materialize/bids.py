@@ -138,11 +138,14 @@ def participants_tsv(subjects: list[str], records: dict[str, dict[str, Any]]) ->
 
 
 def column_descriptions(table: Resource) -> dict[str, Any]:
-    """Column descriptions a participants table's sidecar gave it (in its attrs)."""
+    """Column descriptions a participants table's sidecar gave it (``attrs.descriptions``;
+    at the top of attrs in locks made before vxds kept them apart)."""
     names = table.attrs.get("columns")
     if not isinstance(names, list):
         return {}
-    return {c: table.attrs[c] for c in names if isinstance(table.attrs.get(c), dict)}
+    given = table.attrs.get("descriptions")
+    described = given if isinstance(given, dict) else table.attrs
+    return {c: described[c] for c in names if isinstance(described.get(c), dict)}
 
 
 class BidsMaterializer:

@@ -1,4 +1,4 @@
-"""``files``: every resource's bytes at ``OUT/<split>/<id>``, DICOM series as folders.
+"""``files``: every resource's bytes at ``OUT/<split>/<id>``, DICOM series and Zarrs as folders.
 
 A clinical record's bytes are its row as canonical JSON (what the source serves for it).
 """
@@ -17,7 +17,7 @@ class FilesMaterializer:
         for split in sorted(job.splits):
             for resource in job.resources(split):
                 rel = f"{split}/{resource.id}"
-                if resource.type == "DICOMSeries":
+                if resource.type in ("DICOMSeries", "Zarr"):
                     job.placer.place_series(resource, rel, module=job.module)
                 else:
                     job.placer.place(resource, rel, module=job.module)

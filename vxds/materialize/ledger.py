@@ -171,7 +171,7 @@ class Ledger:
                 return False
             entries[f"{rel}/{name}"] = entry
         try:
-            on_disk = sorted(os.listdir(self.out / rel))
+            on_disk = _files_under(self.out / rel)
         except OSError:
             return False
         if on_disk != sorted(name for name, _ in members):
@@ -228,3 +228,16 @@ class Ledger:
             except OSError:
                 return
             parts.pop()
+
+
+def _files_under(folder: Path) -> list[str]:
+    """Every file under ``folder`` as a path inside it, sorted (a Zarr's members nest)."""
+    found: list[str] = []
+    for here, _dirs, names in os.walk(folder, onerror=_raise):
+        inside = os.path.relpath(here, folder)
+        found.extend(name if inside == "." else f"{inside}/{name}" for name in names)
+    return sorted(found)
+
+
+def _raise(exc: OSError) -> None:
+    raise exc

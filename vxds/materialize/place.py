@@ -26,7 +26,7 @@ from vxds.materialize.claims import Claims
 from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
 from vxds.materialize.inside import member_problem
 from vxds.materialize.ledger import Ledger, Outcome, oserror_text, stat_key
-from vxds.materialize.receipt import Entry
+from vxds.materialize.receipt import Entry, path_problem
 from vxds.materialize.transfer import (
     StatKey,
     Unsupported,
@@ -282,6 +282,8 @@ class Placer:
         listing: list[list[str]] = []
         for name, src in members:
             member = Resource(id=f"{resource.id}/{name}", version=0)
+            if "/" in name:  # a Zarr's member lies in a folder of it
+                os.makedirs(os.path.dirname(f"{folder}/{name}"), exist_ok=True)
             digest, size, key = self._to_tmp(member, src, f"{folder}/{name}", self.mode)
             placed.append((name, digest, size, key))
             listing.append([name, digest])
@@ -324,8 +326,11 @@ def _swap_folder(target: str, folder: str, aside: str | None) -> None:
 def _check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
     """Every member of a series is a plain file name, once: placed only inside its folder."""
     seen: set[str] = set()
+    nested = resource.type == "Zarr"  # members are paths inside the folder, each checked as an id
     for name, _ in members:
-        problem = member_problem(name) or ("listed twice" if name in seen else None)
+        problem = (path_problem(name) if nested else member_problem(name)) or (
+            "listed twice" if name in seen else None
+        )
         if problem is not None:
             raise IntegrityError(f"{resource.id}: the series lists {name!r}, not a file of it ({problem})")
         seen.add(name)

@@ -10,7 +10,7 @@ from typing import Any
 from vxds.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
-KNOWN_KEYS = ("manifest", "locks", "source", "storage")
+KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class Config:
     pyproject: Path | None
     # [tool.vxds.storage]: options for remote sources (see docs/sources.md); may hold secrets.
     storage: dict[str, Any] = field(default_factory=dict, repr=False)
+    # [tool.vxds] record_tables: globs of the tables whose rows are ClinicalRecords, besides
+    # participants.tsv. Sources are given it with the storage options (``record_tables``).
+    record_tables: tuple[str, ...] = ()
 
     @property
     def cache_dir(self) -> Path:
@@ -106,6 +109,9 @@ def load_config(root: Path | None = None) -> Config:
         raise ConfigError(
             f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage]), got {_kind(storage)}"
         )
+    tables = _record_tables(pyproject, table.pop("record_tables", []))
+    if tables:
+        storage = {**storage, "record_tables": list(tables)}
     for key, value in table.items():
         _path_string(pyproject, key, value)
     return Config(
@@ -115,4 +121,14 @@ def load_config(root: Path | None = None) -> Config:
         source=table.get("source"),
         pyproject=pyproject if pyproject.is_file() else None,
         storage=storage,
+        record_tables=tables,
     )
+
+
+def _record_tables(pyproject: Path, value: object) -> tuple[str, ...]:
+    """``record_tables``: a list of non-empty glob strings."""
+    if not isinstance(value, list) or not all(isinstance(p, str) and p and "\0" not in p for p in value):
+        raise ConfigError(
+            f"{pyproject}: [tool.vxds] record_tables must be a list of glob strings, got {_kind(value)}"
+        )
+    return tuple(value)

@@ -135,8 +135,9 @@ class IndexedSource(ABC):
         if resource.type == "ClinicalRecord":
             self.get(resource.id)  # NotFoundError for an unknown row
             return io.BytesIO(self._rows[resource.id])
-        if resource.type == "DICOMSeries":
-            raise SourceError(f"{resource.id} is a DICOM series (a folder); open its files one by one")
+        if resource.type in ("DICOMSeries", "Zarr"):
+            what = "a DICOM series" if resource.type == "DICOMSeries" else "a Zarr store"
+            raise SourceError(f"{resource.id} is {what} (a folder); open its files one by one")
         return self._open_file(resource)
 
     def resources(self) -> Sequence[Resource]:

@@ -76,7 +76,7 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
     return [f for item in todo if (f := _check_opened(ctx, target, source, *item)) is not None]
 
 
-_SPECIAL = ("ClinicalRecord", "DICOMSeries")  # made by the folder source from more than one file
+_SPECIAL = ("ClinicalRecord", "DICOMSeries", "Zarr")  # made by the folder source from more than one file
 
 
 def _line_where(ctx: Context, target: Target, split: str, number: int) -> dict[str, Any]:
@@ -269,7 +269,7 @@ def _check_opened(
         return _check_listed(ctx, target, source, resource, where)
     hasher = blake3()
     try:
-        if resource.type == "DICOMSeries" and hasattr(source, "members"):
+        if resource.type in ("DICOMSeries", "Zarr") and hasattr(source, "members"):
             source.members(resource)  # the listing's names and hash, checked as materialize checks them
         with source.open(resource) as fh:
             while block := fh.read(1 << 20):

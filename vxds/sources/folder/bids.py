@@ -40,6 +40,10 @@ INTEGER_ENTITIES = frozenset({"run"})
 VOLUME_EXTENSIONS = frozenset({".nii", ".nii.gz", ".mgz", ".mgh", ".nrrd", ".mha", ".mhd"})
 MASK_SUFFIXES = frozenset({"mask", "dseg", "probseg"})
 TABLE_EXTENSIONS = {".tsv": "\t", ".csv": ","}
+# A table's JSON sidecar describes its columns: it goes under attrs["descriptions"], never
+# merged into attrs (a column named "sample" is not the sample entity).
+TABULAR_EXTENSIONS = frozenset({".tsv", ".csv", ".tsv.gz", ".csv.gz"})
+ZARR_EXTENSIONS = (".zarr",)  # a folder named so (``.ome.zarr`` too) is one resource
 
 
 @dataclass(frozen=True)
@@ -193,11 +197,28 @@ def _usable_key(key: str) -> bool:
     return True
 
 
-def record_attrs(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A clinical row's attrs: the row, plus ``subject``/``session`` from BIDS id columns."""
+def record_attrs(row: Mapping[str, Any], path: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A clinical row's attrs: the row, plus ``subject``/``session`` from BIDS id columns,
+    else from the table's own path (the rows of ``sub-01/sub-01_sessions.tsv`` are sub-01's)."""
     attrs = dict(row)
     for column, entity, prefix in (("participant_id", "subject", "sub-"), ("session_id", "session", "ses-")):
         value = row.get(column)
         if entity not in attrs and isinstance(value, str):
             attrs[entity] = value[len(prefix) :] if value.startswith(prefix) else value
+        elif entity not in attrs and path is not None and isinstance(path.get(entity), str):
+            attrs[entity] = path[entity]
     return attrs
+
+
+def is_zarr(name: str) -> bool:
+    """A folder holding one Zarr store (``*.zarr``, ``*.ome.zarr``)."""
+    return name.lower().endswith(ZARR_EXTENSIONS) and len(name) > len(".zarr")
+
+
+def zarr_root(rel: str) -> str | None:
+    """The Zarr folder a path lies inside (``a/x.ome.zarr`` for ``a/x.ome.zarr/0/.zarray``)."""
+    parts = rel.rstrip("/").split("/")
+    for index, part in enumerate(parts[:-1] if not rel.endswith("/") else parts):
+        if is_zarr(part):
+            return "/".join(parts[: index + 1])
+    return None

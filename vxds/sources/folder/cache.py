@@ -30,7 +30,7 @@ from vxds.hashing import digest_bytes
 from vxds.resource import Resource
 
 RACY_NS = 2_000_000_000
-VERSION = 2  # 2: links leading out of the tree and names no id can hold are refused
+VERSION = 3  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI
 
 
 def cache_folder(cache_dir: Path | None, root: Path) -> Path | None:
@@ -129,13 +129,18 @@ class Index:
 class IndexCache:
     """The resources of the whole tree, keyed by the digest of its listing with stats."""
 
-    def __init__(self, folder: Path | None) -> None:
+    def __init__(self, folder: Path | None, settings: str = "") -> None:
         self.folder = folder
+        self.settings = settings  # what else resources depend on (record_tables), as text
+
+    def _key(self, listing: str) -> str:
+        return listing if not self.settings else digest_bytes(f"{listing}\n{self.settings}".encode())
 
     def _path(self, listing: str) -> Path | None:
         return self.folder / f"index-{listing.partition(':')[2][:32]}.json" if self.folder else None
 
     def load(self, listing: str) -> Index | None:
+        listing = self._key(listing)
         data = JsonCache(self._path(listing), VERSION).data
         if data.get("listing") != listing:
             return None
@@ -147,6 +152,7 @@ class IndexCache:
             return None
 
     def save(self, listing: str, snapshot: str, resources: list[Resource], rows: dict[str, bytes]) -> None:
+        listing = self._key(listing)
         path = self._path(listing)
         if path is None:
             return

@@ -26,8 +26,10 @@ from vxds.errors import SourceError
 from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
+from vxds.sources.folder import bids
 from vxds.sources.folder.cache import IndexCache, Key, Listing, TreeCache, cache_folder, racy_after
-from vxds.sources.folder.tree import TreeBuilder, is_series
+from vxds.sources.folder.nifti import Headers
+from vxds.sources.folder.tree import TreeBuilder, is_series, record_tables
 
 
 class _File(NamedTuple):
@@ -48,7 +50,8 @@ def folder_path(url: str, base: Path) -> Path:
 
 
 def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tuple[int, int]]:
-    """A folder's visible file and folder names (from the cache when it is unchanged)."""
+    """A folder's visible file and folder names (from the cache when it is unchanged); in
+    a Zarr, dot-files (``.zattrs``, ``.zarray``) are members too."""
     st = os.stat(path)
     key = (st.st_mtime_ns, st.st_ino)
     cached = tree.get(rel, key) if tree is not None else None
@@ -56,9 +59,10 @@ def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tupl
         return cached, key
     names: list[str] = []
     subdirs: list[str] = []
+    hidden = bids.zarr_root(rel) is not None
     with os.scandir(path) as entries:
         for entry in entries:
-            if not entry.name.startswith("."):
+            if hidden or not entry.name.startswith("."):
                 (subdirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
     return (names, subdirs), key
 
@@ -179,7 +183,10 @@ def walk(
         found, keys = state.folder(rel, path, names)
         if tree is not None:
             tree.put(rel, dir_key, (names, subdirs), keys, state.racy)
-        if rel and is_series(names, bool(subdirs)):
+        zarr = bids.zarr_root(rel) if rel else None
+        if zarr is not None:
+            state.series.setdefault(zarr, []).extend(found)
+        elif rel and is_series(names, bool(subdirs)):
             state.series[rel.rstrip("/")] = found
         else:
             state.files.extend(found)
@@ -193,6 +200,23 @@ def _refusal(url: str, refused: list[str]) -> str:
     listed = sorted(refused)
     head = "; ".join(listed[:5]) + (f"; and {len(listed) - 5} more" if len(listed) > 5 else "")
     return f"source {url!r}: cannot lock " + (head if len(listed) == 1 else f"{len(listed)} files: {head}")
+
+
+def _series_names(folder: str) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+
+
+def _zarr_names(folder: str) -> list[str]:
+    """Every file under a Zarr folder, as a path inside it; linked folders are not entered."""
+    found: list[str] = []
+    for here, _dirs, names in os.walk(folder, onerror=_raise):
+        inside = os.path.relpath(here, folder)
+        found.extend(name if inside == "." else f"{inside}/{name}" for name in names)
+    return sorted(found)
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
 
 
 def _listing_digest(files: list[_File]) -> str:
@@ -263,7 +287,7 @@ class FolderSource(IndexedSource):
 
     def _scan(self) -> list[Resource]:
         folder = cache_folder(self.context.cache_dir, self.root)
-        tree, index = TreeCache(folder), IndexCache(folder)
+        tree, index = TreeCache(folder), IndexCache(folder, "\n".join(record_tables(self.context.options)))
         listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
         cached = index.load(listing) if listing is not None else None
         if cached is None:
@@ -297,8 +321,16 @@ class FolderSource(IndexedSource):
         return found
 
     def _build(self, files: list[_File], series: dict[str, list[_File]]) -> list[Resource]:
-        builder = TreeBuilder(self.url, self._digests, self._read)
+        headers = Headers(self.context.cache_dir, {f.rel: (f.path, f.key) for f in files})
+        builder = TreeBuilder(
+            self.url,
+            self._digests,
+            self._read,
+            record_tables=record_tables(self.context.options),
+            header=headers,
+        )
         found = builder.build(list(files), {rel: list(members) for rel, members in series.items()})
+        headers.cache.save()
         self._rows = builder.rows
         return found
 
@@ -353,10 +385,11 @@ class FolderSource(IndexedSource):
         return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
 
     def members(self, resource: Resource) -> list[tuple[str, str]]:
-        """The files of a DICOM series: ``(name, path)`` sorted by name."""
+        """The files of a DICOM series or a Zarr: ``(name, path)`` sorted by name, a Zarr's
+        names being paths inside it (dot-files included)."""
         folder = self.local_path(resource)
         try:
-            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+            names = _zarr_names(folder) if resource.type == "Zarr" else _series_names(folder)
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
         for name in names:

@@ -5,19 +5,25 @@ resources the same way, here, so that a bucket prefix and a folder holding the s
 give the same ids, types and attrs:
 
 * one resource per file, ``id`` and ``uri`` its POSIX path relative to the tree's root;
-* a folder holding only ``.dcm`` files (and no folders) is one ``DICOMSeries`` whose hash
-  is the digest of its listing of names and file digests;
-* ``type`` from the name (Volume, Mask, Table, File); each row of a table is also a
+* a folder holding only ``.dcm`` files (and no folders) is one ``DICOMSeries``, and a
+  ``*.zarr`` folder (``*.ome.zarr``) one ``Zarr``, every member in it, dot-files such as
+  ``.zattrs`` included; either's hash is the digest of its listing of member paths
+  (relative to the folder) and file digests;
+* ``type`` from the name (Volume, Mask, Table, File); each row of a record table
+  (``participants.tsv``, and the tables ``[tool.vxds] record_tables`` names) is also a
   ``ClinicalRecord`` with id ``<table>#<row key>``, whose bytes are the canonical row;
-* ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars.
+* ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars (a table's
+  JSON describes its columns and is not merged), and a volume's NIfTI header fields.
 
 What differs between trees is given to ``TreeBuilder``: each file's digest and version,
-and a function that reads a (small) file's bytes for sidecars and tables.
+a function that reads a (small) file's bytes for sidecars and tables, and optionally one
+that reads a volume's header attrs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import fnmatch
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -39,6 +45,25 @@ class TreeFile(Protocol):
 
 
 Reader = Callable[[str], bytes]  # rel path -> bytes; raises OSError when it cannot
+HeaderReader = Callable[[str], dict[str, Any]]  # rel path -> a volume's header attrs ({} if none)
+
+RECORD_TABLES = ("participants.tsv",)  # always record tables, wherever they are
+
+
+def record_tables(options: Mapping[str, Any]) -> list[str]:
+    """``[tool.vxds] record_tables``, which the configuration hands sources in their options."""
+    value = options.get("record_tables", [])
+    return [str(p) for p in value] if isinstance(value, list) else []
+
+
+def is_record_table(rel: str, patterns: Sequence[str]) -> bool:
+    """``participants.tsv``, or a table a pattern names: a pattern with a ``/`` is matched
+    against the path from the tree's root, one without against the file name."""
+    name = rel.rpartition("/")[2]
+    for pattern in (*RECORD_TABLES, *patterns):
+        if fnmatch.fnmatchcase(rel if "/" in pattern else name, pattern):
+            return True
+    return False
 
 
 def is_series(names: Iterable[str], has_subfolders: bool) -> bool:
@@ -51,7 +76,12 @@ def split_series(files: Iterable[TreeFile]) -> tuple[list[TreeFile], dict[str, l
     """Files of a flat listing (such as a bucket's keys), and its DICOM series folders."""
     by_folder: dict[str, list[TreeFile]] = {}
     parents: set[str] = set()
+    zarrs: dict[str, list[TreeFile]] = {}
     for f in files:
+        root = bids.zarr_root(f.rel)
+        if root is not None:
+            zarrs.setdefault(root, []).append(f)
+            continue
         folder = f.rel.rpartition("/")[0]
         by_folder.setdefault(folder, []).append(f)
         parts = folder.split("/") if folder else []
@@ -64,7 +94,7 @@ def split_series(files: Iterable[TreeFile]) -> tuple[list[TreeFile], dict[str, l
             series[folder] = members
         else:
             plain.extend(members)
-    return plain, series
+    return plain, {**series, **zarrs}
 
 
 class TreeBuilder:
@@ -76,11 +106,16 @@ class TreeBuilder:
         digests: Mapping[str, str],
         read: Reader,
         version: Callable[[str], int | str] | None = None,
+        *,
+        record_tables: Sequence[str] = (),
+        header: HeaderReader | None = None,
     ) -> None:
         self.url = url
         self.digests = digests
         self.read = read
         self.version = version or digests.__getitem__
+        self.record_tables = tuple(record_tables)
+        self.header = header
         self.rows: dict[str, bytes] = {}
 
     def build(self, files: list[TreeFile], series: Mapping[str, list[TreeFile]]) -> list[Resource]:
@@ -89,7 +124,7 @@ class TreeBuilder:
         for f in files:
             out.extend(self._file_resources(f, sidecars))
         for rel, members in series.items():
-            out.append(self._series_resource(rel, members))
+            out.append(self._series_resource(rel, members, sidecars))
         return out
 
     def _file_resources(self, f: TreeFile, sidecars: Sidecars) -> Iterator[Resource]:
@@ -98,14 +133,16 @@ class TreeBuilder:
         name = bids.split_name(filename)
         kind = bids.resource_type(f.rel, name)
         attrs = sidecars.attrs_for(folder, name)
-        if kind == "Table":
+        if kind == "Table" and is_record_table(f.rel, self.record_tables):
             table = self._read_table(f.rel, name)
             attrs = {**attrs, "columns": table.columns, "rows": len(table.rows)}
-            yield from self._records(f.rel, table)
+            yield from self._records(f.rel, table, bids.path_attrs(f.rel, name))
+        elif kind in ("Volume", "Mask") and self.header is not None:
+            attrs = {**self.header(f.rel), **attrs}  # a sidecar's RepetitionTime is the truth
         version = self.version(f.rel)
         yield Resource(id=f.rel, version=version, type=kind, hash=digest, size=f.size, uri=f.rel, attrs=attrs)
 
-    def _records(self, rel: str, table: bids.Table) -> Iterator[Resource]:
+    def _records(self, rel: str, table: bids.Table, path: dict[str, Any]) -> Iterator[Resource]:
         """One ClinicalRecord per row; its hash and ``open()`` bytes are the canonical row."""
         for key, row in zip(table.keys, table.rows, strict=True):
             body = canonical_json(row)
@@ -119,7 +156,7 @@ class TreeBuilder:
                 hash=digest,
                 size=len(body),
                 uri=rid,
-                attrs=bids.record_attrs(row),
+                attrs=bids.record_attrs(row, path),
             )
 
     def _read_table(self, rel: str, name: bids.Name) -> bids.Table:
@@ -141,19 +178,22 @@ class TreeBuilder:
             raise SourceError(f"sidecar {rel}: expected a JSON object, got {type(data).__name__}")
         return data
 
-    def _series_resource(self, rel: str, members: list[TreeFile]) -> Resource:
-        digest = series_digest((m.rel.rsplit("/", 1)[-1], self.digests[m.rel]) for m in members)
-        attrs = bids.path_attrs(rel + "/")
-        attrs.pop("extension", None)
+    def _series_resource(self, rel: str, members: list[TreeFile], sidecars: Sidecars) -> Resource:
+        """A DICOM series or a Zarr: its members named by their paths inside the folder."""
+        digest = series_digest((m.rel[len(rel) + 1 :], self.digests[m.rel]) for m in members)
+        folder, _, filename = rel.rpartition("/")
+        if bids.is_zarr(filename):  # named and parsed as one file
+            kind, attrs = "Zarr", sidecars.attrs_for(folder, bids.split_name(filename))
+        else:
+            kind, attrs = "DICOMSeries", bids.path_attrs(rel + "/")
+            attrs.pop("extension", None)
         attrs["files"] = len(members)
         size = sum(m.size for m in members)
-        return Resource(
-            id=rel, version=digest, type="DICOMSeries", hash=digest, size=size, uri=rel, attrs=attrs
-        )
+        return Resource(id=rel, version=digest, type=kind, hash=digest, size=size, uri=rel, attrs=attrs)
 
 
 def series_listing(members: Iterable[tuple[str, str]]) -> bytes:
-    """The canonical listing of a DICOM series: ``[[name, digest], ...]`` sorted by name."""
+    """The canonical listing of a series or Zarr: ``[[name, digest], ...]`` sorted by name."""
     return canonical_json(sorted([name, digest] for name, digest in members))
 
 
@@ -185,7 +225,11 @@ class Sidecars:
         if name.suffix is None or name.extension == ".json":
             return attrs
         layers = [self._load(r) for n, r in self._candidates(folder) if bids.sidecar_applies(n, name)]
-        return {**bids.merge_sidecars(layers), **attrs} if layers else attrs
+        if not layers:
+            return attrs
+        if name.extension.lower() in bids.TABULAR_EXTENSIONS:  # its columns', not the file's
+            return {**attrs, "descriptions": bids.merge_sidecars(layers)}
+        return {**bids.merge_sidecars(layers), **attrs}
 
     def _folder_attrs(self, folder: str) -> dict[str, Any]:
         found = self._folder_cache.get(folder)

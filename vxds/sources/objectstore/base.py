@@ -90,6 +90,7 @@ class BucketSource(IndexedSource):
             top = {k: v for k, v in top.items() if k in ("retries", "concurrency", "backoff")}
         table = context.options.get(self.options_table) if self.options_table else None
         options = {**top, **(table if isinstance(table, dict) else {})}
+        self.record_tables = [str(p) for p in options.pop("record_tables", None) or []]
         self.retries = _count(options.pop("retries", DEFAULT_RETRIES), "retries", url)
         self.backoff = _seconds(options.pop("backoff", DEFAULT_BACKOFF), "backoff", url)
         self.concurrency = max(
@@ -299,7 +300,9 @@ class BucketSource(IndexedSource):
         versions = {obj.rel: obj.version for obj in objects}
         lines = sorted(f"{o.rel}\t{o.version}\t{o.digest}\n" for o in objects)
         self._snapshot = digest_bytes("".join(lines).encode("utf-8"))
-        builder = TreeBuilder(self.url, digests, self._read_kept, versions.__getitem__)
+        builder = TreeBuilder(
+            self.url, digests, self._read_kept, versions.__getitem__, record_tables=self.record_tables
+        )
         files: list[TreeFile] = list(objects)
         plain, series = split_series(files)
         found = [checked(resource) for resource in builder.build(plain, series)]

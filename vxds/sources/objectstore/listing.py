@@ -48,8 +48,17 @@ class Fetched(NamedTuple):
 
 
 def visible(rel: str) -> bool:
-    """Folder markers and hidden files are skipped, as the folder source skips them."""
-    return bool(rel) and not rel.endswith("/") and not any(part.startswith(".") for part in rel.split("/"))
+    """Folder markers and hidden files are skipped, as the folder source skips them; in a
+    Zarr (a ``*.zarr`` folder) dot-files such as ``.zattrs`` are members and are kept."""
+    if not rel or rel.endswith("/"):
+        return False
+    parts = rel.split("/")
+    for index, part in enumerate(parts):
+        if part.lower().endswith(".zarr") and not part.startswith(".") and index < len(parts) - 1:
+            return True
+        if part.startswith("."):
+            return False
+    return True
 
 
 class DigestSink:

@@ -1,0 +1,121 @@
+"""What a NIfTI header says of a volume: ``shape``, ``voxel_size``, and ``RepetitionTime``.
+
+Only the header is read (the first 540 bytes, decompressed for ``.nii.gz``), with nibabel.
+A file whose header cannot be read (empty, truncated, not NIfTI) gives no attrs: that is
+not an error, since a lock of a tree of placeholders (as bids-examples' are) must still
+work. Values are plain JSON: shape as ints, sizes in the header's units rounded to 6
+significant digits, ``RepetitionTime`` (4-D only) in seconds from pixdim[4] and the
+header's time unit, absent when the unit is unknown.
+
+``HeaderCache`` keeps the attrs by the file's (size, mtime, inode), as ``HashCache`` keeps
+digests, so an unchanged volume's header is not read again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import math
+import time
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+from vxds.fs import JsonCache
+from vxds.hashing import StatKey
+from vxds.sources.folder.cache import RACY_NS
+
+NIFTI_EXTENSIONS = (".nii", ".nii.gz")
+_HEADER_BYTES = 540  # a NIfTI-2 header; NIfTI-1's is 348
+_SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
+
+
+def is_nifti(rel: str) -> bool:
+    return rel.lower().endswith(NIFTI_EXTENSIONS)
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        if path.lower().endswith(".gz"):
+            with gzip.GzipFile(fileobj=fh) as unzipped:
+                return unzipped.read(_HEADER_BYTES)
+        return fh.read(_HEADER_BYTES)
+
+
+def header_attrs(path: str) -> dict[str, Any]:
+    """The header's attrs of the NIfTI file at ``path``; ``{}`` when it has no readable header."""
+    # Costly (numpy): imported only when a volume's header is read.
+    import nibabel
+    from nibabel.spatialimages import HeaderDataError
+    from nibabel.wrapstruct import WrapStructError
+
+    try:
+        head = _head(path)
+        kind: Any
+        if head[4:12] == b"n+2\0\r\n\x1a\n" and len(head) == _HEADER_BYTES:
+            kind = nibabel.Nifti2Header
+        elif head[344:348] in (b"n+1\0", b"ni1\0"):
+            kind = nibabel.Nifti1Header
+        else:  # empty, truncated, or not NIfTI: no header
+            return {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nibabel warns of odd headers; they are read as they are
+            header = kind.from_fileobj(io.BytesIO(head), check=False)  # check=True logs its fixes
+            shape = [int(n) for n in header.get_data_shape()]
+            zooms = [float(z) for z in header.get_zooms()]
+            time_unit = header.get_xyzt_units()[1]
+    except (OSError, EOFError, ValueError, zlib.error, HeaderDataError, WrapStructError):
+        return {}
+    if not all(math.isfinite(z) for z in zooms):  # not JSON, and no real header holds one
+        return {}
+    attrs: dict[str, Any] = {"shape": shape, "voxel_size": [_round(z) for z in zooms[:3]]}
+    if len(shape) == 4 and len(zooms) >= 4 and zooms[3] > 0 and time_unit in _SECONDS:
+        attrs["RepetitionTime"] = _round(zooms[3] * _SECONDS[time_unit])
+    return attrs
+
+
+class HeaderCache(JsonCache):
+    """A stat cache of header attrs: absolute path -> (size, mtime_ns, inode, attrs)."""
+
+    VERSION = 1
+
+    def __init__(self, path: Path | None) -> None:
+        super().__init__(path, self.VERSION)
+        self._entries = self.table("entries")
+
+    def get(self, path: str, key: StatKey) -> dict[str, Any] | None:
+        entry = self._entries.get(path)
+        try:
+            if entry is not None and list(entry[:3]) == list(key) and isinstance(entry[3], dict):
+                return dict(entry[3])
+        except (TypeError, IndexError, KeyError):  # a cache file of the wrong shape is a miss
+            pass
+        return None
+
+    def put(self, path: str, key: StatKey, attrs: dict[str, Any]) -> None:
+        self._entries[path] = [key[0], key[1], key[2], attrs]
+        self.mark()
+
+
+class Headers:
+    """``rel -> header attrs`` of a tree's files (``{}`` but for NIfTI), through the cache."""
+
+    def __init__(self, cache_dir: Path | None, files: dict[str, tuple[str, StatKey]]) -> None:
+        self.cache = HeaderCache(cache_dir / "headers.json" if cache_dir else None)
+        self.files = files
+
+    def __call__(self, rel: str) -> dict[str, Any]:
+        if not is_nifti(rel):
+            return {}
+        path, key = self.files[rel]
+        found = self.cache.get(path, key)
+        if found is None:
+            found = header_attrs(path)
+            if key[1] < time.time_ns() - RACY_NS:  # a file changed just now might change again
+                self.cache.put(path, key, found)
+        return found
