@@ -62,7 +62,9 @@ def test_a_gzipped_snapshot_reads_the_same(tmp_path: Path) -> None:
 def test_real_rows_keep_id_and_version_under_id_and_data_as_bytes(tmp_path: Path) -> None:
     path = build(tmp_path / "snapshot.db", subjects=1, sessions=1)
     db = sqlite3.connect(path)
-    rid, data = db.execute("SELECT id, data FROM file WHERE CAST(data AS TEXT) LIKE '%BS01_ses-01_T2w.nii.gz%'").fetchone()
+    rid, data = db.execute(
+        "SELECT id, data FROM file WHERE CAST(data AS TEXT) LIKE '%BS01_ses-01_T2w.nii.gz%'"
+    ).fetchone()
     db.close()
     assert isinstance(data, bytes)
     row = orjson.loads(data)

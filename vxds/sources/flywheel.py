@@ -87,7 +87,11 @@ def file_row(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(ids, dict):
         return data
     row = {k: v for k, v in data.items() if k != "_id"}
-    for key, value in (("file_id", ids.get("file_id")), ("version", ids.get("version")), ("id", data.get("uuid"))):
+    for key, value in (
+        ("file_id", ids.get("file_id")),
+        ("version", ids.get("version")),
+        ("id", data.get("uuid")),
+    ):
         if value is not None:
             row.setdefault(key, value)
     return row
