@@ -137,8 +137,8 @@ class _Checker:
     group_by: str | None
     allow_group_overlap: bool
     source: Source | None = None
-    label: str = ""
     invalid: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)  # records naming what the source lacks
     ids: dict[str, list[str]] = field(default_factory=dict)  # split -> sorted ids
     groups: dict[str, dict[Any, str]] = field(default_factory=dict)  # split -> group key -> an id
     duplicates: dict[str, list[str]] = field(default_factory=dict)
@@ -154,9 +154,7 @@ class _Checker:
         groups = self.groups.setdefault(split, {})
         for index, item in enumerate(items):
             try:
-                record = _checked_record(item) or normalize(
-                    from_source(item, self.source, f"{self.label}: split {split!r}, item {index}")
-                )
+                record = _checked_record(item) or normalize(self._resolve(item, split, index))
                 # A copy with the newline: orjson's own result keeps a ~4 KiB buffer alive.
                 line = canonical_line(record) + b"\n"
             except InvalidResource as exc:
@@ -180,10 +178,17 @@ class _Checker:
         del order
         return Split.from_terminated(lines)
 
+    def _resolve(self, item: object, split: str, index: int) -> object:
+        try:
+            return from_source(item, self.source, f"split {split!r}, item {index}")
+        except RecipeError as exc:
+            self.unresolved.append(str(exc))
+            return item  # checked as it is, so that every other problem is found too
+
     def problems(self) -> list[str]:
-        out = list(self.invalid[:MAX_LISTED])
-        if len(self.invalid) > MAX_LISTED:
-            out.append(f"... and {len(self.invalid) - MAX_LISTED} more invalid items")
+        out = list((self.invalid + self.unresolved)[:MAX_LISTED])
+        if len(self.invalid) + len(self.unresolved) > MAX_LISTED:
+            out.append(f"... and {len(self.invalid) + len(self.unresolved) - MAX_LISTED} more invalid items")
         for split, ids in sorted(self.duplicates.items()):
             out.append(f"split {split!r} lists these ids more than once: {_listing(ids)}")
         twins = nfc_twins(chain.from_iterable(self.ids[s] for s in sorted(self.ids)))
@@ -247,7 +252,7 @@ def build_splits(
     bad = [repr(name) for name in output if not isinstance(name, str) or not SPLIT_RE.match(name)]
     if bad:
         raise RecipeError(f"{label}: split names must be letters, digits, '_' or '-': {', '.join(bad)}")
-    checker = _Checker(group_by, allow_group_overlap, source, label)
+    checker = _Checker(group_by, allow_group_overlap, source)
     splits: dict[str, Split] = {}
     task = progress.task("normalising resources")
     try:
@@ -257,6 +262,8 @@ def build_splits(
     finally:
         task.close()
     problems = checker.problems()
+    if problems and problems == checker.unresolved[:1]:  # that one record alone: one line
+        raise RecipeError(f"{label}: {problems[0]}")
     if problems:
         raise RecipeError(f"{label}: the recipe's output was refused:\n  " + "\n  ".join(problems))
     return dict(sorted(splits.items()))
