@@ -5,6 +5,13 @@ sequence holding a NIfTI and a zipped DICOM file, a session-level report, a proj
 clinical table, and an analysis per session whose output is a lesion mask. Each table has
 an ``id`` column and a ``data`` column with the entity as JSON; ids are 24-hex Flywheel
 ids drawn from a seeded generator, so a given seed always builds the same snapshot.
+
+Rows take the shape of Flywheel's real snapshots by default (``shape="real"``): ``data``
+is a BLOB of JSON bytes, and a file row keeps its id and version under ``_id``
+(``{"_id": {"file_id": ..., "version": N}, "uuid": ...}``; the row's ``id`` is the
+``uuid``), which fw-dataset's builder maps to ``file_id``, ``version`` and ``id``
+(``SNAPSHOT_MAPPINGS`` in ``fw_dataset/admin/constants.py``). ``shape="flat"`` writes
+the older shape: text JSON, a file's ``_id``, ``file_id`` and ``version`` at the top.
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ SEQUENCES = {
 
 
 class Builder:
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, shape: str = "real") -> None:
         self.random = random.Random(seed)
+        self.shape = shape
         self.rows: dict[str, list[tuple[str, bytes]]] = {
             t: [] for t in ("project", "subject", "session", "acquisition", "file", "analysis")
         }
@@ -36,19 +44,24 @@ class Builder:
     def new_id(self) -> str:
         return "".join(self.random.choice("0123456789abcdef") for _ in range(24))
 
-    def add(self, table: str, data: dict[str, Any]) -> str:
-        self.rows[table].append((data["_id"], orjson.dumps(data, option=orjson.OPT_SORT_KEYS)))
-        return str(data["_id"])
+    def add(self, table: str, data: dict[str, Any], row_id: str | None = None) -> str:
+        rid = row_id or str(data["_id"])
+        self.rows[table].append((rid, orjson.dumps(data, option=orjson.OPT_SORT_KEYS)))
+        return rid
 
     def file(self, parent: tuple[str, str], parents: dict[str, str], name: str, **extra: Any) -> str:
         content = f"{name}:{self.random.random()}".encode()
+        uuid, file_id = self.new_id(), self.new_id()
+        version = self.random.choice([1, 1, 1, 2, 3])
+        if self.shape == "real":
+            ids: dict[str, Any] = {"_id": {"file_id": file_id, "version": version}, "uuid": uuid}
+        else:
+            ids = {"_id": uuid, "file_id": file_id, "version": version}
         data = {
-            "_id": self.new_id(),
-            "file_id": self.new_id(),
+            **ids,
             "name": name,
             "parent_ref": {"type": parent[0], "id": parent[1]},
             "parents": parents,
-            "version": self.random.choice([1, 1, 1, 2, 3]),
             "hash": "v0-sha384-" + hashlib.sha384(content).hexdigest(),
             "size": len(content) * 1000,
             "mimetype": "application/octet-stream",
@@ -58,12 +71,12 @@ class Builder:
             "created": "2024-03-01T10:00:00+00:00",
             **extra,
         }
-        return self.add("file", data)
+        return self.add("file", data, row_id=uuid)
 
 
-def build(path: Path, *, subjects: int = 3, sessions: int = 2, seed: int = 0) -> Path:
+def build(path: Path, *, subjects: int = 3, sessions: int = 2, seed: int = 0, shape: str = "real") -> Path:
     """Write a snapshot to ``path`` (gzip-compressed when it ends in ``.gz``); return it."""
-    b = Builder(seed)
+    b = Builder(seed, shape)
     project = b.add(
         "project", {"_id": b.new_id(), "label": "MS-Lesions", "group": "neuro", "info": {"sponsor": "vxds"}}
     )
@@ -139,19 +152,21 @@ def build(path: Path, *, subjects: int = 3, sessions: int = 2, seed: int = 0) ->
                 modality="MR",
                 classification={"Custom": ["Lesion mask"]},
             )
-    return write(path, b.rows)
+    return write(path, b.rows, binary=shape == "real")
 
 
-def write(path: Path, rows: dict[str, list[tuple[str, bytes]]]) -> Path:
-    """Write tables of (id, JSON bytes) rows as a snapshot database."""
+def write(path: Path, rows: dict[str, list[tuple[str, bytes]]], *, binary: bool = True) -> Path:
+    """Write tables of (id, JSON bytes) rows as a snapshot database (``data`` a BLOB, or text)."""
     plain = path.with_name(path.name + ".tmp") if path.name.endswith(".gz") else path
     plain.unlink(missing_ok=True)
     db = sqlite3.connect(plain)
     try:
         with db:
             for table, items in rows.items():
-                db.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, data TEXT NOT NULL)")
-                db.executemany(f"INSERT INTO {table} VALUES (?, ?)", [(i, d.decode()) for i, d in items])
+                column = "BLOB" if binary else "TEXT"
+                db.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, data {column} NOT NULL)")
+                values = [(i, d if binary else d.decode()) for i, d in items]
+                db.executemany(f"INSERT INTO {table} VALUES (?, ?)", values)
     finally:
         db.close()
     if plain != path:

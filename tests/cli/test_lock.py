@@ -132,7 +132,8 @@ RECIPE_FAILURES = {
     "absolute": ("    return {'train': [{'id': '/etc/passwd', 'version': 1}]}\n", "must be a relative path"),
     "dotdot": ("    return {'train': [{'id': 'a/../b', 'version': 1}]}\n", "'..' segments"),
     "two_splits": (
-        "    return {'train': [{'id': 'a', 'version': 1}], 'test': [{'id': 'a', 'version': 1}]}\n",
+        "    a = {'id': 'a', 'version': 1, 'type': 'File'}  # the recipe's own, not a source file\n"
+        "    return {'train': [a], 'test': [a]}\n",
         "ids in more than one split: a (test, train)",
     ),
 }

@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.sources.fakes import Bare, Counted
-from vxds.errors import ConfigError, RecipeError, SourceError
+from vxds.errors import ConfigError, NotFoundError, RecipeError, SourceError
 from vxds.hashing import digest_bytes, digest_text
 from vxds.locks.splits import Split
 from vxds.locks.store import read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import load_manifest
 from vxds.recipes import resolver as resolver_module
-from vxds.recipes.resolver import Resolver, build_splits
+from vxds.recipes.resolver import Resolver, build_splits, from_source
 from vxds.resource import Resource
 from vxds.sources.base import Source, SourceContext
 from vxds.sources.folder.source import FolderSource
@@ -290,3 +290,52 @@ def test_an_unreadable_source_fails_when_opened(project: Path, monkeypatch: pyte
     _opening(monkeypatch, Unreadable())
     with pytest.raises(SourceError, match="cannot list it"):
         Resolver(load_config(project)).source("counted://", "L")
+
+
+class _OneFile:
+    """A source holding one resource at version 2 (only ``get`` is used here)."""
+
+    url = "file:one"
+    held = Resource("a.nii.gz", 2, "Volume", "sha256:" + "0" * 64, 10, "a.nii.gz", {"subject": "S1"})
+
+    def get(self, id: str, version: int | str | None = None) -> Resource:
+        if id != self.held.id:
+            raise NotFoundError(f"{self.url}: no resource {id!r}")
+        if version is not None and version != self.held.version:
+            raise NotFoundError(f"{self.url}: resource {id!r} is at version 2, not {version!r}")
+        return self.held
+
+
+def test_seed_records_resolve_against_the_source() -> None:
+    one = _OneFile()
+    plain = from_source({"id": "a.nii.gz", "version": 2}, one, "L")  # type: ignore[arg-type]
+    assert plain == one.held.to_record()
+    given = {"id": "a.nii.gz", "version": 2, "attrs": {"site": "x"}, "type": "Mask"}
+    merged = from_source(given, one, "L")  # type: ignore[arg-type]
+    assert isinstance(merged, dict)
+    assert (merged["hash"], merged["size"], merged["type"]) == (one.held.hash, 10, "Mask")
+    assert merged["attrs"] == {"subject": "S1", "site": "x"}
+    own = {"id": "b", "version": 1, "type": "File"}  # the recipe's own resource, not the source's
+    assert from_source(own, one, "L") is own  # type: ignore[arg-type]
+    hashed = {"id": "a.nii.gz", "version": 9, "hash": "sha256:" + "1" * 64}
+    assert from_source(hashed, one, "L") is hashed  # type: ignore[arg-type]
+    split = build_splits({"train": [{"id": "a.nii.gz", "version": 2}]}, label="L", source=one)  # type: ignore[arg-type]
+    assert b'"hash":"sha256:' in b"".join(split["train"].lines())
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            {"id": "a.nii.gz", "version": 3},
+            "item 0: record {'id': 'a.nii.gz', 'version': 3}",
+        ),
+        ({"id": "a.nii.gz", "version": 3, "type": "Volume"}, "is at version 2, not 3"),
+        ({"id": "none", "version": 1}, "no resource 'none'"),
+    ],
+)
+def test_seed_records_the_source_lacks_are_one_line(record: dict[str, object], message: str) -> None:
+    with pytest.raises(RecipeError) as caught:
+        build_splits({"train": [record]}, label="L", source=_OneFile())  # type: ignore[arg-type]
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.flywheel_snapshot import build
 from vxds.errors import SourceError
 from vxds.sources import open_source
 from vxds.sources.base import SourceContext
-from vxds.sources.flywheel import FlywheelSource, flywheel_hash
+from vxds.sources.flywheel import FlywheelSource, file_row, flywheel_hash
 
 T2 = "MS-Lesions/BS01/ses-01/T2w/sub-BS01_ses-01_T2w.nii.gz"
 
@@ -58,6 +59,41 @@ def test_a_gzipped_snapshot_reads_the_same(tmp_path: Path) -> None:
     assert source(build(tmp_path / "other.db", seed=4)).snapshot != plain.snapshot
 
 
+def test_real_rows_keep_id_and_version_under_id_and_data_as_bytes(tmp_path: Path) -> None:
+    path = build(tmp_path / "snapshot.db", subjects=1, sessions=1)
+    db = sqlite3.connect(path)
+    rid, data = db.execute(
+        "SELECT id, data FROM file WHERE CAST(data AS TEXT) LIKE '%BS01_ses-01_T2w.nii.gz%'"
+    ).fetchone()
+    db.close()
+    assert isinstance(data, bytes)
+    row = orjson.loads(data)
+    assert set(row["_id"]) == {"file_id", "version"}
+    assert row["uuid"] == rid
+    assert "version" not in row
+    t2 = source(path).get(T2)
+    assert t2.version == row["_id"]["version"]
+    assert t2.hash == "sha384:" + row["hash"].split("-")[2]
+
+
+def test_the_older_flat_shape_reads_the_same(tmp_path: Path) -> None:
+    real = source(build(tmp_path / "real.db", seed=5)).resources()
+    flat_path = build(tmp_path / "flat.db", seed=5, shape="flat")
+    db = sqlite3.connect(flat_path)
+    data = db.execute("SELECT data FROM file LIMIT 1").fetchone()[0]
+    db.close()
+    assert isinstance(data, str)
+    assert isinstance(orjson.loads(data)["version"], int)
+    assert source(flat_path).resources() == real
+
+
+def test_file_row_maps_as_fw_dataset_does() -> None:
+    real = {"_id": {"file_id": "f1", "version": 3}, "uuid": "u1", "name": "a.nii"}
+    assert file_row(real) == {"file_id": "f1", "version": 3, "id": "u1", "uuid": "u1", "name": "a.nii"}
+    flat = {"_id": "u1", "file_id": "f1", "version": 3, "name": "a.nii"}
+    assert file_row(flat) is flat
+
+
 def test_flywheel_hashes() -> None:
     assert flywheel_hash("v0-sha384-ABC123") == "sha384:abc123"
     assert flywheel_hash("md5:00ff") == "md5:00ff"
@@ -95,8 +131,12 @@ def test_open_needs_a_mirror(tmp_path: Path) -> None:
         ("UPDATE file SET data = '{oops' WHERE rowid = 1", "data is not JSON"),
         ("DELETE FROM session", "is not in the snapshot"),
         (
-            "UPDATE file SET data = json_set(data, '$.version', 'x') WHERE rowid = 1",
+            "UPDATE file SET data = json_set(CAST(data AS TEXT), '$._id.version', 'x') WHERE rowid = 1",
             "'version' must be an integer",
+        ),
+        (
+            "UPDATE file SET data = json_remove(CAST(data AS TEXT), '$._id.version') WHERE rowid = 1",
+            "'version' must be an integer, got None",
         ),
     ],
 )

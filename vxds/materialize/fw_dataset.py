@@ -3,14 +3,21 @@
 ::
 
     fw-dataset/versions/<version>/provenance/dataset_description.json
+    fw-dataset/versions/<version>/provenance/project.json
     fw-dataset/versions/<version>/schemas/<table>.schema.json
     fw-dataset/versions/<version>/tables/<table>/<content hash>.parquet
+    fw-dataset/latest/...   (the same files: fw-dataset before 0.3 reads only latest/)
 
 ``<version>`` is the first 16 hex digits of the lock digest, so a new lock is a new
-version folder (the previous one, recorded in the receipt, is removed). Tables:
-``resources`` (every resource with its split), ``split_<name>`` (one per split) and
-``clinical_records`` (one row per clinical record, its fields as columns, read from the
-source and checked). Open it with
+version folder (the previous one, recorded in the receipt, is removed). Every table is
+always written, with its schema, empty when nothing fits, so that fw-dataset's
+``is_populated()`` holds and a query never meets a missing table: ``resources`` (every
+resource with its split), ``split_<name>`` (one per split), ``clinical_records`` (one row
+per clinical record, its fields as columns, read from the source and checked), and
+fw-dataset's hierarchy tables built from the resources' attrs: ``subjects``, ``sessions``,
+``acquisitions`` and ``analyses`` (one row per distinct label path; ``id`` is that path,
+``label`` the last label, ``parents.*`` the labels above) and ``files`` (one row per
+resource with its parents' ids). Open it with
 ``FWDatasetClient.get_dataset_from_filesystem("fs", OUT, "fw-dataset", None)``.
 Needs pyarrow (``pip install 'vxds[fw]'``), imported only here.
 """
@@ -32,6 +39,12 @@ from vxds.resource import Resource
 PREFIX = "fw-dataset"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"  # what fw-dataset parses, fractional seconds
 RESOURCE_COLUMNS = ("split", "id", "version", "type", "hash", "size", "uri", "subject", "session", "attrs")
+LEVELS = ("subject", "session", "acquisition")  # the attrs the hierarchy is built from, in order
+HIERARCHY = {"subject": "subjects", "session": "sessions", "acquisition": "acquisitions"}
+FILE_COLUMNS = (
+    "id", "version", "name", "split", "type", "size", "hash",
+    "parents.subject", "parents.session", "parents.acquisition", "parents.analysis",
+)  # fmt: skip
 
 
 def _table_name(split: str) -> str:
@@ -118,22 +131,80 @@ def _resource_row(split: str, resource: Resource) -> dict[str, Any]:
     }
 
 
+def _labels(resource: Resource) -> list[str]:
+    """The resource's hierarchy labels, from the top down to the first one missing."""
+    labels: list[str] = []
+    for level in LEVELS:
+        value = resource.attrs.get(level)
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
+            break
+        labels.append(str(value))
+    return labels
+
+
+def _parents(labels: list[str]) -> dict[str, str | None]:
+    return {
+        f"parents.{lv}": "/".join(labels[: n + 1]) if n < len(labels) else None for n, lv in enumerate(LEVELS)
+    }
+
+
+def hierarchy_tables(rows: list[tuple[str, Resource]]) -> list[Table]:
+    """fw-dataset's subjects, sessions, acquisitions, analyses and files, from the attrs."""
+    containers: dict[str, dict[str, dict[str, Any]]] = {level: {} for level in LEVELS}
+    analyses: dict[str, dict[str, Any]] = {}
+    files = []
+    for split, resource in rows:
+        labels = _labels(resource)
+        for n, level in enumerate(LEVELS[: len(labels)]):
+            cid = "/".join(labels[: n + 1])
+            above = {k: v for k, v in _parents(labels[:n]).items() if k != f"parents.{level}"}
+            containers[level].setdefault(cid, {"id": cid, "label": labels[n], **above})
+        analysis = resource.attrs.get("analysis")
+        aid = None
+        if isinstance(analysis, str) and analysis:
+            aid = "/".join([*labels, "analyses", analysis])
+            analyses.setdefault(aid, {"id": aid, "label": analysis, **_parents(labels)})
+        row = {"split": split, "name": resource.id.rsplit("/", 1)[-1], **_resource_row(split, resource)}
+        files.append({**row, **_parents(labels), "parents.analysis": aid})
+    tables = []
+    for level in LEVELS:
+        columns = ["id", "label", *[f"parents.{lv}" for lv in LEVELS[: LEVELS.index(level)]]]
+        found = [containers[level][k] for k in sorted(containers[level])]
+        tables.append(Table(HIERARCHY[level], f"{level}s of the locked resources", columns, found))
+    columns = ["id", "label", *[f"parents.{lv}" for lv in LEVELS]]
+    tables.append(
+        Table(
+            "analyses", "analyses of the locked resources", columns, [analyses[k] for k in sorted(analyses)]
+        )
+    )
+    tables.append(Table("files", "every locked resource, as a file", list(FILE_COLUMNS), files))
+    return tables
+
+
 class FwDatasetMaterializer:
     name: ClassVar[str] = "fw-dataset"
 
     def materialize(self, job: Job) -> None:
         version = job.lock_digest.partition(":")[2][:16]
-        base = f"{PREFIX}/versions/{version}"
-        tables = self._tables(job)
-        for table in tables:
+        files: list[tuple[str, bytes]] = []
+        for table in self._tables(job):
             data = table.parquet()
             name = digest_bytes(data).partition(":")[2][:32]
-            job.placer.write(f"{base}/tables/{table.name}/{name}.parquet", data, module=job.module)
-            job.placer.write(
-                f"{base}/schemas/{table.name}.schema.json", _schema_json(table), module=job.module
-            )
-        rel = f"{base}/provenance/dataset_description.json"
-        description = {
+            files.append((f"tables/{table.name}/{name}.parquet", data))
+            files.append((f"schemas/{table.name}.schema.json", _schema_json(table)))
+        rel = f"{PREFIX}/versions/{version}/provenance/dataset_description.json"
+        files.append(("provenance/dataset_description.json", _json(self._description(job, rel, version))))
+        files.append(("provenance/project.json", _json(self._project(job))))
+        for base in (f"{PREFIX}/versions/{version}", f"{PREFIX}/latest"):
+            for path, data in files:
+                job.placer.write(f"{base}/{path}", data, module=job.module)
+
+    def _project(self, job: Job) -> dict[str, Any]:
+        """The project record fw-dataset's ``is_populated()`` looks for (no source data in it)."""
+        return {"id": job.name, "label": job.key, "lock": job.lock_digest, "splits": sorted(job.splits)}
+
+    def _description(self, job: Job, rel: str, version: str) -> dict[str, Any]:
+        return {
             "id": f"{job.name}-{version}",
             "name": job.key,
             "version": version,
@@ -141,27 +212,28 @@ class FwDatasetMaterializer:
             "created": self._created(job, rel, version),
             "description": f"vxds materialize of {job.key}, lock {job.lock_digest}",
         }
-        job.placer.write(rel, _json(description), module=job.module)
 
     def _tables(self, job: Job) -> list[Table]:
         every: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
+        located: list[tuple[str, Resource]] = []
         tables = []
         for split in sorted(job.splits):
-            rows = [_resource_row(split, r) for r in job.resources(split)]
+            items = list(job.resources(split))
+            rows = [_resource_row(split, r) for r in items]
+            located.extend((split, r) for r in items)
             every.extend(rows)
             tables.append(
                 Table(_table_name(split), f"resources of split {split}", list(RESOURCE_COLUMNS), rows)
             )
-            for resource in job.resources(split):
+            for resource in items:
                 if resource.type == "ClinicalRecord":
                     records.extend(self._record(job, split, resource))
                 job.placer.task.advance()
         tables.insert(0, Table("resources", "every locked resource", list(RESOURCE_COLUMNS), every))
-        if records:
-            fields = sorted({k for row in records for k in row} - {"split", "id"})
-            tables.append(Table("clinical_records", "clinical records", ["split", "id", *fields], records))
-        return tables
+        fields = sorted({k for row in records for k in row} - {"split", "id"})
+        tables.append(Table("clinical_records", "clinical records", ["split", "id", *fields], records))
+        return tables + hierarchy_tables(located)
 
     def _record(self, job: Job, split: str, resource: Resource) -> list[dict[str, Any]]:
         data = job.placer.fetch(resource, module=job.module)

@@ -3,6 +3,13 @@
 The resolver runs a recipe, normalises and validates what it returns, refuses duplicate
 ids, ids in two splits and (with ``group_by``) a group in two splits, and builds the lock's
 canonical split files. It prints nothing; problems are ``RecipeError``s.
+
+A record with no hash that names a resource of the source (``{"id": ..., "version": ...}``,
+the old platform's seed style) is resolved against the source: it becomes that resource at
+the asked-for version, with hash, size and attrs from the source (``type``, ``uri`` and
+``attrs`` the record gives win, its attrs merged over the source's). A version the source
+does not hold, or a bare ``{"id", "version"}`` naming nothing in the source, is a one-line
+``RecipeError`` naming the record: a lock never holds a null hash for a source resource.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
-from vxds.errors import ConfigError, RecipeError
+from vxds.errors import ConfigError, NotFoundError, RecipeError
 from vxds.hashing import canonical_json, digest_text
 from vxds.locks.format import SPLIT_RE, Header
 from vxds.locks.splits import Split
@@ -23,7 +30,7 @@ from vxds.project.config import Config
 from vxds.project.manifest import Entry
 from vxds.recipes.client import Client
 from vxds.recipes.decorator import choose, escapes, load_script, run
-from vxds.resource import InvalidResource, Resource, canonical_line, lookup, nfc_twins, normalize
+from vxds.resource import InvalidResource, Resource, canonical_line, check_id, lookup, nfc_twins, normalize
 from vxds.sources import Source, SourceContext, open_source
 from vxds.sources.base import check_at, scan
 
@@ -60,6 +67,65 @@ def _checked_record(item: object) -> dict[str, Any] | None:
     }
 
 
+_SEED_KEYS = frozenset({"id", "version"})
+
+
+def _given(item: object) -> dict[str, Any] | None:
+    """The fields a hashless record gives (None values and empty attrs left out), else None."""
+    if isinstance(item, Resource):
+        if item._checked:
+            return None
+        fields: Mapping[Any, Any] = item.to_record()
+    elif isinstance(item, Mapping):
+        fields = item
+    else:
+        return None
+    if fields.get("hash") is not None or not isinstance(fields.get("id"), str) or "version" not in fields:
+        return None
+    return {k: v for k, v in fields.items() if v is not None and not (k == "attrs" and not v)}
+
+
+def _in_source(source: Source, rid: str) -> bool:
+    try:
+        source.get(rid)
+    except NotFoundError:
+        return False
+    return True
+
+
+def from_source(item: object, source: Source | None, where: str) -> object:
+    """A hashless record that names a source resource, as that resource; else ``item``.
+
+    Raises a one-line ``RecipeError`` (``where`` and the record named) when the record is
+    seed-style or names a source resource, and the source has no such version.
+    """
+    given = _given(item) if source is not None else None
+    if source is None or given is None:
+        return item
+    rid, version = given["id"], given.get("version")
+    try:
+        check_id(rid)
+    except InvalidResource:
+        return item  # normalize() names what is wrong with the id
+    try:
+        found = source.get(rid, version)
+    except NotFoundError as exc:
+        if set(given) <= _SEED_KEYS or _in_source(source, rid):
+            named = f"record {{'id': {rid!r}, 'version': {version!r}}}"
+            raise RecipeError(
+                f"{where}: {named} has no hash and the source does not hold it: {exc}"
+            ) from None
+        return item
+    record = found.to_record()
+    attrs = given.get("attrs")
+    if isinstance(attrs, Mapping):
+        record["attrs"] = {**record["attrs"], **attrs}
+    for key in ("type", "uri"):
+        if key in given:
+            record[key] = given[key]
+    return record
+
+
 def _shown_key(key: Any) -> str:
     return (canonical_json(key) if isinstance(key, str) else key).decode()
 
@@ -70,7 +136,9 @@ class _Checker:
 
     group_by: str | None
     allow_group_overlap: bool
+    source: Source | None = None
     invalid: list[str] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)  # records naming what the source lacks
     ids: dict[str, list[str]] = field(default_factory=dict)  # split -> sorted ids
     groups: dict[str, dict[Any, str]] = field(default_factory=dict)  # split -> group key -> an id
     duplicates: dict[str, list[str]] = field(default_factory=dict)
@@ -86,7 +154,7 @@ class _Checker:
         groups = self.groups.setdefault(split, {})
         for index, item in enumerate(items):
             try:
-                record = _checked_record(item) or normalize(item)
+                record = _checked_record(item) or normalize(self._resolve(item, split, index))
                 # A copy with the newline: orjson's own result keeps a ~4 KiB buffer alive.
                 line = canonical_line(record) + b"\n"
             except InvalidResource as exc:
@@ -110,10 +178,17 @@ class _Checker:
         del order
         return Split.from_terminated(lines)
 
+    def _resolve(self, item: object, split: str, index: int) -> object:
+        try:
+            return from_source(item, self.source, f"split {split!r}, item {index}")
+        except RecipeError as exc:
+            self.unresolved.append(str(exc))
+            return item  # checked as it is, so that every other problem is found too
+
     def problems(self) -> list[str]:
-        out = list(self.invalid[:MAX_LISTED])
-        if len(self.invalid) > MAX_LISTED:
-            out.append(f"... and {len(self.invalid) - MAX_LISTED} more invalid items")
+        out = list((self.invalid + self.unresolved)[:MAX_LISTED])
+        if len(self.invalid) + len(self.unresolved) > MAX_LISTED:
+            out.append(f"... and {len(self.invalid) + len(self.unresolved) - MAX_LISTED} more invalid items")
         for split, ids in sorted(self.duplicates.items()):
             out.append(f"split {split!r} lists these ids more than once: {_listing(ids)}")
         twins = nfc_twins(chain.from_iterable(self.ids[s] for s in sorted(self.ids)))
@@ -161,8 +236,12 @@ def build_splits(
     group_by: str | None = None,
     allow_group_overlap: bool = False,
     progress: Progress = NO_PROGRESS,
+    source: Source | None = None,
 ) -> dict[str, Split]:
-    """Validate a recipe's output and turn it into sorted, canonical splits."""
+    """Validate a recipe's output and turn it into sorted, canonical splits.
+
+    With ``source``, hashless records naming its resources are resolved (``from_source``).
+    """
     if not isinstance(output, Mapping):
         raise RecipeError(
             f"{label}: the recipe returned {type(output).__name__}; "
@@ -173,7 +252,7 @@ def build_splits(
     bad = [repr(name) for name in output if not isinstance(name, str) or not SPLIT_RE.match(name)]
     if bad:
         raise RecipeError(f"{label}: split names must be letters, digits, '_' or '-': {', '.join(bad)}")
-    checker = _Checker(group_by, allow_group_overlap)
+    checker = _Checker(group_by, allow_group_overlap, source)
     splits: dict[str, Split] = {}
     task = progress.task("normalising resources")
     try:
@@ -183,6 +262,8 @@ def build_splits(
     finally:
         task.close()
     problems = checker.problems()
+    if problems and problems == checker.unresolved[:1]:  # that one record alone: one line
+        raise RecipeError(f"{label}: {problems[0]}")
     if problems:
         raise RecipeError(f"{label}: the recipe's output was refused:\n  " + "\n  ".join(problems))
     return dict(sorted(splits.items()))
@@ -236,6 +317,7 @@ class Resolver:
                 group_by=entry.group_by,
                 allow_group_overlap=entry.allow_group_overlap,
                 progress=self.progress,
+                source=source,
             )
         header = Header(
             name=entry.name,
@@ -261,7 +343,7 @@ class Resolver:
         func = choose(module, entrypoint, label=label, script=script)
         output = run(func, Client(opened), params, label=label, script=script)
         with escapes(_output_of(label, func, script), script.resolve()):
-            return build_splits(output, label=label, progress=self.progress)
+            return build_splits(output, label=label, progress=self.progress, source=opened)
 
 
 def _output_of(label: str, func: Callable[..., Any], script: Path) -> str:

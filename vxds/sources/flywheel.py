@@ -5,6 +5,11 @@ A snapshot is an SQLite database with the tables ``project``, ``subject``, ``ses
 column holding the entity as JSON, as Flywheel's API returns it. Containers point at
 their parents through ``parents`` (``{"project": ..., "subject": ..., "session": ...}``);
 files through ``parent_ref`` (``{"type": "acquisition", "id": ...}``), or ``parent``.
+``data`` may be text or a BLOB of JSON bytes (real snapshots hold BLOBs). A file row comes
+in either of two shapes: Flywheel's real one keeps the file's id and version under ``_id``
+(``{"_id": {"file_id": ..., "version": N}, "uuid": ...}``), which is read as fw-dataset's
+builder maps it (``_id.file_id`` -> ``file_id``, ``_id.version`` -> ``version``,
+``uuid`` -> ``id``); the older flat one has ``version`` (and ``file_id``) at the top.
 
 Each file becomes one resource:
 
@@ -72,6 +77,26 @@ def flywheel_hash(value: object) -> str | None:
     return None
 
 
+def file_row(data: dict[str, Any]) -> dict[str, Any]:
+    """A file row in the flat shape: a real row's ``_id`` object mapped as fw-dataset maps it.
+
+    ``_id.file_id`` -> ``file_id``, ``_id.version`` -> ``version``, ``uuid`` -> ``id``
+    (fw-dataset's ``SNAPSHOT_MAPPINGS["file"]``); a flat row is returned as it is.
+    """
+    ids = data.get("_id")
+    if not isinstance(ids, dict):
+        return data
+    row = {k: v for k, v in data.items() if k != "_id"}
+    for key, value in (
+        ("file_id", ids.get("file_id")),
+        ("version", ids.get("version")),
+        ("id", data.get("uuid")),
+    ):
+        if value is not None:
+            row.setdefault(key, value)
+    return row
+
+
 class FlywheelSource(IndexedSource):
     """The files of a Flywheel snapshot; metadata only, bytes from an optional mirror.
 
@@ -130,7 +155,7 @@ class FlywheelSource(IndexedSource):
                     raise SourceError(f"{self.where}: {table} {rid}: data is not JSON ({exc})") from None
                 if not isinstance(value, dict):
                     raise SourceError(f"{self.where}: {table} {rid}: data is not a JSON object")
-                entities[str(rid)] = value
+                entities[str(rid)] = file_row(value) if table == "file" else value
             tables[table] = entities
         return tables
 
