@@ -19,6 +19,8 @@ from vxds.locks.store import Lock
 from vxds.resource import Resource
 
 REPO = Path(__file__).resolve().parents[1]
+# Real BIDS datasets from the BIDS project's example collection (see its README there).
+BIDS_EXAMPLES = REPO / "tests/data/realdata/bids-examples"
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
     "GIT_AUTHOR_EMAIL": "test@example.com",

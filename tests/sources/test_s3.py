@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import BIDS_EXAMPLES, free_port
 from tests.s3server import S3, SECRET, fake_s3
 from tests.sources.fakes import tree_shape
 from vxds.errors import NotFoundError, SourceError
@@ -57,7 +57,7 @@ def test_a_prefix_gives_what_the_same_folder_gives(s3_server: S3, tmp_path: Path
 
 def test_a_zarr_and_record_tables_in_a_bucket_are_what_a_folder_gives(s3_server: S3, tmp_path: Path) -> None:
     bucket = s3_server.bucket()
-    data = REPO.parent / "shared/realdata/bids-examples/micr_SEMzarr"
+    data = BIDS_EXAMPLES / "micr_SEMzarr"
     upload_folder(s3_server, bucket, "micr/", data)
     tables = {"record_tables": ["*_sessions.tsv"]}
     remote = source(s3_server, f"s3://{bucket}/micr", tmp_path, **tables).resources()

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.helpers import git
+from tests.helpers import BIDS_EXAMPLES, git
 from vxds.cli.main import cli
 from vxds.hashing import digest_json, hash_file
 from vxds.sources.folder.tree import is_record_table
 
-REAL = Path(__file__).resolve().parents[3].parent / "shared/realdata/bids-examples"
+REAL = BIDS_EXAMPLES
 ZARR = "sub-01/ses-01/micr/sub-01_ses-01_sample-A_SPIM.ome.zarr"
 RECIPE = """\
 import vxds
