@@ -69,6 +69,20 @@ def make_dirs(path: Path) -> None:
     fsync_dir(path.parent)
 
 
+def files_under(folder: str | Path) -> list[str]:
+    """Every file below ``folder`` as a sorted ``/``-separated path inside it; linked folders
+    are not entered, and a folder that cannot be listed is an ``OSError``."""
+    found: list[str] = []
+    for here, _dirs, names in os.walk(folder, onerror=_raise):
+        inside = os.path.relpath(here, folder).replace(os.sep, "/")
+        found.extend(name if inside == "." else f"{inside}/{name}" for name in names)
+    return sorted(found)
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
 def temp_owner(name: str) -> int | None:
     """The pid in the name of a temporary file made here, or None for any other name."""
     match = _TEMP_RE.match(name)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vxds.errors import VxdsError
+from vxds.fs import files_under
 from vxds.hashing import hash_file
 from vxds.materialize.inside import SymlinkOnTheWay, open_file, remove_file, remove_folder
 from vxds.materialize.receipt import Entry, Journal
@@ -171,7 +172,7 @@ class Ledger:
                 return False
             entries[f"{rel}/{name}"] = entry
         try:
-            on_disk = _files_under(self.out / rel)
+            on_disk = files_under(self.out / rel)
         except OSError:
             return False
         if on_disk != sorted(name for name, _ in members):
@@ -228,16 +229,3 @@ class Ledger:
             except OSError:
                 return
             parts.pop()
-
-
-def _files_under(folder: Path) -> list[str]:
-    """Every file under ``folder`` as a path inside it, sorted (a Zarr's members nest)."""
-    found: list[str] = []
-    for here, _dirs, names in os.walk(folder, onerror=_raise):
-        inside = os.path.relpath(here, folder)
-        found.extend(name if inside == "." else f"{inside}/{name}" for name in names)
-    return sorted(found)
-
-
-def _raise(exc: OSError) -> None:
-    raise exc

@@ -23,6 +23,7 @@ from typing import BinaryIO, NamedTuple
 
 from vxds import hashing
 from vxds.errors import SourceError
+from vxds.fs import files_under
 from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
@@ -206,19 +207,6 @@ def _series_names(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if not n.startswith("."))
 
 
-def _zarr_names(folder: str) -> list[str]:
-    """Every file under a Zarr folder, as a path inside it; linked folders are not entered."""
-    found: list[str] = []
-    for here, _dirs, names in os.walk(folder, onerror=_raise):
-        inside = os.path.relpath(here, folder)
-        found.extend(name if inside == "." else f"{inside}/{name}" for name in names)
-    return sorted(found)
-
-
-def _raise(exc: OSError) -> None:
-    raise exc
-
-
 def _listing_digest(files: list[_File]) -> str:
     """Digest of every path with its size, modification time and inode."""
     lines = sorted(f"{f.rel}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in files)
@@ -389,7 +377,7 @@ class FolderSource(IndexedSource):
         names being paths inside it (dot-files included)."""
         folder = self.local_path(resource)
         try:
-            names = _zarr_names(folder) if resource.type == "Zarr" else _series_names(folder)
+            names = files_under(folder) if resource.type == "Zarr" else _series_names(folder)
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
         for name in names:
