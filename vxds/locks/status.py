@@ -14,6 +14,8 @@ from vxds.project.config import Config
 from vxds.project.manifest import Entry
 
 FRESH, STALE, MISSING, CORRUPT = "fresh", "stale", "missing", "corrupt"
+MERGED, FROZEN = "merged", "frozen"  # fresh, but written by the merge driver / closed by 'vxds bump'
+FROZEN_REASON = "frozen: true in the manifest: its lock is kept as published, never relocked"
 MERGED_REASON = "merged by Git, not written by its recipe: relock before release"
 
 
@@ -27,7 +29,12 @@ class LockStatus:
 
 
 def staleness(entry: Entry, header: Header) -> list[str]:
-    """Why a lock no longer matches ``entry``: recipe text, params or manifest entry."""
+    """Why a lock no longer matches ``entry``: recipe text, params or manifest entry.
+
+    A frozen entry is never stale: its recipe may go on changing for the versions after it.
+    """
+    if entry.frozen:
+        return []
     reasons = []
     try:
         text_digest = digest_text(entry.script.read_text(encoding="utf-8"))
@@ -56,7 +63,9 @@ def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStat
     if (header.name, header.version) != (entry.name, entry.version):
         return LockStatus(entry, path, CORRUPT, (f"{HEADER} names {header.key}, not {entry.key}",), header)
     reasons = staleness(entry, header)
-    state = STALE if reasons else FRESH
+    state = STALE if reasons else MERGED if header.merged else FROZEN if entry.frozen else FRESH
     if header.merged:
         reasons.append(MERGED_REASON)
+    if entry.frozen:
+        reasons.append(FROZEN_REASON)
     return LockStatus(entry, path, state, tuple(reasons), header)

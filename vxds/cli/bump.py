@@ -1,0 +1,37 @@
+"""``vxds bump``: close a published version and open the next (the work is in
+``vxds.project.manifest_edit``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vxds.cli.options import quiet_option, root_option
+
+EPILOG = """\b
+Example:
+  vxds bump lesions     lesions@1 gets frozen: true, lesions@2 is added after it
+
+Then change the recipe, 'vxds lock lesions' writes locks/lesions/2/, and the
+frozen lesions@1 keeps its lock as published (see docs/checks.md).
+"""
+
+
+@click.command("bump", epilog=EPILOG)
+@click.argument("name")
+@quiet_option
+@root_option
+def command(name: str, quiet: bool, root: Path | None) -> int:
+    """Mark NAME's highest version frozen and add the next version with the same recipe."""
+    from vxds.project.config import load_config
+    from vxds.project.manifest_edit import bump_dataset
+
+    config = load_config(root)
+    bumped = bump_dataset(config.manifest, name, default_source=config.source)
+    if not quiet:
+        manifest = config.relative(config.manifest)
+        click.echo(f"{click.style('  frozen', fg='green')}  {name}@{bumped.frozen} in {manifest}")
+        click.echo(f"{click.style('   added', fg='green')}  {name}@{bumped.added} in {manifest}")
+        click.echo(f"next: change the recipe, then 'vxds lock {name}@{bumped.added}'")
+    return 0
