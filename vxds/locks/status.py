@@ -50,6 +50,13 @@ def staleness(entry: Entry, header: Header) -> list[str]:
     return reasons
 
 
+def _conflicts(path: Path) -> tuple[str, ...]:
+    """Why a lock Git left conflicted is corrupt, in one sentence per conflict."""
+    from vxds.locks.conflicts import conflicts_in, message
+
+    return tuple(f"{file}: {message(line)} ('vxds lock' rewrites it)" for file, line in conflicts_in(path))
+
+
 def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStatus:
     path = lock_dir(config.locks, entry.name, entry.version)
     if not (path / HEADER).is_file() and not restore_set_aside(path):
@@ -57,9 +64,9 @@ def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStat
     try:  # streaming unless every line is to be checked: a listing holds no lock in memory
         header = read_lock(path, deep=True).header if deep else check_lock(path)
     except CorruptLock as exc:
-        return LockStatus(entry, path, CORRUPT, tuple(exc.problems))
+        return LockStatus(entry, path, CORRUPT, _conflicts(path) or tuple(exc.problems))
     except LockError as exc:
-        return LockStatus(entry, path, CORRUPT, (exc.message,))
+        return LockStatus(entry, path, CORRUPT, _conflicts(path) or (exc.message,))
     if (header.name, header.version) != (entry.name, entry.version):
         return LockStatus(entry, path, CORRUPT, (f"{HEADER} names {header.key}, not {entry.key}",), header)
     reasons = staleness(entry, header)

@@ -138,8 +138,35 @@ def frozen_changes(config: Config, base: str, targets: Sequence[Target]) -> list
 
 
 def check_merged(ctx: Context, target: Target) -> list[Finding]:
-    """VX312: a lock written by the Git merge driver rather than by its recipe."""
-    if target.header is None or not target.header.merged:
+    """VX312: a lock written by the Git merge driver rather than by its recipe; VX313 (when
+    ``lock.toml`` could not be read, so no split was checked) a merge left unresolved."""
+    if target.header is None:
+        return _conflicts(ctx, target)
+    if not target.header.merged:
         return []
     message = f"merged by Git, not written by its recipe; relock before release: 'vxds lock {target.key}'"
     return [ctx.finding(target, "VX312", WARNING, message)]
+
+
+def _conflicts(ctx: Context, target: Target) -> list[Finding]:
+    """Conflicts in every file of a lock whose ``lock.toml`` holds one (then no split was
+    read: a conflicted split of a readable ``lock.toml`` gets VX313 from its line checks)."""
+    from vxds.locks.conflicts import conflicts_in, has_conflict, message
+
+    try:
+        header = (target.path / HEADER).read_bytes()
+    except OSError:
+        return []
+    if not has_conflict(header):
+        return []
+    return [
+        ctx.finding(
+            target,
+            "VX313",
+            ERROR,
+            message(line),
+            file=f"{ctx.config.relative(target.path)}/{file}",
+            line=line,
+        )
+        for file, line in conflicts_in(target.path)
+    ]
