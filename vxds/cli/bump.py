@@ -11,10 +11,10 @@ from vxds.cli.options import quiet_option, root_option
 
 EPILOG = """\b
 Example:
-  vxds bump lesions     lesions@1 gets frozen: true, lesions@2 is added after it
+  vxds bump all_basel_data   all_basel_data@1 gets frozen: true, @2 is added after it
 
-Then change the recipe, 'vxds lock lesions' writes locks/lesions/2/, and the
-frozen lesions@1 keeps its lock as published (see docs/checks.md).
+Then change the recipe: 'vxds lock --all' writes locks/all_basel_data/2/ and the
+frozen all_basel_data@1 keeps its lock as published (see docs/checks.md).
 """
 
 
