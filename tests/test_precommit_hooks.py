@@ -159,7 +159,7 @@ def test_the_config_vxds_init_writes_runs_the_same_hooks(
     _git(project, "commit", "-q", "-m", "demo")
     first = _run(project, hook_repo)
     assert first.returncode == 1, first.stdout  # no lock yet: vxds-lock writes it and stops the commit
-    assert "written  demo@1: test 1, train 2  (+3 -0 ~0)" in first.stdout
+    assert "written  demo@1: test 1, train 2  (3 added)" in first.stdout
     assert (project / LOCK / "lock.toml").is_file()
     _git(project, "add", "-A")
     again = _run(project, hook_repo)

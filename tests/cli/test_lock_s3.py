@@ -66,7 +66,7 @@ def test_lock_overwrite_relock_and_diff(
     s3_server.put_tree(bucket, "trial/", {T2: b"\x5c\x01volume one, edited"})
     relock = invoke("lock", "trial")
     assert relock.exit_code == 0
-    assert "(+0 -0 ~1 new snapshot)" in relock.output
+    assert "(1 changed; new snapshot)" in relock.output
 
     diff = invoke("diff", "--format", "json")
     assert diff.exit_code == 0

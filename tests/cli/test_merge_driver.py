@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import GIT_ENV, Invoke, git
+from vxds.cli.install import DRIVER_COMMAND
 from vxds.locks.store import check_lock, read_lock
 
 BASEL = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.json"
@@ -51,7 +52,7 @@ def installed(project: Path, invoke: Invoke) -> Path:
 
 
 def test_install_registers_the_driver_once(installed: Path, invoke: Invoke) -> None:
-    assert git(installed, "config", "merge.vxds.driver").strip() == "vxds merge-driver %O %A %B %P"
+    assert git(installed, "config", "merge.vxds.driver").strip() == DRIVER_COMMAND
     attributes = (installed / ".gitattributes").read_text()
     assert "locks/**/lock.toml merge=vxds\nlocks/**/resources.*.jsonl merge=vxds\n" in attributes
     assert attributes.startswith("# Sample data")  # what was there is kept
@@ -69,7 +70,7 @@ def test_init_in_a_git_repository_registers_the_driver(
     git(tmp_path, "init", "-q")
     monkeypatch.chdir(tmp_path)
     assert invoke("init").exit_code == 0
-    assert git(tmp_path, "config", "merge.vxds.driver").strip().startswith("vxds merge-driver")
+    assert git(tmp_path, "config", "merge.vxds.driver").strip() == DRIVER_COMMAND
 
 
 def test_disjoint_changes_merge_into_a_lock_that_verifies(installed: Path, invoke: Invoke) -> None:

@@ -15,6 +15,8 @@ EPILOG = """\b
 States:
   fresh    the lock matches its recipe, params and manifest entry
   stale    the recipe script, params or entry changed since it was locked
+  merged   fresh, but written by the Git merge driver: relock before release
+  frozen   closed by 'vxds bump': the lock is kept as published, never relocked
   missing  no lock has been written yet
   corrupt  the lock cannot be read or a digest does not match its content
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 EPILOG = """\b
 Examples:
-  vxds lock --all                       lock every dataset
+  vxds lock --all                       lock every dataset (frozen versions are skipped)
   vxds lock viseg_training              lock the highest version of one dataset
   vxds lock viseg_training@1 clinical_cohort
   vxds lock --all --check               exit 1 if a lock is missing or would change
@@ -72,16 +73,21 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
 # --- rendering -----------------------------------------------------------------------------
 
 
-def change_words(changes: Changes) -> str:
-    """``+added -removed ~changed [>moved]``, then why a lock with no other change changed."""
-    from vxds.report.text import change_words as counted
+def counted(counts: Mapping[str, int]) -> str:
+    """``1 changed, 6 metadata``: the resources that changed, in ``vxds diff``'s categories."""
+    from vxds.locks.changes import KINDS
 
-    words = counted(changes.counts())
+    return ", ".join(f"{counts[kind]} {kind}" for kind in KINDS if counts.get(kind))
+
+
+def change_words(changes: Changes) -> str:
+    """What changed, as ``vxds diff`` counts it, then why a lock with no other change changed."""
+    words = [counted(changes.counts())] if any(changes.counts().values()) else []
     if changes.merged:
-        words += " relocks a Git merge"
+        words.append("relocks a Git merge")
     elif changes.new_snapshot:
-        words += " new snapshot"
-    return words
+        words.append("new snapshot")
+    return "; ".join(words) or "no resource changed"
 
 
 def outcome_json(outcome: LockOutcome, config: Config) -> dict[str, Any]:
@@ -103,10 +109,16 @@ def outcome_json(outcome: LockOutcome, config: Config) -> dict[str, Any]:
     }
     if outcome.changes is not None:
         report["changes"] = change_words(outcome.changes)
+        report["counts"] = outcome.changes.counts()
+    if outcome.warning is not None:
+        report["warning"] = outcome.warning
     return report
 
 
 def outcome_line(outcome: LockOutcome) -> str:
+    if outcome.state == "frozen":
+        reason = "frozen (frozen: true in the manifest), its lock is left as it is"
+        return f"{state('skipped')}  {outcome.key}: {reason}"
     detail = ", ".join(f"{name} {n}" for name, n in sorted(outcome.splits.items()))
     if outcome.changes is not None:
         detail += f"  ({change_words(outcome.changes)})"
@@ -193,6 +205,8 @@ def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code:
                 progress.error(outcome.error)
             elif not run.quiet:
                 progress.echo(outcome_line(outcome))
+            if outcome.warning is not None:
+                click.echo(f"{click.style('warning', fg='yellow')}: {outcome.warning}", err=True)
 
         outcomes = lock_datasets(
             config,

@@ -13,6 +13,7 @@ from vxds import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("vxds.cli.init", "Scaffold a vxds repository in the current folder."),
     "new": ("vxds.cli.new", "Add a recipe from a template and register it in datasets.yaml."),
+    "bump": ("vxds.cli.bump", "Freeze a dataset's published version and add the next one."),
     "lock": ("vxds.cli.lock", "Run recipes and write their locks."),
     "list": ("vxds.cli.list", "List datasets with the state of their locks."),
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),

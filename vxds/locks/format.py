@@ -174,6 +174,7 @@ KINDS = (
     "missing-split",  # a split the header lists has no file
     "split-digest",  # a split file's digest, line count or line endings (a '\\r') are wrong
     "json",  # a line is not JSON
+    "conflict",  # Git's conflict markers: a merge left unresolved (locks.conflicts)
     "schema",  # a line breaks the resource rules
     "unsafe-id",  # an id or uri that is absolute or climbs out with '..'
     "canonical",  # a line is valid but not in canonical form

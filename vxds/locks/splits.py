@@ -108,6 +108,10 @@ def split_lines(data: bytes) -> list[bytes]:
 def line_problems(split: str, data: bytes) -> Iterator[Problem]:
     """Line-level checks of a split file's bytes: JSON, schema, canonical form, order and
     duplicates, ids that are one name once Unicode-normalised among them."""
+    from vxds.locks import conflicts  # Git's conflict markers: one problem per conflict instead
+
+    if conflicts.has_conflict(data):
+        return (yield from conflicts.conflict_problems(split_file(split), data))
     previous: str | None = None
     name = split_file(split)
     normalised: dict[str, tuple[str, int]] = {}  # NFC form of a non-ASCII id -> (id, line)

@@ -14,6 +14,8 @@ from vxds.project.config import Config
 from vxds.project.manifest import Entry
 
 FRESH, STALE, MISSING, CORRUPT = "fresh", "stale", "missing", "corrupt"
+MERGED, FROZEN = "merged", "frozen"  # fresh, but written by the merge driver / closed by 'vxds bump'
+FROZEN_REASON = "frozen: true in the manifest: its lock is kept as published, never relocked"
 MERGED_REASON = "merged by Git, not written by its recipe: relock before release"
 
 
@@ -27,7 +29,12 @@ class LockStatus:
 
 
 def staleness(entry: Entry, header: Header) -> list[str]:
-    """Why a lock no longer matches ``entry``: recipe text, params or manifest entry."""
+    """Why a lock no longer matches ``entry``: recipe text, params or manifest entry.
+
+    A frozen entry is never stale: its recipe may go on changing for the versions after it.
+    """
+    if entry.frozen:
+        return []
     reasons = []
     try:
         text_digest = digest_text(entry.script.read_text(encoding="utf-8"))
@@ -43,6 +50,13 @@ def staleness(entry: Entry, header: Header) -> list[str]:
     return reasons
 
 
+def _conflicts(path: Path) -> tuple[str, ...]:
+    """Why a lock Git left conflicted is corrupt, in one sentence per conflict."""
+    from vxds.locks.conflicts import conflicts_in, message
+
+    return tuple(f"{file}: {message(line)} ('vxds lock' rewrites it)" for file, line in conflicts_in(path))
+
+
 def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStatus:
     path = lock_dir(config.locks, entry.name, entry.version)
     if not (path / HEADER).is_file() and not restore_set_aside(path):
@@ -50,13 +64,15 @@ def lock_status(entry: Entry, config: Config, *, deep: bool = False) -> LockStat
     try:  # streaming unless every line is to be checked: a listing holds no lock in memory
         header = read_lock(path, deep=True).header if deep else check_lock(path)
     except CorruptLock as exc:
-        return LockStatus(entry, path, CORRUPT, tuple(exc.problems))
+        return LockStatus(entry, path, CORRUPT, _conflicts(path) or tuple(exc.problems))
     except LockError as exc:
-        return LockStatus(entry, path, CORRUPT, (exc.message,))
+        return LockStatus(entry, path, CORRUPT, _conflicts(path) or (exc.message,))
     if (header.name, header.version) != (entry.name, entry.version):
         return LockStatus(entry, path, CORRUPT, (f"{HEADER} names {header.key}, not {entry.key}",), header)
     reasons = staleness(entry, header)
-    state = STALE if reasons else FRESH
+    state = STALE if reasons else MERGED if header.merged else FROZEN if entry.frozen else FRESH
     if header.merged:
         reasons.append(MERGED_REASON)
+    if entry.frozen:
+        reasons.append(FROZEN_REASON)
     return LockStatus(entry, path, state, tuple(reasons), header)

@@ -41,6 +41,7 @@ class Entry:
     group_by: str | None = None
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT
     allow_group_overlap: bool = False
+    frozen: bool = False  # published and closed: its lock is checked, never rewritten
 
     @property
     def key(self) -> str:
@@ -50,7 +51,8 @@ class Entry:
     def digest_fields(self) -> dict[str, Any]:
         """What the entry digest covers: everything that can change the lock.
 
-        The description is left out on purpose: editing prose does not make a lock stale.
+        The description and ``frozen`` are left out on purpose: editing prose or freezing a
+        version does not make its lock stale.
         """
         return {
             "allow_group_overlap": self.allow_group_overlap,
@@ -149,6 +151,7 @@ def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str 
                 group_by=merged.get("group_by"),
                 held_out=tuple(merged.get("held_out", DEFAULT_HELD_OUT)),
                 allow_group_overlap=merged.get("allow_group_overlap", False),
+                frozen=merged.get("frozen", False),
             )
         )
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,96 @@ def with_entry(text: str, path: Path, fields: Mapping[str, Any]) -> str:
     if after and after[0].strip():
         block = [*block, ""]
     return "\n".join([*before, *block, *after]) + "\n"
+
+
+# --- vxds bump: NAME@N frozen, NAME@N+1 after it -----------------------------------------
+
+
+def _entry_node(root: yaml.Node | None, path: Path, name: str, version: int) -> yaml.MappingNode:
+    node = _datasets_node(root, path)
+    for item in node.value if node is not None else []:
+        if isinstance(item, yaml.MappingNode) and _value(item, "name") == name:
+            found = _value(item, "version")
+            if found is not None and found.isdigit() and int(found) == version:
+                if item.flow_style:
+                    where = f"{path}:{item.start_mark.line + 1}"
+                    raise ManifestError(
+                        [f"{where}: {name}@{version} is written in flow style; bump it by hand"]
+                    )
+                return item
+    raise ManifestError([f"{path}: no entry for {name}@{version} to bump"])
+
+
+def _pair(node: yaml.MappingNode, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    return next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+
+
+def _value(node: yaml.MappingNode, key: str) -> str | None:
+    pair = _pair(node, key)
+    return pair[1].value if pair is not None and isinstance(pair[1], yaml.ScalarNode) else None
+
+
+def _block_end(node: yaml.MappingNode) -> int:
+    """The line after the entry's last line (0-based), trailing blank lines left out."""
+    last: yaml.Node = node
+    while isinstance(last, yaml.CollectionNode) and not last.flow_style and last.value:
+        # a block collection ends where the next token starts: its last scalar ends exactly
+        item = last.value[-1]
+        last = item[1] if isinstance(last, yaml.MappingNode) else item
+    end = last.end_mark
+    return int(end.line if end.column == 0 else end.line + 1)
+
+
+def _replace(line: str, node: yaml.Node, text: str) -> str:
+    return line[: node.start_mark.column] + text + line[node.end_mark.column :]
+
+
+def with_bump(text: str, path: Path, name: str, version: int) -> str:
+    """``text`` with ``name@version`` marked ``frozen: true`` and a copy of its entry (same
+    script, entrypoint, params and source, its comments too) as ``version + 1`` after it."""
+    from vxds.project.yaml_loader import compose
+
+    node = _entry_node(compose(text, path), path, name, version)
+    lines = text.splitlines()
+    first, end = node.start_mark.line, _block_end(node)
+    version_key, version_value = _pair(node, "version") or (node, node)
+    copy = lines[first:end]
+    at = version_value.start_mark.line - first
+    copy[at] = _replace(copy[at], version_value, str(version + 1))
+    frozen = _pair(node, "frozen")
+    if frozen is not None:
+        row = frozen[1].start_mark.line - first
+        copy = [line for n, line in enumerate(copy) if n != row]
+        lines[frozen[1].start_mark.line] = _replace(lines[frozen[1].start_mark.line], frozen[1], "true")
+        added = []
+    else:
+        added = [" " * version_key.start_mark.column + "frozen: true"]
+    row = version_value.start_mark.line + 1
+    after = lines[end:]
+    gap = [""] if after and after[0].strip() else []
+    out = [*lines[:row], *added, *lines[row:end], "", *copy, *gap, *after]
+    return "\n".join(out) + "\n"
+
+
+@dataclass(frozen=True)
+class Bumped:
+    name: str
+    frozen: int  # the version marked frozen: true
+    added: int  # the version added after it
+
+
+def bump_dataset(manifest: Path, name: str, *, default_source: str | None = None) -> Bumped:
+    """``vxds bump NAME``: freeze NAME's highest version and add the next one after it.
+
+    The edit is checked before it is written: it must leave a valid manifest.
+    """
+    from vxds.fs import atomic_write_text
+    from vxds.project.manifest import load_manifest
+
+    current = load_manifest(manifest, default_source=default_source, require_scripts=False)
+    version = current.find(name).version
+    text = manifest.read_text(encoding="utf-8")
+    edited = with_bump(text, manifest, name, version)
+    load_manifest(manifest, default_source=default_source, require_scripts=False, text=edited)
+    atomic_write_text(manifest, edited)
+    return Bumped(name, version, version + 1)

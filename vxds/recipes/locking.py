@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from vxds.errors import VxdsError
+from vxds.errors import UsageError, VxdsError
 from vxds.hashing import hash_file
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.splits import Split, split_file
@@ -32,8 +32,9 @@ from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest
 from vxds.recipes.resolver import Resolver
+from vxds.recipes.upstream import Upstream
 
-LockState = Literal["unchanged", "written", "would change", "missing", "error"]
+LockState = Literal["unchanged", "written", "would change", "missing", "error", "frozen"]
 FileState = Literal["unchanged", "written", "would change", "removed", "would remove"]
 
 
@@ -83,7 +84,9 @@ class LockOutcome:
 
     ``state`` is ``unchanged`` (the lock on disk already holds these bytes), ``written``,
     ``would change`` or ``missing`` (``dry_run``: a lock differs or there is none), or
-    ``error`` (``error`` holds why; ``splits``, ``digest`` and ``changes`` are then empty).
+    ``error`` (``error`` holds why; ``splits``, ``digest`` and ``changes`` are then empty),
+    or ``frozen`` (the entry has ``frozen: true``: no recipe ran and the lock was left alone).
+    ``warning`` says a lock that was rewritten is published on the upstream branch.
     """
 
     name: str
@@ -94,6 +97,7 @@ class LockOutcome:
     digest: str | None = None  # the lock's digest
     changes: Changes | None = None  # None when nothing changed (or the recipe failed)
     error: VxdsError | None = None
+    warning: str | None = None
 
     @property
     def key(self) -> str:
@@ -112,13 +116,29 @@ def select_entries(
     config: Config, manifest: Manifest, names: Sequence[str], *, stale: bool = False
 ) -> list[Entry]:
     """The entries for ``NAME[@VERSION]`` specs (none: every entry); with ``stale``, only those
-    whose lock is missing or stale, which is known without running a recipe."""
+    whose lock is missing or stale, which is known without running a recipe. A frozen
+    version named in ``names`` is a ``UsageError``: its lock is never rewritten."""
     entries = manifest.select(names) if names else list(manifest)
+    for entry in entries if names else []:
+        if entry.frozen:
+            _refuse_frozen(config, manifest, entry)
     if not stale:
         return entries
     from vxds.locks.status import MISSING, STALE, lock_status
 
     return [entry for entry in entries if lock_status(entry, config).state in (MISSING, STALE)]
+
+
+def _refuse_frozen(config: Config, manifest: Manifest, entry: Entry) -> None:
+    latest = max(manifest.versions(entry.name))
+    then = (
+        f"'vxds lock {entry.name}@{latest}'" if latest > entry.version else f"'vxds bump {entry.name}' first"
+    )
+    raise UsageError(
+        f"{entry.key} is frozen ('frozen: true' at {config.relative(entry.manifest)}:{entry.line}): "
+        "its lock is kept as published and never rewritten",
+        hint=f"lock the next version instead ({then})",
+    )
 
 
 def lock_datasets(
@@ -139,10 +159,11 @@ def lock_datasets(
     ``on_outcome`` is called with each outcome as soon as it is known.
     """
     resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
+    upstream = Upstream(config)
     outcomes = []
     for entry in entries:
         try:
-            outcome = _lock_one(resolver, entry, dry_run=dry_run)
+            outcome = _lock_one(resolver, upstream, entry, dry_run=dry_run)
         except VxdsError as exc:
             path = lock_dir(config.locks, entry.name, entry.version)
             outcome = LockOutcome(entry.name, entry.version, "error", path, error=exc)
@@ -152,15 +173,20 @@ def lock_datasets(
     return outcomes
 
 
-def _lock_one(resolver: Resolver, entry: Entry, *, dry_run: bool) -> LockOutcome:
+def _lock_one(resolver: Resolver, upstream: Upstream, entry: Entry, *, dry_run: bool) -> LockOutcome:
     config = resolver.config
-    lock = resolver.resolve(entry)
     directory = lock_dir(config.locks, entry.name, entry.version)
+    if entry.frozen:  # never resolved: a frozen version's lock is kept as it is
+        return LockOutcome(entry.name, entry.version, "frozen", directory)
+    lock = resolver.resolve(entry)
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
+    warning: str | None = None
 
     def outcome(state: LockState, changes: Changes | None = None) -> LockOutcome:
         splits = {name: split.count for name, split in lock.splits.items()}
-        return LockOutcome(entry.name, entry.version, state, directory, splits, lock.digest, changes)
+        return LockOutcome(
+            entry.name, entry.version, state, directory, splits, lock.digest, changes, warning=warning
+        )
 
     if dry_run:
         if same_on_disk(lock, directory):
@@ -168,6 +194,8 @@ def _lock_one(resolver: Resolver, entry: Entry, *, dry_run: bool) -> LockOutcome
         state: LockState = "would change" if (directory / "lock.toml").exists() else "missing"
         return outcome(state, Changes.between(_previous(directory), lock))
     previous = None if same_on_disk(lock, directory) else _previous(directory)
+    if previous is not None:
+        warning = upstream.warning(entry.name, entry.version)
     # Called for an unchanged lock too: the write also clears what a killed earlier one left.
     if not write_lock(lock, directory, guard=guard_file(config.cache_dir, entry.name, entry.version)):
         return outcome("unchanged")

@@ -39,6 +39,7 @@ PROBLEM_CODES = {
     "order": "VX308",
     "duplicate": "VX309",
     "unsafe-id": "VX310",
+    "conflict": "VX313",
 }
 
 

@@ -1,8 +1,10 @@
-"""``--reproduce`` (VX6xx), ``--base`` (VX205) and locks merged by Git (VX312)."""
+"""``--reproduce`` (VX6xx), ``--base`` (VX205, VX207 for frozen versions) and locks merged by
+Git (VX312)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from vxds.errors import VxdsError
@@ -70,11 +72,20 @@ def _resolver(ctx: Context, target: Target) -> Any:
 
 
 def check_published(ctx: Context, target: Target) -> list[Finding]:
-    """VX205: a lock published at ``--base`` changed without a new version."""
+    """VX205: a lock published at ``--base`` changed without a new version; VX207: a frozen
+    version's lock is not byte for byte the one at ``--base``."""
     change = ctx.published.pop(target.key, None)
     if change is None:
         return []
-    return [ctx.finding(target, "VX205", ERROR, change.message, file=f"{change.path}/{HEADER}")]
+    code = "VX207" if isinstance(change, FrozenChange) else "VX205"
+    return [ctx.finding(target, code, ERROR, change.message, file=f"{change.path}/{HEADER}")]
+
+
+@dataclass(frozen=True)
+class FrozenChange:
+    key: str
+    path: str
+    message: str
 
 
 def published_by_key(
@@ -83,12 +94,79 @@ def published_by_key(
     from vxds.git.published import published_changes
 
     keys = [t.key for t in targets] if specs else None
-    return {change.key: change for change in published_changes(config, base, keys)}
+    changes: dict[str, Any] = {change.key: change for change in published_changes(config, base, keys)}
+    frozen = [t for t in targets if t.entry is not None and t.entry.frozen]
+    for change in frozen_changes(config, base, frozen):
+        if change.key in changes:  # one finding per lock: say it is frozen in the one there is
+            old = changes[change.key]
+            fix = f"it is frozen: true; put it back: 'git checkout {base} -- {old.path}'"
+            changes[change.key] = FrozenChange(old.key, old.path, f"{old.message} ({fix})")
+        else:
+            changes[change.key] = change
+    return changes
+
+
+def frozen_changes(config: Config, base: str, targets: Sequence[Target]) -> list[FrozenChange]:
+    """Frozen versions whose lock files differ from those at ``base`` (where they exist there)."""
+    if not targets:
+        return []
+    from vxds.git.repo import Repository
+
+    repo = Repository(config.root)
+    sha = repo.commit(base)
+    out = []
+    for target in targets:
+        folder = repo.relative(target.path)
+        then = {name: blob for name, blob in repo.listdir(sha, folder).items() if blob is not None}
+        if not then:
+            continue  # not published at base: nothing to keep
+        now = (
+            {p.name: p for p in sorted(target.path.iterdir()) if p.is_file()} if target.path.is_dir() else {}
+        )
+        differ = sorted(
+            name
+            for name in then.keys() | now.keys()
+            if name not in then or name not in now or repo.read(then[name]) != now[name].read_bytes()
+        )
+        if differ:
+            message = (
+                f"{target.key} is frozen (frozen: true) and its lock differs from {base} in "
+                f"{', '.join(differ)}; put it back: 'git checkout {base} -- {folder}'"
+            )
+            out.append(FrozenChange(target.key, folder, message))
+    return out
 
 
 def check_merged(ctx: Context, target: Target) -> list[Finding]:
-    """VX312: a lock written by the Git merge driver rather than by its recipe."""
-    if target.header is None or not target.header.merged:
+    """VX312: a lock written by the Git merge driver rather than by its recipe; VX313 (when
+    ``lock.toml`` could not be read, so no split was checked) a merge left unresolved."""
+    if target.header is None:
+        return _conflicts(ctx, target)
+    if not target.header.merged:
         return []
     message = f"merged by Git, not written by its recipe; relock before release: 'vxds lock {target.key}'"
     return [ctx.finding(target, "VX312", WARNING, message)]
+
+
+def _conflicts(ctx: Context, target: Target) -> list[Finding]:
+    """Conflicts in every file of a lock whose ``lock.toml`` holds one (then no split was
+    read: a conflicted split of a readable ``lock.toml`` gets VX313 from its line checks)."""
+    from vxds.locks.conflicts import conflicts_in, has_conflict, message
+
+    try:
+        header = (target.path / HEADER).read_bytes()
+    except OSError:
+        return []
+    if not has_conflict(header):
+        return []
+    return [
+        ctx.finding(
+            target,
+            "VX313",
+            ERROR,
+            message(line),
+            file=f"{ctx.config.relative(target.path)}/{file}",
+            line=line,
+        )
+        for file, line in conflicts_in(target.path)
+    ]
