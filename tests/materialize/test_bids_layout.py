@@ -68,9 +68,11 @@ def test_the_layout_of_a_split(sample: Path, target: MakeTarget) -> None:
     assert report.ok
     root = out / "bids/all"
     description = json.loads((root / "dataset_description.json").read_text())
-    assert description["GeneratedBy"][0]["Name"] == "vxds"
-    assert "all_basel_data@1" in description["GeneratedBy"][0]["Description"]
-    assert target("all_basel_data", 1).lock_digest in description["GeneratedBy"][0]["Description"]
+    source = json.loads((sample / "sample-data/basel/dataset_description.json").read_text())
+    assert description == {**source, "GeneratedBy": [*source["GeneratedBy"], description["GeneratedBy"][-1]]}
+    assert description["GeneratedBy"][-1]["Name"] == "vxds"
+    assert "all_basel_data@1" in description["GeneratedBy"][-1]["Description"]
+    assert target("all_basel_data", 1).lock_digest in description["GeneratedBy"][-1]["Description"]
     t2w = root / "sub-BS01/ses-01/anat/sub-BS01_ses-01_T2w.nii.gz"
     assert (
         t2w.read_bytes()
@@ -85,8 +87,9 @@ def test_the_layout_of_a_split(sample: Path, target: MakeTarget) -> None:
         json.loads((root / "derivatives/lesions/dataset_description.json").read_text())["DatasetType"]
         == "derivative"
     )
-    lines = (root / "participants.tsv").read_text().splitlines()
-    assert lines[:2] == ["participant_id\tage\tedss\tsex\tsite", "sub-BS01\t34\t2.0\tF\tUSB-A"]
+    source_rows = (sample / "sample-data/basel/participants.tsv").read_text().splitlines()
+    assert (root / "participants.tsv").read_text().splitlines()[:2] == source_rows[:2]
+    assert source_rows[1].startswith("sub-BS01\t")
     assert "age" in json.loads((root / "participants.json").read_text())
     assert any("have no place in BIDS" in n for n in report.notices)
 
@@ -96,8 +99,7 @@ def test_the_layout_of_a_split(sample: Path, target: MakeTarget) -> None:
 )
 def test_the_bids_validator_finds_no_error(sample: Path, target: MakeTarget, name: str, version: int) -> None:
     validator = _validator()
-    if validator is None:
-        pytest.skip("bids-validator-deno is not installed (it is in the dev extra: pip install -e '.[dev]')")
+    assert validator is not None, "bids-validator-deno is in the dev extra: pip install -e '.[dev]'"
     out = sample / "out"
     t = target(name, version)
     assert materialize(t, out, ["bids"]).ok

@@ -1,0 +1,87 @@
+"""The dataset-level files ``-m bids`` writes: descriptions and per-split participant tables.
+
+A ``dataset_description.json`` carried from the source keeps every key it has (Authors,
+License, DatasetDOI, Funding, HowToAcknowledge ...) in its order, and gets vxds appended to
+``GeneratedBy``; one the source lacks is generated (``DatasetType: derivative`` under
+``derivatives/<pipeline>/``). ``participants.tsv`` and ``samples.tsv`` keep all their columns
+and bytes, with only the rows of the split's subjects (the validator wants one row per
+subject folder, and a split holds some of them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from vxds.materialize.base import Job
+from vxds.materialize.bids.naming import json_bytes
+from vxds.sources.folder.bidsschema import bids_schema
+
+# Rows per subject, kept for the split's subjects; each table's JSON goes with the table.
+ROW_TABLES = {"participants.tsv": "participants.json", "samples.tsv": "samples.json"}
+
+
+def generated_by(job: Job, split: str) -> dict[str, Any]:
+    from vxds import __version__
+
+    return {
+        "Name": "vxds",
+        "Version": __version__,
+        "Description": f"vxds materialize of {job.key}, split {split}, lock {job.lock_digest}",
+    }
+
+
+def new_description(job: Job, split: str, *, pipeline: str | None = None) -> dict[str, Any]:
+    """A description for a dataset the source has none for."""
+    body: dict[str, Any] = {
+        "Name": f"{job.key} ({split})" if pipeline is None else f"{pipeline}: {job.key} ({split})",
+        "BIDSVersion": bids_schema().version,
+        "DatasetType": "raw" if pipeline is None else "derivative",
+        "GeneratedBy": [generated_by(job, split)],
+    }
+    if pipeline is not None:
+        body["GeneratedBy"].insert(0, {"Name": pipeline})
+        body["DatasetLinks"] = {"raw": "../../"}
+        body["SourceDatasets"] = [{"URL": "bids:raw:"}]
+    return body
+
+
+def carried_description(data: bytes, job: Job, split: str, *, derivative: bool) -> bytes | None:
+    """The source's description with vxds added to ``GeneratedBy``; None if not a JSON object.
+
+    A ``DatasetType`` the source left to its default is written out: with ``GeneratedBy``
+    present, the validator would otherwise take a raw dataset for a derivative one.
+    """
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    body.setdefault("DatasetType", "derivative" if derivative else "raw")
+    before = body.get("GeneratedBy")
+    body["GeneratedBy"] = [*(before if isinstance(before, list) else []), generated_by(job, split)]
+    return json_bytes(body, sort=False)
+
+
+def subject_rows(data: bytes, subjects: set[str]) -> bytes | None:
+    """``data`` (a TSV with ``participant_id``) with the header and only ``subjects``' rows.
+
+    The lines kept are the source's bytes; a table without that column is returned as is,
+    and None when no row is left (a table of nobody is not valid BIDS).
+    """
+    lines = data.splitlines(keepends=True)
+    if not lines:
+        return data
+    header = lines[0].rstrip(b"\r\n").split(b"\t")
+    if b"participant_id" not in header:
+        return data
+    column = header.index(b"participant_id")
+    wanted = {f"sub-{s}".encode() for s in subjects}
+    kept = [lines[0]]
+    for line in lines[1:]:
+        cells = line.rstrip(b"\r\n").split(b"\t")
+        if len(cells) > column and cells[column].strip() in wanted:
+            kept.append(line)
+    return b"".join(kept) if len(kept) > 1 else None
