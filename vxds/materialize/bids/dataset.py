@@ -47,8 +47,9 @@ def new_description(job: Job, split: str, *, pipeline: str | None = None) -> dic
     return body
 
 
-def carried_description(data: bytes, job: Job, split: str, *, derivative: bool) -> bytes | None:
-    """The source's description with vxds added to ``GeneratedBy``; None if not a JSON object.
+def carried_description(data: bytes, generated: dict[str, Any], *, derivative: bool) -> bytes | None:
+    """The source's description with ``generated`` added to ``GeneratedBy``; None if not a
+    JSON object.
 
     A ``DatasetType`` the source left to its default is written out: with ``GeneratedBy``
     present, the validator would otherwise take a raw dataset for a derivative one.
@@ -61,7 +62,7 @@ def carried_description(data: bytes, job: Job, split: str, *, derivative: bool) 
         return None
     body.setdefault("DatasetType", "derivative" if derivative else "raw")
     before = body.get("GeneratedBy")
-    body["GeneratedBy"] = [*(before if isinstance(before, list) else []), generated_by(job, split)]
+    body["GeneratedBy"] = [*(before if isinstance(before, list) else []), generated]
     return json_bytes(body, sort=False)
 
 

@@ -166,10 +166,11 @@ class SplitWriter:
     def _description(self, root: str | None, folder: str) -> None:
         pipeline = folder.split("/")[1] if folder else None
         data = None if root is None else self._source_bytes(join(root, join(folder, DESCRIPTION)))
+        generated = dataset.generated_by(self.job, self.split)
         carried = (
             None
             if data is None
-            else dataset.carried_description(data, self.job, self.split, derivative=pipeline is not None)
+            else dataset.carried_description(data, generated, derivative=pipeline is not None)
         )
         if carried is None:
             carried = json_bytes(dataset.new_description(self.job, self.split, pipeline=pipeline))
