@@ -132,6 +132,7 @@ def mixed(client):
     return {"all": list(client.list())}
 """
 NII = b"\x5c\x01\x00\x00not really a volume"
+SCANS = "filename\tacq_time\nanat/sub-01_run-01_T1w.nii.gz\tn/a\nanat/sub-01_run-02_T1w.nii.gz\tn/a\n"
 
 
 def _run_cli(root: Path, *args: str) -> Result:
@@ -152,6 +153,7 @@ def mixed(tmp_path: Path, write_tree: WriteTree) -> Path:
             "data/ds/README": "A dataset.\n",
             "data/ds/sub-01/anat/sub-01_run-01_T1w.nii.gz": NII,
             "data/ds/sub-01/anat/sub-01_run-01_T1w.json": '{"FlipAngle": [1, 2], "EchoTime": 0.1}',
+            "data/ds/sub-01/sub-01_scans.tsv": SCANS,
             "data/ds/derivatives/freesurfer/sub-01/mri/T1.mgz": b"mgz",
             "data/ds/derivatives/freesurfer/sub-01/label/lh.BA.annot": b"annot",
             "data/ds/sourcedata/sub-01/ct/a.dcm": dicom,
@@ -177,6 +179,8 @@ def test_files_keep_their_paths_and_dicom_is_left_out_with_a_notice(mixed: Path)
     assert [g["Name"] for g in description["GeneratedBy"]] == ["freesurfer", "vxds"]
     assert json.loads((root / "dataset_description.json").read_text())["License"] == "CC0"
     assert "1 DICOMSeries have no place in BIDS" in done.output
+    # A scans table lists only what is there: run-02 is in the table but not in the source.
+    assert (root / "sub-01/sub-01_scans.tsv").read_text() == SCANS.rsplit("anat/sub-01_run-02", 1)[0]
     assert not (root / "sourcedata").exists()
 
 

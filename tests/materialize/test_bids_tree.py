@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vxds.materialize.bids.dataset import carried_description, subject_rows
+from vxds.materialize.bids.dataset import carried_description, rows_where, subject_rows
 from vxds.materialize.bids.tree import SourceTree
 from vxds.resource import Resource
 
@@ -92,6 +92,11 @@ def test_a_row_table_keeps_its_bytes_for_the_split_subjects() -> None:
     )
     assert subject_rows(table, {"09"}) is None
     assert subject_rows(b"sample_id\tx\nA\t1\n", {"01"}) == b"sample_id\tx\nA\t1\n"
+    scans = b"filename\tacq_time\nanat/a.nii\tn/a\nfunc/b.nii\t2020-01-01T00:00:00\n"
+    assert (
+        rows_where(scans, b"filename", {b"func/b.nii"})
+        == b"filename\tacq_time\nfunc/b.nii\t2020-01-01T00:00:00\n"
+    )
 
 
 def test_a_carried_description_keeps_every_key_in_order() -> None:

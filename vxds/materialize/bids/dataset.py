@@ -5,7 +5,8 @@ License, DatasetDOI, Funding, HowToAcknowledge ...) in its order, and gets vxds 
 ``GeneratedBy``; one the source lacks is generated (``DatasetType: derivative`` under
 ``derivatives/<pipeline>/``). ``participants.tsv`` and ``samples.tsv`` keep all their columns
 and bytes, with only the rows of the split's subjects (the validator wants one row per
-subject folder, and a split holds some of them).
+subject folder, and a split holds some of them); a ``scans.tsv`` keeps the rows of the files
+placed beside it.
 """
 
 from __future__ import annotations
@@ -67,22 +68,26 @@ def carried_description(data: bytes, generated: dict[str, Any], *, derivative: b
 
 
 def subject_rows(data: bytes, subjects: set[str]) -> bytes | None:
-    """``data`` (a TSV with ``participant_id``) with the header and only ``subjects``' rows.
+    """A ``participant_id`` table with only ``subjects``' rows (see ``rows_where``)."""
+    return rows_where(data, b"participant_id", {f"sub-{s}".encode() for s in subjects})
+
+
+def rows_where(data: bytes, column: bytes, wanted: set[bytes]) -> bytes | None:
+    """``data`` (a TSV) with its header and only the rows whose ``column`` is in ``wanted``.
 
     The lines kept are the source's bytes; a table without that column is returned as is,
-    and None when no row is left (a table of nobody is not valid BIDS).
+    and None when no row is left (a table of nothing is not valid BIDS).
     """
     lines = data.splitlines(keepends=True)
     if not lines:
         return data
     header = lines[0].rstrip(b"\r\n").split(b"\t")
-    if b"participant_id" not in header:
+    if column not in header:
         return data
-    column = header.index(b"participant_id")
-    wanted = {f"sub-{s}".encode() for s in subjects}
+    index = header.index(column)
     kept = [lines[0]]
     for line in lines[1:]:
         cells = line.rstrip(b"\r\n").split(b"\t")
-        if len(cells) > column and cells[column].strip() in wanted:
+        if len(cells) > index and cells[index].strip() in wanted:
             kept.append(line)
     return b"".join(kept) if len(kept) > 1 else None

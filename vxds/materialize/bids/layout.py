@@ -57,6 +57,7 @@ class SplitWriter:
     columns: dict[str, Any] = field(default_factory=dict)
     left_out: Counter[str] = field(default_factory=Counter)
     sidecars: list[Resource] = field(default_factory=list)  # placed with the data they apply to
+    scans: list[tuple[Resource, str]] = field(default_factory=list)  # written with placed rows
 
     @property
     def out(self) -> str:
@@ -66,6 +67,7 @@ class SplitWriter:
         for resource in self.job.resources(self.split):
             self._resource(resource)
         self._companions()
+        self._scans_tables()
         self._notice_left_out()
         if self.placed or self.records:
             dataset_root = next(iter(self.roots)) if len(self.roots) == 1 else None
@@ -112,6 +114,10 @@ class SplitWriter:
         self.placed[resource.id] = (root, rel)
         if is_written(rel):
             return
+        name = split_name(rel.rsplit("/", 1)[-1])
+        if (name.suffix, name.extension) == ("scans", ".tsv"):
+            self.scans.append((resource, rel))
+            return
         where, module = f"{self.out}/{rel}", self.job.module
         if resource.type in FOLDER_TYPES:
             self.job.placer.place_series(resource, where, module=module)
@@ -153,6 +159,17 @@ class SplitWriter:
             for companion in self.tree.companions(rid, root):
                 if single or parent(companion.id) != root:
                     self._place(companion, root)
+
+    def _scans_tables(self) -> None:
+        """Each ``scans.tsv`` with the rows of the files placed beside it (by ``filename``)."""
+        for resource, rel in self.scans:
+            data = self.job.placer.fetch(resource, module=self.job.module)
+            folder = parent(rel) + "/" if "/" in rel else ""
+            here = {r[len(folder) :].encode() for _, r in self.placed.values() if r.startswith(folder)}
+            rows = None if data is None else dataset.rows_where(data, b"filename", here)
+            if rows is not None:
+                self._write(rel, rows)
+                self._note(rel)
 
     # --- dataset-level files ----------------------------------------------------------------
 
