@@ -56,6 +56,15 @@ class SourceTree:
     def __init__(self, resources: Iterable[Resource]) -> None:
         self.by_id: dict[str, Resource] = {r.id: r for r in resources if r.type != "ClinicalRecord"}
         self._folders: dict[str, list[Resource]] | None = None
+        self._names: dict[str, Name] = {}
+        self._under: dict[str, list[Resource]] = {}
+
+    def name(self, rid: str) -> Name:
+        """``rid``'s file name split the BIDS way (kept: every file is asked about often)."""
+        found = self._names.get(rid)
+        if found is None:
+            found = self._names[rid] = split_name(rid.rsplit("/", 1)[-1])
+        return found
 
     def files_in(self, folder: str) -> list[Resource]:
         if self._folders is None:
@@ -80,7 +89,7 @@ class SourceTree:
 
     def companions(self, rid: str, root: str) -> list[Resource]:
         """What travels with ``rid`` (itself excluded), from its dataset's root down."""
-        data = split_name(rid.rsplit("/", 1)[-1])
+        data = self.name(rid)
         folder = parent(rid)
         below = relative(folder, root).split("/") if folder != root else []
         found, events = [], data.suffix == "events"
@@ -88,16 +97,22 @@ class SourceTree:
             here = join(root, "/".join(below[:depth])) if depth else root
             whole = self.is_root(here)
             for resource in self.files_in(here):
-                name = split_name(resource.id.rsplit("/", 1)[-1])
+                name = self.name(resource.id)
                 if resource.id == rid:
                     continue
                 if (whole and not is_sidecar(name)) or applies(name, data, same_folder=here == folder):
                     found.append(resource)
                     events = events or name.suffix == "events"
         if events:
-            stimuli = join(root, STIMULI) + "/"
-            found.extend(self.by_id[i] for i in sorted(self.by_id) if i.startswith(stimuli))
+            found.extend(self.under(join(root, STIMULI)))
         return found
+
+    def under(self, folder: str) -> list[Resource]:
+        """Every file below ``folder`` (listed once per folder asked about)."""
+        if folder not in self._under:
+            prefix = folder + "/"
+            self._under[folder] = [self.by_id[i] for i in sorted(self.by_id) if i.startswith(prefix)]
+        return self._under[folder]
 
 
 def is_sidecar(name: Name) -> bool:
