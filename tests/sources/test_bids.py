@@ -22,7 +22,17 @@ from vxds.sources.folder.bids import (
 
 def test_split_name_bids_file() -> None:
     name = split_name("sub-01_ses-02_acq-fast_run-03_T2w.nii.gz")
-    assert name == Name({"subject": "01", "session": "02", "acq": "fast", "run": 3}, "T2w", ".nii.gz")
+    assert name == Name({"subject": "01", "session": "02", "acq": "fast", "run": "03"}, "T2w", ".nii.gz")
+
+
+@pytest.mark.parametrize(
+    "filename",
+    # Names of files that are not BIDS, from real datasets: FreeSurfer, pydicom's test files.
+    ["JPEG-lossy.dcm", "lh.BA.annot", "T1.mgz", "aparc+aseg.mgz", "sub-01_foo-1_T1w.nii"],
+)
+def test_names_that_are_not_bids_get_no_entities_or_suffix(filename: str) -> None:
+    name = split_name(filename)
+    assert (name.entities, name.suffix) == ({}, None)
 
 
 @pytest.mark.parametrize(
@@ -46,17 +56,17 @@ def test_path_attrs_folders_datatype_and_name() -> None:
         "subject": "BS01",
         "session": "01",
         "datatype": "anat",
-        "run": 2,
+        "run": "2",
         "desc": "lesion",
         "suffix": "mask",
         "extension": ".nii.gz",
     }
-    assert isinstance(attrs["run"], int)
 
 
 def test_path_attrs_outside_bids() -> None:
-    assert path_attrs("docs/sub-/anatomy/notes.txt") == {"suffix": "notes", "extension": ".txt"}
-    assert path_attrs("sub-7/dwi/file") == {"subject": "7", "datatype": "dwi", "suffix": "file"}
+    assert path_attrs("docs/sub-/anatomy/notes.txt") == {"extension": ".txt"}
+    assert path_attrs("sub-7/dwi/file") == {"subject": "7", "datatype": "dwi"}
+    assert path_attrs("sub-7/dwi/FLAIR") == {"subject": "7", "datatype": "dwi", "suffix": "FLAIR"}
 
 
 @pytest.mark.parametrize(

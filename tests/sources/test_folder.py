@@ -85,7 +85,7 @@ def test_file_resource_fields(tree: Path) -> None:
         "subject": "01",
         "session": "01",
         "datatype": "anat",
-        "run": 2,
+        "run": "2",
         "suffix": "T2w",
         "extension": ".nii.gz",
     }

@@ -1,8 +1,13 @@
 """BIDS naming: entities from paths, and sidecar inheritance.
 
-Labels lose their ``sub-``/``ses-`` prefixes and ``run`` is an integer, as pybids gives
-them. Only ``sub`` and ``ses`` are renamed (``subject``, ``session``); other entities keep
-their short keys (``acq``, ``run``, ``desc``, ``label`` ...).
+Labels lose their ``sub-``/``ses-`` prefixes and are otherwise strings exactly as written
+(``run-01`` is ``"01"``: BIDS names are strings, and a sidecar's ``IntendedFor`` names the
+file as written). Only ``sub`` and ``ses`` are renamed (``subject``, ``session``); other
+entities keep their short keys (``acq``, ``run``, ``desc``, ``label`` ...). Which keys are
+entities, and which names have a suffix, is the BIDS schema's (``bidsschema``): a name with a
+key the schema does not know (``JPEG-lossy.dcm``) is not a BIDS name, and a name with no
+entities has a suffix only when the schema knows it (``README``, ``participants``, ``T1w``;
+not FreeSurfer's ``lh.BA.annot``).
 """
 
 from __future__ import annotations
@@ -16,27 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from vxds.resource import InvalidResource, check_id
+from vxds.sources.folder.bidsschema import bids_schema
 
-DATATYPES = frozenset(
-    {
-        "anat",
-        "func",
-        "dwi",
-        "fmap",
-        "perf",
-        "meg",
-        "eeg",
-        "ieeg",
-        "beh",
-        "pet",
-        "micr",
-        "nirs",
-        "motion",
-        "mrs",
-    }
-)
 RENAMED = {"sub": "subject", "ses": "session"}
-INTEGER_ENTITIES = frozenset({"run"})
 VOLUME_EXTENSIONS = frozenset({".nii", ".nii.gz", ".mgz", ".mgh", ".nrrd", ".mha", ".mhd"})
 MASK_SUFFIXES = frozenset({"mask", "dseg", "probseg"})
 TABLE_EXTENSIONS = {".tsv": "\t", ".csv": ","}
@@ -56,26 +43,25 @@ class Name:
 
 
 def split_name(name: str) -> Name:
-    """``sub-01_run-2_T2w.nii.gz`` -> entities {subject: '01', run: 2}, suffix T2w, .nii.gz."""
+    """``sub-01_run-2_T2w.nii.gz`` -> entities {subject: '01', run: '2'}, suffix T2w, .nii.gz."""
     dot = name.find(".", 1)
     stem, extension = (name[:dot], name[dot:]) if dot > 0 else (name, "")
     tokens = stem.split("_")
+    known = bids_schema().keys
     entities: dict[str, Any] = {}
-    for token in tokens[:-1]:
+    for token in tokens:
         key, sep, value = token.partition("-")
-        if not (sep and key and value):
+        if token is tokens[-1] and not sep:
+            break
+        if not (sep and value and key in known):
             return Name({}, None, extension)  # not a BIDS name
-        entities[RENAMED.get(key, key)] = _entity_value(key, value)
-    last = tokens[-1]
-    key, sep, value = last.partition("-")
-    if sep and key and value:
-        entities[RENAMED.get(key, key)] = _entity_value(key, value)
+        entities[RENAMED.get(key, key)] = value
+    else:
         return Name(entities, None, extension)
-    return Name(entities, last or None, extension)
-
-
-def _entity_value(key: str, value: str) -> Any:
-    return int(value) if key in INTEGER_ENTITIES and value.isdigit() else value
+    suffix = tokens[-1]
+    if not entities and suffix not in bids_schema().bare_stems:
+        return Name({}, None, extension)
+    return Name(entities, suffix or None, extension)
 
 
 def folder_attrs(folder: str) -> dict[str, Any]:
@@ -87,7 +73,7 @@ def folder_attrs(folder: str) -> dict[str, Any]:
             attrs["subject"] = part[4:]
         elif part.startswith("ses-") and len(part) > 4:
             attrs["session"] = part[4:]
-    if parts and parts[-1] in DATATYPES:
+    if parts and parts[-1] in bids_schema().datatypes:
         attrs["datatype"] = parts[-1]
     return attrs
 
