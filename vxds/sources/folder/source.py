@@ -229,6 +229,7 @@ class FolderSource(IndexedSource):
         self._real_root: str | None = None
         self._safe_parents: set[str] = set()
         self._hash_cache: HashCache | None = None
+        self._root_str = str(self.root)
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -340,6 +341,21 @@ class FolderSource(IndexedSource):
         The folders on the way must stay inside the tree, and so must the file: it may be a
         link, as a scan lists linked files, but not one leading out of the tree.
         """
+        path = self._inside(resource)
+        self._refuse_link_out(resource.id, path)
+        return path
+
+    def local_file(self, resource: Resource) -> tuple[str, os.stat_result]:
+        """``local_path`` and the file's stat, in one ``lstat`` for a plain file (the stat a
+        caller asks the hash cache with); ``FileNotFoundError`` when it is missing."""
+        path = self._inside(resource)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            self._refuse_link_out(resource.id, path)
+            st = os.stat(path)
+        return path, st
+
+    def _inside(self, resource: Resource) -> str:
         root = self._root_real()
         path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
         parent = os.path.dirname(path)
@@ -348,7 +364,6 @@ class FolderSource(IndexedSource):
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
-        self._refuse_link_out(resource.id, path)
         return path
 
     def _root_real(self) -> str:
@@ -370,7 +385,7 @@ class FolderSource(IndexedSource):
         if self._hash_cache is None:
             cache_dir = self.context.cache_dir
             self._hash_cache = HashCache(cache_dir / "hashes.json" if cache_dir else None)
-        return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
+        return self._hash_cache.get(f"{self._root_str}/{resource.uri or resource.id}", key)
 
     def members(self, resource: Resource) -> list[tuple[str, str]]:
         """The files of a DICOM series or a Zarr: ``(name, path)`` sorted by name, a Zarr's
