@@ -357,8 +357,12 @@ class FolderSource(IndexedSource):
 
     def _inside(self, resource: Resource) -> str:
         root = self._root_real()
-        path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
-        parent = os.path.dirname(path)
+        rel = resource.uri or resource.id
+        if rel[:1] not in ("", "/", ".") and "/." not in rel and "//" not in rel and rel[-1] != "/":
+            path = f"{root}/{rel}"  # already normal: what normpath(join(...)) would give
+        else:
+            path = os.path.normpath(os.path.join(root, rel))
+        parent = path.rpartition("/")[0]
         if parent not in self._safe_parents:
             real = os.path.realpath(parent)
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
