@@ -177,8 +177,7 @@ def command(
     """Check the manifest, every lock and (optionally) the data and the recipes.
 
     Without --reproduce no recipe code is run; with --no-exec none is even imported,
-    whatever else is asked. Nothing in the repository is written.
-    """
+    whatever else is asked. Nothing in the repository is written."""
     from vxds.project.config import load_config
 
     _check_usage(sample=sample, data=data)

@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 from vxds.errors import SourceError, UsageError, VxdsError
@@ -42,6 +43,7 @@ from vxds.resource import Resource
 
 SERIES_TYPES = ("DICOMSeries", "Zarr")  # placed as a folder of files
 LINK_MODES = ("hardlink", "symlink")
+PLACE_BATCH = 10_000  # resources claimed (and their folders made) at a time
 
 
 class Placer:
@@ -96,16 +98,19 @@ class Placer:
             self._submit(lambda: self._place_one(resource, rel, module))
 
     def place_all(self, placements: Iterable[tuple[Resource, str]], *, module: str) -> None:
-        """``place`` (or ``place_series``) each ``(resource, rel)``, in order: every path is
-        claimed first, then the folders above them are made at once, parents first, and the
-        files placed. (One ``mkdir`` per folder in a fresh OUT, none interleaved with links.)"""
-        claimed = [(r, rel) for r, rel in placements if self._claim(rel, r.id, module)]
-        self.claims.make_folders(rel for _, rel in claimed)
-        for resource, rel in claimed:
-            if resource.type in SERIES_TYPES:
-                self._submit(partial(self._place_series, resource, rel, module))
-            else:
-                self._place_claimed(resource, rel, module)
+        """``place`` (or ``place_series``) each ``(resource, rel)``, in order, ``PLACE_BATCH``
+        at a time: the paths are claimed first, then the folders above them made at once,
+        parents first, then the files placed (one ``mkdir`` per folder in a fresh OUT, none
+        interleaved with links)."""
+        pending = iter(placements)
+        while batch := list(islice(pending, PLACE_BATCH)):  # not every resource of a lock at once
+            claimed = [(r, rel) for r, rel in batch if self._claim(rel, r.id, module)]
+            self.claims.make_folders(rel for _, rel in claimed)
+            for resource, rel in claimed:
+                if resource.type in SERIES_TYPES:
+                    self._submit(partial(self._place_series, resource, rel, module))
+                else:
+                    self._place_claimed(resource, rel, module)
 
     def place_series(self, resource: Resource, rel: str, *, module: str) -> None:
         """Put a DICOM series' files in the folder ``OUT/rel``, checked as one listing."""

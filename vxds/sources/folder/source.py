@@ -229,7 +229,6 @@ class FolderSource(IndexedSource):
         self._real_root: str | None = None
         self._safe_parents: set[str] = set()
         self._hash_cache: HashCache | None = None
-        self._root_str = str(self.root)
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -346,8 +345,7 @@ class FolderSource(IndexedSource):
         return path
 
     def local_file(self, resource: Resource) -> tuple[str, os.stat_result]:
-        """``local_path`` and the file's stat, in one ``lstat`` for a plain file (the stat a
-        caller asks the hash cache with); ``FileNotFoundError`` when it is missing."""
+        """``local_path`` and its stat, one ``lstat`` for a plain file (FileNotFoundError if none)."""
         path = self._inside(resource)
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
@@ -358,10 +356,8 @@ class FolderSource(IndexedSource):
     def _inside(self, resource: Resource) -> str:
         root = self._root_real()
         rel = resource.uri or resource.id
-        if rel[:1] not in ("", "/", ".") and "/." not in rel and "//" not in rel and rel[-1] != "/":
-            path = f"{root}/{rel}"  # already normal: what normpath(join(...)) would give
-        else:
-            path = os.path.normpath(os.path.join(root, rel))
+        plain = rel[:1] not in ("", "/", ".") and "/." not in rel and "//" not in rel and rel[-1] != "/"
+        path = f"{root}/{rel}" if plain else os.path.normpath(os.path.join(root, rel))  # the same path
         parent = path.rpartition("/")[0]
         if parent not in self._safe_parents:
             real = os.path.realpath(parent)
@@ -389,7 +385,7 @@ class FolderSource(IndexedSource):
         if self._hash_cache is None:
             cache_dir = self.context.cache_dir
             self._hash_cache = HashCache(cache_dir / "hashes.json" if cache_dir else None)
-        return self._hash_cache.get(f"{self._root_str}/{resource.uri or resource.id}", key)
+        return self._hash_cache.get(f"{self.root}/{resource.uri or resource.id}", key)
 
     def members(self, resource: Resource) -> list[tuple[str, str]]:
         """The files of a DICOM series or a Zarr: ``(name, path)`` sorted by name, a Zarr's
