@@ -161,6 +161,7 @@ class _Inside:
 
 def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resource, str]]) -> list[Finding]:
     todo: list[tuple[str, int]] = []
+    prehashed = ctx.options.prehashed
     for _, _, resource, path in files:
         if path in ctx.hashed or resource.hash is None:
             continue
@@ -173,6 +174,8 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
             ctx.hashed[path] = f"{_UNREADABLE}not a regular file"
         elif resource.size is not None and st.st_size != resource.size:
             ctx.hashed[path] = f"size:{st.st_size}"
+        elif prehashed is not None and (known := prehashed(path, _key(st))) is not None:
+            ctx.hashed[path] = known  # read and hashed by this run, unchanged since
         else:
             todo.append((path, st.st_size))
     for (path, _), digest in zip(todo, map_files(_digest_or_why, todo, jobs=ctx.options.jobs), strict=True):
@@ -186,6 +189,10 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
                 ctx.finding(target, code, severity, message, **_line_where(ctx, target, split, number))
             )
     return findings
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 _UNREADABLE, _CHANGING = "unreadable:", "changing:"  # markers in ``ctx.hashed`` beside digests

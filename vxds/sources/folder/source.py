@@ -351,15 +351,30 @@ class FolderSource(IndexedSource):
         The folders on the way must stay inside the tree, and so must the file: it may be a
         link, as a scan lists linked files, but not one leading out of the tree.
         """
+        path = self._inside(resource)
+        self._refuse_link_out(resource.id, path)
+        return path
+
+    def local_file(self, resource: Resource) -> tuple[str, os.stat_result]:
+        """``local_path`` and its stat, one ``lstat`` for a plain file (FileNotFoundError if none)."""
+        path = self._inside(resource)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            self._refuse_link_out(resource.id, path)
+            st = os.stat(path)
+        return path, st
+
+    def _inside(self, resource: Resource) -> str:
         root = self._root_real()
-        path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
-        parent = os.path.dirname(path)
+        rel = resource.uri or resource.id
+        plain = rel[:1] not in ("", "/", ".") and "/." not in rel and "//" not in rel and rel[-1] != "/"
+        path = f"{root}/{rel}" if plain else os.path.normpath(os.path.join(root, rel))  # the same path
+        parent = path.rpartition("/")[0]
         if parent not in self._safe_parents:
             real = os.path.realpath(parent)
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
-        self._refuse_link_out(resource.id, path)
         return path
 
     def _root_real(self) -> str:
