@@ -28,6 +28,7 @@ from vxds.project.manifest import DEFAULT_HELD_OUT
 HELD_OUT: tuple[str, ...] = DEFAULT_HELD_OUT
 
 HEADER_FIELDS: tuple[tuple[str, Callable[[Header], Any]], ...] = (
+    ("format", lambda h: h.format),  # 1 -> 2 of the same resources is this change alone
     ("script", lambda h: h.script),
     ("entrypoint", lambda h: h.entrypoint),
     ("params", lambda h: dict(h.params)),

@@ -172,6 +172,19 @@ def line_problems(split: str, data: bytes, file: str | None = None) -> Iterator[
         previous = rid
 
 
+def split_problems(split: str, content: Split) -> list[Problem]:
+    """``line_problems`` of a split's every file, each named by its own file and line, and
+    the ``boundary_problems`` of its shards."""
+    if not content.paths:
+        return list(line_problems(split, b"".join(content.chunks)))
+    found = [
+        problem
+        for chunk, path in zip(content.chunks, content.paths, strict=True)
+        for problem in line_problems(split, chunk, path.name)
+    ]
+    return found + list(boundary_problems(split, content.shards, content.chunks))
+
+
 def boundary_problems(split: str, shards: Sequence[Shard], chunks: Sequence[bytes]) -> Iterator[Problem]:
     """The shards of a split read whole: each file starts with the id the header lists for
     it and ends before the next shard's first id."""
