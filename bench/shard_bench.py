@@ -23,6 +23,7 @@ from blake3 import blake3
 from vxds.locks.shards import MAX_FILE, RULE, ShardRule
 from vxds.locks.splits import Split
 
+PAD = "x" * 170  # brings a line to about 445 bytes, as measured on real locks
 MAX_FILES = 3
 MAX_BYTES = 3 * RULE.max_bytes
 ONE_FILE = ShardRule(1 << 40, 2 << 40, 4 << 40)  # format 1: the split is one file
@@ -35,6 +36,7 @@ def line(i: int, version: int = 1, prefix: str = "sub") -> bytes:
             "session": f"ses-{i % 3:02d}",
             "subject": f"{i // 10:06d}",
             "suffix": "T1w",
+            "task": PAD,
         },
         "hash": "blake3:" + f"{i:064x}",
         "id": f"{prefix}-{i // 10:06d}/ses-{i % 3:02d}/anat/{prefix}-{i // 10:06d}_run-{i % 10}_T1w.nii.gz",

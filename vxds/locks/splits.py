@@ -23,9 +23,10 @@ from blake3 import blake3
 
 from vxds.errors import LockError
 from vxds.hashing import PREFIX
+from vxds.locks import shards as shards_module
 from vxds.locks.format import HEADER, CorruptLock, Problem
+from vxds.locks.shards import SPLIT_FILE_RE as SPLIT_FILE_RE  # re-exported
 from vxds.locks.shards import (
-    RULE,
     Shard,
     ShardRule,
     line_id,
@@ -33,7 +34,6 @@ from vxds.locks.shards import (
     split_digest,
     starts,
 )
-from vxds.locks.shards import SPLIT_FILE_RE as SPLIT_FILE_RE  # re-exported
 from vxds.locks.shards import split_file as split_file  # re-exported
 from vxds.resource import InvalidResource, Resource, check_id, check_uri, nfc, normalize
 
@@ -68,18 +68,18 @@ class Split:
     paths: tuple[Path, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
-    def from_lines(cls, lines: Sequence[bytes], rule: ShardRule = RULE) -> Split:
+    def from_lines(cls, lines: Sequence[bytes], rule: ShardRule | None = None) -> Split:
         """From sorted canonical lines without their newlines."""
         return cls.from_terminated([line + b"\n" for line in lines], rule)
 
     @classmethod
-    def from_terminated(cls, lines: list[bytes], rule: ShardRule = RULE) -> Split:
+    def from_terminated(cls, lines: list[bytes], rule: ShardRule | None = None) -> Split:
         """From sorted, newline-terminated lines, kept as they are, cut into shards by ``rule``.
 
         Not joined: the lines are freed in sort order, not allocation order, so joining
         them would hold a second copy of the content rather than replace the first.
         """
-        bounds = starts(lines, rule)
+        bounds = starts(lines, rule or shards_module.RULE)
         if len(bounds) == 1:
             return cls(lines, len(lines), digest_chunks(lines))
         ends = [*bounds[1:], len(lines)]
