@@ -4,23 +4,27 @@ and every reader on a sharded lock as on the same lines unsharded."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vxds.errors import LockError
+from vxds.hashing import digest_bytes
 from vxds.locks.diff import diff_locks, diff_refs
 from vxds.locks.format import CorruptLock, Header, parse_header, render_header
 from vxds.locks.merge import merge_lines
 from vxds.locks.refs import folder_lock
-from vxds.locks.shards import RULE, Shard, ShardRule, shard_file, split_digest, split_files, starts
+from vxds.locks.shards import RULE, Shard, ShardRule, cut_id, shard_file, split_digest, split_files, starts
 from vxds.locks.splits import Split, header_shards, split_lines
-from vxds.locks.store import Lock, read_lock, write_lock
+from vxds.locks.store import Lock, read_header, read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import load_manifest
 from vxds.recipes.resolver import Resolver
@@ -298,3 +302,71 @@ def test_verify_names_a_tampered_shard_by_file_and_line(project: Path) -> None:
     assert [(f.file, f.line) for f in findings if f.severity == "error"][:1] == [
         (f"{LOCK.as_posix()}/{last}", None)
     ]
+
+
+def _relisted(directory: Path) -> None:
+    """Make lock.toml list the shard files as they now are (counts and digests recomputed)."""
+    lock_header, _ = read_header(directory)
+    listed = tuple(
+        Shard(s.first, data.count(b"\n"), digest_bytes(data))
+        for s in lock_header.shards["train"]
+        for data in [(directory / shard_file("train", s.first)).read_bytes()]
+    )
+    count = sum(s.count for s in listed)
+    header = dataclasses.replace(
+        lock_header, splits={"train": (count, split_digest(listed))}, shards={"train": listed}
+    )
+    (directory / "lock.toml").write_text(render_header(header))
+
+
+def _edit_line(path: Path, number: int, new: bytes) -> None:
+    lines = path.read_bytes().split(b"\n")
+    lines[number - 1] = new
+    path.write_bytes(b"\n".join(lines))
+
+
+def test_a_bad_line_is_named_by_its_shard_file_and_line(sharded: Path) -> None:
+    files = split_files(read_lock(sharded).header, "train")
+    _edit_line(sharded / files[1], 2, b"not json")
+    _relisted(sharded)
+    assert ("json", files[1], 2) in _problems(sharded)
+    with pytest.raises(LockError, match=re.escape(f"old/{files[1]}:2: not a resource record")):
+        diff_refs(folder_lock(sharded, "old"), folder_lock(sharded, "new"))
+
+
+def test_ids_out_of_order_across_shards_are_found(sharded: Path) -> None:
+    files = split_files(read_lock(sharded).header, "train")
+    last = (sharded / files[0]).read_bytes().count(b"\n")
+    _edit_line(sharded / files[0], last, _line("sub-999/f9").rstrip(b"\n"))
+    _relisted(sharded)
+    assert ("order", files[0], last) in _problems(sharded)
+
+
+def test_ids_one_name_in_nfc_are_found_across_shards(tmp_path: Path) -> None:
+    ids = ["a/cafe\u0301", *(f"a/cafz{i:03d}" for i in range(60)), "a/caf\u00e9"]
+    split = Split.from_terminated([_line(rid) for rid in ids], SMALL_RULE)
+    assert len(split.shards) > 2
+    write_lock(Lock(_header({"train": split}), {"train": split}), tmp_path / "l")
+    first, last = split_files(read_lock(tmp_path / "l").header, "train")[:: len(split.shards) - 1]
+    with pytest.raises(CorruptLock, match=re.escape(f"({first}:1) and 'a/caf\u00e9' are one name in NFC")):
+        read_lock(tmp_path / "l", deep=True)
+    assert last != first
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["id", "size", "x"]), inner),
+    max_leaves=8,
+)
+
+
+@given(
+    st.text(min_size=1).filter(lambda t: "\\" not in t),
+    st.dictionaries(st.sampled_from(["id", "hash", "size"]), JSON),
+)
+def test_the_id_a_cut_hashes_is_the_lines_id(name: str, attrs: dict[str, object]) -> None:
+    line = orjson.dumps(
+        {"attrs": attrs, "hash": None, "id": name, "size": 1, "type": "File", "uri": None, "version": 1},
+        option=orjson.OPT_SORT_KEYS,
+    )
+    assert cut_id(line) == name.encode("utf-8")

@@ -20,6 +20,7 @@ from vxds.locks.changes import Change, DatasetDiff, HeaderChange, Leak, SplitCou
 from vxds.locks.format import Header
 from vxds.locks.leaks import group_leaks, held_out_leaks
 from vxds.locks.refs import LockRef, Side
+from vxds.locks.shards import listed_files
 from vxds.locks.split_diff import TYPE, Tally, join, moves
 from vxds.locks.splits import split_file
 from vxds.locks.store import Lock
@@ -143,12 +144,24 @@ def _bad_line(split: str, old: LockRef | None, new: LockRef | None, exc: Excepti
                     if not isinstance(record, dict) or not isinstance(record["id"], str):
                         raise TypeError("no id")
                 except (orjson.JSONDecodeError, KeyError, TypeError):
-                    where = ref.label if ref.header is None else f"{ref.label}/{split_file(split)}"
+                    where, number = _file_line(ref, split, number)
                     return LockError(
                         f"{where}:{number}: not a resource record",
                         hint="run 'vxds verify' on the lock, relock it or restore it from Git",
                     )
     return LockError(f"split {split}: unreadable lock line ({exc})")
+
+
+def _file_line(ref: LockRef, split: str, number: int) -> tuple[str, int]:
+    """Where the split's ``number``-th line is: its file (a shard's, for a split of several)
+    and its line in that file."""
+    if ref.header is None:
+        return ref.label, number
+    for file, (count, _) in listed_files(ref.header, split):
+        if number <= count:
+            return f"{ref.label}/{file}", number
+        number -= count
+    return f"{ref.label}/{split_file(split)}", number
 
 
 def _counts(old: Tally, new: Tally, fields: Sequence[str]) -> SplitCounts:

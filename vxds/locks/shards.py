@@ -124,8 +124,21 @@ def split_digest(shards: Sequence[Shard]) -> str:
     return digest_json([[s.first, s.count, s.digest] for s in shards])
 
 
-def cut_value(rid: str) -> int:
-    return int.from_bytes(blake3(rid.encode("utf-8")).digest()[:8], "big")
+def cut_value(rid: bytes) -> int:
+    """The first 8 bytes of blake3 of an id's UTF-8 bytes, as an integer."""
+    return int.from_bytes(blake3(rid).digest()[:8], "big")
+
+
+def cut_id(line: bytes) -> bytes:
+    """A canonical line's id as UTF-8, found without parsing the line: the top-level id is
+    the last ``"id":"`` (only scalars follow it, and a string holds no bare ``"``) and ends
+    at ``","size":``. Anything else (an escape in the id, a line that is not canonical) is
+    parsed."""
+    start = line.rfind(b'"id":"') + 6
+    end = line.find(b'","size":', start)
+    if start < 6 or end < 0 or b"\\" in line[start:end]:
+        return line_id(line).encode("utf-8")
+    return line[start:end]
 
 
 def line_id(line: bytes) -> str:
@@ -137,7 +150,7 @@ def line_id(line: bytes) -> str:
 
 
 def starts(
-    lines: Sequence[bytes], rule: ShardRule = RULE, id_of: Callable[[bytes], str] = line_id
+    lines: Sequence[bytes], rule: ShardRule = RULE, id_of: Callable[[bytes], bytes] = cut_id
 ) -> list[int]:
     """The index of each shard's first line (``[0]`` for a split of one shard, or none).
 

@@ -38,6 +38,7 @@ from vxds.locks.shards import split_file as split_file  # re-exported
 from vxds.resource import InvalidResource, Resource, check_id, check_uri, nfc, normalize
 
 CHUNK_LINES = 8192
+Twins = dict[str, tuple[str, str, int]]  # NFC form of a non-ASCII id -> (id, file, line)
 
 
 def digest_chunks(chunks: Sequence[bytes]) -> str:
@@ -149,13 +150,16 @@ def split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-def line_problems(split: str, data: bytes, file: str | None = None) -> Iterator[Problem]:
+def line_problems(
+    split: str, data: bytes, file: str | None = None, normalised: Twins | None = None
+) -> Iterator[Problem]:
     """Line-level checks of a split file's bytes: JSON, schema, canonical form, order and
     duplicates, ids that are one name once Unicode-normalised among them. ``file`` is the
-    file named in the problems (a shard's; by default the split's one file)."""
+    file named in the problems (a shard's; by default the split's one file); ``normalised``
+    (NFC form of an id -> (id, file, line)) is shared by the shards of one split."""
     previous: str | None = None
     name = file or split_file(split)
-    normalised: dict[str, tuple[str, int]] = {}  # NFC form of a non-ASCII id -> (id, line)
+    normalised = {} if normalised is None else normalised
     for number, line in enumerate(split_lines(data), start=1):
         record, found = _parse_line(line, f"{name}:{number}")
         yield from (Problem(text, kind=kind, file=name, line=number) for kind, text in found)
@@ -165,9 +169,10 @@ def line_problems(split: str, data: bytes, file: str | None = None) -> Iterator[
         if previous is not None and rid <= previous:
             kind, words = ("duplicate", "repeats") if rid == previous else ("order", "is out of order")
             yield Problem(f"{name}:{number}: id {rid!r} {words}", kind=kind, file=name, line=number)
-        twin, at = normalised.setdefault(nfc(rid), (rid, number))
+        twin, in_file, at = normalised.setdefault(nfc(rid), (rid, name, number))
         if twin != rid:
-            message = f"{name}:{number}: ids {twin!r} (line {at}) and {rid!r} are one name in NFC"
+            where = f"line {at}" if in_file == name else f"{in_file}:{at}"
+            message = f"{name}:{number}: ids {twin!r} ({where}) and {rid!r} are one name in NFC"
             yield Problem(message, kind="duplicate", file=name, line=number)
         previous = rid
 
@@ -177,10 +182,11 @@ def split_problems(split: str, content: Split) -> list[Problem]:
     the ``boundary_problems`` of its shards."""
     if not content.paths:
         return list(line_problems(split, b"".join(content.chunks)))
+    normalised: Twins = {}
     found = [
         problem
         for chunk, path in zip(content.chunks, content.paths, strict=True)
-        for problem in line_problems(split, chunk, path.name)
+        for problem in line_problems(split, chunk, path.name, normalised)
     ]
     return found + list(boundary_problems(split, content.shards, content.chunks))
 

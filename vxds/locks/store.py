@@ -30,6 +30,7 @@ from vxds.locks.shards import all_files, is_lock_file, listed_files
 from vxds.locks.splits import (
     SPLIT_FILE_RE,
     Split,
+    Twins,
     boundary_problems,
     line_problems,
     open_lock_file,
@@ -106,13 +107,14 @@ def _checked_split(
     """One split's files checked against the header's counts and digests, their problems
     added to ``problems``; the split itself with ``load`` (None when a file cannot be read)."""
     parts: list[tuple[Path, bytes | None]] = []
+    normalised: Twins = {}  # NFC twins are found across shards too
     for file, listed in listed_files(header, name):
         path = directory / file
         readable, data = _checked_file(path, listed, problems, load=load)
         if not readable:
             return None
         if deep and data is not None:
-            problems.extend(line_problems(name, data, file))
+            problems.extend(line_problems(name, data, file, normalised))
         parts.append((path, data))
     if not load:
         return None
