@@ -20,9 +20,8 @@ from vxds.locks.changes import Change, DatasetDiff, HeaderChange, Leak, SplitCou
 from vxds.locks.format import Header
 from vxds.locks.leaks import group_leaks, held_out_leaks
 from vxds.locks.refs import LockRef, Side
-from vxds.locks.shards import listed_files
+from vxds.locks.shards import file_line
 from vxds.locks.split_diff import TYPE, Tally, join, moves
-from vxds.locks.splits import split_file
 from vxds.locks.store import Lock
 from vxds.project.manifest import DEFAULT_HELD_OUT
 
@@ -153,15 +152,11 @@ def _bad_line(split: str, old: LockRef | None, new: LockRef | None, exc: Excepti
 
 
 def _file_line(ref: LockRef, split: str, number: int) -> tuple[str, int]:
-    """Where the split's ``number``-th line is: its file (a shard's, for a split of several)
-    and its line in that file."""
+    """Where the split's ``number``-th line is (a shard's file, for a split of several)."""
     if ref.header is None:
         return ref.label, number
-    for file, (count, _) in listed_files(ref.header, split):
-        if number <= count:
-            return f"{ref.label}/{file}", number
-        number -= count
-    return f"{ref.label}/{split_file(split)}", number
+    file, line = file_line(ref.header, split, number)
+    return f"{ref.label}/{file}", line
 
 
 def _counts(old: Tally, new: Tally, fields: Sequence[str]) -> SplitCounts:

@@ -1,18 +1,20 @@
 """Content-defined shards of a split (lock ``format = 2``): where a split's lines are cut,
 what each shard file is named, and the split digest derived from the shards' digests.
 
-**The cut rule.** A split's canonical, id-sorted lines are scanned in order; a new shard
-starts at line ``i`` (never the first) when adding it would take the current shard over
-``max_bytes``, or when the current shard holds at least ``min_bytes`` and the line's *cut
-value* (the first 8 bytes of ``blake3(id)``, big-endian) is below ``len(line) *
-2**64 // (target_bytes - min_bytes)``. The chance that a line starts a shard is thus its
-share of ``target_bytes - min_bytes``, so shards average about ``target_bytes`` whatever
-the line length. Whether a line is a candidate depends only on that line, and the scan from
-a cut onwards only on the lines after it, so an edit moves at most the boundaries near it
-and an insert before every id changes the first shard(s) only: once the old and new scans
-cut at the same line they agree to the end. blake3 of the id's UTF-8 bytes is the same on
-every Python and hash seed. Changing ``RULE`` or the cut value moves every boundary of
-every sharded lock (the resources stay the same).
+**The cut rule.** A line is a *candidate* when its *cut value* (the first 8 bytes of
+``blake3(id)``, big-endian; the id's UTF-8 bytes, the same on every Python and hash seed) is
+below ``len(line) * 2**64 // (target_bytes - min_bytes)``: each byte of a line has the same
+chance of making it one. A split's canonical, id-sorted lines are scanned in order, and a
+new shard starts at line ``i`` (never the first) when ``i`` is a candidate at least
+``min_bytes`` after the previous candidate (or the split's start), or when adding it would
+take the current shard over ``max_bytes``. Shards average about ``target_bytes``.
+
+Whether a line starts a shard thus depends only on the lines since the previous candidate,
+not on where earlier shards were cut: an edit moves at most the boundaries of the shards it
+falls in and the next, and an insert before every id changes the first shard(s) only. The
+one position-dependent cut, at ``max_bytes``, is followed by the next candidate boundary as
+if it had not been made. Changing ``RULE`` or the cut value moves every boundary of every
+sharded lock (the resources stay the same).
 
 **Names.** A split of one shard is ``resources.<split>.jsonl``, as in format 1. A split of
 several is ``resources.<split>.<key>.jsonl`` per shard, ``key`` being hex digits 16 to 31 of
@@ -112,6 +114,16 @@ def listed_files(header: HasShards, split: str) -> list[tuple[str, tuple[int, st
     return [(shard_file(split, s.first), (s.count, s.digest)) for s in shards]
 
 
+def file_line(header: HasShards, split: str, number: int) -> tuple[str, int]:
+    """Where the ``number``-th line of ``split`` is: its file and its line in that file."""
+    files = listed_files(header, split)
+    for file, (count, _) in files[:-1]:
+        if number <= count:
+            return file, number
+        number -= count
+    return files[-1][0], number
+
+
 def all_files(header: HasShards) -> dict[str, str]:
     """Every resource-line file a header lists -> its split."""
     return {file: split for split in sorted(header.splits) for file in split_files(header, split)}
@@ -154,16 +166,19 @@ def starts(
 ) -> list[int]:
     """The index of each shard's first line (``[0]`` for a split of one shard, or none).
 
-    ``lines`` are newline-terminated; the ids of lines before ``min_bytes`` are not needed.
+    ``lines`` are newline-terminated.
     """
-    out, size, per_byte = [0], 0, rule.per_byte
+    out, size, gap, per_byte = [0], 0, 0, rule.per_byte
     for i, line in enumerate(lines):
         n = len(line)
-        full = size + n > rule.max_bytes
-        if i and (full or (size >= rule.min_bytes and cut_value(id_of(line)) < n * per_byte)):
+        candidate = cut_value(id_of(line)) < n * per_byte
+        if i and ((candidate and gap >= rule.min_bytes) or size + n > rule.max_bytes):
             out.append(i)
             size = 0
+        if candidate:
+            gap = 0
         size += n
+        gap += n
     return out
 
 
