@@ -45,9 +45,14 @@ def _lines(ids: set[str] | list[str], version: int = 1) -> list[bytes]:
     return [_line(rid, version) for rid in sorted(ids)]
 
 
+# No cut at max_bytes: the one cut that depends on where the shard began (after a long run
+# without a boundary, which random ids make rare but Hypothesis finds); tested apart.
+NATURAL = ShardRule(min_bytes=256, target_bytes=1024, max_bytes=1 << 40)
+
+
 def _bounds(lines: list[bytes]) -> list[tuple[str, int, str]]:
     """The shards as (first id, count, digest): what the header lists."""
-    split = Split.from_terminated(lines, SMALL_RULE)
+    split = Split.from_terminated(lines, NATURAL)
     if not split.shards:
         return [("", split.count, split.digest)]
     return [(s.first, s.count, s.digest) for s in split.shards]
@@ -187,7 +192,7 @@ def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataO
 @given(IDS.filter(lambda s: len(s) > 20))
 def test_an_insert_before_every_id_rewrites_a_few_shards(ids: set[str]) -> None:
     old, new = _bounds(_lines(ids)), _bounds(_lines({*ids, "a-first"}))
-    assert len(new) - _common_tail(old, new) <= 3
+    assert len(new) - _common_tail(old, new) <= 2  # the first shard, perhaps cut in two
 
 
 @contextmanager
