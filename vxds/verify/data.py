@@ -15,6 +15,7 @@ from blake3 import blake3
 from vxds.errors import SourceError, VxdsError
 from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
 from vxds.locks.format import HEADER
+from vxds.locks.shards import file_line
 from vxds.locks.splits import split_file
 from vxds.locks.store import Lock
 from vxds.resource import InvalidResource, Resource, check_id
@@ -80,7 +81,8 @@ _SPECIAL = ("ClinicalRecord", "DICOMSeries", "Zarr")  # made by the folder sourc
 
 
 def _line_where(ctx: Context, target: Target, split: str, number: int) -> dict[str, Any]:
-    return {"file": ctx.config.relative(target.path / split_file(split)), "line": number}
+    file, line = file_line(target.header, split, number) if target.header else (split_file(split), number)
+    return {"file": ctx.config.relative(target.path / file), "line": line}
 
 
 def _check_folder(
