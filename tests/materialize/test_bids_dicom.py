@@ -143,6 +143,8 @@ def test_the_mr_becomes_valid_bids_nifti_and_the_unmapped_ct_fails(scanner: Path
     assert version.startswith("v1.0.")
     assert json.loads((root / "sub-01/ses-1/anat/sub-01_ses-1_T1w.json").read_text())["Modality"] == "MR"
     assert _leaks(scanner / "out") == []  # the receipt, images, sidecars and tables
+    header = gzip.decompress((root / "sub-01/ses-1/anat/sub-01_ses-1_T1w.nii.gz").read_bytes())[:348]
+    assert header[148:252] == bytes(104)  # descrip held "Time=<AcquisitionTime>", aux_file ImageComments
     assert not (scanner / "out/.vxds-tmp").exists()  # the staged DICOM copies are gone
 
 

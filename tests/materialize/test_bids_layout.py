@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 from pydicom.data import get_testdata_file
 
+from vxds import __version__
 from vxds.cli.main import cli
 from vxds.materialize import Target, materialize
 from vxds.materialize.base import Job
@@ -204,7 +205,7 @@ def test_a_converter_places_a_resource_type(mixed: Path, monkeypatch: pytest.Mon
     assert (mixed / "out/bids/all/sub-01/anat/sub-01_run-02_T1w.json").read_bytes() == b"{}\n"
     assert "DICOMSeries" not in done.output
     generated = json.loads((mixed / "out/bids/all/dataset_description.json").read_text())["GeneratedBy"]
-    assert [(g["Name"], g.get("Version")) for g in generated][0] == ("fake", "1.0")
+    assert [(g["Name"], g.get("Version")) for g in generated] == [("fake", "1.0"), ("vxds", __version__)]
     receipt = read_receipt(mixed / "out")
     assert receipt is not None
     assert receipt.converters == {"fake": "1.0"}

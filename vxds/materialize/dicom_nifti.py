@@ -101,7 +101,8 @@ def bids_target(attrs: Mapping[str, Any], rules: Iterable[tuple[str, str]] = ())
     raise ConversionError(
         f"no BIDS datatype/suffix for a {attrs.get('Modality', 'DICOM')} series described"
         f" {str(attrs.get('SeriesDescription', ''))[:80]!r}",
-        hint='map it in [tool.vxds.dicom_bids], e.g. "MR:*localizer*" = "anat/T1w"',
+        hint='map it in [tool.vxds.dicom_bids] (e.g. "MR:*localizer*" = "anat/T1w"),'
+        " or leave it out of the split in the recipe",
     )
 
 

@@ -32,13 +32,13 @@ from vxds.errors import VxdsError
 from vxds.locks.splits import Split
 from vxds.materialize.base import Job
 from vxds.materialize.bids import dicom
+from vxds.materialize.bids.dicom import Placed
 from vxds.materialize.bids.layout import Converter, SplitWriter
 from vxds.materialize.bids.naming import BidsName, bids_path, participants_tsv
 from vxds.materialize.bids.tree import SourceTree
 from vxds.resource import Resource
 
 __all__ = ["BidsMaterializer", "BidsName", "Converter", "Placed", "bids_path", "participants_tsv"]
-Placed = dicom.Placed
 
 
 def source_tree(job: Job) -> SourceTree:
@@ -61,13 +61,18 @@ class BidsMaterializer:
     converters: ClassVar[dict[str, Converter]] = {"DICOMSeries": dicom.to_nifti}
 
     def preflight(self, splits: Mapping[str, Split]) -> None:
-        """dcm2niix must be there when a split holds a DICOM series: else one error, exit 2."""
+        """dcm2niix must be there when a split holds a DICOM series to convert (one outside a
+        ``sourcedata/`` folder): else one error, exit 2."""
         if self.converters.get("DICOMSeries") is not dicom.to_nifti:
             return
-        if any(r.type == "DICOMSeries" for split in splits.values() for r in split.resources()):
+        if any(
+            r.type == "DICOMSeries" and "sourcedata" not in r.id.split("/")
+            for split in splits.values()
+            for r in split.resources()
+        ):
             from vxds.materialize.dicom_nifti import converter
 
-            converter()
+            converter()  # raises ConversionError naming the vxds[dicom] extra
 
     def materialize(self, job: Job) -> None:
         tree = source_tree(job)
