@@ -173,6 +173,9 @@ def test_series_of_one_name_get_runs_and_a_func_series_a_task(tmp_path: Path, wr
     assert json.loads((root / "func/sub-02_task-rsfMRI2mm_bold.json").read_text())["TaskName"] == "rsfMRI2mm"
     sidecar = json.loads((root / "anat/sub-02_run-1_T1w.json").read_text())
     assert sidecar["SeriesDescription"] == "t1_mprage_repeat"
+    again = _cli(project, "materialize", "scans@1", "-o", str(project / "out"), "-m", "bids")
+    assert again.exit_code == 0, again.output
+    assert "0 placed" in again.output  # the conversion is deterministic: every file in place
 
 
 def test_without_dcm2niix_one_error_names_the_extra_before_anything_is_written(
