@@ -42,7 +42,10 @@ def test_dicom_allow_and_bids_rules(tmp_path: Path) -> None:
     )
     config = load_config(_config(tmp_path, body))
     assert config.dicom_allow == ("EchoTime", "PatientAge")
-    assert config.storage == {"dicom_allow": ["EchoTime", "PatientAge"]}
+    assert config.storage == {  # as sources and -m bids read them
+        "dicom_allow": ["EchoTime", "PatientAge"],
+        "dicom_bids": [["MR:*loc*", "anat/T2w"], ["PT:*", "pet/pet"]],
+    }
     assert config.dicom_bids == (("MR:*loc*", "anat/T2w"), ("PT:*", "pet/pet"))
 
 

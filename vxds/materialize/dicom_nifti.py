@@ -14,19 +14,23 @@ and ``GeneratedBy``.
 * **No PHI in a sidecar.** dcm2niix's anonymisation (``-ba y``) drops the patient's name, id
   and birth date, but keeps the institution, station, serial numbers and comments: every key
   the PS3.15 profile names (``vxds.sources.folder.ps3_15``) is removed from the sidecar,
-  unless the project allows it (``[tool.vxds] dicom_allow``). Output names never hold a
-  header value (``-f series``).
+  unless the project allows it (``[tool.vxds] dicom_allow``). The NIfTI header's free-text
+  fields go too: dcm2niix writes the acquisition time into ``descrip`` and ImageComments into
+  ``aux_file`` (both blanked unless ``AcquisitionTime``/``ImageComments`` is allowed). Output
+  names never hold a header value (``-f series``).
 * **Several outputs.** A series dcm2niix splits (echoes, phase, one volume per image) gives
   each output a ``postfix`` (dcm2niix's: ``_e2``, ``_ph``, ``_i00001``); ``entities`` is the
   BIDS entity it stands for (``echo``, ``part``) where there is one, else None.
 
-Not covered: entities BIDS requires beyond datatype and suffix (``task`` for ``func/bold``),
-fieldmap ``IntendedFor``, and anything dcm2niix itself cannot convert (it names the reason).
+Where each file goes in a BIDS dataset (subject, session, ``run``, ``task``) is decided by
+``vxds.materialize.bids.dicom``. Not covered: fieldmap ``IntendedFor``, and anything dcm2niix
+itself cannot convert (it names the reason).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import os
 import re
 import shutil
@@ -58,7 +62,9 @@ DEFAULT_RULES: tuple[tuple[str, str], ...] = (
 )
 EXTENSIONS = (".nii.gz", ".json", ".bval", ".bvec")
 _STEM = "series"
-_POSTFIX_ENTITIES = ((re.compile(r"_e(\d+)\Z"), "echo"), (re.compile(r"_ph\Z"), "part"))
+# dcm2niix's postfix parts with a BIDS entity: echo number, phase/real/imaginary images.
+_ECHO = re.compile(r"e(\d+)\Z")
+_PARTS = {"ph": "phase", "real": "real", "imaginary": "imag"}
 _TIMEOUT = 600
 
 
@@ -95,7 +101,8 @@ def bids_target(attrs: Mapping[str, Any], rules: Iterable[tuple[str, str]] = ())
     raise ConversionError(
         f"no BIDS datatype/suffix for a {attrs.get('Modality', 'DICOM')} series described"
         f" {str(attrs.get('SeriesDescription', ''))[:80]!r}",
-        hint='map it in [tool.vxds.dicom_bids], e.g. "MR:*localizer*" = "anat/T1w"',
+        hint='map it in [tool.vxds.dicom_bids] (e.g. "MR:*localizer*" = "anat/T1w"),'
+        " or leave it out of the split in the recipe",
     )
 
 
@@ -111,7 +118,10 @@ def converter() -> str:
         pass
     found = shutil.which("dcm2niix")
     if found is None:
-        raise ConversionError("dcm2niix is not installed", hint="pip install 'vxds[dicom]'")
+        raise ConversionError(
+            "dcm2niix is not installed: converting DICOM needs the vxds[dicom] extra",
+            hint="pip install 'vxds[dicom]'",
+        )
     return found
 
 
@@ -173,6 +183,8 @@ def convert(
     for f in files:
         if f.extension == ".json":
             _strip_sidecar(f.path, kept)
+        elif f.extension == ".nii.gz":
+            _strip_header(f.path, kept)
     return Conversion(files, "dcm2niix", converter_version(binary))
 
 
@@ -182,12 +194,22 @@ def _converted(path: Path, datatype: str, suffix: str) -> Converted:
     if extension is None or not name.startswith(_STEM):
         raise ConversionError(f"dcm2niix wrote an unexpected file {name!r}")
     postfix = name[len(_STEM) : -len(extension)]
-    entities: dict[str, str] | None = {} if not postfix else None
-    for pattern, entity in _POSTFIX_ENTITIES:
-        found = pattern.match(postfix)
-        if found is not None:
-            entities = {entity: found.group(1) if found.groups() else "phase"}
-    return Converted(path, datatype, suffix, extension, postfix, entities)
+    return Converted(path, datatype, suffix, extension, postfix, postfix_entities(postfix))
+
+
+def postfix_entities(postfix: str) -> dict[str, str] | None:
+    """The BIDS entities of a dcm2niix postfix (``_e2_ph``: echo 2, part phase); None when a
+    part of it stands for none (``_i00001``, ``_ADC``, ``_c3``)."""
+    entities: dict[str, str] = {}
+    for part in postfix.split("_")[1:] if postfix.startswith("_") else ([postfix] if postfix else []):
+        echo = _ECHO.match(part)
+        if echo is not None:
+            entities["echo"] = str(int(echo.group(1)))
+        elif part in _PARTS:
+            entities["part"] = _PARTS[part]
+        else:
+            return None
+    return entities
 
 
 def _strip_sidecar(path: Path, allow: tuple[str, ...]) -> None:
@@ -199,3 +221,22 @@ def _strip_sidecar(path: Path, allow: tuple[str, ...]) -> None:
     if not isinstance(data, dict):
         raise ConversionError(f"dcm2niix wrote a sidecar {path.name} that is not a JSON object")
     atomic_write(path, orjson.dumps(without_identifying(data, allow), option=orjson.OPT_INDENT_2))
+
+
+# NIfTI-1 header fields of free text (offset, length): where dcm2niix puts header values.
+_TEXT_FIELDS = (((148, 80), ("AcquisitionTime",)), ((228, 24), ("ImageComments",)))
+
+
+def _strip_header(path: Path, allow: tuple[str, ...]) -> None:
+    """The image with its ``descrip`` (``TE=..;Time=<AcquisitionTime>``) and ``aux_file``
+    (ImageComments) blanked, unless the attribute they hold is allowed."""
+    try:
+        data = bytearray(gzip.decompress(path.read_bytes()))
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise ConversionError(f"dcm2niix wrote an unreadable image {path.name}: {exc}") from None
+    if len(data) < 348 or int.from_bytes(data[:4], "little") != 348:
+        raise ConversionError(f"dcm2niix wrote {path.name}, which is not a NIfTI-1 image")
+    for (offset, length), keywords in _TEXT_FIELDS:
+        if not set(keywords) & set(allow):
+            data[offset : offset + length] = bytes(length)
+    atomic_write(path, gzip.compress(bytes(data), mtime=0))

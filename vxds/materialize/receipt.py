@@ -132,6 +132,7 @@ class Receipt:
     files: dict[str, Entry] = field(default_factory=dict)
     generator: str = ""
     failed: list[dict[str, Any]] = field(default_factory=list)  # {resource, path, message}
+    converters: dict[str, str] = field(default_factory=dict)  # program -> version (dcm2niix)
 
     def to_bytes(self) -> bytes:
         body = {
@@ -145,6 +146,8 @@ class Receipt:
             "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
             "failed": self.failed,
         }
+        if self.converters:  # only where a program made files: older receipts stay as they were
+            body["converters"] = dict(sorted(self.converters.items()))
         return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
@@ -186,6 +189,7 @@ def _receipt(data: Any, path: Path) -> Receipt:
         files={_path(p, f"{path}: files"): Entry.from_json(e) for p, e in data["files"].items()},
         generator=str(data.get("generator", "")),
         failed=[_failure(f) for f in data.get("failed", [])],
+        converters={str(k): str(v) for k, v in data.get("converters", {}).items()},
     )
 
 

@@ -125,6 +125,8 @@ def load_config(root: Path | None = None) -> Config:
     if allow:
         storage = {**storage, "dicom_allow": list(allow)}
     dicom_bids = _dicom_bids(pyproject, table.pop("dicom_bids", {}))
+    if dicom_bids:  # -m bids reads it where the source's options are (vxds.materialize.bids.dicom)
+        storage = {**storage, "dicom_bids": [list(rule) for rule in dicom_bids]}
     for key, value in table.items():
         _path_string(pyproject, key, value)
     return Config(

@@ -7,11 +7,12 @@
 * ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars; a volume's
   NIfTI header fields; a series' DICOM header fields (never identifying ones, ``ps3_15``).
 
-Hidden files and folders (a leading dot) are skipped. Symlinked folders are not followed;
-a symlinked file is read through its link, as its content is what the tree shows, when
-the link resolves inside the folder. A link leading outside it, or a name no resource id
-can hold (not UTF-8, a control character, a backslash, a drive letter), stops the scan
-with one error naming each, before any file is read: a source never leaves its folder.
+Hidden files and folders (a leading dot) are skipped, but for a BIDS dataset's
+``.bidsignore`` and a Zarr's members (``listing``). Symlinked folders are not followed; a
+symlinked file is read through its link when it resolves inside the folder. A link leading
+outside it, or a name no resource id can hold (not UTF-8, a control character, a
+backslash, a drive letter), stops the scan with one error naming each, before any file is
+read: a source never leaves its folder.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder import bids, dicom
-from vxds.sources.folder.cache import IndexCache, Key, Listing, TreeCache, cache_folder, racy_after
+from vxds.sources.folder.cache import IndexCache, Key, TreeCache, cache_folder, racy_after
+from vxds.sources.folder.listing import listing
 from vxds.sources.folder.nifti import Headers
 from vxds.sources.folder.tree import TreeBuilder, record_tables
 
@@ -48,24 +50,6 @@ def folder_path(url: str, base: Path) -> Path:
         url = url[len("file:") :]
     path = Path(url)
     return path if path.is_absolute() else base / path
-
-
-def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tuple[int, int]]:
-    """A folder's visible file and folder names (from the cache when it is unchanged); in
-    a Zarr, dot-files (``.zattrs``, ``.zarray``) are members too."""
-    st = os.stat(path)
-    key = (st.st_mtime_ns, st.st_ino)
-    cached = tree.get(rel, key) if tree is not None else None
-    if cached is not None:
-        return cached, key
-    names: list[str] = []
-    subdirs: list[str] = []
-    hidden = bids.zarr_root(rel) is not None
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if hidden or not entry.name.startswith("."):
-                (subdirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
-    return (names, subdirs), key
 
 
 def shown(rel: str) -> str:
@@ -177,7 +161,7 @@ def walk(
     while stack:
         rel, path = stack.pop()
         try:
-            (names, subdirs), dir_key = _listing(rel, path, tree)
+            (names, subdirs), dir_key = listing(rel, path, tree)
         except OSError as exc:
             raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
         stack.extend(state.folders(rel, path, subdirs))
