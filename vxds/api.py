@@ -33,6 +33,7 @@ class LockedDataset(Lock):
     source_url: str | None = field(default=None, compare=False)  # None: the lock's own
     storage: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # [tool.vxds.storage]
     _sources: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    store_url: str | None = field(default=None, compare=False)  # the store readers fall back to
 
     def __iter__(self) -> Iterator[Resource]:
         """Every resource, split by split in name order."""
@@ -55,6 +56,13 @@ class LockedDataset(Lock):
         ``vxds.locks.verified_read.IntegrityError`` if they are not the locked bytes."""
         if isinstance(resource, str):
             resource = self.get(resource)
+        if self.store_url is not None:  # the source's bytes, else the store's; checked either way
+            from vxds.store.cas import open_store
+            from vxds.store.reader import StoreReader, open_with_fallback
+
+            store = StoreReader(open_store(self.store_url, base=self.base, options=self.storage))
+            raw = open_with_fallback(resource, lambda: self.source.open(resource), store)
+            return VerifiedReader(resource, raw)
         return VerifiedReader(resource, self.source.open(resource))
 
     def get(self, id: str) -> Resource:
@@ -85,7 +93,12 @@ class LockedDataset(Lock):
 
 
 def load_lock(
-    spec: str | Path, *, root: str | Path | None = None, source: str | None = None, rev: str | None = None
+    spec: str | Path,
+    *,
+    root: str | Path | None = None,
+    source: str | None = None,
+    rev: str | None = None,
+    store: str | None = None,
 ) -> LockedDataset:
     """A checked lock from ``"name@version"`` (or ``"name"``: the highest) or a lock folder.
 
@@ -95,7 +108,8 @@ def load_lock(
     ``root`` is the project folder (default: found from the current directory, or from
     the lock folder). ``source`` reads bytes from another URL than the one in the lock.
     ``rev`` reads the lock as it was at a Git revision (a tag, branch or sha), from Git's
-    objects, without a checkout.
+    objects, without a checkout. ``store`` (default: ``[tool.vxds.store] url``) is where
+    ``open`` reads a resource whose locked bytes the source no longer has (docs/store.md).
     """
     path = Path(spec)
     if rev is not None:
@@ -104,13 +118,19 @@ def load_lock(
         config = load_config(Path(root) if root is not None else None)
         lock = lock_at(config, rev, str(spec))
         return LockedDataset(
-            lock.header, lock.splits, base=config.root, source_url=source, storage=config.storage
+            lock.header,
+            lock.splits,
+            base=config.root,
+            source_url=source,
+            storage=config.storage,
+            store_url=store or config.store,
         )
     if isinstance(spec, Path) or (path / "lock.toml").is_file():
         lock = read_lock(path, deep=True)
         base = Path(root).resolve() if root is not None else find_root(path.resolve())
         try:
-            storage = load_config(base).storage
+            loaded = load_config(base)
+            storage, store = loaded.storage, store or loaded.store
         except VxdsError:  # a lock folder outside any project: no storage options
             storage = {}
     else:
@@ -120,8 +140,10 @@ def load_lock(
         config, manifest = open_project(root, require_scripts=False)
         entry = manifest.find(*parse_spec(str(spec)))
         lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
-        base, storage = config.root, config.storage
-    return LockedDataset(lock.header, lock.splits, base=base, source_url=source, storage=storage)
+        base, storage, store = config.root, config.storage, store or config.store
+    return LockedDataset(
+        lock.header, lock.splits, base=base, source_url=source, storage=storage, store_url=store
+    )
 
 
 def lock(

@@ -136,6 +136,7 @@ def _materialized(out: Path, root: Path | None) -> Report:
     metavar="OUT",
     help="Check a folder written by 'vxds materialize' against its receipt and lock, nothing else.",
 )
+@click.option("--store", "store", metavar="URL", help="Check every resource is in this store.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
     "--no-cache", is_flag=True, help="Check every lock line again, ignoring results kept in .vxds/."
@@ -154,6 +155,7 @@ def command(
     manifest_only: bool,
     base: str | None,
     materialized: Path | None,
+    store: str | None,
     strict: bool,
     no_cache: bool,
     jobs: int | None,
@@ -188,6 +190,7 @@ def command(
             jobs=jobs,
             progress=progress,
             base=base,
+            store=store,
         )
         report = run(config, datasets, options)
     return _show(

@@ -10,7 +10,7 @@ from typing import Any
 from vxds.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
-KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables")
+KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables", "store")
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Config:
     # [tool.vxds] record_tables: globs of the tables whose rows are ClinicalRecords, besides
     # participants.tsv. Sources are given it with the storage options (``record_tables``).
     record_tables: tuple[str, ...] = ()
+    store: str | None = None  # [tool.vxds.store] url: the content-addressed store (docs/store.md)
 
     @property
     def cache_dir(self) -> Path:
@@ -109,6 +110,7 @@ def load_config(root: Path | None = None) -> Config:
         raise ConfigError(
             f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage]), got {_kind(storage)}"
         )
+    store = _store_url(pyproject, table.pop("store", {}))
     tables = _record_tables(pyproject, table.pop("record_tables", []))
     if tables:
         storage = {**storage, "record_tables": list(tables)}
@@ -122,7 +124,15 @@ def load_config(root: Path | None = None) -> Config:
         pyproject=pyproject if pyproject.is_file() else None,
         storage=storage,
         record_tables=tables,
+        store=store,
     )
+
+
+def _store_url(pyproject: Path, value: object) -> str | None:
+    """``[tool.vxds.store]``: a table whose only key is ``url``."""
+    if not isinstance(value, dict) or set(value) - {"url"}:
+        raise ConfigError(f"{pyproject}: [tool.vxds.store] must be a table with one key, url")
+    return _path_string(pyproject, "store.url", value["url"]) if "url" in value else None
 
 
 def _record_tables(pyproject: Path, value: object) -> tuple[str, ...]:

@@ -87,6 +87,7 @@ class Options:
     jobs: int | None = None
     progress: Progress = NO_PROGRESS
     base: str | None = None  # a Git revision whose locks are published: they must not change
+    store: str | None = None  # --store URL: check every resource is in it (VX8xx; or [tool.vxds.store])
 
 
 @dataclass
@@ -147,6 +148,7 @@ class Context:
     at_resolvers: dict[str, Any] = field(default_factory=dict)  # snapshot -> Resolver (time travel)
     published: dict[str, Any] = field(default_factory=dict)  # name@version -> PublishedChange (--base)
     drift: dict[str, Any] = field(default_factory=dict)  # name@version -> DatasetDiff (--reproduce)
+    store: Any = None  # a vxds.verify.store.StoreState, made on first use
 
     def finding(self, target: Target, code: str, severity: str, message: str, **where: Any) -> Finding:
         where.setdefault("file", self.config.relative(target.path / HEADER))

@@ -1,0 +1,179 @@
+"""Where a store's objects live: a local folder, or a bucket reached through fsspec.
+
+Both answer the same five calls on keys relative to the store's root (``blake3/ab/cd…``):
+``listing`` (every key and its size, in one listing), ``exists``, ``write`` (atomic and
+never over an object that is there), ``open`` and ``delete``. A write is given a check that
+runs after the last chunk and before the object becomes visible: when it raises, nothing is
+left under the key.
+
+A folder writes a uniquely named temporary file beside the object and links it to its
+name (a link fails when the name exists, so an object is never rewritten). A bucket writes
+through fsspec's buffered file, whose upload (a multipart upload for a large object) only
+becomes an object when the file is closed; a failed check discards it instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from vxds.errors import SourceError
+from vxds.fs import fsync_dir, make_dirs
+
+TMP_SUFFIX = ".tmp"
+
+
+class Backend(Protocol):
+    url: str
+
+    def listing(self, prefix: str) -> Iterator[tuple[str, int]]: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def write(self, key: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None: ...
+
+    def open(self, key: str) -> BinaryIO: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def local_path(self, key: str) -> str | None: ...
+
+
+class FolderBackend:
+    """Objects as files under a local folder."""
+
+    def __init__(self, url: str, root: Path) -> None:
+        self.url = url
+        self.root = root
+
+    def listing(self, prefix: str) -> Iterator[tuple[str, int]]:
+        top = self.root / prefix
+        for folder, _dirs, files in os.walk(top):
+            rel = Path(folder).relative_to(self.root).as_posix()
+            for name in files:
+                if not name.startswith("."):  # temporary names of writes under way
+                    yield f"{rel}/{name}", os.stat(os.path.join(folder, name)).st_size
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
+
+    def write(self, key: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        target = self.root / key
+        make_dirs(target.parent)
+        tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
+        try:
+            with open(tmp, "xb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+                check()
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):  # the object is there: never rewritten
+                os.link(tmp, target)
+            fsync_dir(target.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return open(self.root / key, "rb")
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def local_path(self, key: str) -> str | None:
+        path = self.root / key
+        return str(path) if path.is_file() else None
+
+    def stale_temporaries(self, prefix: str, older_than: float) -> list[Path]:
+        """Temporary files of killed writes (older than ``older_than``, a timestamp)."""
+        found = []
+        for folder, _dirs, files in os.walk(self.root / prefix):
+            for name in files:
+                path = Path(folder) / name
+                if name.startswith(".") and name.endswith(TMP_SUFFIX) and path.stat().st_mtime < older_than:
+                    found.append(path)
+        return found
+
+
+class BucketBackend:
+    """Objects under a bucket prefix, through the filesystem of the matching source class
+    (so URLs, credentials, options and error messages are the sources' own)."""
+
+    def __init__(self, source: Any) -> None:
+        self.url = source.url
+        self._source = source
+        self.fs = source.fs
+        self.base = f"{source.bucket}/{source.prefix}".rstrip("/")
+
+    def _path(self, key: str) -> str:
+        return f"{self.base}/{key}"
+
+    def _error(self, exc: Exception, what: str) -> SourceError:
+        failure: SourceError = self._source._failure(exc, what)
+        return SourceError(failure.message.replace("source ", "store ", 1), hint=failure.hint)
+
+    def listing(self, prefix: str) -> Iterator[tuple[str, int]]:
+        top = self._path(prefix)
+        try:
+            found = self.fs.find(top, detail=True)
+        except FileNotFoundError:
+            return iter(())
+        except Exception as exc:
+            raise self._error(exc, f"cannot list {prefix}") from None
+        start = len(self.base) + 1
+        return iter(sorted((path[start:], int(info.get("size") or 0)) for path, info in found.items()))
+
+    def exists(self, key: str) -> bool:
+        try:
+            return bool(self.fs.exists(self._path(key)))
+        except Exception as exc:
+            raise self._error(exc, f"cannot look up {key}") from None
+
+    def write(self, key: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        out = self.fs.open(self._path(key), "wb")
+        try:
+            for chunk in chunks:
+                out.write(chunk)
+            check()
+        except BaseException:
+            _discard(out)
+            raise
+        try:
+            out.close()
+        except Exception as exc:
+            raise self._error(exc, f"cannot write {key}") from None
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            fh: BinaryIO = self.fs.open(self._path(key), "rb")
+        except FileNotFoundError:
+            raise KeyError(key) from None
+        except Exception as exc:
+            raise self._error(exc, f"cannot read {key}") from None
+        return fh
+
+    def delete(self, key: str) -> None:
+        try:
+            self.fs.rm_file(self._path(key))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self._error(exc, f"cannot delete {key}") from None
+
+    def local_path(self, key: str) -> str | None:
+        return None
+
+
+def _discard(out: Any) -> None:
+    """Throw away an unfinished upload: no object appears, now or when ``out`` is collected."""
+    try:
+        out.discard()
+    finally:
+        out.closed = True  # else fsspec's __del__ would close (and so commit) it
