@@ -104,12 +104,10 @@ def load_lock(
 
     Every digest and every line is checked, as ``vxds verify`` does; a lock that another
     process relocks meanwhile is read again (``LockError`` if it keeps changing).
-
     ``root`` is the project folder (default: found from the current directory, or from
     the lock folder). ``source`` reads bytes from another URL than the one in the lock.
     ``rev`` reads the lock as it was at a Git revision (a tag, branch or sha), from Git's
-    objects, without a checkout. ``store`` (default: ``[tool.vxds.store] url``) is where
-    ``open`` reads a resource whose locked bytes the source no longer has (docs/store.md).
+    objects, without a checkout. ``store``: where ``open`` falls back to (docs/store.md).
     """
     path = Path(spec)
     if rev is not None:

@@ -91,7 +91,8 @@ def test_a_push_killed_half_way_leaves_whole_objects_and_resumes(project: Path, 
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not (store / "blake3").is_dir() or len(objects(store)) < 2:
-        assert time.monotonic() < deadline and child.poll() is None
+        assert time.monotonic() < deadline
+        assert child.poll() is None
         time.sleep(0.005)
     child.send_signal(signal.SIGKILL)
     child.wait()

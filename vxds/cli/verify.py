@@ -9,6 +9,7 @@ import click
 
 from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
 from vxds.cli.output import print_json, progress_bar
+from vxds.errors import UsageError
 from vxds.verify import Options, Report, Sample, run
 from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
 
@@ -168,7 +169,6 @@ def command(
     Without --reproduce no recipe code is run; with --no-exec none is even imported,
     whatever else is asked. Nothing in the repository is written.
     """
-    from vxds.errors import UsageError
     from vxds.project.config import load_config
 
     if sample is not None and not data:
