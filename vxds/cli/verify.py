@@ -110,6 +110,13 @@ def _materialized(out: Path, root: Path | None) -> Report:
     return Report(findings, datasets=1, resources=resources)
 
 
+def _sample(sample: str | None, *, data: bool, from_store: bool) -> Sample | None:
+    """``--sample`` parsed; it and ``--from-store`` go with ``--data`` only."""
+    if (sample is not None or from_store) and not data:
+        raise UsageError("--sample and --from-store go with --data")
+    return Sample.parse(sample) if sample is not None else None
+
+
 @click.command("verify", epilog=EPILOG)
 @click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
 @click.option(
@@ -138,6 +145,7 @@ def _materialized(out: Path, root: Path | None) -> Report:
     help="Check a folder written by 'vxds materialize' against its receipt and lock, nothing else.",
 )
 @click.option("--store", "store", metavar="URL", help="Check every resource is in this store.")
+@click.option("--from-store", is_flag=True, help="With --data: re-hash the store's copies instead.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
     "--no-cache", is_flag=True, help="Check every lock line again, ignoring results kept in .vxds/."
@@ -157,6 +165,7 @@ def command(
     base: str | None,
     materialized: Path | None,
     store: str | None,
+    from_store: bool,
     strict: bool,
     no_cache: bool,
     jobs: int | None,
@@ -171,9 +180,7 @@ def command(
     """
     from vxds.project.config import load_config
 
-    if sample is not None and not data:
-        raise UsageError("--sample goes with --data")
-    parsed = Sample.parse(sample) if sample is not None else None
+    parsed = _sample(sample, data=data, from_store=from_store)
     if materialized is not None:
         report = _materialized(materialized, root)
         return _show(report, fmt=fmt, quiet=quiet, strict=strict, sample=None, seed=seed)
@@ -191,6 +198,7 @@ def command(
             progress=progress,
             base=base,
             store=store,
+            from_store=from_store,
         )
         report = run(config, datasets, options)
     return _show(

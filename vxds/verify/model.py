@@ -88,6 +88,7 @@ class Options:
     progress: Progress = NO_PROGRESS
     base: str | None = None  # a Git revision whose locks are published: they must not change
     store: str | None = None  # --store URL: check every resource is in it (VX8xx; or [tool.vxds.store])
+    from_store: bool = False  # --data --from-store: re-hash the store's copies, not the source
 
 
 @dataclass

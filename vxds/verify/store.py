@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from vxds.errors import VxdsError
 from vxds.locks.splits import split_file
 from vxds.resource import Resource
-from vxds.store.cas import key_of, open_store, stored_digest
+from vxds.store.cas import Store, key_of, open_store, stored_digest
 from vxds.verify.findings import ERROR, Finding
 from vxds.verify.model import Context, Target
 
@@ -23,20 +23,22 @@ class StoreState:
     """The store's listing (or why there is none) and the locks published at ``--base``."""
 
     url: str
+    store: Store | None = None
     present: set[str] | None = None
     error: str | None = None
     reported: bool = False  # the listing failure is one finding, not one per lock
     base_digests: dict[str, str] = field(default_factory=dict)
 
 
-def _state(ctx: Context) -> StoreState | None:
+def store_state(ctx: Context) -> StoreState | None:
     url = ctx.options.store or ctx.config.store
     if url is None:
         return None
     if ctx.store is None:
         state = StoreState(url)
         try:
-            state.present = set(open_store(url, base=ctx.config.root, options=ctx.config.storage).listing())
+            state.store = open_store(url, base=ctx.config.root, options=ctx.config.storage)
+            state.present = set(state.store.listing())
             if ctx.options.base is not None:
                 state.base_digests = _digests_at(ctx, ctx.options.base)
         except VxdsError as exc:
@@ -57,7 +59,7 @@ def _digests_at(ctx: Context, rev: str) -> dict[str, str]:
 
 def check_store(ctx: Context, target: Target) -> list[Finding]:
     """VX801: a resource of the lock is not in the store; VX802: the store cannot be listed."""
-    state = _state(ctx)
+    state = store_state(ctx)
     if state is None or target.lock is None or target.header is None:
         return []
     if state.base_digests.get(target.key) == target.header.digest:
