@@ -17,8 +17,8 @@ def test_a_lost_file_the_store_has_is_a_warning(locked: Path, tmp_path: Path) ->
     result = vxds(locked, "verify", "--no-exec", "--data", "--store", str(store))
     assert result.exit_code == 0, result.output
     assert (
-        "warning VX803 locks/demo/1/resources.test.jsonl:1: sub-02/anat/sub-02_T2w.nii.gz: changed in the source"
-        f" (6 bytes, the lock says 14); the locked bytes are in the store {str(store)!r}"
+        "warning VX803 locks/demo/1/resources.test.jsonl:1: sub-02/anat/sub-02_T2w.nii.gz:"
+        f" changed in the source (6 bytes, the lock says 14); the locked bytes are in the store {str(store)!r}"
     ) in result.output
     assert vxds(locked, "verify", "--no-exec", "--data").exit_code == 1
 

@@ -8,8 +8,9 @@ left under the key.
 
 A folder writes a uniquely named temporary file beside the object and links it to its
 name (a link fails when the name exists, so an object is never rewritten). A bucket writes
-through fsspec's buffered file, whose upload (a multipart upload for a large object) only
-becomes an object when the file is closed; a failed check discards it instead.
+through fsspec's buffered file in exclusive mode, whose upload (a multipart upload for a
+large object) only becomes an object when the file is closed, and only if no object has the
+name by then; a failed check discards it instead.
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ class BucketBackend:
             raise self._error(exc, f"cannot look up {key}") from None
 
     def write(self, key: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
-        out = self.fs.open(self._path(key), "wb")
+        """A conditional write ("xb": S3's If-None-Match, GCS's and Azure's own): an object
+        that appeared meanwhile is kept, never replaced."""
+        out = self.fs.open(self._path(key), "xb")
         try:
             for chunk in chunks:
                 out.write(chunk)
@@ -147,8 +150,11 @@ class BucketBackend:
             raise
         try:
             out.close()
+        except FileExistsError:
+            pass  # written by another push meanwhile: the same bytes, as the name says
         except Exception as exc:
-            raise self._error(exc, f"cannot write {key}") from None
+            if not _already_there(exc):
+                raise self._error(exc, f"cannot write {key}") from None
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -169,6 +175,12 @@ class BucketBackend:
 
     def local_path(self, key: str) -> str | None:
         return None
+
+
+def _already_there(exc: BaseException) -> bool:
+    """A conditional write refused because the object exists (HTTP 412)."""
+    text = f"{type(exc).__name__} {exc}"
+    return "PreconditionFailed" in text or "412" in text or "ConditionNotMet" in text
 
 
 def _discard(out: Any) -> None:

@@ -1,0 +1,51 @@
+"""The two backends: writes that appear whole, checked, and never replace an object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.s3server import S3
+from vxds.locks.verified_read import IntegrityError
+from vxds.store.backends import Backend
+from vxds.store.cas import key_of, open_store
+
+KEY = key_of("ab" * 32)
+
+
+def _refuse() -> None:
+    raise IntegrityError("not the locked bytes")
+
+
+def _backends(tmp_path: Path, s3: S3) -> list[Backend]:
+    bucket = s3.bucket(versioned=False)
+    folder = open_store(str(tmp_path / "store"), base=tmp_path, options={})
+    bucket_store = open_store(f"s3://{bucket}/cas", base=tmp_path, options=s3.options)
+    return [folder.backend, bucket_store.backend]
+
+
+def test_an_object_is_never_replaced(tmp_path: Path, s3_server: S3) -> None:
+    for backend in _backends(tmp_path, s3_server):
+        backend.write(KEY, [b"first"], lambda: None)
+        backend.write(KEY, [b"second"], lambda: None)
+        with backend.open(KEY) as fh:
+            assert fh.read() == b"first"
+        assert list(backend.listing("blake3")) == [(KEY, 5)]
+
+
+def test_a_failed_check_leaves_nothing_even_for_a_multipart_upload(tmp_path: Path, s3_server: S3) -> None:
+    big = [b"x" * (6 << 20)] * 2  # over s3fs' block size: a multipart upload, then aborted
+    for backend in _backends(tmp_path, s3_server):
+        for chunks in ([b"small"], big):
+            with pytest.raises(IntegrityError):
+                backend.write(KEY, chunks, _refuse)
+        assert list(backend.listing("blake3")) == []
+        assert not backend.exists(KEY)
+        with pytest.raises(KeyError):
+            backend.open(KEY)
+    assert not s3_server.client.list_multipart_uploads(Bucket=_bucket_of(backend)).get("Uploads")
+
+
+def _bucket_of(backend: Backend) -> str:
+    return str(getattr(backend, "base", "")).split("/")[0]
