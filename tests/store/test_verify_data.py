@@ -18,7 +18,8 @@ def test_a_lost_file_the_store_has_is_a_warning(locked: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert (
         "warning VX803 locks/demo/1/resources.test.jsonl:1: sub-02/anat/sub-02_T2w.nii.gz:"
-        f" changed in the source (6 bytes, the lock says 14); the locked bytes are in the store {str(store)!r}"
+        " changed in the source (6 bytes, the lock says 14);"
+        f" the locked bytes are in the store {str(store)!r}"
     ) in result.output
     assert vxds(locked, "verify", "--no-exec", "--data").exit_code == 1
 
