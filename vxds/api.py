@@ -57,11 +57,9 @@ class LockedDataset(Lock):
         if isinstance(resource, str):
             resource = self.get(resource)
         if self.store_url is not None:  # the source's bytes, else the store's; checked either way
-            from vxds.store.cas import open_store
-            from vxds.store.reader import StoreReader, open_with_fallback
+            from vxds.store.reader import open_with_fallback
 
-            store = StoreReader(open_store(self.store_url, base=self.base, options=self.storage))
-            raw = open_with_fallback(resource, lambda: self.source.open(resource), store)
+            raw = open_with_fallback(resource, lambda: self.source.open(resource), self._store())
             return VerifiedReader(resource, raw)
         return VerifiedReader(resource, self.source.open(resource))
 
@@ -82,6 +80,17 @@ class LockedDataset(Lock):
             context = SourceContext(base=self.base, cache_dir=self.base / ".vxds", options=self.storage)
             self._sources[url] = open_source(url, context)
         return self._sources[url]
+
+    def _store(self) -> Any:
+        """The store ``open`` falls back to (opened on first use)."""
+        key = f"store:{self.store_url}"
+        if key not in self._sources:
+            from vxds.store.cas import open_store
+            from vxds.store.reader import StoreReader
+
+            assert self.store_url is not None
+            self._sources[key] = StoreReader(open_store(self.store_url, base=self.base, options=self.storage))
+        return self._sources[key]
 
     def _known(self, names: list[str]) -> list[str]:
         for name in names:

@@ -64,3 +64,22 @@ def test_gc_keeps_what_any_branch_needs_and_removes_the_rest(locked: Path, tmp_p
     # Only main's locks named: the edited file's object goes too.
     only_main = vxds(locked, "gc", "--store", str(store), "--rev", "main", "--delete")
     assert "removed 1 objects" in only_main.output
+
+
+def test_gc_removes_what_a_write_killed_a_day_ago_left(locked: Path, tmp_path: Path) -> None:
+    import os
+
+    store = tmp_path / "store"
+    assert vxds(locked, "push", "--all", "--store", str(store)).exit_code == 0
+    folder = next(p for p in (store / "blake3").iterdir() if p.is_dir())
+    old, fresh = folder / ".cdef.123-abcd.tmp", folder / ".cdef.124-abcd.tmp"
+    old.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(old, (1, 1))
+    dry = vxds(locked, "gc", "--store", str(store))
+    assert "would remove 0 objects (0 bytes) and 1 files of killed writes" in dry.output
+    assert old.exists()
+    assert vxds(locked, "gc", "--store", str(store), "--delete").exit_code == 0
+    assert not old.exists()
+    assert fresh.exists()  # perhaps a push under way
+    assert len(objects(store)) == 3

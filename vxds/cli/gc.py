@@ -73,6 +73,8 @@ def command(
         for digest, size in report.removed:
             click.echo(f"{verb} blake3/{digest[:2]}/{digest[2:]} ({size_text(size)})")
     what = f"{len(report.removed)} objects ({size_text(report.freed)})"
+    if report.temporaries:
+        what += f" and {report.temporaries} files of killed writes"
     if dry_run:
         click.echo(
             f"{report.store}: would remove {what}, keep {report.kept}; run with --delete to remove them"

@@ -2,18 +2,22 @@
 
 What is kept: every stored digest of every lock at the named revisions (by default every
 branch and tag, remote-tracking branches included) and in the working tree, and the member
-objects of each series manifest among them. Everything else under ``blake3/`` goes; a
-dry run (the default) only says what would.
+objects of each series manifest among them. Everything else under ``blake3/`` goes, and so
+do the temporary files of writes killed a day ago or more; a dry run only says what would.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from vxds.project.config import Config
-from vxds.store.cas import SERIES, Store
+from vxds.store.cas import SERIES, TOP, Store
 from vxds.store.wanted import lock_refs, wanted
+
+STALE_SECONDS = 24 * 3600  # a temporary file this old belongs to no write under way
 
 
 @dataclass
@@ -22,6 +26,7 @@ class GcReport:
     revisions: int  # how many revisions' locks were read (the working tree besides)
     kept: int = 0
     removed: list[tuple[str, int]] = field(default_factory=list)  # (digest, size)
+    temporaries: int = 0  # files of writes killed more than a day ago (a folder store)
     dry_run: bool = True
 
     @property
@@ -57,7 +62,18 @@ def gc(config: Config, store: Store, revs: Sequence[str], *, dry_run: bool = Tru
     report = GcReport(store.url, len(revs), dry_run=dry_run)
     report.removed = sorted((digest, size) for digest, size in present.items() if digest not in keep)
     report.kept = len(present) - len(report.removed)
+    stale = _stale_temporaries(store)
+    report.temporaries = len(stale)
     if not dry_run:
         for digest, _ in report.removed:
             store.delete(digest)
+        for path in stale:
+            path.unlink(missing_ok=True)
     return report
+
+
+def _stale_temporaries(store: Store) -> list[Path]:
+    """What killed writes left in a folder store, a day old or more (a bucket has none:
+    an unfinished upload is no object)."""
+    finder = getattr(store.backend, "stale_temporaries", None)
+    return finder(TOP, time.time() - STALE_SECONDS) if finder is not None else []
