@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,18 @@ def test_a_failed_check_leaves_nothing_even_for_a_multipart_upload(tmp_path: Pat
 
 def _bucket_of(backend: Backend) -> str:
     return str(getattr(backend, "base", "")).split("/")[0]
+
+
+@pytest.mark.parametrize("size", [0, 8 << 20, (8 << 20) + 1, (20 << 20) + 3])
+def test_large_objects_go_up_in_parts_and_come_back_whole(tmp_path: Path, s3_server: S3, size: int) -> None:
+    from blake3 import blake3
+
+    bucket = s3_server.bucket(versioned=False)
+    store = open_store(f"s3://{bucket}", base=tmp_path, options=s3_server.options)
+    data = os.urandom(size)
+    digest = blake3(data).hexdigest()
+    chunks = [data[i : i + (3 << 20)] for i in range(0, size, 3 << 20)]  # uneven against the parts
+    assert store.put(digest, chunks, size) == size
+    with store.open(digest) as fh:
+        assert fh.read() == data
+    assert store.listing() == {digest: size}

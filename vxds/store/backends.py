@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from vxds.errors import SourceError
+from vxds.errors import SourceError, VxdsError
 from vxds.fs import fsync_dir, make_dirs
 
 TMP_SUFFIX = ".tmp"
@@ -117,8 +117,16 @@ class BucketBackend:
         return f"{self.base}/{key}"
 
     def _error(self, exc: Exception, what: str) -> SourceError:
-        failure: SourceError = self._source._failure(exc, what)
-        return SourceError(failure.message.replace("source ", "store ", 1), hint=failure.hint)
+        """The sources' one-line message for a failed call (secrets blanked), about the store.
+        Calls are not retried here, so a transient failure's message says none were."""
+        from vxds.sources.objectstore.failures import TRANSIENT
+
+        failure = self._source._failure(exc, what)
+        message = failure.message.replace("source ", "store ", 1)
+        if failure.kind == TRANSIENT:
+            cause = self._source._scrub(self._source._cause(exc))
+            message = f"store {self.url!r}: {what}: the storage service failed: {cause}"
+        return SourceError(message, hint=failure.hint)
 
     def listing(self, prefix: str) -> Iterator[tuple[str, int]]:
         top = self._path(prefix)
@@ -140,6 +148,8 @@ class BucketBackend:
     def write(self, key: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
         """A conditional write ("xb": S3's If-None-Match, GCS's and Azure's own): an object
         that appeared meanwhile is kept, never replaced."""
+        if hasattr(self.fs, "_call_s3"):  # S3: parts side by side
+            return self._write_parts(key, chunks, check)
         out = self.fs.open(self._path(key), "xb")
         try:
             for chunk in chunks:
@@ -150,8 +160,18 @@ class BucketBackend:
             raise
         try:
             out.close()
-        except FileExistsError:
-            pass  # written by another push meanwhile: the same bytes, as the name says
+        except Exception as exc:  # one written by another push meanwhile holds the same bytes
+            if not _already_there(exc):
+                raise self._error(exc, f"cannot write {key}") from None
+
+    def _write_parts(self, key: str, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        from vxds.store.multipart import PartUpload
+
+        bucket, _, path = self._path(key).partition("/")
+        try:
+            PartUpload(self.fs, bucket, path).write(chunks, check)
+        except VxdsError:  # the check, or reading the source
+            raise
         except Exception as exc:
             if not _already_there(exc):
                 raise self._error(exc, f"cannot write {key}") from None
@@ -179,6 +199,8 @@ class BucketBackend:
 
 def _already_there(exc: BaseException) -> bool:
     """A conditional write refused because the object exists (HTTP 412)."""
+    if isinstance(exc, FileExistsError):  # s3fs' translation of a 412
+        return True
     text = f"{type(exc).__name__} {exc}"
     return "PreconditionFailed" in text or "412" in text or "ConditionNotMet" in text
 
