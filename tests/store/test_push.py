@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.store.conftest import objects, vxds
@@ -59,3 +60,20 @@ def test_push_needs_names_or_all(locked: Path, tmp_path: Path) -> None:
     result = vxds(locked, "push", "--store", str(tmp_path / "s"))
     assert result.exit_code == 2
     assert "give NAME[@VERSION]... or --all" in result.output
+
+
+def test_push_reads_the_locks_of_a_revision(locked: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(locked / "locks")  # only Git has the lock now
+    store = tmp_path / "store"
+    result = vxds(locked, "push", "--all", "--rev", "main", "--store", str(store), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "store": str(store),
+        "uploaded": 3,
+        "present": 0,
+        "bytes": sum(len(v) for v in VOLUMES),
+        "failures": [],
+    }
+    assert vxds(locked, "push", "--all", "--store", str(store)).exit_code == 0  # no lock: nothing to do
