@@ -10,6 +10,7 @@ digest of (``vxds.hashing.digest_json``), so the manifest too is named by its ow
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ ALGORITHM = "blake3"
 TOP = ALGORITHM  # the folder every object is under
 SERIES = ("DICOMSeries", "Zarr")  # stored as members plus a manifest
 UNSTORED = ("ClinicalRecord",)  # rows of a table: the table is stored, not each row
+COPY_THRESHOLD = 32 << 20  # from this size a folder store copies a local file in the kernel
 _HEX_RE = re.compile(r"[0-9a-f]{64}\Z")
 _KEY_RE = re.compile(rf"{TOP}/([0-9a-f]{{2}})/([0-9a-f]{{62}})\Z")
 
@@ -91,14 +93,31 @@ class Store:
                 yield chunk
 
         def check() -> None:
-            label = what or hexdigest
-            if size is not None and count[0] != size:
-                raise IntegrityError(f"{label}: read {count[0]} bytes, the lock says {size}")
-            if hasher.hexdigest() != hexdigest:
-                raise IntegrityError(f"{label}: content does not match the locked hash blake3:{hexdigest}")
+            _check(what or hexdigest, hasher.hexdigest(), hexdigest, count[0], size)
 
         self.backend.write(key_of(hexdigest), counted(), check)
         return count[0]
+
+    def flush(self) -> None:
+        """Make every write so far visible (a folder store links its writes in batches)."""
+        self.backend.flush()
+
+    def put_file(self, hexdigest: str, path: str, size: int | None = None, what: str = "") -> int:
+        """``put`` of a local file: a folder store copies it in the kernel, hashing it on
+        another thread; any other store streams it."""
+        copy = getattr(self.backend, "copy", None)
+        if copy is None or os.path.getsize(path) < COPY_THRESHOLD:
+            with open(path, "rb") as fh:
+                return self.put(hexdigest, iter(lambda: fh.read(8 << 20), b""), size, what)
+        from vxds.hashing import hash_file
+
+        def digest(at: str) -> str:
+            found = hash_file(at)
+            _check(what or hexdigest, found.partition(":")[2], hexdigest, os.path.getsize(at), size)
+            return found
+
+        written: int = copy(key_of(hexdigest), path, digest)
+        return written
 
     def open(self, hexdigest: str) -> BinaryIO:
         """The object's bytes (``KeyError`` when it is not in the store)."""
@@ -124,6 +143,14 @@ class Store:
             return [(str(name), str(digest).partition(":")[2]) for name, digest in pairs]
         except (orjson.JSONDecodeError, TypeError, ValueError):
             raise SourceError(f"store {self.url!r}: {key_of(hexdigest)} is not a series manifest") from None
+
+
+def _check(label: str, found: str, hexdigest: str, count: int, size: int | None) -> None:
+    """``IntegrityError`` unless bytes of digest ``found`` and length ``count`` are the locked ones."""
+    if size is not None and count != size:
+        raise IntegrityError(f"{label}: read {count} bytes, the lock says {size}")
+    if found != hexdigest:
+        raise IntegrityError(f"{label}: content does not match the locked hash blake3:{hexdigest}")
 
 
 def open_store(url: str, *, base: Path, options: Mapping[str, Any]) -> Store:

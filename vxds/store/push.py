@@ -46,11 +46,6 @@ class PushReport:
         return not self.failures
 
 
-def _file_chunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        yield from chunks_of(fh)
-
-
 def chunks_of(fh: BinaryIO) -> Iterator[bytes]:
     """``fh`` block by block, closed at the end."""
     with fh:
@@ -112,6 +107,7 @@ def push(
                 task.advance()
     finally:
         task.close()
+        store.flush()
     return report
 
 
@@ -130,6 +126,9 @@ def _push_one(store: Store, sources: _Sources, item: Wanted, present: Mapping[st
     resource = item.resource
     if resource.type in SERIES:
         return _push_series(store, source, item, present)
+    local = getattr(source, "local_path", None)
+    if local is not None:
+        return store.put_file(item.digest, local(resource), resource.size, what=resource.id)
     return store.put(item.digest, chunks_of(source.open(resource)), resource.size, what=resource.id)
 
 
@@ -150,5 +149,5 @@ def _push_series(store: Store, source: Any, item: Wanted, present: Mapping[str, 
     for name, path, digest in members:
         hexdigest = digest.partition(":")[2]
         if hexdigest not in present:
-            written += store.put(hexdigest, _file_chunks(path), what=f"{item.resource.id}/{name}")
+            written += store.put_file(hexdigest, path, what=f"{item.resource.id}/{name}")
     return written + store.put(item.digest, [manifest], what=item.resource.id)
