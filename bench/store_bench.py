@@ -96,26 +96,26 @@ def check_store(root: Path, url: str) -> int:
     return bad
 
 
-def case(report: Report, label: str, root: Path, store: str, endpoint: str, client: object) -> None:
-    vx = run([*vxds_argv(), "push", "--all", "-q", "--store", store, "--root", str(root)])
-    if vx.returncode != 0:
-        raise RuntimeError(vx.stderr + vx.stdout)
-    if endpoint == "-":
-        dest = str(root.parent / f"{root.name}-copy")
-    else:
-        dest = store.removeprefix("s3://").split("/")[0]
-    base = run([sys.executable, "-c", BASELINE, str(root / "data"), dest, endpoint])
-    if base.returncode != 0:
-        raise RuntimeError(base.stderr)
-    bad = check_store(root, store)
-    ratio = vx.seconds / base.seconds
-    report.row(
-        label,
-        f"{fmt_s(base.seconds)} s",
-        f"{fmt_s(vx.seconds)} s",
-        f"{ratio:.2f}x",
-        "all" if not bad else f"{bad} BAD",
-    )
+def case(report: Report, label: str, root: Path, store: str, endpoint: str, repeat: int) -> None:
+    """Best of ``repeat`` runs per side, alternating, each into a fresh store or copy."""
+    vx_best = base_best = float("inf")
+    for attempt in range(repeat):
+        url = f"{store}-{attempt}"
+        vx = run([*vxds_argv(), "push", "--all", "-q", "--store", url, "--root", str(root)])
+        if vx.returncode != 0:
+            raise RuntimeError(vx.stderr + vx.stdout)
+        bad = check_store(root, url)
+        if endpoint == "-":
+            dest = str(root.parent / f"{root.name}-copy-{attempt}")
+        else:
+            dest = store.removeprefix("s3://").split("/")[0]
+        base = run([sys.executable, "-c", BASELINE, str(root / "data"), dest, endpoint])
+        if base.returncode != 0:
+            raise RuntimeError(base.stderr)
+        vx_best, base_best = min(vx_best, vx.seconds), min(base_best, base.seconds)
+    ratio = vx_best / base_best
+    verified = "all" if not bad else f"{bad} BAD"
+    report.row(label, f"{fmt_s(base_best)} s", f"{fmt_s(vx_best)} s", f"{ratio:.2f}x", verified)
     report.target(f"{label}: within {TARGET}x of plain copying", f"{ratio:.2f}x", ratio <= TARGET and not bad)
 
 
@@ -124,6 +124,7 @@ def main() -> int:
     p.add_argument("--small", type=int, default=10_000, help="How many small files (10,000).")
     p.add_argument("--large-mib", type=int, default=1024, help="Size of the large file in MiB (1024).")
     p.add_argument("--no-s3", action="store_true", help="Only the local folder store.")
+    p.add_argument("--repeat", type=int, default=2, help="Runs per side, best kept (2).")
     args = p.parse_args()
     report = Report("vxds push", ["case", "plain copy (no checks)", "vxds push", "ratio", "verified"])
     server = None
@@ -166,13 +167,27 @@ def main() -> int:
                     if where == "s3":
                         bucket = f"bench-{len(sizes)}"
                         client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
-                        case(report, f"{label} -> s3 (moto)", root, f"s3://{bucket}/cas", endpoint, client)
+                        case(
+                            report, f"{label} -> s3 (moto)", root, f"s3://{bucket}/cas", endpoint, args.repeat
+                        )
                     else:
-                        case(report, f"{label} -> folder", root, str(work / f"store-{len(sizes)}"), "-", None)
+                        case(
+                            report,
+                            f"{label} -> folder",
+                            root,
+                            str(work / f"store-{len(sizes)}"),
+                            "-",
+                            args.repeat,
+                        )
     finally:
         if server is not None:
             server.stop()
-    report.notes.append("vxds runs include interpreter start-up; the baseline checks nothing")
+    report.notes.append(
+        "vxds runs include interpreter start-up; the baseline checks nothing and syncs nothing"
+    )
+    report.notes.append(
+        f"best of {args.repeat} runs per side, alternating; every object read back and hashed"
+    )
     return finish(report, args.strict)
 
 
