@@ -218,14 +218,8 @@ def materialize(
             source = open_target_source(target, cache_dir)
         total = sum(split.count for split in selected.values()) * len(chosen)
         task = progress.task(f"materializing into {out.name}", total=total or None)
-        placer = Placer(
-            out,
-            SourceAccess(source, store, from_store=from_store),
-            mode=mode,
-            jobs=jobs,
-            previous=previous,
-            task=task,
-        )
+        access = SourceAccess(source, store, from_store=from_store)
+        placer = Placer(out, access, mode=mode, jobs=jobs, previous=previous, task=task)
         try:
             _run(chosen, target, selected, placer, report.notices)
             outcome = placer.finish()
