@@ -51,3 +51,16 @@ def test_load_lock_open_falls_back_to_the_store(locked: Path, tmp_path: Path) ->
         assert fh.read() == LOCKED
     with pytest.raises(SourceError), load_lock("demo@1", root=locked).open(TWO) as fh:
         fh.read()
+
+
+def test_a_file_neither_the_source_nor_the_store_has_says_both(locked: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (locked / "data" / TWO).unlink()
+    result = vxds(
+        locked, "materialize", "demo", "-o", str(tmp_path / "out"), "-m", "files", "--store", str(store)
+    )
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if TWO in line)
+    assert "is missing from the source" in line
+    assert f"; from the store: {TWO}: not in the store {str(store)!r} (blake3/" in line

@@ -43,14 +43,20 @@ class SourceAccess:
         """``attempt()``; when the source fails it (bytes changed or gone) and there is a
         store, ``attempt()`` again with the resource read from the store."""
         from vxds.locks.verified_read import IntegrityError
+        from vxds.store.cas import stored_digest
 
+        lost = (IntegrityError, SourceError, FileNotFoundError)
         try:
             return attempt()
-        except (IntegrityError, SourceError, FileNotFoundError):
-            if self.store is None or self._stored(resource) is not None or resource.id in self._from_store:
+        except lost as exc:
+            if self.store is None or self._stored(resource) is not None or stored_digest(resource) is None:
                 raise
+            first = _text(exc)
         self._from_store.add(resource.id)
-        return attempt()
+        try:
+            return attempt()
+        except lost as exc:
+            raise SourceError(f"{first}; from the store: {_text(exc)}") from None
 
     def _need(self) -> Source:
         if self.source is None:
@@ -102,3 +108,7 @@ class SourceAccess:
             raise SourceError(f"{resource.id}: this source cannot list the files of a {resource.type}")
         found: list[tuple[str, str]] = lister(resource)
         return found
+
+
+def _text(exc: BaseException) -> str:
+    return exc.message if isinstance(exc, SourceError) else str(getattr(exc, "strerror", None) or exc)
