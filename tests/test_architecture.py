@@ -30,7 +30,7 @@ TIERS: list[set[str]] = [
     {"locks"},
     {"report"},
     {"git"},
-    {"recipes"},
+    {"recipes", "store"},
     {"verify"},
     {"materialize"},
     {"api"},  # vxds.api and the root package's lazy public names

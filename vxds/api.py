@@ -34,6 +34,7 @@ class LockedDataset(Lock):
     source_url: str | None = field(default=None, compare=False)  # None: the lock's own
     storage: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)  # [tool.vxds.storage]
     _sources: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    store_url: str | None = field(default=None, compare=False)  # the store readers fall back to
 
     def __iter__(self) -> Iterator[Resource]:
         """Every resource, split by split in name order."""
@@ -59,8 +60,13 @@ class LockedDataset(Lock):
         listing is checked against the lock before any is handed out."""
         if isinstance(resource, str):
             resource = self.get(resource)
-        if resource.type in ("DICOMSeries", "Zarr") and hasattr(self.source, "members"):
-            return SeriesFiles(resource, self.source.members(resource))
+        if resource.type in ("DICOMSeries", "Zarr"):
+            return self._series(resource)
+        if self.store_url is not None:  # the source's bytes, else the store's; checked either way
+            from vxds.store.reader import open_with_fallback
+
+            raw = open_with_fallback(resource, lambda: self.source.open(resource), self._store())
+            return VerifiedReader(resource, raw)
         return VerifiedReader(resource, self.source.open(resource))
 
     def get(self, id: str) -> Resource:
@@ -80,6 +86,28 @@ class LockedDataset(Lock):
             context = SourceContext(base=self.base, cache_dir=self.base / ".vxds", options=self.storage)
             self._sources[url] = open_source(url, context)
         return self._sources[url]
+
+    def _series(self, resource: Resource) -> SeriesFiles:
+        """A series' members from the source, else (with a store) from the store."""
+        if self.store_url is None:
+            if not hasattr(self.source, "members"):
+                raise SourceError(f"{resource.id}: this source cannot list a series' member files")
+            return SeriesFiles(resource, self.source.members(resource))
+        try:
+            return SeriesFiles(resource, self.source.members(resource))
+        except (AttributeError, OSError, VxdsError, IntegrityError):
+            return SeriesFiles(resource, self._store().members(resource))
+
+    def _store(self) -> Any:
+        """The store ``open`` falls back to (opened on first use)."""
+        key = f"store:{self.store_url}"
+        if key not in self._sources:
+            from vxds.store.cas import open_store
+            from vxds.store.reader import StoreReader
+
+            assert self.store_url is not None
+            self._sources[key] = StoreReader(open_store(self.store_url, base=self.base, options=self.storage))
+        return self._sources[key]
 
     def _known(self, names: list[str]) -> list[str]:
         for name in names:
@@ -152,17 +180,21 @@ class SeriesFiles:
 
 
 def load_lock(
-    spec: str | Path, *, root: str | Path | None = None, source: str | None = None, rev: str | None = None
+    spec: str | Path,
+    *,
+    root: str | Path | None = None,
+    source: str | None = None,
+    rev: str | None = None,
+    store: str | None = None,
 ) -> LockedDataset:
     """A checked lock from ``"name@version"`` (or ``"name"``: the highest) or a lock folder.
 
     Every digest and every line is checked, as ``vxds verify`` does; a lock that another
     process relocks meanwhile is read again (``LockError`` if it keeps changing).
-
     ``root`` is the project folder (default: found from the current directory, or from
     the lock folder). ``source`` reads bytes from another URL than the one in the lock.
     ``rev`` reads the lock as it was at a Git revision (a tag, branch or sha), from Git's
-    objects, without a checkout.
+    objects, without a checkout. ``store``: where ``open`` falls back to (docs/store.md).
     """
     path = Path(spec)
     if rev is not None:
@@ -171,13 +203,19 @@ def load_lock(
         config = load_config(Path(root) if root is not None else None)
         lock = lock_at(config, rev, str(spec))
         return LockedDataset(
-            lock.header, lock.splits, base=config.root, source_url=source, storage=config.storage
+            lock.header,
+            lock.splits,
+            base=config.root,
+            source_url=source,
+            storage=config.storage,
+            store_url=store or config.store,
         )
     if isinstance(spec, Path) or (path / "lock.toml").is_file():
         lock = read_lock(path, deep=True)
         base = Path(root).resolve() if root is not None else find_root(path.resolve())
         try:
-            storage = load_config(base).storage
+            loaded = load_config(base)
+            storage, store = loaded.storage, store or loaded.store
         except VxdsError:  # a lock folder outside any project: no storage options
             storage = {}
     else:
@@ -187,8 +225,10 @@ def load_lock(
         config, manifest = open_project(root, require_scripts=False)
         entry = manifest.find(*parse_spec(str(spec)))
         lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
-        base, storage = config.root, config.storage
-    return LockedDataset(lock.header, lock.splits, base=base, source_url=source, storage=storage)
+        base, storage, store = config.root, config.storage, store or config.store
+    return LockedDataset(
+        lock.header, lock.splits, base=base, source_url=source, storage=storage, store_url=store
+    )
 
 
 def lock(

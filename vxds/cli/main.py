@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
     "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),
     "verify": ("vxds.cli.verify", "Check manifest, locks, leakage and (optionally) data and recipes."),
+    "push": ("vxds.cli.push", "Upload the locked bytes the content-addressed store lacks."),
+    "gc": ("vxds.cli.gc", "Remove store objects no lock in the named revisions references."),
     "catalog": ("vxds.cli.catalog", "Ingest folders into a versioned catalog; list it as of a snapshot."),
 }
 

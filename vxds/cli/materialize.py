@@ -9,6 +9,7 @@ import click
 
 from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
 from vxds.cli.output import print_json, progress_bar
+from vxds.cli.push import store_reader
 from vxds.errors import UsageError
 
 if TYPE_CHECKING:
@@ -139,6 +140,10 @@ def _print(report: Report) -> None:
     help="How resource files are placed; falls back to copy where the file system cannot.",
 )
 @click.option("--source", "source", default=None, metavar="URL", help="Read bytes from this source instead.")
+@click.option(
+    "--store", "store", default=None, metavar="URL", help="Fall back to this store (docs/store.md)."
+)
+@click.option("--from-store", is_flag=True, help="Read every resource from the store, not the source.")
 @jobs_option
 @format_option
 @quiet_option
@@ -151,6 +156,8 @@ def command(
     splits: tuple[str, ...],
     mode: str,
     source: str | None,
+    store: str | None,
+    from_store: bool,
     jobs: int | None,
     fmt: str,
     quiet: bool,
@@ -164,6 +171,7 @@ def command(
         raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")
     config = load_config(root)
     target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
+    reader = store_reader(config, store, from_store)
     with progress_bar(quiet or fmt == "json") as progress:
         report = materialize(
             target,
@@ -174,6 +182,8 @@ def command(
             jobs=jobs,
             progress=progress,
             cache_dir=config.cache_dir,
+            store=reader,
+            from_store=from_store,
         )
     if fmt == "json":
         print_json(report.to_json())

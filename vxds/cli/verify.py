@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from itertools import groupby
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -149,6 +149,8 @@ def _materialized(out: Path, root: Path | None) -> Report:
     metavar="OUT",
     help="Check a folder written by 'vxds materialize' against its receipt and lock, nothing else.",
 )
+@click.option("--store", "store", metavar="URL", help="Check every resource is in this store.")
+@click.option("--from-store", is_flag=True, help="With --data: re-hash the store's copies instead.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
     "--no-cache", is_flag=True, help="Check every lock line again, ignoring results kept in .vxds/."
@@ -159,20 +161,17 @@ def _materialized(out: Path, root: Path | None) -> Report:
 @root_option
 def command(
     datasets: tuple[str, ...],
-    no_exec: bool,
-    reproduce: bool,
     data: bool,
     sample: str | None,
     seed: int,
-    manifest_only: bool,
-    base: str | None,
     materialized: Path | None,
+    from_store: bool,
     strict: bool,
     no_cache: bool,
-    jobs: int | None,
     fmt: str,
     quiet: bool,
     root: Path | None,
+    **checks: Any,  # no_exec, reproduce, manifest_only, base, store, jobs: Options' own fields
 ) -> int:
     """Check the manifest, every lock and (optionally) the data and the recipes.
 
@@ -180,28 +179,27 @@ def command(
     whatever else is asked. Nothing in the repository is written."""
     from vxds.project.config import load_config
 
-    _check_usage(sample=sample, data=data)
+    _check_usage(sample=sample, data=data, from_store=from_store)
     if materialized is not None:
         report = _materialized(materialized, root)
         return _show(report, fmt=fmt, quiet=quiet, strict=strict, sample=None, seed=seed)
     config = load_config(root)
-    prehashed = _start_hashing(config, datasets) if data and sample is None and not manifest_only else None
+    manifest_only = bool(checks["manifest_only"])
+    ahead = data and sample is None and not from_store and not manifest_only
+    prehashed = _start_hashing(config, datasets) if ahead else None
     from vxds.verify import Options, Sample, run
 
     parsed = Sample.parse(sample) if sample is not None else None
     with progress_bar(quiet or fmt == "json") as progress:
         options = Options(
-            no_exec=no_exec,
             data=data,
             sample=parsed,
             seed=seed,
-            reproduce=reproduce,
-            manifest_only=manifest_only,
+            from_store=from_store,
             use_cache=not no_cache,
-            jobs=jobs,
             progress=progress,
-            base=base,
             prehashed=prehashed,
+            **checks,
         )
         report = run(config, datasets, options)
     return _show(
@@ -209,11 +207,14 @@ def command(
     )
 
 
-def _check_usage(*, sample: str | None, data: bool) -> None:
+def _check_usage(*, sample: str | None, data: bool, from_store: bool) -> None:
+    """``--sample`` and ``--from-store`` go with ``--data`` only."""
     from vxds.errors import UsageError
 
     if sample is not None and not data:
         raise UsageError("--sample goes with --data")
+    if from_store and not data:
+        raise UsageError("--from-store goes with --data")
 
 
 def _start_hashing(config: Config, datasets: tuple[str, ...]) -> Prehashed:

@@ -38,6 +38,7 @@ from vxds.materialize.receipt import (
 )
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.sources.base import Source
+from vxds.store.reader import StoreReader
 
 GROUP = "vxds.materializers"
 # The built-in modules, also found without the entry points (a source checkout not yet
@@ -201,6 +202,8 @@ def materialize(
     progress: Progress = NO_PROGRESS,
     cache_dir: Path | None = None,
     source: Source | None = None,
+    store: StoreReader | None = None,
+    from_store: bool = False,
 ) -> Report:
     """Write ``target``'s splits under ``out`` in each module's layout; see the module doc."""
     chosen = _modules(modules)
@@ -219,7 +222,8 @@ def materialize(
             source = open_target_source(target, cache_dir)
         total = sum(split.count for split in selected.values()) * len(chosen)
         task = progress.task(f"materializing into {out.name}", total=total or None)
-        placer = Placer(out, SourceAccess(source), mode=mode, jobs=jobs, previous=previous, task=task)
+        access = SourceAccess(source, store, from_store=from_store)
+        placer = Placer(out, access, mode=mode, jobs=jobs, previous=previous, task=task)
         tools: dict[str, str] = {}
         try:
             _run(chosen, target, selected, placer, report.notices, tools)

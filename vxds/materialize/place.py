@@ -22,7 +22,7 @@ from pathlib import Path
 
 from vxds.errors import SourceError, UsageError, VxdsError
 from vxds.hashing import SMALL_FILE, digest_bytes, digest_json, hash_file
-from vxds.locks.verified_read import IntegrityError, VerifiedReader, expected
+from vxds.locks.verified_read import IntegrityError, expected
 from vxds.materialize.access import SourceAccess
 from vxds.materialize.claims import Claims
 from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
@@ -127,8 +127,7 @@ class Placer:
     def fetch(self, resource: Resource, *, module: str) -> bytes | None:
         """A small resource's bytes, checked against the lock; None (and a failure) if not."""
         try:
-            with VerifiedReader(resource, self.access.open(resource)) as reader:
-                return reader.read()
+            return self.access.read_checked(resource)
         except (VxdsError, OSError) as exc:
             self.ledger.fail(resource.id, f"({module})", exc)
             return None
@@ -217,7 +216,7 @@ class Placer:
             digest, size, key = self._transfer(resource, target, free=state is None)
             self.ledger.record(rel, Entry(digest, size, resource.id, resource.hash, module, key), placed=True)
 
-        self._guard(resource.id, rel, work)
+        self._guard(resource.id, rel, lambda: self.access.fallback(resource, work))
 
     def _transfer(self, resource: Resource, target: str, *, free: bool) -> tuple[str, int, StatKey]:
         """Put checked bytes at ``target``: a new link directly (links appear whole), else
@@ -308,7 +307,7 @@ class Placer:
                 entry = Entry(digest, size, resource.id, resource.hash, module, key)
                 self.ledger.record(f"{rel}/{name}", entry, placed=True)
 
-        self._guard(resource.id, rel, work)
+        self._guard(resource.id, rel, lambda: self.access.fallback(resource, work))
 
     def _series_to(
         self, folder: str, resource: Resource, members: list[tuple[str, str]]

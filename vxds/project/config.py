@@ -11,7 +11,7 @@ from typing import Any
 from vxds.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
-KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables", "dicom_allow", "dicom_bids")
+KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables", "dicom_allow", "dicom_bids", "store")
 _BIDS_TARGET = re.compile(r"[a-z]+/[A-Za-z0-9]+\Z")  # datatype/suffix, e.g. anat/T1w
 
 
@@ -36,6 +36,7 @@ class Config:
     # [tool.vxds.dicom_bids]: "<Modality>:<SeriesDescription glob>" -> "datatype/suffix",
     # tried in order before the converter's defaults (vxds.materialize.dicom_nifti).
     dicom_bids: tuple[tuple[str, str], ...] = ()
+    store: str | None = None  # [tool.vxds.store] url: the content-addressed store (docs/store.md)
 
     @property
     def cache_dir(self) -> Path:
@@ -118,6 +119,7 @@ def load_config(root: Path | None = None) -> Config:
         raise ConfigError(
             f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage]), got {_kind(storage)}"
         )
+    store = _store_url(pyproject, table.pop("store", {}))
     tables = _record_tables(pyproject, table.pop("record_tables", []))
     if tables:
         storage = {**storage, "record_tables": list(tables)}
@@ -139,7 +141,15 @@ def load_config(root: Path | None = None) -> Config:
         record_tables=tables,
         dicom_allow=allow,
         dicom_bids=dicom_bids,
+        store=store,
     )
+
+
+def _store_url(pyproject: Path, value: object) -> str | None:
+    """``[tool.vxds.store]``: a table whose only key is ``url``."""
+    if not isinstance(value, dict) or set(value) - {"url"}:
+        raise ConfigError(f"{pyproject}: [tool.vxds.store] must be a table with one key, url")
+    return _path_string(pyproject, "store.url", value["url"]) if "url" in value else None
 
 
 def _record_tables(pyproject: Path, value: object) -> tuple[str, ...]:

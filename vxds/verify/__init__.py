@@ -8,7 +8,7 @@ that tuple. Codes are stable and documented in ``docs/checks.md``:
 * VX2xx lock presence, orphans, staleness and (``--base``) published locks that changed;
 * VX3xx a corrupt lock (VX312: a lock merged by Git); VX4xx leakage between splits;
 * VX5xx ``--data``: the bytes in the source; VX6xx ``--reproduce``: re-running recipes;
-* VX7xx is reserved for checks of materialized outputs.
+* VX7xx is reserved for checks of materialized outputs; VX8xx the content-addressed store.
 
 Nothing here imports or runs recipe code unless ``reproduce`` is asked without ``no_exec``.
 Nothing is written to the repository; results of line checks are remembered under
@@ -29,6 +29,7 @@ from vxds.verify.integrity import check_integrity, check_presence, check_stalene
 from vxds.verify.model import CACHE_FILE, Context, Options, Report, ResultCache, Sample, Target
 from vxds.verify.project import find_targets, manifest_findings, script_findings
 from vxds.verify.reruns import check_merged, check_published, check_reproduce, published_by_key
+from vxds.verify.store import check_store
 
 __all__ = ["LOCK_CHECKS", "Options", "Report", "Sample", "run", "valid_block", "verify"]
 
@@ -40,6 +41,7 @@ LOCK_CHECKS: tuple[Callable[[Context, Target], list[Finding]], ...] = (
     check_staleness,
     check_published,
     check_data,
+    check_store,
     check_reproduce,
 )
 

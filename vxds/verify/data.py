@@ -64,17 +64,23 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
         return [
             ctx.finding(target, "VX503", SKIPPED, "data not checked: the lock did not pass its own checks")
         ]
+    from vxds.verify.store_data import check_in_store, rescued
+
+    todo = [(s, n, Resource.from_line(line)) for s, n, line in _chosen(ctx, target, target.lock)]
+    ctx.data_checked += len(todo)
+    in_store = check_in_store(ctx, target, todo)  # --from-store
+    if in_store is not None:
+        return in_store
     url = target.header.source or ctx.config.source or ""
     source = _source(ctx, url) if url else SourceError("the lock names no source")
     if isinstance(source, VxdsError):
         return [ctx.finding(target, "VX504", ERROR, f"cannot open the source {url!r}: {source.message}")]
     from vxds.sources.folder.source import FolderSource
 
-    todo = [(s, n, Resource.from_line(line)) for s, n, line in _chosen(ctx, target, target.lock)]
-    ctx.data_checked += len(todo)
     if isinstance(source, FolderSource):
-        return _check_folder(ctx, target, source, todo)
-    return [f for item in todo if (f := _check_opened(ctx, target, source, *item)) is not None]
+        return rescued(ctx, target, todo, _check_folder(ctx, target, source, todo))
+    found = [f for item in todo if (f := _check_opened(ctx, target, source, *item)) is not None]
+    return rescued(ctx, target, todo, found)
 
 
 _SPECIAL = ("ClinicalRecord", "DICOMSeries", "Zarr")  # made by the folder source from more than one file

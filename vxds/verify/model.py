@@ -90,6 +90,8 @@ class Options:
     base: str | None = None  # a Git revision whose locks are published: they must not change
     # --data: digests hashed ahead while the other checks ran, by path and stat (cli/prefetch.py)
     prehashed: Callable[[str, tuple[int, int, int]], str | None] | None = None
+    store: str | None = None  # --store URL: check every resource is in it (VX8xx; or [tool.vxds.store])
+    from_store: bool = False  # --data --from-store: re-hash the store's copies, not the source
 
 
 @dataclass
@@ -150,6 +152,7 @@ class Context:
     at_resolvers: dict[str, Any] = field(default_factory=dict)  # snapshot -> Resolver (time travel)
     published: dict[str, Any] = field(default_factory=dict)  # name@version -> PublishedChange (--base)
     drift: dict[str, Any] = field(default_factory=dict)  # name@version -> DatasetDiff (--reproduce)
+    store: Any = None  # a vxds.verify.store.StoreState, made on first use
 
     def finding(self, target: Target, code: str, severity: str, message: str, **where: Any) -> Finding:
         where.setdefault("file", self.config.relative(target.path / HEADER))

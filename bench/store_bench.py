@@ -1,0 +1,195 @@
+"""``vxds push`` to a local folder store and to S3 (moto's server), next to plain copying.
+
+Pushes 10,000 small files and one 1 GiB file (each its own project and lock), every byte
+hashed and checked against the lock on the way in, and in the same run copies the same files
+with no checking at all: to a folder with ``shutil.copyfile`` from 8 threads, and to S3 the
+way ``aws s3 sync`` does, with boto3's ``upload_file`` from 8 threads. Target: vxds within
+1.5x of the baseline's time. Every object the push wrote is then read back and hashed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+from benchlib import Report, finish, fmt_s, parser, run, vxds_argv, workdir
+
+TARGET = 1.5
+KEY, SECRET = "AKIAVXDSBENCHKEY0001", "vxds-bench-secret-000000000000"
+RECIPE = """\
+import vxds
+
+
+@vxds.recipe()
+def everything(client):
+    return {"all": list(client.query())}
+"""
+
+BASELINE = (
+    textwrap.dedent(
+        """\
+    import os, shutil, sys
+    from concurrent.futures import ThreadPoolExecutor
+    src, dest, endpoint = sys.argv[1], sys.argv[2], sys.argv[3]
+    files = [os.path.join(d, n) for d, _, ns in os.walk(src) for n in ns]
+    if endpoint == "-":
+        def one(path):
+            out = os.path.join(dest, os.path.relpath(path, src))
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            shutil.copyfile(path, out)
+    else:
+        import boto3
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY,
+                          aws_secret_access_key=SECRET, region_name="us-east-1")
+        def one(path):
+            s3.upload_file(path, dest, "copy/" + os.path.relpath(path, src))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, files))
+    """
+    )
+    .replace("KEY", repr(KEY))
+    .replace("SECRET", repr(SECRET))
+)
+
+
+def make_project(root: Path, sizes: list[int]) -> Path:
+    data = root / "data"
+    for n, size in enumerate(sizes):
+        path = data / f"d{n % 100:02d}" / f"f{n:06d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+    (root / "recipes").mkdir()
+    (root / "recipes/everything.py").write_text(RECIPE)
+    (root / "datasets.yaml").write_text(
+        "- name: everything\n  version: 1\n  description: every file.\n"
+        "  script_location: ./recipes/everything.py\n"
+    )
+    return root
+
+
+def storage_toml(endpoint: str) -> str:
+    return (
+        f'\n[tool.vxds.storage]\nendpoint_url = "{endpoint}"\nkey = "{KEY}"\nsecret = "{SECRET}"\n'
+        'region = "us-east-1"\n'
+    )
+
+
+def check_store(root: Path, url: str) -> int:
+    """Read back every object the push wrote and check it hashes to its name."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from blake3 import blake3
+
+    from vxds.project.config import load_config
+    from vxds.store.cas import open_store
+
+    config = load_config(root)
+    store = open_store(url, base=root, options=config.storage)
+    bad = 0
+    for digest in store.listing():
+        hasher = blake3()
+        with store.open(digest) as fh:
+            while block := fh.read(8 << 20):
+                hasher.update(block)
+        bad += hasher.hexdigest() != digest
+    return bad
+
+
+def case(report: Report, label: str, root: Path, store: str, endpoint: str, repeat: int) -> None:
+    """Best of ``repeat`` runs per side, alternating, each into a fresh store or copy."""
+    vx_best = base_best = float("inf")
+    for attempt in range(repeat):
+        url = f"{store}-{attempt}"
+        vx = run([*vxds_argv(), "push", "--all", "-q", "--store", url, "--root", str(root)])
+        if vx.returncode != 0:
+            raise RuntimeError(vx.stderr + vx.stdout)
+        bad = check_store(root, url)
+        if endpoint == "-":
+            dest = str(root.parent / f"{root.name}-copy-{attempt}")
+        else:
+            dest = store.removeprefix("s3://").split("/")[0]
+        base = run([sys.executable, "-c", BASELINE, str(root / "data"), dest, endpoint])
+        if base.returncode != 0:
+            raise RuntimeError(base.stderr)
+        vx_best, base_best = min(vx_best, vx.seconds), min(base_best, base.seconds)
+    ratio = vx_best / base_best
+    verified = "all" if not bad else f"{bad} BAD"
+    report.row(label, f"{fmt_s(base_best)} s", f"{fmt_s(vx_best)} s", f"{ratio:.2f}x", verified)
+    report.target(f"{label}: within {TARGET}x of plain copying", f"{ratio:.2f}x", ratio <= TARGET and not bad)
+
+
+def main() -> int:
+    p = parser(__doc__ or "")
+    p.add_argument("--small", type=int, default=10_000, help="How many small files (10,000).")
+    p.add_argument("--large-mib", type=int, default=1024, help="Size of the large file in MiB (1024).")
+    p.add_argument("--no-s3", action="store_true", help="Only the local folder store.")
+    p.add_argument("--repeat", type=int, default=2, help="Runs per side, best kept (2).")
+    args = p.parse_args()
+    report = Report("vxds push", ["case", "plain copy (no checks)", "vxds push", "ratio", "verified"])
+    server = None
+    endpoint = "-"
+    client = None
+    if not args.no_s3:
+        import logging
+
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request else
+
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=SECRET,
+            region_name="us-east-1",
+        )
+    try:
+        with workdir(args.workdir, args.keep, "vxds-store-bench-") as work:
+            for label, sizes in (
+                (f"{args.small:,} small files", [1024 + (n * 37) % 7168 for n in range(args.small)]),
+                (f"one {args.large_mib} MiB file", [args.large_mib << 20]),
+            ):
+                for where in ("folder", "s3") if server is not None else ("folder",):
+                    root = make_project(work / f"{where}-{len(sizes)}", sizes)
+                    pyproject = '[tool.vxds]\nsource = "./data"\n'
+                    if where == "s3":
+                        pyproject += storage_toml(endpoint)
+                    (root / "pyproject.toml").write_text(pyproject)
+                    locked = run([*vxds_argv(), "lock", "--all", "-q", "--root", str(root)])
+                    if locked.returncode != 0:
+                        raise RuntimeError(locked.stderr)
+                    if where == "s3":
+                        bucket = f"bench-{len(sizes)}"
+                        client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+                        case(
+                            report, f"{label} -> s3 (moto)", root, f"s3://{bucket}/cas", endpoint, args.repeat
+                        )
+                    else:
+                        case(
+                            report,
+                            f"{label} -> folder",
+                            root,
+                            str(work / f"store-{len(sizes)}"),
+                            "-",
+                            args.repeat,
+                        )
+    finally:
+        if server is not None:
+            server.stop()
+    report.notes.append(
+        "vxds runs include interpreter start-up; the baseline checks nothing and syncs nothing"
+    )
+    report.notes.append(
+        f"best of {args.repeat} runs per side, alternating; every object read back and hashed"
+    )
+    return finish(report, args.strict)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

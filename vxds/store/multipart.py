@@ -1,0 +1,85 @@
+"""Writing one large object to S3 as parts uploaded side by side, as boto3's transfer does.
+
+s3fs' buffered file uploads a large object one part at a time; here the chunks are hashed
+on the calling thread while up to ``PARALLEL`` parts are in flight on s3fs' event loop. The
+upload is completed with ``If-None-Match: *`` only after the check passed (so an object that
+appeared meanwhile is kept), and aborted on any failure: no object appears unless whole and
+checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any
+
+PART = 8 << 20  # boto3's default part size; S3 allows 10,000 parts, so it grows (see _size)
+PARALLEL = 8
+
+
+def _size(number: int) -> int:
+    """Part ``number``'s size: 8 MiB for the first thousand, doubled every thousand after."""
+    return PART << ((number - 1) // 1000)
+
+
+class PartUpload:
+    """One multipart upload of ``bucket/key`` through an s3fs filesystem ``fs``."""
+
+    def __init__(self, fs: Any, bucket: str, key: str) -> None:
+        self.fs, self.bucket, self.key = fs, bucket, key
+        self.upload_id: str | None = None
+        self.pending: list[tuple[int, Future[Any]]] = []
+        self.done: list[dict[str, Any]] = []
+
+    def _call(self, method: str, **kwargs: Any) -> Future[Any]:
+        coro = self.fs._call_s3(method, Bucket=self.bucket, Key=self.key, **kwargs)
+        return asyncio.run_coroutine_threadsafe(coro, self.fs.loop)
+
+    def _send(self, number: int, body: bytes) -> None:
+        if self.upload_id is None:
+            self.upload_id = self._call("create_multipart_upload").result()["UploadId"]
+        if len(self.pending) >= PARALLEL:
+            self._settle_one()
+        part = self._call("upload_part", UploadId=self.upload_id, PartNumber=number, Body=body)
+        self.pending.append((number, part))
+
+    def _settle_one(self) -> None:
+        number, part = self.pending.pop(0)
+        self.done.append({"PartNumber": number, "ETag": part.result()["ETag"]})
+
+    def write(self, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        """Upload ``chunks``; complete once ``check()`` passed, else abort."""
+        try:
+            self._write(chunks, check)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _write(self, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
+        buffer, number = bytearray(), 1
+        for chunk in chunks:
+            buffer += chunk
+            while len(buffer) > _size(number):  # the last part is never empty
+                self._send(number, bytes(buffer[: _size(number)]))
+                del buffer[: _size(number)]
+                number += 1
+        check()
+        if self.upload_id is None:  # one part or less: a single conditional put
+            self._call("put_object", Body=bytes(buffer), IfNoneMatch="*").result()
+            return
+        self._send(number, bytes(buffer))
+        while self.pending:
+            self._settle_one()
+        parts = {"Parts": sorted(self.done, key=lambda p: p["PartNumber"])}
+        self._call(
+            "complete_multipart_upload", UploadId=self.upload_id, MultipartUpload=parts, IfNoneMatch="*"
+        ).result()
+        self.upload_id = None
+
+    def abort(self) -> None:
+        for _, part in self.pending:
+            part.cancel()
+        if self.upload_id is not None:
+            upload_id, self.upload_id = self.upload_id, None
+            self._call("abort_multipart_upload", UploadId=upload_id).result()

@@ -1,0 +1,153 @@
+"""``vxds push``: copy the bytes of locked resources that the store lacks into it.
+
+The store is listed once; every digest the chosen locks need and the listing lacks is read
+from the lock's source and written to the store, many at a time. The bytes are hashed while
+they stream, and an object appears only when they are the locked bytes, so a resource whose
+source changed since it was locked is a failure, never an object. A push killed half way
+leaves whole objects only (see ``vxds.store.backends``); the next push lists them and
+sends the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from vxds.errors import SourceError, VxdsError
+from vxds.hashing import hash_file
+from vxds.progress import NO_PROGRESS, Progress
+from vxds.project.config import Config
+from vxds.store.cas import SERIES, Store, manifest_bytes
+from vxds.store.wanted import Wanted
+
+BLOCK = 8 << 20
+DEFAULT_JOBS = 8
+
+
+@dataclass(frozen=True)
+class PushFailure:
+    lock: str
+    resource: str
+    message: str
+
+
+@dataclass
+class PushReport:
+    store: str
+    uploaded: int = 0  # resources whose bytes were written now
+    present: int = 0  # resources already in the store
+    bytes: int = 0  # bytes written
+    failures: list[PushFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def chunks_of(fh: BinaryIO) -> Iterator[bytes]:
+    """``fh`` block by block, closed at the end."""
+    with fh:
+        while block := fh.read(BLOCK):
+            yield block
+
+
+class _Sources:
+    """Each lock's source, opened once (an error to report per resource when it cannot be)."""
+
+    def __init__(self, config: Config, jobs: int | None) -> None:
+        self.config = config
+        self.jobs = jobs
+        self._open: dict[str, Any] = {}
+
+    def get(self, url: str | None) -> Any:
+        url = url or self.config.source
+        if not url:
+            raise SourceError("the lock names no source")
+        if url not in self._open:
+            from vxds.sources import SourceContext, open_source
+
+            context = SourceContext(
+                base=self.config.root,
+                cache_dir=self.config.cache_dir,
+                jobs=self.jobs,
+                options=self.config.storage,
+            )
+            try:
+                self._open[url] = open_source(url, context)
+            except VxdsError as exc:
+                self._open[url] = exc
+        found = self._open[url]
+        if isinstance(found, VxdsError):
+            raise found
+        return found
+
+
+def push(
+    config: Config,
+    store: Store,
+    needed: Mapping[str, Wanted],
+    *,
+    jobs: int | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> PushReport:
+    """Write every digest in ``needed`` that the store lacks; see the module docstring."""
+    present = store.listing()
+    report = PushReport(store.url)
+    todo = [item for digest, item in sorted(needed.items()) if digest not in present]
+    report.present = len(needed) - len(todo)
+    sources = _Sources(config, jobs)
+    task = progress.task(f"pushing to {store.url}", total=len(todo) or None)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs or DEFAULT_JOBS) as pool:
+            futures = [(item, pool.submit(_push_one, store, sources, item, present)) for item in todo]
+            for item, future in futures:
+                _collect(report, item, future.result)
+                task.advance()
+    finally:
+        task.close()
+        store.flush()
+    return report
+
+
+def _collect(report: PushReport, item: Wanted, result: Any) -> None:
+    try:
+        report.bytes += result()
+        report.uploaded += 1
+    except (VxdsError, OSError) as exc:
+        message = exc.message if isinstance(exc, VxdsError) else f"cannot read: {exc.strerror or exc}"
+        message = message.removeprefix(f"{item.lock}: ").removeprefix(f"{item.resource.id}: ")
+        report.failures.append(PushFailure(item.lock, item.resource.id, message))
+
+
+def _push_one(store: Store, sources: _Sources, item: Wanted, present: Mapping[str, int]) -> int:
+    source = sources.get(item.source)
+    resource = item.resource
+    if resource.type in SERIES:
+        return _push_series(store, source, item, present)
+    local = getattr(source, "local_path", None)
+    if local is not None:
+        return store.put_file(item.digest, local(resource), resource.size, what=resource.id)
+    return store.put(item.digest, chunks_of(source.open(resource)), resource.size, what=resource.id)
+
+
+def _push_series(store: Store, source: Any, item: Wanted, present: Mapping[str, int]) -> int:
+    """Members first, the manifest last: a manifest in the store means its members are."""
+    from vxds.locks.verified_read import IntegrityError
+
+    lister = getattr(source, "members", None)
+    if lister is None:
+        raise SourceError(f"this source cannot list the files of a {item.resource.type}")
+    members = [(name, path, hash_file(path)) for name, path in lister(item.resource)]
+    manifest = manifest_bytes((name, digest) for name, _, digest in members)
+    from vxds.hashing import digest_bytes
+
+    if digest_bytes(manifest) != item.resource.hash:
+        raise IntegrityError("the series' files do not match the locked hash")
+    written = 0
+    for name, path, digest in members:
+        hexdigest = digest.partition(":")[2]
+        if hexdigest not in present:
+            written += store.put_file(hexdigest, path, what=f"{item.resource.id}/{name}")
+    return written + store.put(item.digest, [manifest], what=item.resource.id)
