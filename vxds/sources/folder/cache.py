@@ -10,6 +10,10 @@
   hash cache makes file by file, made once for the tree. Resources are a function of the
   paths and bytes alone, so an unchanged listing means unchanged resources, and neither
   the hash cache nor any file needs to be read.
+* ``tree_digest``: the tree's root digest, built from per-folder digests (each over the
+  folder's stat, names and its files' stats), while every folder and file stats as the
+  last walk saw them. It is what a recipe's fingerprint records of a folder source; see
+  docs/recipes.md for exactly what it trusts.
 
 Both live under ``.vxds/`` and are optimisations only: a missing, stale or unreadable cache
 is rebuilt. Entries younger than ``RACY_NS`` are not trusted, as git does for its index: a
@@ -24,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from vxds.fs import JsonCache
 from vxds.hashing import digest_bytes
@@ -60,6 +66,7 @@ class TreeCache:
         self._file = JsonCache(folder / "tree.json" if folder is not None else None, VERSION)
         self._old: dict[str, Any] = self._file.table("dirs")
         self._listing = self._file.data.get("listing")
+        self.root = self._file.data.get("root")  # the root digest of the last settled walk
         self._new: dict[str, Any] = {}
         self.complete = True  # every folder walked was old enough to cache
 
@@ -105,9 +112,50 @@ class TreeCache:
 
     def save(self, listing: str | None) -> None:
         """Write what this walk saw; ``listing`` only when nothing in the tree was racy."""
-        self._file.data = {"listing": listing if self.complete else None, "dirs": self._new}
+        listing = listing if self.complete else None
+        root = root_digest(self._new) if listing is not None else None
+        self._file.data = {"listing": listing, "root": root, "dirs": self._new}
         self._file.mark()
         self._file.save()
+
+
+def root_digest(dirs: dict[str, Any]) -> str:
+    """The digest of a tree: over each folder's path and digest, in path order; a folder's
+    digest is over its (mtime, inode), its file and folder names and its files' stats, so a
+    change anywhere changes its folder's digest and the root's, and nothing else."""
+    lines = [
+        f"{rel}\t{digest_bytes(orjson.dumps(dirs[rel]))}\n".encode("utf-8", "surrogateescape")
+        for rel in sorted(dirs)
+    ]
+    return digest_bytes(b"".join(lines))
+
+
+def tree_digest(
+    cache_dir: Path | None, root: Path, settings: str, *, saved_before: int | None = None
+) -> str | None:
+    """The root digest of the folder source at ``root`` (with ``settings``, what else its
+    resources depend on, and this cache's version), or None when it is not known.
+
+    By default every folder and file the last walk saw is stat'ed again and any difference
+    gives None. With ``saved_before`` (ns), right after a scan that just wrote it, the saved
+    digest is taken as it is, unless the cache was written at or after that time (by another
+    process, whose walk this process did not see).
+    """
+    folder = cache_folder(cache_dir, root)
+    if folder is None:
+        return None
+    if saved_before is not None:
+        try:
+            if (folder / "tree.json").stat().st_mtime_ns >= saved_before:
+                return None
+        except OSError:
+            return None
+    tree = TreeCache(folder)
+    if not isinstance(tree.root, str):
+        return None
+    if saved_before is None and tree.unchanged_listing(str(root)) is None:
+        return None
+    return digest_bytes(f"{VERSION}\n{tree.root}\n{settings}".encode())
 
 
 def file_key(path: str) -> Key:

@@ -28,7 +28,15 @@ from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder import bids
-from vxds.sources.folder.cache import IndexCache, Key, Listing, TreeCache, cache_folder, racy_after
+from vxds.sources.folder.cache import (
+    IndexCache,
+    Key,
+    Listing,
+    TreeCache,
+    cache_folder,
+    racy_after,
+    tree_digest,
+)
 from vxds.sources.folder.nifti import Headers
 from vxds.sources.folder.tree import TreeBuilder, is_series, record_tables
 
@@ -270,6 +278,11 @@ class FolderSource(IndexedSource):
             raise SourceError(f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}") from None
         finally:
             task.close()
+
+    def listing_digest(self, *, saved_before: int | None = None) -> str | None:
+        """The tree cache's root digest (``cache.tree_digest``): what a recipe's fingerprint keeps."""
+        settings = "\n".join(record_tables(self.context.options))
+        return tree_digest(self.context.cache_dir, self.root, settings, saved_before=saved_before)
 
     # --- scanning ----------------------------------------------------------------------
 
