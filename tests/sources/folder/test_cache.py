@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from vxds.resource import Resource
-from vxds.sources.folder.cache import VERSION, IndexCache, TreeCache
+from vxds.sources.folder.cache import VERSION, IndexCache, TreeCache, cache_folder, root_digest, tree_digest
 
 LISTING = "blake3:" + "1" * 64
 OTHER = "blake3:" + "2" * 64
@@ -21,6 +21,7 @@ def test_the_tree_cache_file_keeps_its_shape(tmp_path: Path) -> None:
     assert orjson.loads((tmp_path / "tree.json").read_bytes()) == {
         "version": VERSION,
         "listing": LISTING,
+        "root": "blake3:6b4282d7c8d1153310f4bf1be2327dd786a5b822ac3876e72d11ad6c01712dd1",
         "dirs": {"a/": [5, 7, ["f"], [], [[1, 2, 3]]]},
     }
     assert TreeCache(tmp_path).get("a/", (5, 7)) == (["f"], [])
@@ -71,3 +72,41 @@ def test_an_index_of_another_listing_or_version_is_not_used(tmp_path: Path) -> N
     path.write_bytes(orjson.dumps({**data, "version": VERSION - 1}))
     assert index.load(LISTING) is None
     assert IndexCache(None).load(LISTING) is None
+
+
+def test_the_root_digest_is_built_from_each_folders_digest() -> None:
+    dirs = {"": [1, 2, [], ["a"], []], "a/": [5, 7, ["f"], [], [[1, 2, 3]]]}
+    same = root_digest(dirs)
+    assert root_digest(dict(reversed(dirs.items()))) == same  # in path order, whatever the walk's
+    assert root_digest({**dirs, "a/": [5, 7, ["f"], [], [[1, 2, 4]]]}) != same  # a file's stat
+    assert root_digest({**dirs, "a/": [5, 7, ["f", "g"], [], [[1, 2, 3], None]]}) != same  # a name
+    assert root_digest({**dirs, "": [1, 3, [], ["a"], []]}) != same  # a folder's stat
+
+
+def test_tree_digest_holds_while_every_folder_and_file_stats_the_same(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / ".vxds"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "f.txt").write_text("one")
+    folder = cache_folder(cache, data)
+    assert folder is not None
+    tree = TreeCache(folder)
+    for rel, path in (("", data), ("a/", data / "a")):
+        st = path.stat()
+        names = sorted(p.name for p in path.iterdir() if p.is_file())
+        keys = [
+            [p.stat().st_size, p.stat().st_mtime_ns, p.stat().st_ino]
+            for p in sorted(path.iterdir())
+            if p.is_file()
+        ]
+        subdirs = sorted(p.name for p in path.iterdir() if p.is_dir())
+        tree.put(rel, (st.st_mtime_ns, st.st_ino), (names, subdirs), keys, racy=st.st_mtime_ns + 1)
+    tree.save(LISTING)
+    found = tree_digest(cache, data, "")
+    assert found is not None
+    assert found.startswith("blake3:")
+    assert tree_digest(cache, data, "record tables") not in (None, found)  # settings count
+    assert tree_digest(cache, data, "", saved_before=(folder / "tree.json").stat().st_mtime_ns) is None
+    assert tree_digest(cache, data, "", saved_before=2**62) == found  # right after the scan
+    (data / "a" / "f.txt").write_text("two")  # same size, new mtime
+    assert tree_digest(cache, data, "") is None
+    assert tree_digest(None, data, "") is None
