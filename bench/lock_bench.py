@@ -10,7 +10,15 @@ Both sides run in their own subprocess, so wall time and peak RSS are comparable
 
 Targets (issue 2): vxds within 2x the baseline's wall time, and under 1.5 GB peak memory.
 
+Then the skip of an unchanged recipe (issue 20.1), against ``vxds lock --refresh`` (the
+recipe runs, as every relock did before) in the same run:
+
+* relock of an unchanged 100,000-file tree (``hash_bench``'s tree): at most 0.5 s;
+* the same with one file rewritten (the recipe runs): at most 2 s;
+* ``vxds lock --check`` of the unchanged 1,000,000-resource dataset above: at most 1 s.
+
     python bench/lock_bench.py [--resources 1000000] [--repeat 1] [--profile] [--strict]
+                               [--files 100000] [--no-skip | --skip-only]
 """
 
 from __future__ import annotations
@@ -38,8 +46,14 @@ from benchlib import (
     workdir,
 )
 from blake3 import blake3
+from hash_bench import make_project as make_tree_project
+from hash_bench import make_tree
 
 TIME_RATIO = 2.0
+SKIP_SECONDS = 0.5  # issue 20.1: unchanged 100,000-file relock
+ONE_CHANGED_SECONDS = 2.0
+CHECK_SECONDS = 1.0  # lock --check of an unchanged 1,000,000-resource dataset
+RACY = 2.1  # seconds: a lock or file newer than 2 s before a run never vouches for itself
 PEAK_BYTES = 1.5e9  # 1.5 GB
 DATASET = "bench"
 
@@ -178,6 +192,106 @@ def _phases_child(root: Path, n: int) -> None:
     (root / "phases.txt").write_text(text + "\n")
 
 
+def median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+def skip_tree(scratch: Path, files: int, report: Report) -> None:
+    """The 100,000-file relock: cold, then (past the racy window) skipped, refreshed, one changed."""
+    root = scratch / "tree-project"
+    make_tree_project(root)
+    start = time.perf_counter()
+    make_tree(root / "data", files, 1024, 8192, 2)
+    report.notes.append(f"tree: {files:,} files, generated in {time.perf_counter() - start:.1f} s")
+    lock = [*vxds_argv(), "lock", "tree", "--root", str(root), "--quiet"]
+    run(lock).check()  # cold: hashes every file, writes the lock
+    time.sleep(RACY)
+    run(lock).check()  # runs the recipe (no fingerprint yet), keeps its fingerprint
+    skipped = median([run(lock).check() for _ in range(5)])
+    refreshed = median([run([*lock, "--refresh"]).check() for _ in range(3)])
+    changed = []
+    for n in range(3):
+        victim = root / "data" / "basel" / f"sub-{n * 5:05d}" / "ses-01" / "anat"
+        target = sorted(victim.iterdir())[0]
+        target.write_bytes(target.read_bytes()[::-1] + b"!")  # new bytes, new size
+        changed.append(run(lock).check())
+    one = median(changed)
+    report.row(
+        f"baseline: relock {files:,} files, --refresh (the recipe runs)",
+        fmt_s(refreshed.seconds),
+        fmt_mib(refreshed.peak_mib),
+        "",
+        "",
+        "1.00x",
+    )
+    report.row(
+        f"relock {files:,} files, unchanged (skipped)",
+        fmt_s(skipped.seconds),
+        fmt_mib(skipped.peak_mib),
+        "",
+        "",
+        f"{skipped.seconds / refreshed.seconds:.2f}x",
+    )
+    report.row(
+        f"relock {files:,} files, one file changed",
+        fmt_s(one.seconds),
+        fmt_mib(one.peak_mib),
+        "",
+        "",
+        f"{one.seconds / refreshed.seconds:.2f}x",
+    )
+    report.target(
+        f"unchanged {files:,}-file relock <= {SKIP_SECONDS:g} s",
+        f"{skipped.seconds:.2f} s",
+        skipped.seconds <= SKIP_SECONDS,
+    )
+    report.target(
+        f"one file changed <= {ONE_CHANGED_SECONDS:g} s",
+        f"{one.seconds:.2f} s",
+        one.seconds <= ONE_CHANGED_SECONDS,
+    )
+
+
+def skip_check(project: Path, n: int, report: Report) -> None:
+    """``lock --check`` of the unchanged ``n``-resource dataset, once its fingerprint is kept."""
+    check = [*vxds_argv(), "lock", DATASET, "--root", str(project), "--quiet", "--check"]
+    time.sleep(RACY)
+    run_vxds(project, fresh=False)  # keeps the fingerprint (the lock is old enough now)
+    skipped = median([run(check).check() for _ in range(3)])
+    refreshed = run([*check, "--refresh"]).check()
+    report.row(
+        f"baseline: lock --check --refresh, {n:,} resources",
+        fmt_s(refreshed.seconds),
+        fmt_mib(refreshed.peak_mib),
+        "",
+        "",
+        "1.00x",
+    )
+    report.row(
+        f"lock --check, {n:,} resources unchanged (skipped)",
+        fmt_s(skipped.seconds),
+        fmt_mib(skipped.peak_mib),
+        "",
+        "",
+        f"{skipped.seconds / refreshed.seconds:.2f}x",
+    )
+    report.target(
+        f"lock --check of unchanged {n:,} resources <= {CHECK_SECONDS:g} s",
+        f"{skipped.seconds:.2f} s",
+        skipped.seconds <= CHECK_SECONDS,
+    )
+
+
+def skip_part(scratch: Path, project: Path, args: Any) -> int:
+    report = Report(
+        "skip an unchanged recipe (issue 20.1)", ["run", "wall s", "peak MiB", "", "", "vs baseline"]
+    )
+    skip_tree(scratch, args.files, report)
+    skip_check(project, args.resources, report)
+    report.notes.append("median of 5 skipped, 3 refreshed and 3 one-changed runs; each run its own process")
+    return finish(report, args.strict)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--_phases"]:
         _phases_child(Path(argv[1]), int(argv[2]))
@@ -186,6 +300,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--resources", type=int, default=1_000_000, help="Resources the recipe returns.")
     p.add_argument("--repeat", type=int, default=1, help="Runs of each side; the fastest is reported.")
     p.add_argument("--no-relock", action="store_true", help="Skip relocking the unchanged recipe.")
+    p.add_argument("--files", type=int, default=100_000, help="Files in the tree of the skip part.")
+    p.add_argument("--no-skip", action="store_true", help="Leave out the skip part (issue 20.1).")
+    p.add_argument("--skip-only", action="store_true", help="Only the skip part (the 1M lock is still made).")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -249,7 +366,9 @@ def main(argv: list[str]) -> int:
             f"{peak / 1e9:.2f} GB ({lock[0].peak_mib:.0f} MiB)",
             peak < PEAK_BYTES,
         )
-        code = finish(report, args.strict)
+        code = 0 if args.skip_only else finish(report, args.strict)
+        if not args.no_skip:
+            code = max(code, skip_part(root, project, args))
         if args.profile:
             phases(project, args.resources)
             profile(root, min(args.resources, args.profile_resources), 25)

@@ -22,9 +22,11 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import vxds
@@ -163,24 +165,27 @@ def listing_digest(source: Source, *, saved_before: int | None = None) -> str | 
     return found if isinstance(found, str) else None
 
 
-def modules(imported: Iterable[str], context: Context) -> dict[str, str]:
-    """The project modules among ``imported`` names, by name, with their files."""
+def _module_files(context: Context) -> dict[str, str]:
     found: dict[str, str] = {}
-    for name in imported:
-        path = getattr(sys.modules.get(name), "__file__", None)
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
         if isinstance(path, str) and context.project_file(os.path.abspath(path)):
             found[name] = os.path.abspath(path)
-    return dict(sorted(found.items()))
+    return found
 
 
-def forget_modules(context: Context, script: Path) -> None:
-    """Drop modules from ``sys.modules`` before a recipe runs, so that each of its imports is
-    seen: the project's own, and any other (not installed) module named as a neighbour of the
-    script is, which the script's import would otherwise take from an earlier recipe."""
+@contextmanager
+def fresh_modules(context: Context, script: Path) -> Iterator[dict[str, str]]:
+    """Run a recipe with the project's modules out of ``sys.modules``, so that each of its
+    imports is seen (and so is any other module, not installed, named like a neighbour of the
+    script, which its import would otherwise take from an earlier recipe); the modules taken
+    out are put back afterwards, so the caller's imports are as they were. Yields the files
+    of the project modules loaded by the end of the run, by module name."""
     try:
         neighbours = {name.removesuffix(".py") for name in os.listdir(script.parent)}
     except OSError:
         neighbours = set()
+    taken: dict[str, ModuleType] = {}
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         if not isinstance(path, str):
@@ -188,7 +193,13 @@ def forget_modules(context: Context, script: Path) -> None:
         path = os.path.abspath(path)
         mine = name.partition(".")[0] in neighbours and not _under(path, (*_INSTALLED, _VXDS))
         if mine or context.project_file(path):
-            del sys.modules[name]
+            taken[name] = sys.modules.pop(name)
+    loaded: dict[str, str] = {}
+    try:
+        yield loaded
+    finally:
+        loaded.update(_module_files(context))
+        sys.modules.update(taken)
 
 
 def vxds_versions() -> list[Any]:
@@ -229,6 +240,7 @@ class Run:
     reads: Reads
     started: int  # time.time_ns() before the recipe ran
     context: Context
+    modules: Mapping[str, str]  # project modules loaded by the end of the run -> their files
 
 
 def record(path: Path, run: Run, *, lock_digest: str, splits: Mapping[str, int], lock_dir: Path) -> bool:
@@ -246,7 +258,9 @@ def record(path: Path, run: Run, *, lock_digest: str, splits: Mapping[str, int],
         "params": digest_json(dict(run.params)),
         "script": file_stamp(str(run.script), racy),
         "modules": [
-            [name, *file_stamp(file, racy)] for name, file in modules(run.reads.imported, context).items()
+            [name, *file_stamp(file, racy)]
+            for name, file in sorted(run.modules.items())
+            if name in run.reads.imported
         ],
         "opened": [file_stamp(p, racy) for p in sorted(run.reads.opened) if not context.ignored(p)],
         "listed": [folder_stamp(p, racy) for p in sorted(run.reads.listed) if not context.ignored(p)],

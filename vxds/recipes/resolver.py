@@ -32,7 +32,7 @@ from vxds.project.manifest import Entry
 from vxds.recipes import audit
 from vxds.recipes.client import Client
 from vxds.recipes.decorator import choose, escapes, load_script, run
-from vxds.recipes.fingerprint import Run, context_of, forget_modules, listing_digest
+from vxds.recipes.fingerprint import Run, context_of, fresh_modules, listing_digest
 from vxds.resource import InvalidResource, Resource, canonical_line, check_id, lookup, nfc_twins, normalize
 from vxds.sources import Source, SourceContext, open_source
 from vxds.sources.base import check_at, scan
@@ -318,9 +318,8 @@ class Resolver:
         script_text = read_script(entry.script, label)
         source = self.source(entry.source, label)
         context = context_of(self.config, source)
-        forget_modules(context, entry.script)
         started = time.time_ns()
-        with audit.record() as reads:
+        with fresh_modules(context, entry.script) as modules, audit.record() as reads:
             module = load_script(entry.script, label=label)
             func = choose(module, entry.entrypoint, label=label, script=entry.script)
             output = run(func, Client(source), entry.params, label=label, script=entry.script)
@@ -347,7 +346,7 @@ class Resolver:
         )
         listing = None if self.at is not None else listing_digest(source, saved_before=started)
         return Lock(header, splits), Run(
-            entry.script, entry.params, entry.digest(), listing, reads, started, context
+            entry.script, entry.params, entry.digest(), listing, reads, started, context, modules
         )
 
     def listing_digest(self, url: str | None) -> str | None:
