@@ -22,7 +22,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +139,9 @@ class Context:
         if self.source_root is None:
             return False
         real, top = os.path.realpath(path), os.path.realpath(self.source_root)
-        if real != top and not real.startswith(os.path.join(top, "")):
+        if real == top:
+            return True
+        if not real.startswith(os.path.join(top, "")):
             return False
         return not any(part.startswith(".") for part in os.path.relpath(real, top).split(os.sep))
 
@@ -236,7 +238,7 @@ class Run:
     script: Path
     params: Mapping[str, Any]
     entry_digest: str
-    source: str | None  # the source's listing digest, None when it has none
+    source: Callable[[], str | None]  # the source's listing digest as the run saw it (None: none)
     reads: Reads
     started: int  # time.time_ns() before the recipe ran
     context: Context
@@ -248,7 +250,8 @@ def record(path: Path, run: Run, *, lock_digest: str, splits: Mapping[str, int],
     be repeated by skipping it: unrepeatable, or something it depends on was too recent."""
     racy, context = run.started - RACY_NS, run.context
     lock = _lock_stamps(lock_dir, racy)
-    if lock is None or run.source is None:
+    source = run.source() if lock is not None else None
+    if lock is None or source is None:
         path.unlink(missing_ok=True)
         return False
     data: dict[str, Any] = {
@@ -259,12 +262,11 @@ def record(path: Path, run: Run, *, lock_digest: str, splits: Mapping[str, int],
         "script": file_stamp(str(run.script), racy),
         "modules": [
             [name, *file_stamp(file, racy)]
-            for name, file in sorted(run.modules.items())
-            if name in run.reads.imported
+            for name, file in sorted(run.modules.items())  # what `import` events name, and more
         ],
         "opened": [file_stamp(p, racy) for p in sorted(run.reads.opened) if not context.ignored(p)],
         "listed": [folder_stamp(p, racy) for p in sorted(run.reads.listed) if not context.ignored(p)],
-        "source": run.source,
+        "source": source,
         "lock": {"digest": lock_digest, "splits": dict(splits), "files": lock},
         "recorded": time.time_ns(),
     }

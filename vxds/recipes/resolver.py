@@ -344,7 +344,10 @@ class Resolver:
             snapshot=source.snapshot,
             splits={name: (split.count, split.digest) for name, split in splits.items()},
         )
-        listing = None if self.at is not None else listing_digest(source, saved_before=started)
+
+        def listing() -> str | None:  # asked only when a fingerprint is kept: the cache file is large
+            return None if self.at is not None else listing_digest(source, saved_before=started)
+
         return Lock(header, splits), Run(
             entry.script, entry.params, entry.digest(), listing, reads, started, context, modules
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -26,7 +27,16 @@ def test_the_tree_cache_file_keeps_its_shape(tmp_path: Path) -> None:
     }
     assert TreeCache(tmp_path).get("a/", (5, 7)) == (["f"], [])
     assert TreeCache(tmp_path).get("a/", (5, 8)) is None  # the folder changed since
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["tree.json"]  # no temporary file left
+    assert orjson.loads((tmp_path / "stats.json").read_bytes()) == {
+        "version": VERSION,
+        "listing": LISTING,
+        "root": "blake3:6b4282d7c8d1153310f4bf1be2327dd786a5b822ac3876e72d11ad6c01712dd1",
+        "folders": ["a/"],
+        "folder_keys": [[5, 7]],
+        "files": ["a/f"],
+        "file_keys": [[1, 2, 3]],
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "tree.json"]  # no temporary file
 
 
 def test_a_racy_folder_is_not_cached_and_keeps_the_listing_out(tmp_path: Path) -> None:
@@ -110,3 +120,21 @@ def test_tree_digest_holds_while_every_folder_and_file_stats_the_same(tmp_path: 
     (data / "a" / "f.txt").write_text("two")  # same size, new mtime
     assert tree_digest(cache, data, "") is None
     assert tree_digest(None, data, "") is None
+
+
+def test_a_name_that_is_not_a_regular_file_is_checked_through_tree_json(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_text("x")
+    os.mkfifo(data / "pipe")
+    st, f = data.stat(), (data / "f").stat()
+    tree = TreeCache(tmp_path / "cache")
+    keys = [[f.st_size, f.st_mtime_ns, f.st_ino], None]
+    tree.put("", (st.st_mtime_ns, st.st_ino), (["f", "pipe"], []), keys, racy=st.st_mtime_ns + 1)
+    tree.save(LISTING)
+    assert orjson.loads((tmp_path / "cache" / "stats.json").read_bytes()) == {"version": VERSION}
+    assert TreeCache(tmp_path / "cache").unchanged_listing(str(data)) == LISTING
+    (data / "pipe").unlink()
+    (data / "pipe").write_text("now a file")
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # even with the folder's time put back
+    assert TreeCache(tmp_path / "cache").unchanged_listing(str(data)) is None

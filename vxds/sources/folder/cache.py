@@ -22,6 +22,7 @@ file system with coarse timestamps could hide a change made within the same tick
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import time
@@ -55,24 +56,49 @@ Listing = tuple[list[str], list[str]]  # file names, folder names
 Key = list[int] | None  # a file's [size, mtime_ns, inode]; None when it is not a regular file
 
 
+STAMP_CHUNK = 4096  # paths stat'ed per C loop: a change is found without stat'ing the rest
+_FOLDER_KEY = operator.attrgetter("st_mtime_ns", "st_ino")
+_FILE_KEY = operator.attrgetter("st_size", "st_mtime_ns", "st_ino")
+
+
 class TreeCache:
     """Every folder's listing and its files' stats, from the last walk of the tree.
 
     ``unchanged_listing`` re-stats what was seen last time and, when nothing differs,
-    returns the listing digest the last walk computed, without listing any folder.
+    returns the listing digest the last walk computed, without listing any folder. It reads
+    ``stats.json`` (every folder and file path with its stat key, flat) when the last walk
+    left one, and the per-folder ``tree.json`` (read only when needed) otherwise.
     """
 
     def __init__(self, folder: Path | None) -> None:
-        self._file = JsonCache(folder / "tree.json" if folder is not None else None, VERSION)
-        self._old: dict[str, Any] = self._file.table("dirs")
-        self._listing = self._file.data.get("listing")
-        self.root = self._file.data.get("root")  # the root digest of the last settled walk
+        self._folder = folder
+        self._file: JsonCache | None = None
+        self._stamp = JsonCache(folder / "stats.json" if folder is not None else None, VERSION).data
         self._new: dict[str, Any] = {}
         self.complete = True  # every folder walked was old enough to cache
 
+    @property
+    def _tree(self) -> JsonCache:
+        if self._file is None:
+            self._file = JsonCache(self._folder / "tree.json" if self._folder is not None else None, VERSION)
+        return self._file
+
+    @property
+    def _old(self) -> dict[str, Any]:
+        return self._tree.table("dirs")
+
+    @property
+    def root(self) -> str | None:
+        """The root digest of the last settled walk, if there was one."""
+        found = self._stamp.get("root") if self._stamp else self._tree.data.get("root")
+        return found if isinstance(found, str) else None
+
     def unchanged_listing(self, root: str) -> str | None:
         """The last listing digest, if every folder and file still stats the same."""
-        if not isinstance(self._listing, str) or not self._old:
+        if self._stamp:
+            return self._unchanged_stamp(root)
+        listing = self._tree.data.get("listing")
+        if not isinstance(listing, str) or not self._old:
             return None
         stat_ = os.stat  # the hot loop of a warm relock: one stat per folder and per file
         try:
@@ -93,7 +119,34 @@ class TreeCache:
                         return None
         except (OSError, TypeError, ValueError, IndexError):
             return None
-        return self._listing
+        return listing
+
+    def _unchanged_stamp(self, root: str) -> str | None:
+        """``unchanged_listing`` from ``stats.json``: every stat made and compared in C loops.
+
+        A file is not checked to be a regular file here, as ``tree.json``'s check does: only
+        trees whose every name was one have a ``stats.json``, and a file cannot become
+        anything else without an unlink or rename in its folder, which changes the folder's
+        modification time.
+        """
+        data = self._stamp
+        try:
+            base = root + "/"
+            pairs = (
+                (data["folders"], data["folder_keys"], _FOLDER_KEY),
+                (data["files"], data["file_keys"], _FILE_KEY),
+            )
+            for rels, keys, key_of in pairs:
+                for start in range(0, max(len(rels), len(keys)), STAMP_CHUNK):  # stop at the first change
+                    paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
+                    if list(map(key_of, map(os.stat, paths))) != list(
+                        map(tuple, keys[start : start + STAMP_CHUNK])
+                    ):
+                        return None
+            listing = data["listing"]
+        except (OSError, TypeError, ValueError, KeyError):
+            return None
+        return listing if isinstance(listing, str) else None
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
         entry = self._old.get(rel)
@@ -114,9 +167,34 @@ class TreeCache:
         """Write what this walk saw; ``listing`` only when nothing in the tree was racy."""
         listing = listing if self.complete else None
         root = root_digest(self._new) if listing is not None else None
-        self._file.data = {"listing": listing, "root": root, "dirs": self._new}
-        self._file.mark()
-        self._file.save()
+        tree = self._tree
+        tree.data = {"listing": listing, "root": root, "dirs": self._new}
+        tree.mark()
+        tree.save()
+        stamp = JsonCache(self._folder / "stats.json" if self._folder is not None else None, VERSION)
+        stamp.data = _stamp(self._new, listing, root) if listing is not None else {}
+        stamp.mark()
+        stamp.save()
+
+
+def _stamp(dirs: dict[str, Any], listing: str, root: str | None) -> dict[str, Any]:
+    """``stats.json``'s data: flat lists of paths and keys; empty when a name was not a
+    regular file (``tree.json``'s own check handles that case)."""
+    files: list[str] = []
+    file_keys: list[Key] = []
+    for rel, (_mtime, _inode, names, _subdirs, keys) in dirs.items():
+        if None in keys:
+            return {}
+        files.extend(rel + name for name in names)
+        file_keys.extend(keys)
+    return {
+        "listing": listing,
+        "root": root,
+        "folders": list(dirs),
+        "folder_keys": [entry[:2] for entry in dirs.values()],
+        "files": files,
+        "file_keys": file_keys,
+    }
 
 
 def root_digest(dirs: dict[str, Any]) -> str:
