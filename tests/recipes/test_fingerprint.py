@@ -205,3 +205,12 @@ def test_a_lock_written_just_now_is_checked_by_running(root: Path) -> None:
     edit(root / "config/words.txt", "new words\n")
     assert lock(root)["status"] == "written"
     assert lock(root)["recipe"] == "ran: no fingerprint of an earlier run"
+
+
+def test_the_api_takes_refresh_and_says_what_the_recipe_did(root: Path) -> None:
+    import vxds
+
+    [skipped] = vxds.lock("demo", root=root)
+    assert (skipped.state, skipped.recipe, dict(skipped.splits)) == ("unchanged", SKIPPED, {"train": 3})
+    [ran] = vxds.lock("demo", root=root, refresh=True)
+    assert (ran.state, ran.recipe, ran.digest) == ("unchanged", "ran: --refresh", skipped.digest)
