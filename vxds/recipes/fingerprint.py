@@ -23,7 +23,7 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -49,6 +49,13 @@ _VXDS = os.path.join(os.path.dirname(os.path.abspath(vxds.__file__)), "")
 
 def fingerprint_path(cache_dir: Path, name: str, version: int) -> Path:
     return cache_dir / "recipes" / f"{name}@{version}.json"
+
+
+def forget(path: Path) -> None:
+    """Remove a fingerprint; one that cannot be removed is left (it never outlives its lock:
+    the lock's stat keys are in it)."""
+    with suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 def _key(st: os.stat_result) -> list[int]:
@@ -252,7 +259,7 @@ def record(path: Path, run: Run, *, lock_digest: str, splits: Mapping[str, int],
     lock = _lock_stamps(lock_dir, racy)
     source = run.source() if lock is not None else None
     if lock is None or source is None:
-        path.unlink(missing_ok=True)
+        forget(path)
         return False
     data: dict[str, Any] = {
         "vxds": vxds_versions(),

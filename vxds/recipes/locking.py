@@ -31,7 +31,7 @@ from vxds.locks.store import (
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest
-from vxds.recipes.fingerprint import Recorded, fingerprint_path, load, record, stale
+from vxds.recipes.fingerprint import Recorded, fingerprint_path, forget, load, record, stale
 from vxds.recipes.resolver import Resolver
 from vxds.recipes.upstream import Upstream
 
@@ -194,7 +194,7 @@ def _lock_one(
         return LockOutcome(
             entry.name, entry.version, "unchanged", directory, reason.splits, reason.digest, recipe=SKIPPED
         )
-    fingerprint.unlink(missing_ok=True)  # it describes a lock this run may replace
+    forget(fingerprint)  # it describes a lock this run may replace
     lock, run = resolver.resolve_recorded(entry)
     warning: str | None = None
 
