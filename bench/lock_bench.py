@@ -246,6 +246,8 @@ def skip_tree(scratch: Path, files: int, report: Report) -> None:
         target = sorted(victim.iterdir())[0]
         target.write_bytes(target.read_bytes()[::-1] + b"!")  # new bytes, new size
         changed.append(timed(lock))
+        time.sleep(RACY)
+        expect([timed(lock)], "ran: no fingerprint")  # the new lock keeps a fingerprint again
     expect(skipped, "skipped")
     expect(changed, "ran: its source changed")
     base, skip, one = median(refreshed), median(skipped), median(changed)
