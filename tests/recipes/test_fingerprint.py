@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from vxds.cli.main import cli
+from vxds.locks.format import FORMAT
 from vxds.recipes import fingerprint
 
 SKIPPED = "skipped: nothing the recipe read changed"
@@ -142,7 +143,7 @@ def test_a_change_to_what_the_recipe_read_reruns_it(root: Path, case: str) -> No
 
 
 def test_a_new_lock_format_reruns_it(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fingerprint, "FORMAT", fingerprint.FORMAT + 1)
+    monkeypatch.setattr(fingerprint, "FORMAT", FORMAT + 1)
     assert lock(root)["recipe"] == "ran: vxds' lock format or version changed"
 
 
@@ -214,3 +215,46 @@ def test_the_api_takes_refresh_and_says_what_the_recipe_did(root: Path) -> None:
     assert (skipped.state, skipped.recipe, dict(skipped.splits)) == ("unchanged", SKIPPED, {"train": 3})
     [ran] = vxds.lock("demo", root=root, refresh=True)
     assert (ran.state, ran.recipe, ran.digest) == ("unchanged", "ran: --refresh", skipped.digest)
+
+
+RECIPE_WITH_HELPER = """import helper
+import vxds
+
+
+@vxds.recipe()
+def r(client):
+    return {"all": [vxds.Resource(id="t", version=1, attrs={"tag": helper.TAG})]}
+"""
+
+
+def test_each_recipe_imports_its_own_neighbour_and_the_callers_module_is_put_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    import vxds
+
+    root = tmp_path / "two"
+    files = {
+        "pyproject.toml": '[tool.vxds]\nsource = "./data"\n',
+        "datasets.yaml": "- name: one\n  version: 1\n  script_location: a/r.py\n"
+        "- name: two\n  version: 1\n  script_location: b/r.py\n",
+        "a/r.py": RECIPE_WITH_HELPER,
+        "a/helper.py": 'TAG = "a"\n',
+        "b/r.py": RECIPE_WITH_HELPER,
+        "b/helper.py": 'TAG = "b"\n',
+        "data/f.txt": "x",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    spec = importlib.util.spec_from_file_location("helper", root / "b/helper.py")
+    assert spec is not None
+    mine = importlib.util.module_from_spec(spec)  # the caller's own "helper", b's
+    monkeypatch.setitem(sys.modules, "helper", mine)
+    vxds.lock(root=root)
+    assert sys.modules["helper"] is mine
+    locks = [vxds.load_lock(name, root=root) for name in ("one", "two")]
+    tags = [next(lock.splits["all"].resources()).attrs["tag"] for lock in locks]
+    assert tags == ["a", "b"]  # not b's for both, nor a's
