@@ -32,9 +32,9 @@ def test_the_tree_cache_file_keeps_its_shape(tmp_path: Path) -> None:
         "listing": LISTING,
         "root": "blake3:6b4282d7c8d1153310f4bf1be2327dd786a5b822ac3876e72d11ad6c01712dd1",
         "folders": ["a/"],
-        "folder_keys": [[5, 7]],
+        "folder_keys": [5, 7],
         "files": ["a/f"],
-        "file_keys": [[1, 2, 3]],
+        "file_keys": [1, 2, 3],
     }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "tree.json"]  # no temporary file
 

@@ -27,6 +27,7 @@ import os
 import stat
 import time
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -132,16 +133,16 @@ class TreeCache:
         data = self._stamp
         try:
             base = root + "/"
-            pairs = (
-                (data["folders"], data["folder_keys"], _FOLDER_KEY),
-                (data["files"], data["file_keys"], _FILE_KEY),
-            )
-            for rels, keys, key_of in pairs:
-                for start in range(0, max(len(rels), len(keys)), STAMP_CHUNK):  # stop at the first change
+            for rels, keys, key_of, width in (
+                (data["folders"], data["folder_keys"], _FOLDER_KEY, 2),  # width: numbers per key
+                (data["files"], data["file_keys"], _FILE_KEY, 3),
+            ):
+                if len(keys) != width * len(rels):
+                    return None
+                for start in range(0, len(rels), STAMP_CHUNK):  # stop at the first change
                     paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
-                    if list(map(key_of, map(os.stat, paths))) != list(
-                        map(tuple, keys[start : start + STAMP_CHUNK])
-                    ):
+                    now = list(chain.from_iterable(map(key_of, map(os.stat, paths))))
+                    if now != keys[start * width : (start + STAMP_CHUNK) * width]:
                         return None
             listing = data["listing"]
         except (OSError, TypeError, ValueError, KeyError):
@@ -181,19 +182,19 @@ def _stamp(dirs: dict[str, Any], listing: str, root: str | None) -> dict[str, An
     """``stats.json``'s data: flat lists of paths and keys; empty when a name was not a
     regular file (``tree.json``'s own check handles that case)."""
     files: list[str] = []
-    file_keys: list[Key] = []
+    file_keys: list[int] = []
     for rel, (_mtime, _inode, names, _subdirs, keys) in dirs.items():
         if None in keys:
             return {}
         files.extend(rel + name for name in names)
-        file_keys.extend(keys)
+        file_keys.extend(chain.from_iterable(keys))
     return {
         "listing": listing,
         "root": root,
         "folders": list(dirs),
-        "folder_keys": [entry[:2] for entry in dirs.values()],
+        "folder_keys": list(chain.from_iterable(entry[:2] for entry in dirs.values())),  # flat
         "files": files,
-        "file_keys": file_keys,
+        "file_keys": file_keys,  # flat: size, mtime_ns, inode, size, ...
     }
 
 
