@@ -258,3 +258,14 @@ def test_each_recipe_imports_its_own_neighbour_and_the_callers_module_is_put_bac
     locks = [vxds.load_lock(name, root=root) for name in ("one", "two")]
     tags = [next(lock.splits["all"].resources()).attrs["tag"] for lock in locks]
     assert tags == ["a", "b"]  # not b's for both, nor a's
+
+
+def test_refresh_takes_auto_or_always(root: Path) -> None:
+    edit(root / "datasets.yaml", MANIFEST + "  refresh: sometimes\n")
+    result = CliRunner().invoke(cli, ["lock", "demo", "--root", str(root)])
+    assert result.exit_code == 2
+    assert "datasets.yaml:6: dataset 'demo': field 'refresh'" in result.output
+    assert "is not one of ['auto', 'always']" in result.output
+    assert "Traceback" not in result.output
+    edit(root / "datasets.yaml", MANIFEST + "  refresh: auto\n")
+    assert lock(root)["recipe"] == SKIPPED  # auto is the default, and not part of the entry digest
