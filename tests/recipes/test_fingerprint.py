@@ -144,7 +144,15 @@ def test_a_change_to_what_the_recipe_read_reruns_it(root: Path, case: str) -> No
 
 def test_a_new_lock_format_reruns_it(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fingerprint, "FORMAT", FORMAT + 1)
-    assert lock(root)["recipe"] == "ran: vxds' lock format or version changed"
+    assert lock(root)["recipe"] == "ran: vxds' lock format or version, or Python's, changed"
+
+
+def test_locks_kept_elsewhere_rerun_it(root: Path) -> None:
+    edit(root / "pyproject.toml", '[tool.vxds]\nsource = "./data"\nlocks = "other-locks"\n')
+    outcome = lock(root)
+    assert outcome["recipe"] == "ran: the lock on disk is not the one it wrote"
+    assert outcome["status"] == "written"
+    assert (root / "other-locks/demo/1/lock.toml").is_file()
 
 
 def touch(path: Path) -> None:

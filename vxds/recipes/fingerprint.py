@@ -212,7 +212,8 @@ def fresh_modules(context: Context, script: Path) -> Iterator[dict[str, str]]:
 
 
 def vxds_versions() -> list[Any]:
-    return [FORMAT, vxds.__version__]
+    """vxds' lock format and version, and Python's: any change makes every recipe run again."""
+    return [FORMAT, vxds.__version__, sys.version]
 
 
 def _lock_stamps(directory: Path, racy: int) -> list[Stamp] | None:
@@ -274,7 +275,7 @@ def record(path: Path, run: Run, *, lock_digest: str, splits: Mapping[str, int],
         "opened": [file_stamp(p, racy) for p in sorted(run.reads.opened) if not context.ignored(p)],
         "listed": [folder_stamp(p, racy) for p in sorted(run.reads.listed) if not context.ignored(p)],
         "source": source,
-        "lock": {"digest": lock_digest, "splits": dict(splits), "files": lock},
+        "lock": {"dir": str(lock_dir), "digest": lock_digest, "splits": dict(splits), "files": lock},
         "recorded": time.time_ns(),
     }
     cache = JsonCache(path, VERSION)
@@ -302,14 +303,20 @@ def load(path: Path) -> Recorded | None:
 
 
 def stale(
-    recorded: Recorded, *, script: Path, params: Mapping[str, Any], entry_digest: str, source: Any
+    recorded: Recorded,
+    *,
+    script: Path,
+    params: Mapping[str, Any],
+    entry_digest: str,
+    source: Callable[[], str | None],
+    lock_dir: Path,
 ) -> str | None:
     """Why the recipe must run again (the first difference found), or None when nothing it
-    read changed and the lock on disk is the one it wrote. ``source`` is called (last but
-    one, it is the costly check) for the source's listing digest now."""
+    read changed and the lock in ``lock_dir`` is the one it wrote. ``source`` is called (last
+    but one, it is the costly check) for the source's listing digest now."""
     data = recorded.data
     try:
-        return _stale_inputs(data, script, params, entry_digest) or _stale_world(data, source)
+        return _stale_inputs(data, script, params, entry_digest) or _stale_world(data, source, lock_dir)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return "its fingerprint could not be read"
 
@@ -320,7 +327,7 @@ def _stale_inputs(
     if data["unrepeatable"] is not None:
         return f"its last run did what cannot be repeated ({data['unrepeatable']})"
     if data["vxds"] != vxds_versions():
-        return "vxds' lock format or version changed"
+        return "vxds' lock format or version, or Python's, changed"
     if data["params"] != digest_json(dict(params)):
         return "its params changed"
     if data["entry"] != entry_digest:
@@ -333,7 +340,7 @@ def _stale_inputs(
     return None
 
 
-def _stale_world(data: dict[str, Any], source: Any) -> str | None:
+def _stale_world(data: dict[str, Any], source: Callable[[], str | None], lock_dir: Path) -> str | None:
     for stamp in data["opened"]:
         if not file_unchanged(stamp):
             return f"{stamp[0]}, which it read, changed"
@@ -342,6 +349,6 @@ def _stale_world(data: dict[str, Any], source: Any) -> str | None:
             return f"the listing of {stamp[0]}, which it read, changed"
     if data["source"] != source():
         return "its source changed"
-    if not _lock_intact(data["lock"]["files"]):
+    if data["lock"]["dir"] != str(lock_dir) or not _lock_intact(data["lock"]["files"]):
         return "the lock on disk is not the one it wrote"
     return None

@@ -189,7 +189,7 @@ def _lock_one(
         return LockOutcome(entry.name, entry.version, "frozen", directory)
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
     fingerprint = fingerprint_path(config.cache_dir, entry.name, entry.version)
-    reason = _why_run(resolver, entry, fingerprint, refresh=refresh)
+    reason = _why_run(resolver, entry, fingerprint, directory, refresh=refresh)
     if isinstance(reason, Recorded):
         return LockOutcome(
             entry.name, entry.version, "unchanged", directory, reason.splits, reason.digest, recipe=SKIPPED
@@ -228,7 +228,9 @@ def _lock_one(
     return outcome("written", Changes.between(previous, lock))
 
 
-def _why_run(resolver: Resolver, entry: Entry, fingerprint: Path, *, refresh: bool) -> str | Recorded:
+def _why_run(
+    resolver: Resolver, entry: Entry, fingerprint: Path, directory: Path, *, refresh: bool
+) -> str | Recorded:
     """Why the entry's recipe runs, or its fingerprint when nothing it read changed."""
     if refresh:
         return "--refresh"
@@ -245,6 +247,7 @@ def _why_run(resolver: Resolver, entry: Entry, fingerprint: Path, *, refresh: bo
         params=entry.params,
         entry_digest=entry.digest(),
         source=lambda: resolver.listing_digest(entry.source),
+        lock_dir=directory,
     )
     return recorded if reason is None else reason
 
