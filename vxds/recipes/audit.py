@@ -64,6 +64,8 @@ def _path(value: object) -> str | None:
     """An absolute path from an event's path argument; None for a file descriptor."""
     if value is None:
         return os.path.abspath(".")
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if isinstance(value, bytes):
         value = os.fsdecode(value)
     if isinstance(value, str):
@@ -92,7 +94,7 @@ def _on_open(reads: Reads, args: tuple[Any, ...]) -> None:
 def _on_listing(reads: Reads, args: tuple[Any, ...]) -> None:
     where = _path(args[0] if args else None)
     if where is None:  # a folder listed by descriptor: not something a later run can check
-        reads.unrepeatable = reads.unrepeatable or "os.scandir of a file descriptor"
+        reads.unrepeatable = reads.unrepeatable or "a folder listed by file descriptor"
     else:
         reads.listed.add(where)
 
