@@ -10,7 +10,15 @@ Both sides run in their own subprocess, so wall time and peak RSS are comparable
 
 Targets (issue 2): vxds within 2x the baseline's wall time, and under 1.5 GB peak memory.
 
+Then the skip of an unchanged recipe (issue 20.1), against ``vxds lock --refresh`` (the
+recipe runs, as every relock did before) in the same run:
+
+* relock of an unchanged 100,000-file tree (``hash_bench``'s tree): at most 0.5 s;
+* the same with one file rewritten (the recipe runs): at most 2 s;
+* ``vxds lock --check`` of the unchanged 1,000,000-resource dataset above: at most 1 s.
+
     python bench/lock_bench.py [--resources 1000000] [--repeat 1] [--profile] [--strict]
+                               [--files 100000] [--no-skip | --skip-only]
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import resource
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +47,14 @@ from benchlib import (
     workdir,
 )
 from blake3 import blake3
+from hash_bench import make_project as make_tree_project
+from hash_bench import make_tree
 
 TIME_RATIO = 2.0
+SKIP_SECONDS = 0.5  # issue 20.1: unchanged 100,000-file relock
+ONE_CHANGED_SECONDS = 2.0
+CHECK_SECONDS = 1.0  # lock --check of an unchanged 1,000,000-resource dataset
+RACY = 2.1  # seconds: a lock or file newer than 2 s before a run never vouches for itself
 PEAK_BYTES = 1.5e9  # 1.5 GB
 DATASET = "bench"
 
@@ -190,6 +205,107 @@ def _phases_child(root: Path, n: int) -> None:
     (root / "phases.txt").write_text(text + "\n")
 
 
+@dataclass(frozen=True)
+class Timed:
+    """A run with its CPU time (user + sys, the launcher's few ms included) and what the
+    JSON output said of the recipe: CPU time is steadier than wall time on a shared machine."""
+
+    run: Run
+    cpu: float
+    recipe: str
+
+
+def timed(argv: list[str]) -> Timed:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = run([*argv, "--format", "json"]).check()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    [dataset] = orjson.loads(result.stdout)["datasets"]
+    return Timed(result, cpu, str(dataset.get("recipe")))
+
+
+def median(runs: list[Timed]) -> Timed:
+    return sorted(runs, key=lambda r: r.run.seconds)[len(runs) // 2]
+
+
+def skip_row(report: Report, name: str, r: Timed, base: Timed | None) -> None:
+    ratio = "1.00x" if base is None else f"{r.run.seconds / base.run.seconds:.2f}x"
+    report.row(name, fmt_s(r.run.seconds), fmt_mib(r.run.peak_mib), fmt_s(r.cpu), r.recipe, ratio)
+
+
+def expect(runs: list[Timed], prefix: str) -> None:
+    wrong = [r.recipe for r in runs if not r.recipe.startswith(prefix)]
+    if wrong:
+        raise RuntimeError(f"expected every run to say {prefix!r}, got {wrong}")
+
+
+def skip_tree(scratch: Path, files: int, report: Report) -> None:
+    """The 100,000-file relock: cold, then (past the racy window) skipped, refreshed, one changed."""
+    root = scratch / "tree-project"
+    make_tree_project(root)
+    start = time.perf_counter()
+    make_tree(root / "data", files, 1024, 8192, 2)
+    report.notes.append(f"tree: {files:,} files, generated in {time.perf_counter() - start:.1f} s")
+    lock = [*vxds_argv(), "lock", "tree", "--root", str(root)]
+    run(lock).check()  # cold: hashes every file, writes the lock
+    time.sleep(RACY)
+    expect([timed(lock)], "ran: no fingerprint")  # the lock is old enough: its fingerprint is kept
+    skipped = [timed(lock) for _ in range(5)]
+    refreshed = [timed([*lock, "--refresh"]) for _ in range(3)]
+    changed = []
+    for n in range(3):
+        victim = root / "data" / "basel" / f"sub-{n * 5:05d}" / "ses-01" / "anat"
+        target = sorted(victim.iterdir())[0]
+        target.write_bytes(target.read_bytes()[::-1] + b"!")  # new bytes, new size
+        changed.append(timed(lock))
+        time.sleep(RACY)
+        expect([timed(lock)], "ran: no fingerprint")  # the new lock keeps a fingerprint again
+    expect(skipped, "skipped")
+    expect(changed, "ran: its source changed")
+    base, skip, one = median(refreshed), median(skipped), median(changed)
+    skip_row(report, f"baseline: relock {files:,} files, --refresh", base, None)
+    skip_row(report, f"relock {files:,} files, unchanged", skip, base)
+    skip_row(report, f"relock {files:,} files, one file changed", one, base)
+    secs = skip.run.seconds
+    report.target(
+        f"unchanged {files:,}-file relock <= {SKIP_SECONDS:g} s", f"{secs:.2f} s", secs <= SKIP_SECONDS
+    )
+    secs = one.run.seconds
+    report.target(
+        f"one file changed <= {ONE_CHANGED_SECONDS:g} s", f"{secs:.2f} s", secs <= ONE_CHANGED_SECONDS
+    )
+
+
+def skip_check(project: Path, n: int, report: Report) -> None:
+    """``lock --check`` of the unchanged ``n``-resource dataset, once its fingerprint is kept."""
+    check = [*vxds_argv(), "lock", DATASET, "--root", str(project), "--check"]
+    time.sleep(RACY)
+    run_vxds(project, fresh=False)  # keeps the fingerprint (the lock is old enough now)
+    skipped = [timed(check) for _ in range(3)]
+    expect(skipped, "skipped")
+    base, skip = timed([*check, "--refresh"]), median(skipped)
+    skip_row(report, f"baseline: lock --check --refresh, {n:,} resources", base, None)
+    skip_row(report, f"lock --check, {n:,} resources unchanged", skip, base)
+    secs = skip.run.seconds
+    report.target(
+        f"lock --check of unchanged {n:,} resources <= {CHECK_SECONDS:g} s",
+        f"{secs:.2f} s",
+        secs <= CHECK_SECONDS,
+    )
+
+
+def skip_part(scratch: Path, project: Path, args: Any) -> int:
+    report = Report(
+        "skip an unchanged recipe (issue 20.1)",
+        ["run", "wall s", "peak MiB", "CPU s", "recipe", "vs baseline"],
+    )
+    skip_tree(scratch, args.files, report)
+    skip_check(project, args.resources, report)
+    report.notes.append("median by wall time of 5 unchanged, 3 --refresh and 3 one-changed runs")
+    report.notes.append("each run its own process; CPU s = user + sys of the run (and its launcher)")
+    return finish(report, args.strict)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--_phases"]:
         _phases_child(Path(argv[1]), int(argv[2]))
@@ -198,6 +314,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--resources", type=int, default=1_000_000, help="Resources the recipe returns.")
     p.add_argument("--repeat", type=int, default=1, help="Runs of each side; the fastest is reported.")
     p.add_argument("--no-relock", action="store_true", help="Skip relocking the unchanged recipe.")
+    p.add_argument("--files", type=int, default=100_000, help="Files in the tree of the skip part.")
+    p.add_argument("--no-skip", action="store_true", help="Leave out the skip part (issue 20.1).")
+    p.add_argument("--skip-only", action="store_true", help="Only the skip part (the 1M lock is still made).")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -261,7 +380,9 @@ def main(argv: list[str]) -> int:
             f"{peak / 1e9:.2f} GB ({lock[0].peak_mib:.0f} MiB)",
             peak < PEAK_BYTES,
         )
-        code = finish(report, args.strict)
+        code = 0 if args.skip_only else finish(report, args.strict)
+        if not args.no_skip:
+            code = max(code, skip_part(root, project, args))
         if args.profile:
             phases(project, args.resources)
             profile(root, min(args.resources, args.profile_resources), 25)

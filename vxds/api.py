@@ -239,13 +239,15 @@ def lock(
     dry_run: bool = False,
     jobs: int | None = None,
     at: str | None = None,
+    refresh: bool = False,
 ) -> list[LockOutcome]:
     """Run recipes and write their locks, as ``vxds lock`` does; one ``LockOutcome`` each.
 
     ``names`` are ``"name@version"`` or ``"name"`` (the highest version), one or a list;
     None locks every dataset in the manifest. ``stale`` keeps only the datasets whose lock
     is missing or stale; ``dry_run`` writes nothing and says what would change (``--check``
-    and ``--dry-run``); ``at`` resolves against a source snapshot. A dataset whose recipe
+    and ``--dry-run``); ``at`` resolves against a source snapshot; ``refresh`` runs recipes
+    whose fingerprint says nothing they read changed (``--refresh``). A dataset whose recipe
     fails gets an outcome in state ``"error"`` with the exception in ``error`` and the
     others are still locked; a missing project, a bad manifest or an unknown name raise.
     """
@@ -255,4 +257,4 @@ def lock(
     config, manifest = open_project(root, require_scripts=True)
     specs = [names] if isinstance(names, str) else list(names or ())
     entries = select_entries(config, manifest, specs, stale=stale)
-    return lock_datasets(config, entries, dry_run=dry_run, jobs=jobs, at=at)
+    return lock_datasets(config, entries, dry_run=dry_run, jobs=jobs, at=at, refresh=refresh)

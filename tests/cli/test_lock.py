@@ -245,6 +245,7 @@ def test_check_json_is_pinned(project: Path, invoke: Invoke) -> None:
                 "digest": _committed_digest("clinical_cohort@1"),
                 "name": "clinical_cohort",
                 "path": "locks/clinical_cohort/1",
+                "recipe": "ran: no fingerprint of an earlier run",
                 "splits": {"cohort": 13},
                 "status": "missing",
                 "version": 1,
@@ -258,7 +259,7 @@ def test_unchanged_has_no_changes_in_json_or_text(project: Path, invoke: Invoke)
     invoke("lock", "clinical_cohort")
     result = invoke("lock", "clinical_cohort", "--format", "json")
     [entry] = json.loads(result.stdout)["datasets"]
-    assert sorted(entry) == ["digest", "name", "path", "splits", "status", "version"]
+    assert sorted(entry) == ["digest", "name", "path", "recipe", "splits", "status", "version"]
     assert entry["status"] == "unchanged"
     assert invoke("lock", "clinical_cohort").stdout == "unchanged  clinical_cohort@1: cohort 13\n"
 

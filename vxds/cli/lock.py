@@ -35,6 +35,8 @@ Examples:
   vxds lock --stale                     relock what changed (the vxds-lock pre-commit hook)
   vxds lock --file recipes/viseg.py -o out/   write resources.<split>.jsonl to out/
   vxds lock viseg_training --at 3       resolve against snapshot 3 of a catalog source
+  vxds lock --all -v                    say which recipes ran and why, and which were skipped
+  vxds lock --all --refresh             run every recipe, even those whose inputs are unchanged
 """
 
 NAME_THEM = "name the datasets to lock, or use --all or --stale (or --file SCRIPT)"
@@ -112,16 +114,20 @@ def outcome_json(outcome: LockOutcome, config: Config) -> dict[str, Any]:
         report["counts"] = outcome.changes.counts()
     if outcome.warning is not None:
         report["warning"] = outcome.warning
+    if outcome.recipe is not None:
+        report["recipe"] = outcome.recipe
     return report
 
 
-def outcome_line(outcome: LockOutcome) -> str:
+def outcome_line(outcome: LockOutcome, *, verbose: bool = False) -> str:
     if outcome.state == "frozen":
         reason = "frozen (frozen: true in the manifest), its lock is left as it is"
         return f"{state('skipped')}  {outcome.key}: {reason}"
     detail = ", ".join(f"{name} {n}" for name, n in sorted(outcome.splits.items()))
     if outcome.changes is not None:
         detail += f"  ({change_words(outcome.changes)})"
+    if verbose and outcome.recipe is not None:
+        detail += f"  ({outcome.recipe})"
     return f"{state(outcome.state)}  {outcome.key}: {detail}"
 
 
@@ -151,6 +157,8 @@ class _Run:
     fmt: str
     quiet: bool
     root: Path | None
+    verbose: bool = False
+    refresh: bool = False
 
     @property
     def writes(self) -> bool:
@@ -204,7 +212,7 @@ def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code:
             if outcome.error is not None:
                 progress.error(outcome.error)
             elif not run.quiet:
-                progress.echo(outcome_line(outcome))
+                progress.echo(outcome_line(outcome, verbose=run.verbose))
             if outcome.warning is not None:
                 click.echo(f"{click.style('warning', fg='yellow')}: {outcome.warning}", err=True)
 
@@ -214,6 +222,7 @@ def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code:
             dry_run=not run.writes,
             jobs=run.jobs,
             at=run.at,
+            refresh=run.refresh,
             progress=progress,
             on_outcome=show if run.fmt == "text" else None,
         )
@@ -274,6 +283,12 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
     metavar="SNAPSHOT",
     help="Resolve against this snapshot of the source (a catalog keeps every snapshot).",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Run every recipe, even one whose fingerprint says nothing it read changed.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Say whether each recipe ran (and why) or was skipped.")
 @jobs_option
 @format_option
 @quiet_option
@@ -291,6 +306,8 @@ def command(
     dry_run: bool,
     exit_code: bool,
     at: str | None,
+    refresh: bool,
+    verbose: bool,
     jobs: int | None,
     fmt: str,
     quiet: bool,
@@ -299,10 +316,11 @@ def command(
     """Run recipes and write their locks under locks/<name>/<version>/.
 
     A lock is rewritten only when its content changes; relocking unchanged inputs leaves
-    the files byte for byte as they were.
+    the files byte for byte as they were. A recipe is not run again while nothing its last
+    run read changed (docs/recipes.md, "When a recipe is skipped").
     """
     _check_usage(click.get_current_context())
-    run = _Run(check=check, dry_run=dry_run, jobs=jobs, at=at, fmt=fmt, quiet=quiet, root=root)
+    run = _Run(check, dry_run, jobs, at, fmt, quiet, root, verbose=verbose, refresh=refresh)
     if script is not None:
         parsed = _parse_params(params)
         return _lock_script(run, script, out=out, entrypoint=entrypoint, source=source, params=parsed)

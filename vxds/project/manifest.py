@@ -42,6 +42,7 @@ class Entry:
     held_out: tuple[str, ...] = DEFAULT_HELD_OUT
     allow_group_overlap: bool = False
     frozen: bool = False  # published and closed: its lock is checked, never rewritten
+    refresh: str = "auto"  # "always": its recipe runs on every lock, never skipped
 
     @property
     def key(self) -> str:
@@ -51,8 +52,8 @@ class Entry:
     def digest_fields(self) -> dict[str, Any]:
         """What the entry digest covers: everything that can change the lock.
 
-        The description and ``frozen`` are left out on purpose: editing prose or freezing a
-        version does not make its lock stale.
+        The description, ``frozen`` and ``refresh`` are left out on purpose: editing prose,
+        freezing a version or choosing when its recipe runs does not make its lock stale.
         """
         return {
             "allow_group_overlap": self.allow_group_overlap,
@@ -152,6 +153,7 @@ def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str 
                 held_out=tuple(merged.get("held_out", DEFAULT_HELD_OUT)),
                 allow_group_overlap=merged.get("allow_group_overlap", False),
                 frozen=merged.get("frozen", False),
+                refresh=merged.get("refresh", "auto"),
             )
         )
     return out

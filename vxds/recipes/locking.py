@@ -31,6 +31,7 @@ from vxds.locks.store import (
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest
+from vxds.recipes.fingerprint import Recorded, fingerprint_path, forget, load, record, stale
 from vxds.recipes.resolver import Resolver
 from vxds.recipes.upstream import Upstream
 
@@ -87,6 +88,8 @@ class LockOutcome:
     ``error`` (``error`` holds why; ``splits``, ``digest`` and ``changes`` are then empty),
     or ``frozen`` (the entry has ``frozen: true``: no recipe ran and the lock was left alone).
     ``warning`` says a lock that was rewritten is published on the upstream branch.
+    ``recipe`` says whether the recipe ran and why (``ran: its script changed``) or was
+    skipped (``SKIPPED``: nothing its last run read changed, see ``fingerprint``).
     """
 
     name: str
@@ -98,6 +101,7 @@ class LockOutcome:
     changes: Changes | None = None  # None when nothing changed (or the recipe failed)
     error: VxdsError | None = None
     warning: str | None = None
+    recipe: str | None = None
 
     @property
     def key(self) -> str:
@@ -110,6 +114,7 @@ class LockOutcome:
 
 
 OnOutcome = Callable[[LockOutcome], None]
+SKIPPED = "skipped: nothing the recipe read changed"
 
 
 def select_entries(
@@ -148,6 +153,7 @@ def lock_datasets(
     dry_run: bool = False,
     jobs: int | None = None,
     at: str | None = None,
+    refresh: bool = False,
     progress: Progress = NO_PROGRESS,
     on_outcome: OnOutcome | None = None,
 ) -> list[LockOutcome]:
@@ -156,14 +162,15 @@ def lock_datasets(
     A ``VxdsError`` while resolving or writing one entry becomes that entry's ``error``
     outcome and the next entry is locked; anything else (Ctrl-C) stops the run. ``at``
     resolves against that source snapshot, ``jobs`` sets the hashing threads, and
-    ``on_outcome`` is called with each outcome as soon as it is known.
+    ``on_outcome`` is called with each outcome as soon as it is known. A recipe whose
+    fingerprint still holds is not run (``SKIPPED``) unless ``refresh`` is given.
     """
     resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
     upstream = Upstream(config)
     outcomes = []
     for entry in entries:
         try:
-            outcome = _lock_one(resolver, upstream, entry, dry_run=dry_run)
+            outcome = _lock_one(resolver, upstream, entry, dry_run=dry_run, refresh=refresh)
         except VxdsError as exc:
             path = lock_dir(config.locks, entry.name, entry.version)
             outcome = LockOutcome(entry.name, entry.version, "error", path, error=exc)
@@ -173,19 +180,38 @@ def lock_datasets(
     return outcomes
 
 
-def _lock_one(resolver: Resolver, upstream: Upstream, entry: Entry, *, dry_run: bool) -> LockOutcome:
+def _lock_one(
+    resolver: Resolver, upstream: Upstream, entry: Entry, *, dry_run: bool, refresh: bool
+) -> LockOutcome:
     config = resolver.config
     directory = lock_dir(config.locks, entry.name, entry.version)
     if entry.frozen:  # never resolved: a frozen version's lock is kept as it is
         return LockOutcome(entry.name, entry.version, "frozen", directory)
-    lock = resolver.resolve(entry)
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
+    fingerprint = fingerprint_path(config.cache_dir, entry.name, entry.version)
+    reason = _why_run(resolver, entry, fingerprint, directory, refresh=refresh)
+    if isinstance(reason, Recorded):
+        return LockOutcome(
+            entry.name, entry.version, "unchanged", directory, reason.splits, reason.digest, recipe=SKIPPED
+        )
+    forget(fingerprint)  # it describes a lock this run may replace
+    lock, run = resolver.resolve_recorded(entry)
     warning: str | None = None
 
     def outcome(state: LockState, changes: Changes | None = None) -> LockOutcome:
         splits = {name: split.count for name, split in lock.splits.items()}
+        if state == "unchanged":  # the lock on disk is this run's: its fingerprint vouches for it
+            record(fingerprint, run, lock_digest=lock.digest, splits=splits, lock_dir=directory)
         return LockOutcome(
-            entry.name, entry.version, state, directory, splits, lock.digest, changes, warning=warning
+            entry.name,
+            entry.version,
+            state,
+            directory,
+            splits,
+            lock.digest,
+            changes,
+            warning=warning,
+            recipe=f"ran: {reason}",
         )
 
     if dry_run:
@@ -200,6 +226,30 @@ def _lock_one(resolver: Resolver, upstream: Upstream, entry: Entry, *, dry_run: 
     if not write_lock(lock, directory, guard=guard_file(config.cache_dir, entry.name, entry.version)):
         return outcome("unchanged")
     return outcome("written", Changes.between(previous, lock))
+
+
+def _why_run(
+    resolver: Resolver, entry: Entry, fingerprint: Path, directory: Path, *, refresh: bool
+) -> str | Recorded:
+    """Why the entry's recipe runs, or its fingerprint when nothing it read changed."""
+    if refresh:
+        return "--refresh"
+    if entry.refresh == "always":
+        return "refresh: always"
+    if resolver.at is not None:
+        return "--at"
+    recorded = load(fingerprint)
+    if recorded is None:
+        return "no fingerprint of an earlier run"
+    reason = stale(
+        recorded,
+        script=entry.script,
+        params=entry.params,
+        entry_digest=entry.digest(),
+        source=lambda: resolver.listing_digest(entry.source),
+        lock_dir=directory,
+    )
+    return recorded if reason is None else reason
 
 
 def _previous(directory: Path) -> Lock | None:

@@ -14,13 +14,14 @@ does not hold, or a bare ``{"id", "version"}`` naming nothing in the source, is 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
-from vxds.errors import ConfigError, NotFoundError, RecipeError
+from vxds.errors import ConfigError, NotFoundError, RecipeError, VxdsError
 from vxds.hashing import canonical_json, digest_text
 from vxds.locks.format import SPLIT_RE, Header
 from vxds.locks.splits import Split, header_shards
@@ -28,8 +29,10 @@ from vxds.locks.store import Lock
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry
+from vxds.recipes import audit
 from vxds.recipes.client import Client
 from vxds.recipes.decorator import choose, escapes, load_script, run
+from vxds.recipes.fingerprint import Run, context_of, fresh_modules, listing_digest
 from vxds.resource import InvalidResource, Resource, canonical_line, check_id, lookup, nfc_twins, normalize
 from vxds.sources import Source, SourceContext, open_source
 from vxds.sources.base import check_at, scan
@@ -278,21 +281,24 @@ class Resolver:
     jobs: int | None = None
     at: str | None = None  # resolve as of this source snapshot (``vxds lock --at``)
     sources: MutableMapping[str, Source] = field(default_factory=dict)
+    _unscanned: dict[str, Source] = field(default_factory=dict)  # opened for a fingerprint only
+
+    def _source_context(self) -> SourceContext:
+        return SourceContext(
+            base=self.config.root,
+            cache_dir=self.config.cache_dir,
+            progress=self.progress,
+            jobs=self.jobs,
+            options=self.config.storage,
+            at=self.at,
+        )
 
     def source(self, url: str | None, label: str) -> Source:
         url = url or self.config.source
         if not url:
             raise ConfigError(f"{label}: no source; set 'source' in the manifest or in [tool.vxds]")
         if url not in self.sources:
-            context = SourceContext(
-                base=self.config.root,
-                cache_dir=self.config.cache_dir,
-                progress=self.progress,
-                jobs=self.jobs,
-                options=self.config.storage,
-                at=self.at,
-            )
-            opened = open_source(url, context)
+            opened = self._unscanned.pop(url, None) or open_source(url, self._source_context())
             # Listing now means a source that cannot be read fails with its own one-line
             # error here, not from inside the recipe's code.
             if self.at is not None:
@@ -304,21 +310,28 @@ class Resolver:
 
     def resolve(self, entry: Entry) -> Lock:
         """Run the entry's recipe and build its lock."""
+        return self.resolve_recorded(entry)[0]
+
+    def resolve_recorded(self, entry: Entry) -> tuple[Lock, Run]:
+        """Run the entry's recipe and build its lock, recording what the run read."""
         label = f"dataset {entry.key} ({self.config.relative(entry.manifest)}:{entry.line})"
         script_text = read_script(entry.script, label)
         source = self.source(entry.source, label)
-        module = load_script(entry.script, label=label)
-        func = choose(module, entry.entrypoint, label=label, script=entry.script)
-        output = run(func, Client(source), entry.params, label=label, script=entry.script)
-        with escapes(_output_of(label, func, entry.script), entry.script.resolve()):
-            splits = build_splits(
-                output,
-                label=label,
-                group_by=entry.group_by,
-                allow_group_overlap=entry.allow_group_overlap,
-                progress=self.progress,
-                source=source,
-            )
+        context = context_of(self.config, source)
+        started = time.time_ns()
+        with fresh_modules(context, entry.script) as modules, audit.record() as reads:
+            module = load_script(entry.script, label=label)
+            func = choose(module, entry.entrypoint, label=label, script=entry.script)
+            output = run(func, Client(source), entry.params, label=label, script=entry.script)
+            with escapes(_output_of(label, func, entry.script), entry.script.resolve()):
+                splits = build_splits(
+                    output,
+                    label=label,
+                    group_by=entry.group_by,
+                    allow_group_overlap=entry.allow_group_overlap,
+                    progress=self.progress,
+                    source=source,
+                )
         header = Header(
             name=entry.name,
             version=entry.version,
@@ -332,7 +345,27 @@ class Resolver:
             splits={name: (split.count, split.digest) for name, split in splits.items()},
             shards=header_shards(splits),
         )
-        return Lock(header, splits)
+
+        def listing() -> str | None:  # asked only when a fingerprint is kept: the cache file is large
+            return None if self.at is not None else listing_digest(source, saved_before=started)
+
+        return Lock(header, splits), Run(
+            entry.script, entry.params, entry.digest(), listing, reads, started, context, modules
+        )
+
+    def listing_digest(self, url: str | None) -> str | None:
+        """The listing digest of the source at ``url`` now, without scanning it (None when
+        it has none, or it cannot be opened): what a recipe's fingerprint is checked against."""
+        url = url or self.config.source
+        if not url or self.at is not None:
+            return None
+        opened = self.sources.get(url) or self._unscanned.get(url)
+        if opened is None:
+            try:
+                opened = self._unscanned[url] = open_source(url, self._source_context())
+            except VxdsError:
+                return None
+        return listing_digest(opened)
 
     def resolve_script(
         self, script: Path, *, entrypoint: str | None, source: str | None, params: Mapping[str, Any]

@@ -118,7 +118,7 @@ def _check_folder(
 
 def _path_in(inside: _Inside, resource: Resource) -> tuple[str | None, str]:
     """The resource's file under the source folder, or None and how it would lead out."""
-    from vxds.sources.folder.source import leads_out, shown
+    from vxds.sources.folder.walk import leads_out, shown
 
     own_uri = resource.uri not in (None, resource.id)
     # The id passed the line checks; a uri of its own is checked here.

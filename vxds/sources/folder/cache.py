@@ -10,6 +10,10 @@
   hash cache makes file by file, made once for the tree. Resources are a function of the
   paths and bytes alone, so an unchanged listing means unchanged resources, and neither
   the hash cache nor any file needs to be read.
+* ``tree_digest``: the tree's root digest, built from per-folder digests (each over the
+  folder's stat, names and its files' stats), while every folder and file stats as the
+  last walk saw them. It is what a recipe's fingerprint records of a folder source; see
+  docs/recipes.md for exactly what it trusts.
 
 Both live under ``.vxds/`` and are optimisations only: a missing, stale or unreadable cache
 is rebuilt. Entries younger than ``RACY_NS`` are not trusted, as git does for its index: a
@@ -18,12 +22,16 @@ file system with coarse timestamps could hide a change made within the same tick
 
 from __future__ import annotations
 
+import operator
 import os
 import stat
 import time
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from vxds.fs import JsonCache
 from vxds.hashing import digest_bytes
@@ -50,23 +58,49 @@ Listing = tuple[list[str], list[str]]  # file names, folder names
 Key = list[int] | None  # a file's [size, mtime_ns, inode]; None when it is not a regular file
 
 
+STAMP_CHUNK = 4096  # paths stat'ed per C loop: a change is found without stat'ing the rest
+_FOLDER_KEY = operator.attrgetter("st_mtime_ns", "st_ino")
+_FILE_KEY = operator.attrgetter("st_size", "st_mtime_ns", "st_ino")
+
+
 class TreeCache:
     """Every folder's listing and its files' stats, from the last walk of the tree.
 
     ``unchanged_listing`` re-stats what was seen last time and, when nothing differs,
-    returns the listing digest the last walk computed, without listing any folder.
+    returns the listing digest the last walk computed, without listing any folder. It reads
+    ``stats.json`` (every folder and file path with its stat key, flat) when the last walk
+    left one, and the per-folder ``tree.json`` (read only when needed) otherwise.
     """
 
     def __init__(self, folder: Path | None) -> None:
-        self._file = JsonCache(folder / "tree.json" if folder is not None else None, VERSION)
-        self._old: dict[str, Any] = self._file.table("dirs")
-        self._listing = self._file.data.get("listing")
+        self._folder = folder
+        self._file: JsonCache | None = None
+        self._stamp = JsonCache(folder / "stats.json" if folder is not None else None, VERSION).data
         self._new: dict[str, Any] = {}
         self.complete = True  # every folder walked was old enough to cache
 
+    @property
+    def _tree(self) -> JsonCache:
+        if self._file is None:
+            self._file = JsonCache(self._folder / "tree.json" if self._folder is not None else None, VERSION)
+        return self._file
+
+    @property
+    def _old(self) -> dict[str, Any]:
+        return self._tree.table("dirs")
+
+    @property
+    def root(self) -> str | None:
+        """The root digest of the last settled walk, if there was one."""
+        found = self._stamp.get("root") if self._stamp else self._tree.data.get("root")
+        return found if isinstance(found, str) else None
+
     def unchanged_listing(self, root: str) -> str | None:
         """The last listing digest, if every folder and file still stats the same."""
-        if not isinstance(self._listing, str) or not self._old:
+        if self._stamp:
+            return self._unchanged_stamp(root)
+        listing = self._tree.data.get("listing")
+        if not isinstance(listing, str) or not self._old:
             return None
         stat_ = os.stat  # the hot loop of a warm relock: one stat per folder and per file
         try:
@@ -87,7 +121,34 @@ class TreeCache:
                         return None
         except (OSError, TypeError, ValueError, IndexError):
             return None
-        return self._listing
+        return listing
+
+    def _unchanged_stamp(self, root: str) -> str | None:
+        """``unchanged_listing`` from ``stats.json``: every stat made and compared in C loops.
+
+        A file is not checked to be a regular file here, as ``tree.json``'s check does: only
+        trees whose every name was one have a ``stats.json``, and a file cannot become
+        anything else without an unlink or rename in its folder, which changes the folder's
+        modification time.
+        """
+        data = self._stamp
+        try:
+            base = root + "/"
+            for rels, keys, key_of, width in (
+                (data["folders"], data["folder_keys"], _FOLDER_KEY, 2),  # width: numbers per key
+                (data["files"], data["file_keys"], _FILE_KEY, 3),
+            ):
+                if len(keys) != width * len(rels):
+                    return None
+                for start in range(0, len(rels), STAMP_CHUNK):  # stop at the first change
+                    paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
+                    now = list(chain.from_iterable(map(key_of, map(os.stat, paths))))
+                    if now != keys[start * width : (start + STAMP_CHUNK) * width]:
+                        return None
+            listing = data["listing"]
+        except (OSError, TypeError, ValueError, KeyError):
+            return None
+        return listing if isinstance(listing, str) else None
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
         entry = self._old.get(rel)
@@ -106,9 +167,75 @@ class TreeCache:
 
     def save(self, listing: str | None) -> None:
         """Write what this walk saw; ``listing`` only when nothing in the tree was racy."""
-        self._file.data = {"listing": listing if self.complete else None, "dirs": self._new}
-        self._file.mark()
-        self._file.save()
+        listing = listing if self.complete else None
+        root = root_digest(self._new) if listing is not None else None
+        tree = self._tree
+        tree.data = {"listing": listing, "root": root, "dirs": self._new}
+        tree.mark()
+        tree.save()
+        stamp = JsonCache(self._folder / "stats.json" if self._folder is not None else None, VERSION)
+        stamp.data = _stamp(self._new, listing, root) if listing is not None else {}
+        stamp.mark()
+        stamp.save()
+
+
+def _stamp(dirs: dict[str, Any], listing: str, root: str | None) -> dict[str, Any]:
+    """``stats.json``'s data: flat lists of paths and keys; empty when a name was not a
+    regular file (``tree.json``'s own check handles that case)."""
+    files: list[str] = []
+    file_keys: list[int] = []
+    for rel, (_mtime, _inode, names, _subdirs, keys) in dirs.items():
+        if None in keys:
+            return {}
+        files.extend(rel + name for name in names)
+        file_keys.extend(chain.from_iterable(keys))
+    return {
+        "listing": listing,
+        "root": root,
+        "folders": list(dirs),
+        "folder_keys": list(chain.from_iterable(entry[:2] for entry in dirs.values())),  # flat
+        "files": files,
+        "file_keys": file_keys,  # flat: size, mtime_ns, inode, size, ...
+    }
+
+
+def root_digest(dirs: dict[str, Any]) -> str:
+    """The digest of a tree: over each folder's path and digest, in path order; a folder's
+    digest is over its (mtime, inode), its file and folder names and its files' stats, so a
+    change anywhere changes its folder's digest and the root's, and nothing else."""
+    lines = [
+        f"{rel}\t{digest_bytes(orjson.dumps(dirs[rel]))}\n".encode("utf-8", "surrogateescape")
+        for rel in sorted(dirs)
+    ]
+    return digest_bytes(b"".join(lines))
+
+
+def tree_digest(
+    cache_dir: Path | None, root: Path, settings: str, *, saved_before: int | None = None
+) -> str | None:
+    """The root digest of the folder source at ``root`` (with ``settings``, what else its
+    resources depend on, and this cache's version), or None when it is not known.
+
+    By default every folder and file the last walk saw is stat'ed again and any difference
+    gives None. With ``saved_before`` (ns), right after a scan that just wrote it, the saved
+    digest is taken as it is, unless the cache was written at or after that time (by another
+    process, whose walk this process did not see).
+    """
+    folder = cache_folder(cache_dir, root)
+    if folder is None:
+        return None
+    if saved_before is not None:
+        try:
+            if (folder / "tree.json").stat().st_mtime_ns >= saved_before:
+                return None
+        except OSError:
+            return None
+    tree = TreeCache(folder)
+    if not isinstance(tree.root, str):
+        return None
+    if saved_before is None and tree.unchanged_listing(str(root)) is None:
+        return None
+    return digest_bytes(f"{VERSION}\n{tree.root}\n{settings}".encode())
 
 
 def file_key(path: str) -> Key:

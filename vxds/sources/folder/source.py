@@ -20,26 +20,19 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from vxds import hashing
 from vxds.errors import SourceError
 from vxds.fs import files_under
 from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
-from vxds.resource import InvalidResource, Resource, check_id, checked
+from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
-from vxds.sources.folder import bids, dicom
-from vxds.sources.folder.cache import IndexCache, Key, TreeCache, cache_folder, racy_after
-from vxds.sources.folder.listing import listing
+from vxds.sources.folder import dicom
+from vxds.sources.folder.cache import IndexCache, TreeCache, cache_folder, racy_after, tree_digest
 from vxds.sources.folder.nifti import Headers
 from vxds.sources.folder.tree import TreeBuilder, record_tables
-
-
-class _File(NamedTuple):
-    rel: str
-    path: str
-    size: int
-    key: tuple[int, int, int]
+from vxds.sources.folder.walk import WalkedFile, leads_out, shown, walk
 
 
 def folder_path(url: str, base: Path) -> Path:
@@ -52,144 +45,11 @@ def folder_path(url: str, base: Path) -> Path:
     return path if path.is_absolute() else base / path
 
 
-def shown(rel: str) -> str:
-    """A path as one line of a message: quoted, escapes visible; bytes when not UTF-8."""
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:  # os.scandir's surrogate escapes: show the bytes on disk
-        return repr(os.fsencode(rel))
-    return repr(rel)
-
-
-def _name_problem(rel: str) -> str | None:
-    """Why a path in the tree cannot be a resource id, or None when it can."""
-    # Plain names (printable ASCII, no backslash or colon) can only break an id's rules on
-    # structure, which a walk cannot produce: check_id is asked about the others only.
-    if rel.isascii() and rel.isprintable() and "\\" not in rel and ":" not in rel:
-        return None
-    try:
-        rel.encode("utf-8")
-        check_id(rel)
-    except UnicodeEncodeError:
-        return "its name is not valid UTF-8"
-    except InvalidResource as exc:
-        return f"its name is not a valid resource id ({exc})"
-    return None
-
-
-def leads_out(path: str, real_root: str) -> str | None:
-    """Where ``path`` leads when it is a symbolic link resolving outside ``real_root``."""
-    if not os.path.islink(path):
-        return None
-    real = os.path.realpath(path)
-    if real.startswith(real_root + os.sep):
-        return None
-    try:
-        return os.readlink(path)
-    except OSError:
-        return real
-
-
-def _file_key(path: str, real_root: str) -> tuple[Key, str | None]:
-    """A file's ``[size, mtime_ns, inode]`` (None when it is not a regular file, as for
-    ``file_key``), and the target of a link that would lead out of the tree."""
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode):
-            st = os.stat(path)
-            if stat.S_ISREG(st.st_mode) and (target := leads_out(path, real_root)) is not None:
-                return None, target
-    except OSError:
-        return None, None
-    return ([st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None), None
-
-
-class _Walk:
-    """What a walk found: files, Zarr stores, and what it refused (see ``walk``)."""
-
-    def __init__(self, root: Path, tree: TreeCache | None) -> None:
-        self.real_root = os.path.realpath(root)
-        self.tree = tree
-        self.racy = racy_after()
-        self.files: list[_File] = []
-        self.series: dict[str, list[_File]] = {}
-        self.refused: list[str] = []
-
-    def folders(self, rel: str, path: str, subdirs: list[str]) -> list[tuple[str, str]]:
-        """The subfolders to enter; one whose name no id can hold is refused as a whole."""
-        entered = []
-        for name in subdirs:
-            problem = _name_problem(rel + name)
-            if problem is None:
-                entered.append((f"{rel}{name}/", f"{path}/{name}"))
-            else:
-                self.refused.append(f"folder {shown(rel + name)}: {problem}")
-        return entered
-
-    def folder(self, rel: str, path: str, names: list[str]) -> tuple[list[_File], list[Key]]:
-        """The regular files among ``names``, and every name's key for the tree cache."""
-        found: list[_File] = []
-        keys: list[Key] = []
-        for name in names:
-            key, target = _file_key(f"{path}/{name}", self.real_root)
-            keys.append(key)
-            if target is not None:
-                self.refused.append(
-                    f"{shown(rel + name)}: a symbolic link to {shown(target)}, outside the source folder"
-                )
-            elif key is not None:
-                problem = _name_problem(rel + name)
-                if problem is None:
-                    found.append(_File(rel + name, f"{path}/{name}", key[0], (key[0], key[1], key[2])))
-                else:
-                    self.refused.append(f"{shown(rel + name)}: {problem}")
-        return found, keys
-
-
-def walk(
-    root: Path, tree: TreeCache | None = None, *, url: str | None = None
-) -> tuple[list[_File], dict[str, list[_File]]]:
-    """Files of the tree, and Zarr folders (rel path -> their files).
-
-    Hidden entries are skipped and symlinked folders are not entered; a symlinked file
-    counts as the file it points to when that file is inside the tree. A link leading out
-    of the tree, and a name no resource id can hold, stop the walk with one
-    ``SourceError`` naming them all, before any file is read.
-    """
-    state = _Walk(root, tree)
-    stack = [("", str(root))]
-    while stack:
-        rel, path = stack.pop()
-        try:
-            (names, subdirs), dir_key = listing(rel, path, tree)
-        except OSError as exc:
-            raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
-        stack.extend(state.folders(rel, path, subdirs))
-        found, keys = state.folder(rel, path, names)
-        if tree is not None:
-            tree.put(rel, dir_key, (names, subdirs), keys, state.racy)
-        zarr = bids.zarr_root(rel) if rel else None
-        if zarr is not None:
-            state.series.setdefault(zarr, []).extend(found)
-        else:
-            state.files.extend(found)
-    if state.refused:
-        raise SourceError(_refusal(url or str(root), state.refused))
-    return state.files, state.series
-
-
-def _refusal(url: str, refused: list[str]) -> str:
-    """One line naming what a walk refused (the first few, then how many more)."""
-    listed = sorted(refused)
-    head = "; ".join(listed[:5]) + (f"; and {len(listed) - 5} more" if len(listed) > 5 else "")
-    return f"source {url!r}: cannot lock " + (head if len(listed) == 1 else f"{len(listed)} files: {head}")
-
-
 def _series_names(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n[0] != "." and os.path.isfile(f"{folder}/{n}"))
 
 
-def _listing_digest(files: list[_File]) -> str:
+def _listing_digest(files: list[WalkedFile]) -> str:
     """Digest of every path with its size, modification time and inode."""
     lines = sorted(f"{f.rel}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in files)
     return digest_bytes("".join(lines).encode("utf-8"))
@@ -214,18 +74,18 @@ class FolderSource(IndexedSource):
 
     # --- hashing -----------------------------------------------------------------------
 
-    def _hash_all(self, files: list[_File]) -> tuple[dict[str, str], dict[str, _File]]:
+    def _hash_all(self, files: list[WalkedFile]) -> tuple[dict[str, str], dict[str, WalkedFile]]:
         """Digests by path, and the files that changed since they were listed, as hashed."""
         cache = HashCache(self.context.cache_dir / "hashes.json" if self.context.cache_dir else None)
         digests: dict[str, str] = {}
-        todo: list[_File] = []
+        todo: list[WalkedFile] = []
         for f in files:
             known = cache.get(f.path, f.key)
             if known is None:
                 todo.append(f)
             else:
                 digests[f.rel] = known
-        moved: dict[str, _File] = {}
+        moved: dict[str, WalkedFile] = {}
         if todo:
             racy = racy_after()
             for f, (digest, key) in zip(todo, self._hash_files(todo), strict=True):
@@ -237,7 +97,7 @@ class FolderSource(IndexedSource):
             cache.save()
         return digests, moved
 
-    def _hash_files(self, todo: list[_File]) -> list[tuple[str, StatKey]]:
+    def _hash_files(self, todo: list[WalkedFile]) -> list[tuple[str, StatKey]]:
         task = self.context.progress.task(f"hashing {self.url}", total=len(todo))
         try:
             return hashing.map_files(
@@ -252,6 +112,11 @@ class FolderSource(IndexedSource):
             raise SourceError(f"source {self.url!r}: cannot read {exc.filename}: {exc.strerror}") from None
         finally:
             task.close()
+
+    def listing_digest(self, *, saved_before: int | None = None) -> str | None:
+        """The tree cache's root digest (``cache.tree_digest``): what a recipe's fingerprint keeps."""
+        settings = "\n".join(record_tables(self.context.options))
+        return tree_digest(self.context.cache_dir, self.root, settings, saved_before=saved_before)
 
     # --- scanning ----------------------------------------------------------------------
 
@@ -274,7 +139,11 @@ class FolderSource(IndexedSource):
         return cached.resources
 
     def _index(
-        self, files: list[_File], series: dict[str, list[_File]], listing: str | None, index: IndexCache
+        self,
+        files: list[WalkedFile],
+        series: dict[str, list[WalkedFile]],
+        listing: str | None,
+        index: IndexCache,
     ) -> list[Resource]:
         """Hash what changed, build every resource, and keep them for an unchanged next scan."""
         every = files + [f for members in series.values() for f in members]
@@ -298,7 +167,7 @@ class FolderSource(IndexedSource):
     def _dicom_headers(self) -> dicom.DicomHeaders:
         return dicom.DicomHeaders(self.context.cache_dir, dicom.allowed(self.context.options))
 
-    def _build(self, files: list[_File], zarrs: dict[str, list[_File]]) -> list[Resource]:
+    def _build(self, files: list[WalkedFile], zarrs: dict[str, list[WalkedFile]]) -> list[Resource]:
         dicom_headers = self._dicom_headers()
         plain, series = dicom.group(files, dicom_headers)
         dicom_headers.cache.save()

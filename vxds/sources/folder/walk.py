@@ -1,0 +1,158 @@
+"""Walking a folder source's tree: the regular files it holds, its Zarr stores, and what it
+refuses (links leading out of the tree, names no resource id can hold), before any byte is
+read. The folder source (``source.py``) builds its resources from what ``walk`` returns."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import NamedTuple
+
+from vxds.errors import SourceError
+from vxds.resource import InvalidResource, check_id
+from vxds.sources.folder import bids
+from vxds.sources.folder.cache import Key, TreeCache, racy_after
+from vxds.sources.folder.listing import listing
+
+
+class WalkedFile(NamedTuple):
+    """A regular file a walk found: its id, its path, and its stat key."""
+
+    rel: str
+    path: str
+    size: int
+    key: tuple[int, int, int]
+
+
+def shown(rel: str) -> str:
+    """A path as one line of a message: quoted, escapes visible; bytes when not UTF-8."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir's surrogate escapes: show the bytes on disk
+        return repr(os.fsencode(rel))
+    return repr(rel)
+
+
+def _name_problem(rel: str) -> str | None:
+    """Why a path in the tree cannot be a resource id, or None when it can."""
+    # Plain names (printable ASCII, no backslash or colon) can only break an id's rules on
+    # structure, which a walk cannot produce: check_id is asked about the others only.
+    if rel.isascii() and rel.isprintable() and "\\" not in rel and ":" not in rel:
+        return None
+    try:
+        rel.encode("utf-8")
+        check_id(rel)
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8"
+    except InvalidResource as exc:
+        return f"its name is not a valid resource id ({exc})"
+    return None
+
+
+def leads_out(path: str, real_root: str) -> str | None:
+    """Where ``path`` leads when it is a symbolic link resolving outside ``real_root``."""
+    if not os.path.islink(path):
+        return None
+    real = os.path.realpath(path)
+    if real.startswith(real_root + os.sep):
+        return None
+    try:
+        return os.readlink(path)
+    except OSError:
+        return real
+
+
+def _file_key(path: str, real_root: str) -> tuple[Key, str | None]:
+    """A file's ``[size, mtime_ns, inode]`` (None when it is not a regular file, as for
+    ``file_key``), and the target of a link that would lead out of the tree."""
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+            if stat.S_ISREG(st.st_mode) and (target := leads_out(path, real_root)) is not None:
+                return None, target
+    except OSError:
+        return None, None
+    return ([st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None), None
+
+
+class _Walk:
+    """What a walk found: files, Zarr stores, and what it refused (see ``walk``)."""
+
+    def __init__(self, root: Path, tree: TreeCache | None) -> None:
+        self.real_root = os.path.realpath(root)
+        self.tree = tree
+        self.racy = racy_after()
+        self.files: list[WalkedFile] = []
+        self.series: dict[str, list[WalkedFile]] = {}
+        self.refused: list[str] = []
+
+    def folders(self, rel: str, path: str, subdirs: list[str]) -> list[tuple[str, str]]:
+        """The subfolders to enter; one whose name no id can hold is refused as a whole."""
+        entered = []
+        for name in subdirs:
+            problem = _name_problem(rel + name)
+            if problem is None:
+                entered.append((f"{rel}{name}/", f"{path}/{name}"))
+            else:
+                self.refused.append(f"folder {shown(rel + name)}: {problem}")
+        return entered
+
+    def folder(self, rel: str, path: str, names: list[str]) -> tuple[list[WalkedFile], list[Key]]:
+        """The regular files among ``names``, and every name's key for the tree cache."""
+        found: list[WalkedFile] = []
+        keys: list[Key] = []
+        for name in names:
+            key, target = _file_key(f"{path}/{name}", self.real_root)
+            keys.append(key)
+            if target is not None:
+                self.refused.append(
+                    f"{shown(rel + name)}: a symbolic link to {shown(target)}, outside the source folder"
+                )
+            elif key is not None:
+                problem = _name_problem(rel + name)
+                if problem is None:
+                    found.append(WalkedFile(rel + name, f"{path}/{name}", key[0], (key[0], key[1], key[2])))
+                else:
+                    self.refused.append(f"{shown(rel + name)}: {problem}")
+        return found, keys
+
+
+def walk(
+    root: Path, tree: TreeCache | None = None, *, url: str | None = None
+) -> tuple[list[WalkedFile], dict[str, list[WalkedFile]]]:
+    """Files of the tree, and Zarr folders (rel path -> their files).
+
+    Hidden entries are skipped and symlinked folders are not entered; a symlinked file
+    counts as the file it points to when that file is inside the tree. A link leading out
+    of the tree, and a name no resource id can hold, stop the walk with one
+    ``SourceError`` naming them all, before any file is read.
+    """
+    state = _Walk(root, tree)
+    stack = [("", str(root))]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            (names, subdirs), dir_key = listing(rel, path, tree)
+        except OSError as exc:
+            raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
+        stack.extend(state.folders(rel, path, subdirs))
+        found, keys = state.folder(rel, path, names)
+        if tree is not None:
+            tree.put(rel, dir_key, (names, subdirs), keys, state.racy)
+        zarr = bids.zarr_root(rel) if rel else None
+        if zarr is not None:
+            state.series.setdefault(zarr, []).extend(found)
+        else:
+            state.files.extend(found)
+    if state.refused:
+        raise SourceError(_refusal(url or str(root), state.refused))
+    return state.files, state.series
+
+
+def _refusal(url: str, refused: list[str]) -> str:
+    """One line naming what a walk refused (the first few, then how many more)."""
+    listed = sorted(refused)
+    head = "; ".join(listed[:5]) + (f"; and {len(listed) - 5} more" if len(listed) > 5 else "")
+    return f"source {url!r}: cannot lock " + (head if len(listed) == 1 else f"{len(listed)} files: {head}")
