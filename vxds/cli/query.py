@@ -25,6 +25,7 @@ Examples:
 
 Needs the query extra: pip install 'vxds[query]'.
 """
+WIDE = 100_000  # columns of a pipe or file: a table keeps its natural width
 
 
 @click.command("query", epilog=EPILOG)
@@ -66,9 +67,13 @@ def command(sql: str, revs: tuple[str, ...], fmt: str, output: Path | None, root
 
 
 def _print_table(table: Any) -> None:
+    """Through rich: folded to a terminal's width, at its own width in a pipe or file."""
+    import sys
+
     from rich.console import Console
 
-    Console(highlight=False, soft_wrap=True).print(_rich_table(table))
+    width = None if sys.stdout.isatty() else WIDE
+    Console(highlight=False, width=width).print(_rich_table(table))
 
 
 def _rich_table(table: Any) -> Any:
@@ -94,5 +99,5 @@ def _text_table(table: Any) -> bytes:
     from rich.console import Console
 
     out = io.StringIO()
-    Console(file=out, highlight=False, soft_wrap=True, no_color=True, width=200).print(_rich_table(table))
+    Console(file=out, highlight=False, no_color=True, width=WIDE).print(_rich_table(table))
     return out.getvalue().encode("utf-8")
