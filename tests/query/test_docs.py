@@ -55,3 +55,15 @@ def test_every_statement_prints_what_the_page_shows(invoke: Invoke) -> None:
         result = invoke("query", *args, sql)
         assert result.exit_code == 0, result.output
         assert _shown(result.output) == _shown(output), sql
+
+
+@pytest.mark.usefixtures("tagged")
+def test_the_python_example_runs() -> None:
+    block = re.search(
+        r"## From Python\n\n```python\n(?P<code>.*?)```", PAGE.read_text(encoding="utf-8"), re.DOTALL
+    )
+    assert block is not None
+    names: dict[str, object] = {}
+    exec(block["code"], names)
+    assert names["table"].num_rows == 2  # type: ignore[attr-defined]
+    assert set(names["moved"].column("rev").to_pylist()) == {"v1", "main"}  # type: ignore[attr-defined]
