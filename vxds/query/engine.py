@@ -95,12 +95,11 @@ def _locks(config: Config, revs: Sequence[str], tmp: Path) -> list[LockFolder]:
 def run(con: Any, sql: str) -> Any:
     """``sql``'s last statement's rows as an Arrow table (JSON columns marked in the schema)."""
     import duckdb
+    import pyarrow as pa
 
     try:
         relation = con.sql(sql)
         if relation is None:  # the last statement returned no rows (a SET, a CREATE)
-            import pyarrow as pa
-
             return pa.table({})
         types = [str(t) for t in relation.types]
         table = relation.to_arrow_table()
@@ -110,8 +109,6 @@ def run(con: Any, sql: str) -> Any:
         field.with_metadata({b"vxds.type": JSON_TYPE}) if kind == "JSON" else field
         for field, kind in zip(table.schema, types, strict=True)
     ]
-    import pyarrow as pa
-
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
