@@ -18,7 +18,7 @@ and rev (first) with --rev. With --rev, each lock at a revision is "REV:name@ver
 
 \b
 Examples:
-  vxds query "SELECT split, count(*) FROM \\"viseg_training@1\\" GROUP BY split"
+  vxds query 'SELECT split, count(*) FROM "viseg_training@1" GROUP BY split'
   vxds query "SELECT attrs->>'suffix' AS suffix, count(*) AS n FROM resources GROUP BY ALL"
   vxds query --rev v1 --rev main "SELECT rev, split, count(*) FROM resources GROUP BY ALL"
   vxds query "SELECT * FROM resources" --format parquet -o resources.parquet
