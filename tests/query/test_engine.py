@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,16 @@ def test_an_empty_split_and_a_quote_in_a_revision(project: Path) -> None:
     sql = "SELECT split, id, attrs->>'subject' AS s FROM \"it's:d@1\" ORDER BY ALL"
     assert query(sql, rev=["it's", "v1"]).to_pylist() == [{"split": "train", "id": "a", "s": "01"}]
     assert query("SELECT count(*) AS n FROM \"d@1\" WHERE split = 'test'").to_pylist() == [{"n": 0}]
+
+
+def test_two_folders_holding_one_lock_are_named(project: Path) -> None:
+    shutil.copytree(project / "locks/viseg_training/1", project / "locks/viseg_training/3")
+    with pytest.raises(
+        LockError, match=r"\Alocks/viseg_training/3: holds viseg_training@1, as locks/viseg_training/1 does"
+    ):
+        query("SELECT 1")
+    commit_all(project, "a copied lock")
+    with pytest.raises(
+        LockError, match=r"\AHEAD:locks/viseg_training/3: holds viseg_training@1, as HEAD:locks/"
+    ):
+        query("SELECT 1", rev="HEAD")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from vxds.errors import UsageError
+from vxds.errors import LockError, UsageError
 from vxds.git.repo import Repository
 from vxds.project.config import Config, load_config
 from vxds.query.tables import LockFolder, revision_locks, worktree_locks
@@ -87,9 +87,25 @@ def connection(config: Config, revs: Sequence[str]) -> Iterator[Any]:
 def _locks(config: Config, revs: Sequence[str], tmp: Path) -> list[LockFolder]:
     """The working tree's locks, or every lock at each revision (copied under ``tmp``)."""
     if not revs:
-        return worktree_locks(config)
+        return _unique(worktree_locks(config))
     repo = Repository(config.root)
-    return [lock for n, rev in enumerate(revs) for lock in revision_locks(repo, config, rev, tmp / str(n))]
+    return [
+        lock
+        for n, rev in enumerate(revs)
+        for lock in _unique(revision_locks(repo, config, rev, tmp / str(n)))
+    ]
+
+
+def _unique(locks: list[LockFolder]) -> list[LockFolder]:
+    """``locks``, or ``LockError`` when two folders hold the same ``name@version``."""
+    seen: dict[str, str] = {}
+    for lock in locks:
+        other = seen.setdefault(lock.key, lock.label)
+        if other != lock.label:
+            raise LockError(
+                f"{lock.label}: holds {lock.key}, as {other} does", hint="one of them is misnamed"
+            )
+    return locks
 
 
 def run(con: Any, sql: str) -> Any:

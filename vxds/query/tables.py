@@ -30,6 +30,7 @@ class LockFolder:
 
     header: Header
     directory: Path
+    label: str  # where it is, for messages: locks/NAME/V, or REV:locks/NAME/V
     rev: str | None = None  # None: the working tree
 
     @property
@@ -47,7 +48,7 @@ def lock_files(header: Header, split: str) -> list[str]:
 
 def worktree_locks(config: Config) -> list[LockFolder]:
     """Every lock under the project's locks folder, each checked (digests and counts)."""
-    return [LockFolder(check_lock(path), path) for path in _version_dirs(config.locks)]
+    return [LockFolder(check_lock(path), path, config.relative(path)) for path in _version_dirs(config.locks)]
 
 
 def _version_dirs(locks: Path) -> list[Path]:
@@ -77,7 +78,7 @@ def revision_locks(repo: Repository, config: Config, rev: str, into: Path) -> li
             if vblob is None and VERSION_RE.match(version):
                 folder = _copy_folder(repo, sha, path, into / name / version)
                 if folder is not None:
-                    found.append(LockFolder(_checked_at(folder, rev, path), folder, rev))
+                    found.append(LockFolder(_checked_at(folder, rev, path), folder, f"{rev}:{path}", rev))
     return found
 
 
