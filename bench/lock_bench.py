@@ -81,7 +81,19 @@ def make_project(root: Path, n: int) -> None:
 
 
 def split_digests(folder: Path) -> dict[str, str]:
-    return {p.name: blake3(p.read_bytes()).hexdigest() for p in sorted(folder.glob("resources.*.jsonl"))}
+    """resources.<split>.jsonl -> blake3 of the split's lines (a lock's shards read in order)."""
+    from vxds.locks.shards import split_file, split_files
+    from vxds.locks.store import read_header
+
+    if not (folder / "lock.toml").exists():
+        return {p.name: blake3(p.read_bytes()).hexdigest() for p in sorted(folder.glob("resources.*.jsonl"))}
+    header = read_header(folder)[0]
+    return {
+        split_file(split): blake3(
+            b"".join((folder / f).read_bytes() for f in split_files(header, split))
+        ).hexdigest()
+        for split in sorted(header.splits)
+    }
 
 
 def timings(path: Path) -> dict[str, float]:

@@ -9,7 +9,9 @@ Three parts (``--part``, default all), each in its own temporary project:
   ``vxds verify --no-exec`` with its results kept in ``.vxds/`` (the second run onwards).
   Then the pre-commit hook: ``pre-commit run vxds-verify --all-files`` on the example project
   in a Git repository (a local hook with the entry of ``.pre-commit-hooks.yaml``).
-* ``large``: ``vxds verify --data`` of one 1 GiB file against ``b3sum`` of the same file.
+* ``large``: ``vxds verify --data`` of one 1 GiB file against ``b3sum`` of the same file
+  (``b3sum`` must be on PATH, e.g. Debian's ``apt-get install b3sum``; without it the row
+  says so and has no baseline: the ``blake3`` Python package has no command line).
 * ``small``: ``vxds verify --data`` of 100,000 small files against ``dvc status`` after its
   state database is removed (when DVC is installed; ``--dvc`` names it).
 
@@ -221,6 +223,10 @@ def part_large(scratch: Path, report: Report, args: object) -> None:
         "  vxds' hashing alone (the difference)", fmt_s(hashing), "-", f"{size / hashing / 2**20:,.0f} MiB/s"
     )
     if base is None:
+        report.notes.append(
+            "no b3sum on PATH, so the 1 GiB row has no baseline:"
+            " install it (Debian: apt-get install b3sum; or cargo install b3sum)"
+        )
         report.target(f"--data of 1 GiB >= {LARGE_RATIO:.0%} of b3sum", "b3sum not installed", None)
         return
     ratio = base.seconds / mine.seconds

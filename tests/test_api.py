@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -90,6 +91,33 @@ def test_open_raises_when_the_bytes_changed(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[::-1])
     with lock.open(first) as fh, pytest.raises(IntegrityError, match="does not match the locked hash"):
         fh.read()
+
+
+SERIES = "basel/sourcedata/sub-BS01/ses-01/dicom/T2w"
+
+
+def test_open_of_a_dicom_series_gives_its_files_checked(tmp_path: Path) -> None:
+    import pydicom
+
+    from vxds.api import SeriesFiles
+    from vxds.locks.verified_read import IntegrityError
+
+    root = _project_copy(tmp_path)
+    (root / "sample-data" / SERIES / "notes.txt").write_text("not a member")  # a stray file
+    lock = vxds.load_lock("all_basel_data@1", root=root)
+    with lock.open(SERIES) as series:
+        assert isinstance(series, SeriesFiles)
+        assert series.names == [f"IM{k:04d}.dcm" for k in range(1, 11)]
+        numbers = []
+        for _, fh in series:
+            with fh:  # pydicom seeks: it reads the checked bytes from memory
+                numbers.append(int(pydicom.dcmread(io.BytesIO(fh.read())).InstanceNumber))
+        assert series.read("IM0001.dcm") == (root / "sample-data" / SERIES / "IM0001.dcm").read_bytes()
+    assert sorted(numbers) == list(range(1, 11))
+    member = root / "sample-data" / SERIES / "IM0003.dcm"
+    member.write_bytes(member.read_bytes()[:-1] + b"\1")
+    with pytest.raises(IntegrityError, match=f"{SERIES}: content does not match the locked hash"):
+        lock.open(SERIES)
 
 
 def test_loading_a_lock_imports_no_heavy_library() -> None:

@@ -3,7 +3,8 @@
 ``vxds.lock("viseg_training@1")`` does what ``vxds lock`` does and returns one
 ``LockOutcome`` per dataset (docs/api.md). ``vxds.load_lock("viseg_training@1")`` returns a
 ``LockedDataset``: the lock's header and splits, its resources per split, ``open(resource)``
-for bytes checked against the lock as they are read, and ``to_records()`` for plain dicts (a
+for bytes checked against the lock as they are read (for a DICOM series or a Zarr, its
+member files, ``SeriesFiles``), and ``to_records()`` for plain dicts (a
 DataFrame is one call away, but no data-frame library is imported here). Nothing heavier
 than the lock reader is imported until a resource is opened.
 """
@@ -15,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vxds.errors import NotFoundError, VxdsError
+from vxds.errors import NotFoundError, SourceError, VxdsError
 from vxds.locks.store import Lock, lock_dir, read_lock
-from vxds.locks.verified_read import VerifiedReader
+from vxds.locks.verified_read import IntegrityError, VerifiedReader, mismatch
 from vxds.project.config import find_root, load_config
 from vxds.resource import Resource
 
@@ -69,11 +70,16 @@ class LockedDataset(Lock):
 
         return polars_frame(self.to_arrow(split))
 
-    def open(self, resource: Resource | str) -> VerifiedReader:
+    def open(self, resource: Resource | str) -> VerifiedReader | SeriesFiles:
         """A binary stream of the resource's bytes; reading to the end raises
-        ``vxds.locks.verified_read.IntegrityError`` if they are not the locked bytes."""
+        ``vxds.locks.verified_read.IntegrityError`` if they are not the locked bytes.
+
+        A DICOM series or a Zarr gives its member files instead (``SeriesFiles``), whose
+        listing is checked against the lock before any is handed out."""
         if isinstance(resource, str):
             resource = self.get(resource)
+        if resource.type in ("DICOMSeries", "Zarr") and hasattr(self.source, "members"):
+            return SeriesFiles(resource, self.source.members(resource))
         return VerifiedReader(resource, self.source.open(resource))
 
     def get(self, id: str) -> Resource:
@@ -101,6 +107,67 @@ class LockedDataset(Lock):
                     f"{self.header.key}: no split {name!r}; it has {', '.join(sorted(self.splits))}"
                 )
         return names
+
+
+class SeriesFiles:
+    """The member files of a DICOM series (or a Zarr), each checked against the lock.
+
+    Every member is hashed once when this is made, and the listing of names and digests
+    must be the series' locked hash (``IntegrityError`` otherwise); ``open(name)`` then
+    checks the bytes it reads against that member's digest, as ``VerifiedReader`` does."""
+
+    def __init__(self, resource: Resource, members: Sequence[tuple[str, str]]) -> None:
+        from vxds.hashing import hash_file_key
+        from vxds.sources.folder.tree import series_digest
+
+        self.resource = resource
+        self._members: dict[str, tuple[str, Resource]] = {}
+        for name, path in members:
+            try:
+                digest, key = hash_file_key(path)
+            except OSError as exc:
+                raise SourceError(f"{resource.id}: cannot read its file {name}: {exc.strerror}") from None
+            member = Resource(id=f"{resource.id}/{name}", version=digest, hash=digest, size=key[0])
+            self._members[name] = (path, member)
+        listing = series_digest((name, m.hash or "") for name, (_, m) in self._members.items())
+        size = sum(m.size or 0 for _, m in self._members.values())
+        problem = mismatch(resource, listing.partition(":")[2], size)
+        if problem is not None:
+            raise IntegrityError(f"{problem} (its member files)")
+
+    @property
+    def names(self) -> list[str]:
+        """The members' names (paths inside the folder, for a Zarr), sorted."""
+        return sorted(self._members)
+
+    def open(self, name: str) -> VerifiedReader:
+        """One member's bytes, checked against the digest the listing was checked with."""
+        if name not in self._members:
+            raise NotFoundError(f"{self.resource.id}: no member {name!r}")
+        path, member = self._members[name]
+        try:
+            return VerifiedReader(member, open(path, "rb"))
+        except OSError as exc:
+            raise SourceError(f"{member.id}: cannot open: {exc.strerror}") from None
+
+    def read(self, name: str) -> bytes:
+        """One member's bytes, whole and checked (``io.BytesIO`` of it is what pydicom seeks in)."""
+        with self.open(name) as fh:
+            return fh.read()
+
+    def __iter__(self) -> Iterator[tuple[str, VerifiedReader]]:
+        """``(name, stream)`` of every member in name order, each opened as it is reached."""
+        for name in self.names:
+            yield name, self.open(name)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __enter__(self) -> SeriesFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def load_lock(

@@ -12,6 +12,8 @@ import pytest
 
 from tests.helpers import GIT_ENV, Invoke, git
 from vxds.cli.install import DRIVER_COMMAND
+from vxds.locks import shards
+from vxds.locks.shards import ShardRule, split_files
 from vxds.locks.store import check_lock, read_lock
 
 BASEL = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.json"
@@ -129,3 +131,50 @@ def test_the_driver_refuses_a_file_it_cannot_merge_by_id(tmp_path: Path, invoke:
     assert result.exit_code == 2
     assert "locks/x/1/resources.train.jsonl: ours:1: not a resource record" in result.output
     assert ours.read_text() == "not json\n"  # left as it was
+
+
+SMALL_SHARDS = ShardRule(min_bytes=2000, target_bytes=8000, max_bytes=16000)  # the lock's 55 kB: shards
+
+
+@pytest.fixture
+def sharded(installed: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(shards, "RULE", SMALL_SHARDS)
+    _commit(installed, invoke, "sharded locks")
+    assert len(split_files(read_lock(installed / LOCK).header, "all")) > 2
+    return installed
+
+
+def test_a_sharded_split_one_side_changed_merges_with_that_sides_shards(
+    sharded: Path, invoke: Invoke
+) -> None:
+    git(sharded, "checkout", "-q", "-b", "sidecar")
+    _edit_sidecar(sharded, "Extra", 1)
+    _commit(sharded, invoke, "sidecar edit")
+    git(sharded, "checkout", "-q", "main")
+    (sharded / "notes.txt").write_text("not a lock\n")
+    git(sharded, "add", "-A")
+    git(sharded, "commit", "-q", "-m", "notes")
+
+    result = merge(sharded, "sidecar")
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = read_lock(sharded / LOCK, deep=True)
+    assert merged.digest == read_lock(sharded / LOCK).digest
+    assert invoke("lock", "--all", "--check").exit_code == 0  # exactly the relock of the merged data
+
+
+def test_a_sharded_split_both_sides_changed_is_left_to_a_relock(sharded: Path, invoke: Invoke) -> None:
+    git(sharded, "checkout", "-q", "-b", "sidecar")
+    _edit_sidecar(sharded, "Extra", 1)
+    _commit(sharded, invoke, "sidecar edit")
+    git(sharded, "checkout", "-q", "main")
+    other = sharded / OTHER
+    other.write_bytes(other.read_bytes() + b"\0")
+    _commit(sharded, invoke, "new bytes")
+
+    result = merge(sharded, "sidecar")
+    assert result.returncode != 0
+    assert (
+        "split all has several shards and changed on both sides; relock to finish the merge" in result.stderr
+    )
+    assert invoke("lock", "--all", "-q").exit_code == 0
+    read_lock(sharded / LOCK, deep=True)

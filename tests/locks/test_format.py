@@ -32,6 +32,7 @@ SMALL = Header(
     source="./data",
     snapshot=D + "2" * 64,
     splits={"train": (2, D + "3" * 64), "test": (1, D + "4" * 64)},
+    format=1,  # format 1 still reads and renders as it did; format 2 is pinned in test_shards.py
 )
 
 SMALL_TEXT = f"""\

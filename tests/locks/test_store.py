@@ -184,9 +184,9 @@ def test_bad_toml(locked: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "words"),
     [
-        ("format = 1\n", "", "lock.toml has no 'format'; this vxds reads format 1"),
-        ("format = 1\n", "format = 2\n", "lock.toml has format 2; this vxds reads format 1"),
-        ("format = 1\n", 'format = "1"\n', "lock.toml has format '1'; this vxds reads format 1"),
+        ("format = 2\n", "", "lock.toml has no 'format'; this vxds reads formats 1 and 2"),
+        ("format = 2\n", "format = 3\n", "lock.toml has format 3; this vxds reads formats 1 and 2"),
+        ("format = 2\n", 'format = "2"\n', "lock.toml has format '2'; this vxds reads formats 1 and 2"),
     ],
 )
 def test_unknown_or_missing_format(locked: Path, old: str, new: str, words: str) -> None:
@@ -195,8 +195,8 @@ def test_unknown_or_missing_format(locked: Path, old: str, new: str, words: str)
 
 
 @pytest.mark.parametrize("value", ["true", "1.0"])
-def test_format_must_be_the_integer_one(locked: Path, value: str) -> None:
-    _edit(locked / "lock.toml", "format = 1\n", f"format = {value}\n")
+def test_format_must_be_an_integer(locked: Path, value: str) -> None:
+    _edit(locked / "lock.toml", "format = 2\n", f"format = {value}\n")
     assert "format" in " ".join(_problems(locked))
 
 
@@ -223,7 +223,7 @@ def _drop_tables(text: str, name: str) -> str:
 def test_non_table_sections_are_reported(locked: Path, table: str, line: str) -> None:
     text = _drop_tables((locked / "lock.toml").read_text(), table)
     assert f"[{table}" not in text
-    (locked / "lock.toml").write_text(text.replace("format = 1\n", f"format = 1\n{line}\n", 1))
+    (locked / "lock.toml").write_text(text.replace("format = 2\n", f"format = 2\n{line}\n", 1))
     assert _problems(locked)
 
 

@@ -6,17 +6,19 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from pydicom.data import get_testdata_file
 
+from vxds import __version__
 from vxds.cli.main import cli
 from vxds.materialize import Target, materialize
 from vxds.materialize.base import Job
-from vxds.materialize.bids import BidsMaterializer, BidsName, bids_path, participants_tsv
+from vxds.materialize.bids import BidsMaterializer, BidsName, Placed, bids_path, participants_tsv
+from vxds.materialize.receipt import read_receipt
 from vxds.resource import Resource
 
 MakeTarget = Callable[..., Target]
@@ -178,28 +180,35 @@ def test_files_keep_their_paths_and_dicom_is_left_out_with_a_notice(mixed: Path)
     assert description["DatasetType"] == "derivative"
     assert [g["Name"] for g in description["GeneratedBy"]] == ["freesurfer", "vxds"]
     assert json.loads((root / "dataset_description.json").read_text())["License"] == "CC0"
-    assert "1 DICOMSeries have no place in BIDS" in done.output
+    # Its sourcedata/ holds the originals of what the dataset has: not converted again.
+    assert "1 DICOMSeries in a BIDS dataset's sourcedata/ have no place in BIDS" in done.output
     # A scans table lists only what is there: run-02 is in the table but not in the source.
     assert (root / "sub-01/sub-01_scans.tsv").read_text() == SCANS.rsplit("anat/sub-01_run-02", 1)[0]
     assert not (root / "sourcedata").exists()
 
 
 def test_a_converter_places_a_resource_type(mixed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[str] = []
+    seen: list[list[str]] = []
 
-    def convert(job: Job, resource: Resource, out: str) -> list[str]:
-        seen.append(resource.id)
+    def convert(job: Job, resources: Sequence[Resource], out: str) -> Placed:
+        seen.append([r.id for r in resources])
         rel = "sub-01/anat/sub-01_run-02_T1w.json"
         job.placer.write(f"{out}/{rel}", b"{}\n", module=job.module)
-        return [rel]
+        return Placed([rel], {"fake": "1.0"})
 
     monkeypatch.setitem(BidsMaterializer.converters, "DICOMSeries", convert)
+    (mixed / "data/ds/sourcedata").rename(mixed / "data/ds/scanner")  # not the dataset's originals
     assert _run_cli(mixed, "lock", "--all", "-q").exit_code == 0
     done = _run_cli(mixed, "materialize", "mixed@1", "-o", str(mixed / "out"), "-m", "bids")
     assert done.exit_code == 0, done.output
-    assert seen == ["ds/sourcedata/sub-01/ct"]
+    assert seen == [["ds/scanner/sub-01/ct"]]  # every series of the split at once
     assert (mixed / "out/bids/all/sub-01/anat/sub-01_run-02_T1w.json").read_bytes() == b"{}\n"
     assert "DICOMSeries" not in done.output
+    generated = json.loads((mixed / "out/bids/all/dataset_description.json").read_text())["GeneratedBy"]
+    assert [(g["Name"], g.get("Version")) for g in generated] == [("fake", "1.0"), ("vxds", __version__)]
+    receipt = read_receipt(mixed / "out")
+    assert receipt is not None
+    assert receipt.converters == {"fake": "1.0"}
 
 
 def test_an_image_that_cannot_be_named_fails_the_run(mixed: Path) -> None:

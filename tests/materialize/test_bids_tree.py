@@ -101,12 +101,12 @@ def test_a_row_table_keeps_its_bytes_for_the_split_subjects() -> None:
 
 def test_a_carried_description_keeps_every_key_in_order() -> None:
     source = {"Name": "x", "BIDSVersion": "1.8.0", "Authors": ["A", "B"], "License": "CC0", "Funding": ["F"]}
-    data = carried_description(json.dumps(source).encode(), {"Name": "vxds"}, derivative=False)
+    data = carried_description(json.dumps(source).encode(), [{"Name": "vxds"}], derivative=False)
     assert data is not None
     assert json.loads(data) == {**source, "DatasetType": "raw", "GeneratedBy": [{"Name": "vxds"}]}
     assert list(json.loads(data)) == [*source, "DatasetType", "GeneratedBy"]
     kept = {"Name": "d", "DatasetType": "derivative", "GeneratedBy": [{"Name": "fmriprep"}]}
-    data = carried_description(json.dumps(kept).encode(), {"Name": "vxds"}, derivative=True)
+    data = carried_description(json.dumps(kept).encode(), [{"Name": "vxds"}], derivative=True)
     assert data is not None
     assert json.loads(data)["GeneratedBy"] == [{"Name": "fmriprep"}, {"Name": "vxds"}]
-    assert carried_description(b"[1]", {"Name": "vxds"}, derivative=True) is None
+    assert carried_description(b"[1]", [{"Name": "vxds"}], derivative=True) is None

@@ -285,3 +285,16 @@ def test_two_resources_at_one_path_fail_the_later_one(sample: Path) -> None:
         ("a/b", "files: a/b and files: a would both be placed at train/a/b")
     ]
     assert (out / "train/a").is_file()
+
+
+def test_placing_in_small_batches_places_the_same_files(
+    sample: Path, target: MakeTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.materialize import place
+
+    whole = materialize(target("viseg_training", 1), sample / "whole", ["files"], jobs=1)
+    monkeypatch.setattr(place, "PLACE_BATCH", 3)
+    batched = materialize(target("viseg_training", 1), sample / "batched", ["files"], jobs=1)
+    assert batched.ok
+    assert (batched.placed, batched.failures) == (whole.placed, whole.failures)
+    assert _files(sample / "batched") == _files(sample / "whole")

@@ -1,4 +1,4 @@
-"""vxds/project/config.py: ``[tool.vxds] record_tables``."""
+"""vxds/project/config.py: ``[tool.vxds] record_tables``, ``dicom_allow`` and ``dicom_bids``."""
 
 from __future__ import annotations
 
@@ -33,3 +33,35 @@ def test_no_record_tables_by_default(tmp_path: Path) -> None:
 def test_record_tables_must_be_a_list_of_globs(tmp_path: Path, value: str) -> None:
     with pytest.raises(ConfigError, match=r"\[tool.vxds\] record_tables must be a list of glob strings"):
         load_config(_config(tmp_path, f"record_tables = {value}\n"))
+
+
+def test_dicom_allow_and_bids_rules(tmp_path: Path) -> None:
+    body = (
+        'dicom_allow = ["PatientAge", "EchoTime"]\n'
+        '[tool.vxds.dicom_bids]\n"MR:*loc*" = "anat/T2w"\n"PT:*" = "pet/pet"\n'
+    )
+    config = load_config(_config(tmp_path, body))
+    assert config.dicom_allow == ("EchoTime", "PatientAge")
+    assert config.storage == {  # as sources and -m bids read them
+        "dicom_allow": ["EchoTime", "PatientAge"],
+        "dicom_bids": [["MR:*loc*", "anat/T2w"], ["PT:*", "pet/pet"]],
+    }
+    assert config.dicom_bids == (("MR:*loc*", "anat/T2w"), ("PT:*", "pet/pet"))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('dicom_allow = "PatientAge"\n', "dicom_allow must be a list of DICOM keywords, got a string"),
+        ('dicom_allow = ["PatientAgee"]\n', "dicom_allow: 'PatientAgee' is not a DICOM attribute keyword"),
+        ('dicom_bids = "anat/T1w"\n', r"\[tool.vxds.dicom_bids\] must be a table, got a string"),
+        (
+            '[tool.vxds.dicom_bids]\n"MR:*" = "T1w"\n',
+            r"'MR:\*' must map to 'datatype/suffix' \(e.g. 'anat/T1w'\), got 'T1w'",
+        ),
+        ('[tool.vxds.dicom_bids]\n"MR:*" = 1\n', "must map to 'datatype/suffix' .*, got an integer"),
+    ],
+)
+def test_dicom_settings_are_checked(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(_config(tmp_path, body))

@@ -10,6 +10,7 @@ from typing import Any, BinaryIO
 from vxds.errors import NotFoundError
 from vxds.resource import Resource
 from vxds.sources.base import IndexedSource, SourceContext
+from vxds.sources.folder.dicom import SERIES_KEYWORDS
 
 RESOURCES = [
     Resource("b.nii.gz", "v2", "Volume"),
@@ -64,7 +65,8 @@ HEADER_ATTRS = frozenset({"shape", "voxel_size"})  # the sample volumes are 3-D:
 
 def tree_shape(r: Any) -> tuple[Any, ...]:
     """What a bucket prefix and a folder holding the same files agree on: everything but the
-    NIfTI header attrs, which only the folder source reads (an object store would have to
+    NIfTI and DICOM header attrs, which only the folder source reads (an object store would have to
     fetch every volume's head again on a warm relock)."""
-    attrs = {k: v for k, v in r.attrs.items() if k not in HEADER_ATTRS}
+    header = HEADER_ATTRS | (frozenset(SERIES_KEYWORDS) if r.type == "DICOMSeries" else frozenset())
+    attrs = {k: v for k, v in r.attrs.items() if k not in header}
     return (r.id, r.type, r.hash, r.size, r.uri, attrs)

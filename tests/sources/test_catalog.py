@@ -15,6 +15,8 @@ from vxds.sources.base import SourceContext
 from vxds.sources.catalog.source import CatalogSource
 from vxds.sources.catalog.store import Catalog
 
+from ..dicom_files import dicom_bytes
+
 WriteTree = Callable[[Path, Mapping[str, str | bytes]], Path]
 T2 = "sub-01/anat/sub-01_T2w.nii.gz"
 FILES: dict[str, str | bytes] = {
@@ -22,8 +24,8 @@ FILES: dict[str, str | bytes] = {
     "sub-01/anat/sub-01_T2w.json": '{"EchoTime": 0.1}',
     "sub-02/anat/sub-02_T2w.nii.gz": b"volume two",
     "participants.tsv": "participant_id\tage\nsub-01\t30\nsub-02\t41\n",
-    "sub-02/dicom/1.dcm": b"slice one",
-    "sub-02/dicom/2.dcm": b"slice two",
+    "sub-02/dicom/1.dcm": dicom_bytes(instance=1),
+    "sub-02/dicom/2.dcm": dicom_bytes(instance=2),
 }
 
 
@@ -128,7 +130,8 @@ def test_old_bytes_stay_readable(catalog: Catalog, data: Path) -> None:
     series = now.get("sub-02/dicom")
     with now.open(series) as fh:  # a series reads as its listing, whose digest is its hash
         assert digest_bytes(fh.read()) == series.hash
-    assert catalog.blob(digest_bytes(b"slice one")).read_bytes() == b"slice one"
+    slice_one = dicom_bytes(instance=1)
+    assert catalog.blob(digest_bytes(slice_one)).read_bytes() == slice_one
 
 
 def test_bad_snapshots_and_databases(catalog: Catalog, tmp_path: Path) -> None:

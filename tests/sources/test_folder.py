@@ -18,6 +18,8 @@ from vxds.sources.base import SourceContext
 from vxds.sources.folder import source as folder_module
 from vxds.sources.folder.source import FolderSource, folder_path
 
+from ..dicom_files import CT_UID, MR_UID, dicom_bytes
+
 WriteTree = Callable[..., Path]
 ROOT = Path(__file__).resolve().parents[2]
 NIFTI = b"\x5c\x01\x00\x00" + bytes(64)
@@ -33,8 +35,8 @@ TREE: dict[str, str | bytes] = {
     "derivatives/lesions/dataset_description.json": '{"Name": "lesions"}',
     f"derivatives/lesions/{ANAT}/sub-01_ses-01_desc-lesion_mask.nii.gz": NIFTI + b"mask",
     f"derivatives/lesions/{ANAT}/sub-01_ses-01_FLAIR.nii.gz": NIFTI + b"resampled",
-    "sourcedata/sub-01/dicom/T2w/0001.dcm": b"DICM one",
-    "sourcedata/sub-01/dicom/T2w/0002.DCM": b"DICM two",
+    "sourcedata/sub-01/dicom/T2w/0001.dcm": dicom_bytes(instance=1),
+    "sourcedata/sub-01/dicom/T2w/0002.DCM": dicom_bytes(instance=2),
     "notes.txt": "free text",
     ".hidden": "secret",
     ".git/config": "[core]",
@@ -120,24 +122,59 @@ def test_table_and_clinical_records(tree: Path) -> None:
 
 def test_dicom_folder_is_one_series(tree: Path) -> None:
     series = _source(tree).get("sourcedata/sub-01/dicom/T2w")
-    listing = [["0001.dcm", digest_bytes(b"DICM one")], ["0002.DCM", digest_bytes(b"DICM two")]]
+    one, two = dicom_bytes(instance=1), dicom_bytes(instance=2)
+    listing = [["0001.dcm", digest_bytes(one)], ["0002.DCM", digest_bytes(two)]]
     assert series.hash == series.version == digest_json(listing)
-    assert series.size == len(b"DICM one") + len(b"DICM two")
-    assert dict(series.attrs) == {"subject": "01", "files": 2}
+    assert series.size == len(one) + len(two)
+    assert dict(series.attrs) == {
+        "subject": "01",
+        "files": 2,
+        "Modality": "MR",
+        "SeriesInstanceUID": "1.2.826.0.1.3680043.8.498.1",
+        "StudyInstanceUID": "1.2.826.0.1.3680043.8.498.9",
+        "SeriesNumber": 1,
+    }
 
 
-def test_only_leaf_folders_of_dicom_files_are_series(tmp_path: Path, write_tree: WriteTree) -> None:
+def test_dicom_is_found_by_content_and_grouped_by_series(tmp_path: Path, write_tree: WriteTree) -> None:
+    ct = {"Modality": "CT", "SeriesNumber": 3, "SeriesDescription": "head"}
     root = write_tree(
         tmp_path / "data",
-        {"s/1.dcm": b"a", "s/notes.txt": "b", "t/1.dcm": b"c", "t/sub/2.dcm": b"d"},
+        {
+            "s/IM0000": dicom_bytes(instance=1),  # no extension, as scanners export them
+            "s/IM0001": dicom_bytes(instance=2),
+            "s/notes.txt": "not DICOM",
+            "s/fake.dcm": b"DICM but no preamble",
+            "m/IM0000": dicom_bytes(instance=1, SeriesNumber=7, MagneticFieldStrength=3),
+            "m/IM0001": dicom_bytes(CT_UID, instance=1, **ct),
+            "m/IM0002": dicom_bytes(CT_UID, instance=2, **ct),
+            "IM0009": dicom_bytes(CT_UID, instance=1, **ct),
+        },
     )
-    found = {r.id: r.type for r in _source(root).resources()}
-    assert found == {
-        "s/1.dcm": "File",
+    found = {r.id: r for r in _source(root).resources()}
+    assert {i: r.type for i, r in found.items()} == {
+        "s": "DICOMSeries",
         "s/notes.txt": "File",
-        "t/1.dcm": "File",
-        "t/sub": "DICOMSeries",
+        "s/fake.dcm": "File",
+        "m/series-7": "DICOMSeries",
+        "m/series-3": "DICOMSeries",
+        "series-3": "DICOMSeries",
     }
+    mr, ct_series = found["m/series-7"], found["m/series-3"]
+    assert (mr.attrs["Modality"], mr.attrs["files"], mr.attrs["MagneticFieldStrength"]) == ("MR", 1, 3.0)
+    assert (ct_series.attrs["Modality"], ct_series.attrs["files"], ct_series.uri) == ("CT", 2, "m")
+    assert ct_series.attrs["SeriesDescription"] == "head"
+    source = _source(root)
+    assert [n for n, _ in source.members(source.get("m/series-3"))] == ["IM0001", "IM0002"]
+    assert [n for n, _ in source.members(source.get("s"))] == ["IM0000", "IM0001"]
+    assert [n for n, _ in source.members(source.get("series-3"))] == ["IM0009"]
+
+
+def test_series_of_a_folder_with_one_number_twice_are_named_by_uid(
+    tmp_path: Path, write_tree: WriteTree
+) -> None:
+    root = write_tree(tmp_path / "data", {"m/a": dicom_bytes(), "m/b": dicom_bytes(CT_UID)})
+    assert [r.id for r in _source(root).resources()] == [f"m/series-{MR_UID}", f"m/series-{CT_UID}"]
 
 
 def test_snapshot_changes_with_a_byte_and_only_then(tree: Path) -> None:
@@ -180,6 +217,7 @@ def test_stat_cache_avoids_rehashing(tree: Path, tmp_path: Path, hash_calls: lis
     _age(tree)
     first = list(_source(tree, cache).resources())
     assert len(hash_calls) == 12  # every visible file, DICOM members included
+    assert (cache / "dicom.json").is_file()
     assert (cache / "hashes.json").is_file()
     hash_calls.clear()
     second = list(_source(tree, cache).resources())

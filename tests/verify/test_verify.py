@@ -188,10 +188,10 @@ def test_crafted_lines_with_matching_digests(locked: Path, change: object, code:
 
 
 def test_unknown_format(locked: Path) -> None:
-    _edit(locked / LOCK / "lock.toml", "format = 1", "format = 9")
+    _edit(locked / LOCK / "lock.toml", "format = 2", "format = 9")
     findings = _verify(locked)
     assert [(f.code, f.message) for f in findings] == [
-        ("VX302", "lock.toml has format 9; this vxds reads format 1")
+        ("VX302", "lock.toml has format 9; this vxds reads formats 1 and 2")
     ]
 
 

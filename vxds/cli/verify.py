@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from itertools import groupby
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
 from vxds.cli.output import print_json, progress_bar
-from vxds.verify import Options, Report, Sample, run
-from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from vxds.project.config import Config
+    from vxds.verify import Report, Sample
+    from vxds.verify.findings import Finding
+
+    Prehashed = Callable[[str, tuple[int, int, int]], str | None]
+
+# The checks (``vxds.verify``) are imported inside the command, after ``--data`` has started
+# hashing (cli/prefetch.py): importing them is most of the command's own start-up.
 
 EPILOG = """\b
 Examples:
@@ -26,7 +37,7 @@ Codes (VX101 ...) are explained in docs/checks.md. Exit 1 when an error is found
 with --strict, a warning); 0 otherwise.
 """
 
-SEVERITY_COLOURS = {ERROR: "red", WARNING: "yellow", SKIPPED: "cyan"}
+SEVERITY_COLOURS = {"error": "red", "warning": "yellow", "skipped": "cyan"}  # by Finding.severity
 MAX_DRIFT_LINES = 40
 
 
@@ -75,7 +86,7 @@ def render_text(report: Report, *, quiet: bool) -> list[str]:
     """Findings grouped per dataset (project-wide ones first)."""
     out = []
     for dataset, items in groupby(report.findings, key=lambda f: f.dataset or ""):
-        shown = [f for f in items if not quiet or f.severity != SKIPPED]
+        shown = [f for f in items if not quiet or f.severity != "skipped"]
         if shown:
             out.append(click.style(dataset or "project", bold=True))
             for finding in shown:
@@ -92,6 +103,8 @@ def _materialized(out: Path, root: Path | None) -> Report:
     from vxds.materialize.check import check_output, receipt_dataset
     from vxds.project.config import load_config
     from vxds.project.manifest import parse_spec
+    from vxds.verify import Report
+    from vxds.verify.findings import SKIPPED, Finding
 
     lock: Lock | None = None
     skipped: list[Finding] = []
@@ -164,18 +177,18 @@ def command(
     """Check the manifest, every lock and (optionally) the data and the recipes.
 
     Without --reproduce no recipe code is run; with --no-exec none is even imported,
-    whatever else is asked. Nothing in the repository is written.
-    """
-    from vxds.errors import UsageError
+    whatever else is asked. Nothing in the repository is written."""
     from vxds.project.config import load_config
 
-    if sample is not None and not data:
-        raise UsageError("--sample goes with --data")
-    parsed = Sample.parse(sample) if sample is not None else None
+    _check_usage(sample=sample, data=data)
     if materialized is not None:
         report = _materialized(materialized, root)
         return _show(report, fmt=fmt, quiet=quiet, strict=strict, sample=None, seed=seed)
     config = load_config(root)
+    prehashed = _start_hashing(config, datasets) if data and sample is None and not manifest_only else None
+    from vxds.verify import Options, Sample, run
+
+    parsed = Sample.parse(sample) if sample is not None else None
     with progress_bar(quiet or fmt == "json") as progress:
         options = Options(
             no_exec=no_exec,
@@ -188,11 +201,26 @@ def command(
             jobs=jobs,
             progress=progress,
             base=base,
+            prehashed=prehashed,
         )
         report = run(config, datasets, options)
     return _show(
         report, fmt=fmt, quiet=quiet, strict=strict, sample=parsed, seed=seed, manifest_only=manifest_only
     )
+
+
+def _check_usage(*, sample: str | None, data: bool) -> None:
+    from vxds.errors import UsageError
+
+    if sample is not None and not data:
+        raise UsageError("--sample goes with --data")
+
+
+def _start_hashing(config: Config, datasets: tuple[str, ...]) -> Prehashed:
+    """``--data``: start hashing the large files, before the checks are even imported."""
+    from vxds.cli.prefetch import start
+
+    return start(config.root, config.locks, config.source, datasets).get
 
 
 def _show(

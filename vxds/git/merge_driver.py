@@ -12,6 +12,8 @@ merge is reported as a conflict that a relock resolves.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 import orjson
@@ -23,7 +25,8 @@ from vxds.git.repo import git_dir, merge_file
 from vxds.hashing import digest_bytes
 from vxds.locks.format import HEADER, CorruptLock, Header, parse_header, render_header
 from vxds.locks.merge import SplitInfo, merge_headers, merge_lines
-from vxds.locks.splits import SPLIT_FILE_RE, split_lines
+from vxds.locks.shards import is_lock_file
+from vxds.locks.splits import split_lines
 
 DRIVER = "vxds"
 DRIVER_COMMAND = "vxds merge-driver %O %A %B %P"
@@ -66,10 +69,17 @@ def merge_split_files(base: str, ours: str, theirs: str, shown: str) -> list[str
 
 
 def _lookup(
-    split: str, base: SplitInfo | None, ours: SplitInfo | None, theirs: SplitInfo | None
+    split: str,
+    base: SplitInfo | None,
+    ours: SplitInfo | None,
+    theirs: SplitInfo | None,
+    *,
+    sharded: Collection[str] = (),
 ) -> SplitInfo | str:
     if ours is None or theirs is None:
         return f"split {split} was removed on one side and changed on the other"
+    if split in sharded:
+        return f"split {split} has several shards and changed on both sides; relock to finish the merge"
     # A split that is new on both sides has an empty base file: the digest of no bytes.
     record = _record_path(base[1] if base else digest_bytes(b""), ours[1], theirs[1])
     try:
@@ -98,7 +108,8 @@ def merge_header_files(base: str, ours: str, theirs: str, shown: str) -> list[st
     old, mine, other = _header(base, shown), _header(ours, shown), _header(theirs, shown)
     if mine is None or other is None:
         raise LockError(f"{shown}: a side of the merge has an empty lock header")
-    merged = merge_headers(old, mine, other, _lookup)
+    sharded = {name for header in (old, mine, other) if header is not None for name in header.shards}
+    merged = merge_headers(old, mine, other, partial(_lookup, sharded=sharded))
     atomic_write_text(Path(ours), render_header(merged.header))
     return merged.conflicts
 
@@ -106,7 +117,7 @@ def merge_header_files(base: str, ours: str, theirs: str, shown: str) -> list[st
 def run(base: str, ours: str, theirs: str, path: str) -> tuple[int, list[str]]:
     """Merge one file; return (exit status for Git, messages)."""
     name = PurePosixPath(path).name
-    if SPLIT_FILE_RE.match(name):
+    if is_lock_file(name):  # a split file, or one shard of a split (merged as a file here)
         conflicts = merge_split_files(base, ours, theirs, path)
         return (1 if conflicts else 0), [f"{path}: conflict on id {rid}" for rid in conflicts]
     if name == HEADER:

@@ -57,6 +57,8 @@ def published_changes(config: Config, rev: str, keys: Iterable[str] | None = Non
         assert old.header is not None
         assert new.header is not None
         what = _what_changed(old.header, new.header)
+        if "its resources" in what and not diff_refs(old, new).changes:
+            what.remove("its resources")  # the same resources in another lock format (1 -> 2)
         if what:
             out.append(PublishedChange(old.key, path, _message(old, new, rev, what)))
     return out

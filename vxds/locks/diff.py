@@ -20,14 +20,15 @@ from vxds.locks.changes import Change, DatasetDiff, HeaderChange, Leak, SplitCou
 from vxds.locks.format import Header
 from vxds.locks.leaks import group_leaks, held_out_leaks
 from vxds.locks.refs import LockRef, Side
+from vxds.locks.shards import file_line
 from vxds.locks.split_diff import TYPE, Tally, join, moves
-from vxds.locks.splits import split_file
 from vxds.locks.store import Lock
 from vxds.project.manifest import DEFAULT_HELD_OUT
 
 HELD_OUT: tuple[str, ...] = DEFAULT_HELD_OUT
 
 HEADER_FIELDS: tuple[tuple[str, Callable[[Header], Any]], ...] = (
+    ("format", lambda h: h.format),  # 1 -> 2 of the same resources is this change alone
     ("script", lambda h: h.script),
     ("entrypoint", lambda h: h.entrypoint),
     ("params", lambda h: dict(h.params)),
@@ -142,12 +143,20 @@ def _bad_line(split: str, old: LockRef | None, new: LockRef | None, exc: Excepti
                     if not isinstance(record, dict) or not isinstance(record["id"], str):
                         raise TypeError("no id")
                 except (orjson.JSONDecodeError, KeyError, TypeError):
-                    where = ref.label if ref.header is None else f"{ref.label}/{split_file(split)}"
+                    where, number = _file_line(ref, split, number)
                     return LockError(
                         f"{where}:{number}: not a resource record",
                         hint="run 'vxds verify' on the lock, relock it or restore it from Git",
                     )
     return LockError(f"split {split}: unreadable lock line ({exc})")
+
+
+def _file_line(ref: LockRef, split: str, number: int) -> tuple[str, int]:
+    """Where the split's ``number``-th line is (a shard's file, for a split of several)."""
+    if ref.header is None:
+        return ref.label, number
+    file, line = file_line(ref.header, split, number)
+    return f"{ref.label}/{file}", line
 
 
 def _counts(old: Tally, new: Tally, fields: Sequence[str]) -> SplitCounts:

@@ -3,8 +3,10 @@
 reports (``Problem``, ``CorruptLock``).
 
 The header records what the lock was made from (recipe, params, manifest entry, source and
-snapshot), each split's count and blake3 digest, and a digest over all of that. The format
-is versioned (``format = 1``); a reader refuses a format it does not know.
+snapshot), each split's count and blake3 digest (and, for a split of several shards, the
+shards: ``vxds.locks.shards``), and a digest over all of that. The format is versioned
+(``format = 2`` is written; format 1, which has no shards, is read too); a reader refuses a
+format it does not know.
 
 The text is written by hand, not by a TOML library, so the committed bytes never change
 with a library upgrade; it is read with ``tomllib`` (``tomli`` before Python 3.11), which
@@ -18,7 +20,7 @@ import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,16 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.hashing import digest_json
+from vxds.locks import shards as sharding
+from vxds.locks.shards import Shard
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-FORMAT = 1
+FORMAT = 2  # what vxds writes
+READS = (1, 2)  # what vxds reads: format 1 is format 2 without shards
 HEADER = "lock.toml"
 SPLIT_RE = re.compile(r"[A-Za-z0-9_-]+\Z")  # a split's name
 NAME_RE = re.compile(r"[a-z0-9_-]+\Z")  # a dataset name, as the manifest allows
@@ -55,6 +60,8 @@ class Header:
     splits: Mapping[str, tuple[int, str]]  # split -> (count, digest)
     format: int = FORMAT
     merged: bool = False  # written by the Git merge driver, not by a recipe: relock before release
+    # split -> its shards, for the splits of several (format 2); the others are one file
+    shards: Mapping[str, tuple[Shard, ...]] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -134,6 +141,8 @@ def render_header(header: Header) -> str:
     ]
     for name, (count, digest) in sorted(header.splits.items()):
         out += ["", f"[splits.{name}]", f"count = {count}", f"digest = {_toml_str(digest)}"]
+        if header.shards.get(name):
+            out += sharding.render(name, header.shards[name], _toml_str)
     out += ["", "[lock]"]
     if header.merged:
         out += [
@@ -236,6 +245,7 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     _check_name(fields["name"], problems)
     merged = _merged(data["lock"], problems)
     splits = _splits(data["splits"], problems)
+    shards = _shards(data, splits, problems)
     params = _params(fields.pop("params"), problems)
     if problems:
         raise CorruptLock(where, problems)
@@ -246,6 +256,8 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         params=params,
         splits=splits,
         merged=merged,
+        format=data["format"],
+        shards=shards,
         **fields,
     )
     if claimed_recipe != header.recipe_digest:
@@ -279,9 +291,9 @@ def _toml_reason(message: str, text: str) -> tuple[str, int | None]:
 
 def _check_format(data: Mapping[str, Any], where: Path) -> None:
     fmt = data.get("format")
-    if type(fmt) is not int or fmt != FORMAT:  # not bool, not float
+    if type(fmt) is not int or fmt not in READS:  # not bool, not float
         what = "has no 'format'" if fmt is None else f"has format {fmt!r}"
-        problem = Problem(f"{HEADER} {what}; this vxds reads format {FORMAT}", kind="format")
+        problem = Problem(f"{HEADER} {what}; this vxds reads formats 1 and 2", kind="format")
         raise CorruptLock(where, [problem])
 
 
@@ -323,6 +335,25 @@ def _splits(table: Mapping[str, Any], problems: list[Problem]) -> dict[str, tupl
         else:
             splits[name] = (count, digest)
     return splits
+
+
+def _shards(
+    data: Mapping[str, Any], splits: Mapping[str, tuple[int, str]], problems: list[Problem]
+) -> dict[str, tuple[Shard, ...]]:
+    """The ``shards`` of each split listing them (format 2 only)."""
+    shards: dict[str, tuple[Shard, ...]] = {}
+    for name, (count, digest) in sorted(splits.items()):
+        value = data["splits"][name].get("shards")
+        if value is None:
+            continue
+        if data["format"] < 2:
+            problems.append(Problem(f"{HEADER}: 'splits.{name}.shards' in a format 1 lock", kind="header"))
+            continue
+        listed, found = sharding.parse(name, value, count, digest)
+        problems += [Problem(f"{HEADER}: {text}", kind="header") for text in found]
+        if listed:
+            shards[name] = listed
+    return shards
 
 
 def _params(text: str | None, problems: list[Problem]) -> dict[str, Any]:

@@ -6,6 +6,8 @@ different changes of the same id are a conflict, written between conflict marker
 id's place so the file stays readable. A header merges field by field the same way; its
 split counts and digests are those of the merged split files, so a merged lock verifies.
 It is marked ``merged``: nothing ran its recipe, so it should be relocked before release.
+A split of several shards (format 2) that only one side changed is taken with its shards;
+one that both sides changed is not merged here (``vxds.git.merge_driver`` says to relock).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.locks.format import Header
+from vxds.locks.shards import Shard
 
 MARKER = 7
 
@@ -153,8 +156,30 @@ def merge_headers(
     if not clean:  # both relocked against a newer source: no single snapshot describes the merge
         snapshot = "merged:" + ",".join(sorted({ours.snapshot, theirs.snapshot}))
     splits = _merge_splits(base, ours, theirs, merged_split, conflicts)
-    header = replace(ours, **values, source=source, snapshot=snapshot, splits=splits, merged=True)
+    header = replace(
+        ours,
+        **values,
+        source=source,
+        snapshot=snapshot,
+        splits=splits,
+        shards=_merged_shards(ours, theirs, splits),
+        format=max(ours.format, theirs.format),
+        merged=True,
+    )
     return MergedHeader(header, conflicts)
+
+
+def _merged_shards(
+    ours: Header, theirs: Header, splits: Mapping[str, SplitInfo]
+) -> dict[str, tuple[Shard, ...]]:
+    """The shards of each merged split that is one side's split as it was (the split
+    merger refuses a split of several shards that both sides changed)."""
+    shards = {}
+    for name, info in sorted(splits.items()):
+        side = ours if ours.splits.get(name) == info else theirs
+        if side.splits.get(name) == info and side.shards.get(name):
+            shards[name] = side.shards[name]
+    return shards
 
 
 def _merge_splits(

@@ -9,7 +9,7 @@ A ``Side`` is a set of them, one per ``name@version``, with the manifest that go
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,8 @@ from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, GitError, Repository
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header
 from vxds.locks.recovery import restore_set_aside
-from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file, split_file
+from vxds.locks.shards import is_lock_file, listed_files
+from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file
 from vxds.locks.store import Lock, lock_identity, read_header, settled
 from vxds.locks.stream_checks import check_header, checked_lines
 from vxds.project.config import Config
@@ -66,7 +67,7 @@ class Side:
 
 def _folder_header(directory: Path) -> Header:
     header, claimed = read_header(directory)
-    files = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
+    files = {p.name for p in directory.iterdir() if is_lock_file(p.name)}
     check_header(header, claimed, files, directory)
     return header
 
@@ -80,11 +81,15 @@ def folder_lock(directory: Path, label: str) -> LockRef:
     identity = lock_identity(directory)
     header = settled(directory, lambda: _folder_header(directory))
 
+    def file_lines(name: str, listed: tuple[int, str]) -> Iterator[bytes]:
+        with open_lock_file(directory / name) as fh:
+            yield from checked_lines(fh, f"{label}/{name}", listed)
+
     @contextmanager
     def lines(split: str) -> Iterator[Iterator[bytes]]:
+        chained = _chained(file_lines, listed_files(header, split))
         try:
-            with open_lock_file(directory / split_file(split)) as fh:
-                yield checked_lines(fh, f"{label}/{split_file(split)}", header.splits[split])
+            yield chained
         except (CorruptLock, OSError):
             if lock_identity(directory) != identity:
                 raise LockError(
@@ -92,6 +97,8 @@ def folder_lock(directory: Path, label: str) -> LockRef:
                     hint="run the command again",
                 ) from None
             raise
+        finally:
+            chained.close()  # closes the file being read, if the reader stopped early
 
     return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines)
 
@@ -173,16 +180,30 @@ def _revision_lock(repo: Repository, files: dict[str, Blob | None], label: str) 
     except UnicodeDecodeError as exc:
         raise CorruptLock(where, [Problem(f"cannot read {HEADER}: {exc}", kind="unreadable")]) from None
     header, claimed = parse_header(text, where)
-    blobs = {name: b for name, b in files.items() if b is not None and SPLIT_FILE_RE.match(name)}
+    blobs = {name: b for name, b in files.items() if b is not None and is_lock_file(name)}
     check_header(header, claimed, set(blobs), where)
+
+    def file_lines(name: str, listed: tuple[int, str]) -> Iterator[bytes]:
+        with repo.stream(blobs[name]) as stream:
+            yield from checked_lines(stream, f"{label}/{name}", listed)
 
     @contextmanager
     def lines(split: str) -> Iterator[Iterator[bytes]]:
-        name = split_file(split)
-        with repo.stream(blobs[name]) as stream:
-            yield checked_lines(stream, f"{label}/{name}", header.splits[split])
+        chained = _chained(file_lines, listed_files(header, split))
+        try:
+            yield chained
+        finally:
+            chained.close()  # closes the blob being read, if the reader stopped early
 
     return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines)
+
+
+def _chained(
+    file_lines: Callable[[str, tuple[int, str]], Iterator[bytes]], files: list[tuple[str, tuple[int, str]]]
+) -> Generator[bytes, None, None]:
+    """The lines of a split's files one after another, each file checked as it ends."""
+    for name, listed in files:
+        yield from file_lines(name, listed)
 
 
 def _revision_manifest(repo: Repository, config: Config, sha: str) -> Manifest | None:
@@ -347,7 +368,8 @@ def lock_at(config: Config, rev: str, spec: str) -> Lock:
     for split in ref.splits:
         with ref.lines(split) as lines:
             splits[split] = Split.from_lines(list(lines))
-        problems += line_problems(split, b"".join(splits[split].chunks))  # as read_lock(deep=True)
+        for file, chunks in splits[split].files(split):  # as read_lock(deep=True)
+            problems += line_problems(split, b"".join(chunks), file)
     if problems:
         raise CorruptLock(Path(ref.label), problems)
     return Lock(ref.header, splits)

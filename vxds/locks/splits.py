@@ -1,6 +1,7 @@
-"""The split files of a lock: ``resources.<split>.jsonl``, one per split.
+"""The split files of a lock: ``resources.<split>.jsonl``, or a split's shards
+(``vxds.locks.shards``).
 
-Each split file is the sorted canonical lines of its resources, ``\\n``-terminated. A
+A split's lines are the sorted canonical lines of its resources, ``\\n``-terminated. A
 ``Split`` holds one file's bytes with its count and digest; ``split_lines`` is the one line
 splitter every reader uses; ``line_problems`` checks every line; ``read_split`` reads a file
 (never through a link) with the facts the header's counts and digests are checked against.
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,15 +23,22 @@ from blake3 import blake3
 
 from vxds.errors import LockError
 from vxds.hashing import PREFIX
+from vxds.locks import shards as shards_module
 from vxds.locks.format import HEADER, CorruptLock, Problem
+from vxds.locks.shards import SPLIT_FILE_RE as SPLIT_FILE_RE  # re-exported
+from vxds.locks.shards import (
+    Shard,
+    ShardRule,
+    line_id,
+    shard_file,
+    split_digest,
+    starts,
+)
+from vxds.locks.shards import split_file as split_file  # re-exported
 from vxds.resource import InvalidResource, Resource, check_id, check_uri, nfc, normalize
 
-SPLIT_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.jsonl\Z")
 CHUNK_LINES = 8192
-
-
-def split_file(split: str) -> str:
-    return f"resources.{split}.jsonl"
+Twins = dict[str, tuple[str, str, int]]  # NFC form of a non-ASCII id -> (id, file, line)
 
 
 def digest_chunks(chunks: Sequence[bytes]) -> str:
@@ -43,35 +51,59 @@ def digest_chunks(chunks: Sequence[bytes]) -> str:
 
 @dataclass(frozen=True)
 class Split:
-    """One split's content: its file's bytes in chunks, with count and digest.
+    """One split's content: its files' bytes in chunks, with count and digest.
 
     A chunk is one newline-terminated line (a lock being built) or a run of them (a lock
-    read from disk); the file is their concatenation. Splits compare by count and digest.
-    ``path`` is the file a split was read from, named when one of its lines is bad.
+    read from disk); the split's lines are their concatenation. Splits compare by count and
+    digest, the digest the header lists (``vxds.locks.shards``). ``shards`` lists the shards
+    of a split of several (empty for one), ``parts`` the chunk each starts at. ``path`` (or,
+    for a split of several, ``paths``) is the file read, named when one of its lines is bad.
     """
 
     chunks: list[bytes] = field(compare=False, repr=False)
     count: int
     digest: str
     path: Path | None = field(default=None, compare=False, repr=False)
+    shards: tuple[Shard, ...] = field(default=(), compare=False, repr=False)
+    parts: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    paths: tuple[Path, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
-    def from_lines(cls, lines: Sequence[bytes]) -> Split:
+    def from_lines(cls, lines: Sequence[bytes], rule: ShardRule | None = None) -> Split:
         """From sorted canonical lines without their newlines."""
-        return cls.from_terminated([line + b"\n" for line in lines])
+        return cls.from_terminated([line + b"\n" for line in lines], rule)
 
     @classmethod
-    def from_terminated(cls, lines: list[bytes]) -> Split:
-        """From sorted, newline-terminated lines, kept as they are.
+    def from_terminated(cls, lines: list[bytes], rule: ShardRule | None = None) -> Split:
+        """From sorted, newline-terminated lines, kept as they are, cut into shards by ``rule``.
 
         Not joined: the lines are freed in sort order, not allocation order, so joining
         them would hold a second copy of the content rather than replace the first.
         """
-        return cls(lines, len(lines), digest_chunks(lines))
+        bounds = starts(lines, rule or shards_module.RULE)
+        if len(bounds) == 1:
+            return cls(lines, len(lines), digest_chunks(lines))
+        ends = [*bounds[1:], len(lines)]
+        pairs = zip(bounds, ends, strict=True)
+        shards = tuple(Shard(line_id(lines[a]), b - a, digest_chunks(lines[a:b])) for a, b in pairs)
+        return cls(lines, len(lines), split_digest(shards), shards=shards, parts=tuple(bounds))
 
     @classmethod
     def from_bytes(cls, data: bytes, path: Path | None = None) -> Split:
         return cls([data] if data else [], data.count(b"\n"), digest_chunks([data]), path)
+
+    @cached_property
+    def content_digest(self) -> str:
+        """blake3 of the split's lines as one file (its digest in format 1)."""
+        return self.digest if not self.shards else digest_chunks(self.chunks)
+
+    def files(self, split: str) -> list[tuple[str, list[bytes]]]:
+        """Each file of the split (``split`` is its name) with its chunks, in order."""
+        if not self.shards:
+            return [(split_file(split), self.chunks)]
+        ends = [*self.parts[1:], len(self.chunks)]
+        triples = zip(self.shards, self.parts, ends, strict=True)
+        return [(shard_file(split, s.first), self.chunks[a:b]) for s, a, b in triples]
 
     def lines(self) -> Iterator[bytes]:
         for chunk in self.chunks:
@@ -80,16 +112,29 @@ class Split:
     def resources(self) -> Iterator[Resource]:
         """Each line as a ``Resource``, parsed but not validated (``read_lock(deep=True)``
         checks every line); ``CorruptLock`` names a line that is no resource record at all."""
-        for number, line in enumerate(self.lines(), start=1):
-            try:
-                resource = Resource.from_line(line)
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                file = self.path.name if self.path is not None else "split"
-                where = self.path.parent if self.path is not None else Path(file)
-                reason = str(exc) if isinstance(exc, orjson.JSONDecodeError) else "not a resource record"
-                problem = Problem(f"{file}:{number}: {reason}", kind="json", file=file, line=number)
-                raise CorruptLock(where, [problem]) from None
-            yield resource
+        if not self.paths:
+            yield from _resources(self.lines(), self.path)
+            return
+        for chunk, path in zip(self.chunks, self.paths, strict=True):
+            yield from _resources(iter(split_lines(chunk)), path)
+
+
+def _resources(lines: Iterator[bytes], path: Path | None) -> Iterator[Resource]:
+    for number, line in enumerate(lines, start=1):
+        try:
+            resource = Resource.from_line(line)
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+            file = path.name if path is not None else "split"
+            where = path.parent if path is not None else Path(file)
+            reason = str(exc) if isinstance(exc, orjson.JSONDecodeError) else "not a resource record"
+            problem = Problem(f"{file}:{number}: {reason}", kind="json", file=file, line=number)
+            raise CorruptLock(where, [problem]) from None
+        yield resource
+
+
+def header_shards(splits: Mapping[str, Split]) -> dict[str, tuple[Shard, ...]]:
+    """What ``Header.shards`` lists for these splits: the splits of several shards."""
+    return {name: split.shards for name, split in sorted(splits.items()) if split.shards}
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -105,16 +150,20 @@ def split_lines(data: bytes) -> list[bytes]:
     return lines
 
 
-def line_problems(split: str, data: bytes) -> Iterator[Problem]:
+def line_problems(
+    split: str, data: bytes, file: str | None = None, normalised: Twins | None = None
+) -> Iterator[Problem]:
     """Line-level checks of a split file's bytes: JSON, schema, canonical form, order and
-    duplicates, ids that are one name once Unicode-normalised among them."""
+    duplicates, ids that are one name once Unicode-normalised among them. ``file`` is the
+    file named in the problems (a shard's; by default the split's one file); ``normalised``
+    (NFC form of an id -> (id, file, line)) is shared by the shards of one split."""
     from vxds.locks import conflicts  # Git's conflict markers: one problem per conflict instead
 
+    name = file or split_file(split)
     if conflicts.has_conflict(data):
-        return (yield from conflicts.conflict_problems(split_file(split), data))
+        return (yield from conflicts.conflict_problems(name, data))
     previous: str | None = None
-    name = split_file(split)
-    normalised: dict[str, tuple[str, int]] = {}  # NFC form of a non-ASCII id -> (id, line)
+    normalised = {} if normalised is None else normalised
     for number, line in enumerate(split_lines(data), start=1):
         record, found = _parse_line(line, f"{name}:{number}")
         yield from (Problem(text, kind=kind, file=name, line=number) for kind, text in found)
@@ -124,11 +173,43 @@ def line_problems(split: str, data: bytes) -> Iterator[Problem]:
         if previous is not None and rid <= previous:
             kind, words = ("duplicate", "repeats") if rid == previous else ("order", "is out of order")
             yield Problem(f"{name}:{number}: id {rid!r} {words}", kind=kind, file=name, line=number)
-        twin, at = normalised.setdefault(nfc(rid), (rid, number))
+        twin, in_file, at = normalised.setdefault(nfc(rid), (rid, name, number))
         if twin != rid:
-            message = f"{name}:{number}: ids {twin!r} (line {at}) and {rid!r} are one name in NFC"
+            where = f"line {at}" if in_file == name else f"{in_file}:{at}"
+            message = f"{name}:{number}: ids {twin!r} ({where}) and {rid!r} are one name in NFC"
             yield Problem(message, kind="duplicate", file=name, line=number)
         previous = rid
+
+
+def split_problems(split: str, content: Split) -> list[Problem]:
+    """``line_problems`` of a split's every file, each named by its own file and line, and
+    the ``boundary_problems`` of its shards."""
+    if not content.paths:
+        return list(line_problems(split, b"".join(content.chunks)))
+    normalised: Twins = {}
+    found = [
+        problem
+        for chunk, path in zip(content.chunks, content.paths, strict=True)
+        for problem in line_problems(split, chunk, path.name, normalised)
+    ]
+    return found + list(boundary_problems(split, content.shards, content.chunks))
+
+
+def boundary_problems(split: str, shards: Sequence[Shard], chunks: Sequence[bytes]) -> Iterator[Problem]:
+    """The shards of a split read whole: each file starts with the id the header lists for
+    it and ends before the next shard's first id."""
+    for i, (shard, data) in enumerate(zip(shards, chunks, strict=False)):
+        file, lines = shard_file(split, shard.first), split_lines(data)
+        try:
+            first, last = line_id(lines[0]), line_id(lines[-1])
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+            continue  # line_problems names the line
+        if first != shard.first:
+            message = f"{file}:1: id {first!r} is not the shard's first id in {HEADER}, {shard.first!r}"
+            yield Problem(message, kind="order", file=file, line=1)
+        if i + 1 < len(shards) and last >= shards[i + 1].first:
+            message = f"{file}:{len(lines)}: id {last!r} is not before the next shard's first id"
+            yield Problem(message, kind="order", file=file, line=len(lines))
 
 
 def _parse_line(line: bytes, where: str) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:

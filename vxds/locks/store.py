@@ -26,7 +26,17 @@ from vxds.fs import atomic_write, exclusive, fsync_dir, make_dirs
 from vxds.hashing import hash_file
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header, render_header
 from vxds.locks.recovery import leftovers, restore, restore_set_aside
-from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file, read_split, split_file
+from vxds.locks.shards import all_files, is_lock_file, listed_files
+from vxds.locks.splits import (
+    SPLIT_FILE_RE,
+    Split,
+    Twins,
+    boundary_problems,
+    line_problems,
+    open_lock_file,
+    read_split,
+    split_file,
+)
 from vxds.resource import Resource
 
 _T = TypeVar("_T")
@@ -75,8 +85,8 @@ def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[s
         problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
     problems += _unlisted(directory, header)
     splits: dict[str, Split] = {}
-    for name, (count, digest) in sorted(header.splits.items()):
-        split = _checked_split(directory, name, (count, digest), problems, load=load, deep=deep)
+    for name in sorted(header.splits):
+        split = _checked_split(directory, header, name, problems, load=load, deep=deep)
         if split is not None:
             splits[name] = split
     if problems:
@@ -85,34 +95,56 @@ def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[s
 
 
 def _unlisted(directory: Path, header: Header) -> list[Problem]:
-    """Split files in the folder that the header does not list."""
-    on_disk = {m.group(1) for p in directory.iterdir() if (m := SPLIT_FILE_RE.match(p.name))}
-    names = [split_file(extra) for extra in sorted(on_disk - set(header.splits))]
+    """Split and shard files in the folder that the header does not list."""
+    listed = all_files(header)
+    names = sorted(p.name for p in directory.iterdir() if is_lock_file(p.name) and p.name not in listed)
     return [Problem(f"{name} is not listed in {HEADER}", kind="unlisted-split", file=name) for name in names]
 
 
 def _checked_split(
-    directory: Path, name: str, listed: tuple[int, str], problems: list[Problem], *, load: bool, deep: bool
+    directory: Path, header: Header, name: str, problems: list[Problem], *, load: bool, deep: bool
 ) -> Split | None:
-    """One split file checked against the header's (count, digest), its problems added to
-    ``problems``; the split itself with ``load`` (None when it cannot be read)."""
-    path = directory / split_file(name)
+    """One split's files checked against the header's counts and digests, their problems
+    added to ``problems``; the split itself with ``load`` (None when a file cannot be read)."""
+    parts: list[tuple[Path, bytes | None]] = []
+    normalised: Twins = {}  # NFC twins are found across shards too
+    for file, listed in listed_files(header, name):
+        path = directory / file
+        readable, data = _checked_file(path, listed, problems, load=load)
+        if not readable:
+            return None
+        if deep and data is not None:
+            problems.extend(line_problems(name, data, file, normalised))
+        parts.append((path, data))
+    if not load:
+        return None
+    count, digest = header.splits[name]
+    chunks = [data for _, data in parts if data]
+    if name not in header.shards:
+        return Split(chunks, count, digest, parts[0][0])
+    shards = header.shards[name]
+    if deep:
+        problems.extend(boundary_problems(name, shards, chunks))
+    paths = tuple(path for path, _ in parts)
+    return Split(chunks, count, digest, paths[0], shards=shards, parts=tuple(range(len(shards))), paths=paths)
+
+
+def _checked_file(
+    path: Path, listed: tuple[int, str], problems: list[Problem], *, load: bool
+) -> tuple[bool, bytes | None]:
+    """Whether a lock file could be read and, with ``load``, its bytes, after its checks."""
     file = path.name
     try:
         data, facts = read_split(path, load=load)
     except FileNotFoundError:
         problems.append(Problem(f"{file} is missing", kind="missing-split", file=file))
-        return None
+        return False, None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         problems.append(Problem(f"cannot read {file}: {reason}", kind="unreadable", file=file))
-        return None
+        return False, None
     problems.extend(facts.problems(file, *listed))
-    if data is None:
-        return None
-    if deep:
-        problems.extend(line_problems(name, data))
-    return Split([data] if data else [], facts.count, facts.digest, path)
+    return True, data
 
 
 def lock_identity(directory: Path) -> tuple[int, ...] | None:
@@ -178,13 +210,17 @@ def same_on_disk(lock: Lock, directory: Path) -> bool:
     try:
         if (directory / HEADER).read_text(encoding="utf-8") != render_header(lock.header):
             return False
-        names = {p.name for p in directory.iterdir() if SPLIT_FILE_RE.match(p.name)}
+        names = {p.name for p in directory.iterdir() if is_lock_file(p.name)}
     except (OSError, UnicodeDecodeError):
         return False
-    if names != {split_file(s) for s in lock.splits}:
+    if names != set(all_files(lock.header)):
         return False
     try:
-        return all(hash_file(directory / split_file(s)) == split.digest for s, split in lock.splits.items())
+        return all(
+            hash_file(directory / file) == digest
+            for split in lock.header.splits
+            for file, (_, digest) in listed_files(lock.header, split)
+        )
     except OSError:
         return False
 
@@ -224,7 +260,7 @@ def _swap_in(lock: Lock, directory: Path) -> None:
     make_dirs(parent)
     tag = f"{os.getpid()}-{secrets.token_hex(4)}"
     tmp, old = parent / f".{directory.name}.tmp-{tag}", parent / f".{directory.name}.old-{tag}"
-    files = [(split_file(name), split.chunks) for name, split in sorted(lock.splits.items())]
+    files = [file for name, split in sorted(lock.splits.items()) for file in split.files(name)]
     files.append((HEADER, [render_header(lock.header).encode("utf-8")]))
     try:
         tmp.mkdir()

@@ -15,7 +15,7 @@ from blake3 import blake3
 
 from vxds.hashing import PREFIX
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem
-from vxds.locks.splits import split_file
+from vxds.locks.shards import all_files
 
 BLOCK = 1 << 20
 
@@ -52,13 +52,14 @@ def checked_lines(stream: IO[bytes], where: str, expected: tuple[int, str] | Non
 
 
 def check_header(header: Header, claimed: str, files: set[str], where: Path) -> None:
-    """The header's own digest, and its splits against the split files that are there."""
+    """The header's own digest, and its splits against the split and shard files there."""
     problems = []
     if claimed != header.digest:
         problems.append(Problem("the lock digest does not match the header", kind="lock-digest"))
-    for extra in sorted(files - {split_file(s) for s in header.splits}):
+    listed = all_files(header)
+    for extra in sorted(files - set(listed)):
         problems.append(Problem(f"{extra} is not listed in {HEADER}", kind="unlisted-split", file=extra))
-    for name in (split_file(s) for s in sorted(header.splits)):
+    for name in listed:
         if name not in files:
             problems.append(Problem(f"{name} is missing", kind="missing-split", file=name))
     if problems:

@@ -205,6 +205,10 @@ def materialize(
     """Write ``target``'s splits under ``out`` in each module's layout; see the module doc."""
     chosen = _modules(modules)
     selected = select_splits(target.splits, splits)
+    for _, chosen_one in chosen:  # a run that cannot be done stops before anything is written
+        preflight = getattr(chosen_one, "preflight", None)
+        if preflight is not None:
+            preflight(selected)
     out = prepare_out(out)
     for name in sorted(OWN):
         check_not_symlink(out / name)
@@ -216,15 +220,16 @@ def materialize(
         total = sum(split.count for split in selected.values()) * len(chosen)
         task = progress.task(f"materializing into {out.name}", total=total or None)
         placer = Placer(out, SourceAccess(source), mode=mode, jobs=jobs, previous=previous, task=task)
+        tools: dict[str, str] = {}
         try:
-            _run(chosen, target, selected, placer, report.notices)
+            _run(chosen, target, selected, placer, report.notices, tools)
             outcome = placer.finish()
         except BaseException:
             placer.abort()
             raise
         finally:
             task.close()
-        write_receipt(out, _receipt(target, selected, chosen, placer.entries, outcome))
+        write_receipt(out, _receipt(target, selected, chosen, placer.entries, outcome, tools))
         remove_journal(out)
     report.placed, report.unchanged, report.removed = outcome.placed, outcome.unchanged, outcome.removed
     report.failures = _sorted(outcome.failures)
@@ -238,6 +243,7 @@ def _run(
     selected: Mapping[str, Split],
     placer: Placer,
     notices: list[str],
+    tools: dict[str, str],
 ) -> None:
     """Let each chosen materializer place its files; one that fails is a failure, not the end."""
     for name, materializer in chosen:
@@ -250,6 +256,7 @@ def _run(
             placer=placer,
             module=name,
             notices=notices,
+            tools=tools,
         )
         try:
             materializer.materialize(job)
@@ -265,6 +272,7 @@ def _receipt(
     chosen: Sequence[tuple[str, Materializer]],
     files: dict[str, Entry],
     outcome: Outcome,
+    tools: dict[str, str],
 ) -> Receipt:
     return Receipt(
         dataset=target.key,
@@ -275,6 +283,7 @@ def _receipt(
         files=files,
         generator=_generator(),
         failed=[f.to_json() for f in _sorted(outcome.failures)],
+        converters=tools,
     )
 
 

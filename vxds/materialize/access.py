@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -33,6 +34,17 @@ class SourceAccess:
             return None
         path: str = finder(resource)
         return path
+
+    def local_file(self, resource: Resource) -> tuple[str, os.stat_result] | None:
+        """``local_path`` and the file's stat, from one system call where the source can."""
+        finder = getattr(self.source, "local_file", None)
+        if finder is None:
+            path = self.local_path(resource)
+            return None if path is None else (path, os.stat(path))
+        if resource.type == "ClinicalRecord":
+            return None
+        found: tuple[str, os.stat_result] = finder(resource)
+        return found
 
     def open(self, resource: Resource) -> BinaryIO:
         return self._need().open(resource)

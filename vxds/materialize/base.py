@@ -5,7 +5,9 @@ locked resources from ``job`` and asks ``job.placer`` to place resource bytes (c
 renamed into place by the placer) or to write files it generates. It never writes to disk
 itself, so every file in OUT is verified, atomic and recorded in the receipt. Third
 parties register theirs in the ``vxds.materializers`` entry-point group: the entry-point
-name is the module name users pass to ``-m``, the object the class.
+name is the module name users pass to ``-m``, the object the class. One may also have a
+``preflight(splits)`` method, called before anything is written, that raises a ``VxdsError``
+when the run cannot be done (a converter it needs is not installed).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Job:
     placer: Placer
     module: str  # the name the materializer was chosen by
     notices: list[str] = field(default_factory=list)
+    # Programs that made files of this run (dcm2niix for DICOM), name -> version: the receipt's.
+    tools: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:

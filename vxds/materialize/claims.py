@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from vxds.errors import VxdsError
@@ -31,6 +32,18 @@ def _plain_path(rel: str) -> bool:
         and rel[-1] != "/"
         and rel[1:2] != ":"
     )
+
+
+def _rel_problem(rel: str) -> str | None:
+    """Why ``rel`` cannot be a path in OUT (not valid as an id, or one of vxds' own names)."""
+    try:
+        if not _plain_path(rel):
+            check_id(rel)
+    except InvalidResource as exc:
+        return f"cannot place it at {rel!r}: {exc}"
+    if rel.split("/", 1)[0] in OWN:
+        return f"{rel!r} is a name vxds keeps for itself in OUT"
+    return None
 
 
 def _fresh_folder(path: Path) -> None:
@@ -62,26 +75,59 @@ class Claims:
     def claim(self, rel: str, rid: str | None, module: str) -> str | None:
         """None when ``OUT/rel`` is now this resource's (or generated file's); else why not."""
         what = f"{module}: {rid}" if rid is not None else f"{module}: generated file"
-        try:
-            if not _plain_path(rel):
-                check_id(rel)
-        except InvalidResource as exc:
-            return f"cannot place it at {rel!r}: {exc}"
-        if rel.split("/", 1)[0] in OWN:
-            return f"{rel!r} is a name vxds keeps for itself in OUT"
-        parts = rel.split("/")
-        parents = ["/".join(parts[:i]) for i in range(1, len(parts))]
+        problem = _rel_problem(rel)
+        if problem is not None:
+            return problem
         with self._lock:
-            clash = self._claimed.get(rel) or next(
-                (self._claimed[p] for p in parents if p in self._claimed), None
-            )
+            clash = self._claimed.get(rel)
             if clash is None and rel in self._claimed_dirs:
                 clash = "files placed inside it"
+            new_dirs = self._new_parents(rel) if clash is None else []
+            if new_dirs and new_dirs[-1] in self._claimed:
+                clash = self._claimed[new_dirs[-1]]
             if clash is not None:
                 return f"{what} and {clash} would both be placed at {rel}"
             self._claimed[rel] = what
-            self._claimed_dirs.update(parents)
+            self._claimed_dirs.update(new_dirs)
         return None
+
+    def _new_parents(self, rel: str) -> list[str]:
+        """The folders above ``rel`` not yet holding a claimed file, nearest first; stops at
+        the first one that does (its own folders do too), or at a claimed file (last).
+
+        A folder holding claimed files is never itself a claimed file, and its folders all
+        hold claimed files: so only the new folders need checking against the claims."""
+        found = []
+        folder = rel
+        while (cut := folder.rfind("/")) > 0:
+            folder = folder[:cut]
+            if folder in self._claimed_dirs:
+                break
+            found.append(folder)
+            if folder in self._claimed:
+                break
+        return found
+
+    def make_folders(self, rels: Iterable[str]) -> None:
+        """Create the folders above every claimed ``rel`` at once, parents first (sorted),
+        one ``mkdir`` each. A folder that cannot be made (or is a symlink, or a file) is left
+        out: ``parent`` meets it again for each file below it and reports it there."""
+        wanted: set[str] = set()
+        for rel in rels:
+            folder = rel
+            while (cut := folder.rfind("/")) > 0:
+                folder = folder[:cut]
+                if folder in wanted or folder in self._safe_dirs:
+                    break
+                wanted.add(folder)
+        failed: list[str] = []
+        for folder in sorted(wanted):  # a parent sorts before its subfolders
+            if any(folder.startswith(bad) for bad in failed):
+                continue
+            try:
+                self._make_folder(folder)
+            except (OSError, VxdsError):
+                failed.append(folder + "/")
 
     def parent(self, rel: str) -> str:
         """Create (or check) the folders above ``OUT/rel``; refuse symlinks and files there."""

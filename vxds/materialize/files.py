@@ -15,9 +15,5 @@ class FilesMaterializer:
 
     def materialize(self, job: Job) -> None:
         for split in sorted(job.splits):
-            for resource in job.resources(split):
-                rel = f"{split}/{resource.id}"
-                if resource.type in ("DICOMSeries", "Zarr"):
-                    job.placer.place_series(resource, rel, module=job.module)
-                else:
-                    job.placer.place(resource, rel, module=job.module)
+            placements = ((resource, f"{split}/{resource.id}") for resource in job.resources(split))
+            job.placer.place_all(placements, module=job.module)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,7 @@ class Receipt:
     files: dict[str, Entry] = field(default_factory=dict)
     generator: str = ""
     failed: list[dict[str, Any]] = field(default_factory=list)  # {resource, path, message}
+    converters: dict[str, str] = field(default_factory=dict)  # program -> version (dcm2niix)
 
     def to_bytes(self) -> bytes:
         body = {
@@ -144,6 +146,8 @@ class Receipt:
             "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
             "failed": self.failed,
         }
+        if self.converters:  # only where a program made files: older receipts stay as they were
+            body["converters"] = dict(sorted(self.converters.items()))
         return orjson.dumps(body, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
@@ -185,6 +189,7 @@ def _receipt(data: Any, path: Path) -> Receipt:
         files={_path(p, f"{path}: files"): Entry.from_json(e) for p, e in data["files"].items()},
         generator=str(data.get("generator", "")),
         failed=[_failure(f) for f in data.get("failed", [])],
+        converters={str(k): str(v) for k, v in data.get("converters", {}).items()},
     )
 
 
@@ -229,13 +234,17 @@ def read_journal(out: Path) -> dict[str, Entry]:
 
 
 class Journal:
-    """Appends one line per placed file, written and fsynced every ``FLUSH_EVERY`` lines.
+    """Appends one line per placed file. Every ``FLUSH_EVERY`` lines are handed to the
+    system in one write (so a killed run's lines are there for the next run), and fsynced
+    at most every ``SYNC_SECONDS`` and at ``close`` (an fsync also forces out every link
+    and folder made before it, which cost seconds over 100,000 files).
 
     A line lost to a kill or a crash costs only time: the next run places that file again.
     Write failures are ``VxdsError``s naming the journal (a full disk: ``DiskFull``).
     """
 
     FLUSH_EVERY = 256
+    SYNC_SECONDS = 2.0
 
     def __init__(self, out: Path) -> None:
         self.path = out / JOURNAL
@@ -246,21 +255,25 @@ class Journal:
         except OSError as exc:
             raise write_error(self.path, exc) from None
         self._unflushed = 0
+        self._synced = time.monotonic()
 
     def add(self, path: str, entry: Entry) -> None:
         try:
-            self._fh.write(orjson.dumps({"path": path, "entry": entry.to_json()}) + b"\n")
+            # orjson writes the dataclass field by field, as ``to_json`` (the same bytes)
+            self._fh.write(orjson.dumps({"path": path, "entry": entry}) + b"\n")
         except OSError as exc:  # the buffer was full and its write failed
             raise write_error(self.path, exc) from None
         self._unflushed += 1
         if self._unflushed >= self.FLUSH_EVERY:
-            self.flush()
+            self.flush(sync=time.monotonic() - self._synced >= self.SYNC_SECONDS)
 
-    def flush(self) -> None:
-        """Put every line added so far on the disk."""
+    def flush(self, *, sync: bool = True) -> None:
+        """Hand every line added so far to the system; with ``sync``, put them on the disk."""
         try:
             self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if sync:
+                os.fsync(self._fh.fileno())
+                self._synced = time.monotonic()
         except OSError as exc:
             raise write_error(self.path, exc) from None
         self._unflushed = 0

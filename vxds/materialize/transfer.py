@@ -165,15 +165,18 @@ def link_file(
     dest: str,
     mode: str,
     cached: Callable[[StatKey], str | None] | None = None,
+    st: os.stat_result | None = None,
 ) -> tuple[str, int, StatKey]:
     """Hard- or symlink ``dest`` to ``src`` once ``src`` hashes to the locked value.
 
     ``cached`` may know the digest of ``src`` from the hash cache ``vxds lock`` keeps, when
     its size, mtime and inode are unchanged since it was hashed; then it is not read again.
     A link is created whole or not at all, so ``dest`` may be the final name when nothing
-    is there yet (``FileExistsError`` otherwise).
+    is there yet (``FileExistsError`` otherwise). ``st`` is ``src``'s stat when the caller
+    has just taken it (no second system call for it).
     """
-    st = os.stat(src)
+    if st is None:
+        st = os.stat(src)
     digest = cached(_key(st)) if cached is not None else None
     if digest is None:
         digest = hash_file(src, st.st_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from vxds.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
-KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables")
+KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables", "dicom_allow", "dicom_bids")
+_BIDS_TARGET = re.compile(r"[a-z]+/[A-Za-z0-9]+\Z")  # datatype/suffix, e.g. anat/T1w
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,13 @@ class Config:
     # [tool.vxds] record_tables: globs of the tables whose rows are ClinicalRecords, besides
     # participants.tsv. Sources are given it with the storage options (``record_tables``).
     record_tables: tuple[str, ...] = ()
+    # [tool.vxds] dicom_allow: DICOM keywords a series' attrs may hold although the PS3.15
+    # profile calls them identifying (or that vxds does not read by default). Sources get it
+    # as ``dicom_allow``.
+    dicom_allow: tuple[str, ...] = ()
+    # [tool.vxds.dicom_bids]: "<Modality>:<SeriesDescription glob>" -> "datatype/suffix",
+    # tried in order before the converter's defaults (vxds.materialize.dicom_nifti).
+    dicom_bids: tuple[tuple[str, str], ...] = ()
 
     @property
     def cache_dir(self) -> Path:
@@ -112,6 +121,12 @@ def load_config(root: Path | None = None) -> Config:
     tables = _record_tables(pyproject, table.pop("record_tables", []))
     if tables:
         storage = {**storage, "record_tables": list(tables)}
+    allow = _dicom_allow(pyproject, table.pop("dicom_allow", []))
+    if allow:
+        storage = {**storage, "dicom_allow": list(allow)}
+    dicom_bids = _dicom_bids(pyproject, table.pop("dicom_bids", {}))
+    if dicom_bids:  # -m bids reads it where the source's options are (vxds.materialize.bids.dicom)
+        storage = {**storage, "dicom_bids": [list(rule) for rule in dicom_bids]}
     for key, value in table.items():
         _path_string(pyproject, key, value)
     return Config(
@@ -122,6 +137,8 @@ def load_config(root: Path | None = None) -> Config:
         pyproject=pyproject if pyproject.is_file() else None,
         storage=storage,
         record_tables=tables,
+        dicom_allow=allow,
+        dicom_bids=dicom_bids,
     )
 
 
@@ -132,3 +149,36 @@ def _record_tables(pyproject: Path, value: object) -> tuple[str, ...]:
             f"{pyproject}: [tool.vxds] record_tables must be a list of glob strings, got {_kind(value)}"
         )
     return tuple(value)
+
+
+def _dicom_allow(pyproject: Path, value: object) -> tuple[str, ...]:
+    """``dicom_allow``: DICOM keywords (``PatientAge``), each one pydicom's dictionary knows."""
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(
+            f"{pyproject}: [tool.vxds] dicom_allow must be a list of DICOM keywords, got {_kind(value)}"
+        )
+    if not value:
+        return ()
+    from pydicom.datadict import tag_for_keyword  # costly: only when a project allows one
+
+    unknown = [name for name in value if tag_for_keyword(name) is None]
+    if unknown:
+        raise ConfigError(
+            f"{pyproject}: [tool.vxds] dicom_allow: {unknown[0][:80]!r} is not a DICOM attribute keyword"
+            " (e.g. 'PatientAge')"
+        )
+    return tuple(sorted(set(value)))
+
+
+def _dicom_bids(pyproject: Path, value: object) -> tuple[tuple[str, str], ...]:
+    """``[tool.vxds.dicom_bids]``: pattern -> ``datatype/suffix`` strings, in file order."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{pyproject}: [tool.vxds.dicom_bids] must be a table, got {_kind(value)}")
+    for pattern, target in value.items():
+        if not isinstance(target, str) or not _BIDS_TARGET.match(target):
+            shown = repr(target[:80]) if isinstance(target, str) else _kind(target)
+            raise ConfigError(
+                f"{pyproject}: [tool.vxds.dicom_bids] {pattern[:80]!r} must map to 'datatype/suffix'"
+                f" (e.g. 'anat/T1w'), got {shown}"
+            )
+    return tuple(value.items())

@@ -17,7 +17,7 @@ from vxds.errors import LockError
 from vxds.git.repo import Repository
 from vxds.locks.format import HEADER, Header
 from vxds.locks.recovery import restore_set_aside
-from vxds.locks.splits import split_file
+from vxds.locks.shards import split_files
 from vxds.locks.store import check_lock
 from vxds.project.config import Config
 
@@ -42,8 +42,9 @@ class LockFolder:
 
 
 def lock_files(header: Header, split: str) -> list[str]:
-    """The files holding ``split``'s lines in order, relative to the lock folder."""
-    return [split_file(split)]
+    """The files holding ``split``'s lines in order, relative to the lock folder: the split
+    file of a format-1 lock or of a split of one shard, else each shard's."""
+    return split_files(header, split)
 
 
 def worktree_locks(config: Config) -> list[LockFolder]:

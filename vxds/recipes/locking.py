@@ -255,7 +255,7 @@ def lock_script(
             out / split_file(name),
             ("would change" if dry_run else "written") if name in changed else "unchanged",
             split.count,
-            split.digest,
+            split.content_digest,
         )
         for name, split in splits.items()
     ]
@@ -270,6 +270,6 @@ def _split_of(path: Path) -> str:
 
 def _file_matches(path: Path, split: Split) -> bool:
     try:
-        return hash_file(path) == split.digest
+        return hash_file(path) == split.content_digest
     except OSError:
         return False

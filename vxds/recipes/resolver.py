@@ -23,7 +23,7 @@ from typing import Any
 from vxds.errors import ConfigError, NotFoundError, RecipeError
 from vxds.hashing import canonical_json, digest_text
 from vxds.locks.format import SPLIT_RE, Header
-from vxds.locks.splits import Split
+from vxds.locks.splits import Split, header_shards
 from vxds.locks.store import Lock
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
@@ -330,6 +330,7 @@ class Resolver:
             source=entry.source or self.config.source or "",
             snapshot=source.snapshot,
             splits={name: (split.count, split.digest) for name, split in splits.items()},
+            shards=header_shards(splits),
         )
         return Lock(header, splits)
 

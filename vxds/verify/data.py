@@ -15,6 +15,7 @@ from blake3 import blake3
 from vxds.errors import SourceError, VxdsError
 from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
 from vxds.locks.format import HEADER
+from vxds.locks.shards import file_line
 from vxds.locks.splits import split_file
 from vxds.locks.store import Lock
 from vxds.resource import InvalidResource, Resource, check_id
@@ -80,7 +81,8 @@ _SPECIAL = ("ClinicalRecord", "DICOMSeries", "Zarr")  # made by the folder sourc
 
 
 def _line_where(ctx: Context, target: Target, split: str, number: int) -> dict[str, Any]:
-    return {"file": ctx.config.relative(target.path / split_file(split)), "line": number}
+    file, line = file_line(target.header, split, number) if target.header else (split_file(split), number)
+    return {"file": ctx.config.relative(target.path / file), "line": line}
 
 
 def _check_folder(
@@ -161,6 +163,7 @@ class _Inside:
 
 def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resource, str]]) -> list[Finding]:
     todo: list[tuple[str, int]] = []
+    prehashed = ctx.options.prehashed
     for _, _, resource, path in files:
         if path in ctx.hashed or resource.hash is None:
             continue
@@ -173,6 +176,8 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
             ctx.hashed[path] = f"{_UNREADABLE}not a regular file"
         elif resource.size is not None and st.st_size != resource.size:
             ctx.hashed[path] = f"size:{st.st_size}"
+        elif prehashed is not None and (known := prehashed(path, _key(st))) is not None:
+            ctx.hashed[path] = known  # read and hashed by this run, unchanged since
         else:
             todo.append((path, st.st_size))
     for (path, _), digest in zip(todo, map_files(_digest_or_why, todo, jobs=ctx.options.jobs), strict=True):
@@ -186,6 +191,10 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
                 ctx.finding(target, code, severity, message, **_line_where(ctx, target, split, number))
             )
     return findings
+
+
+def _key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 _UNREADABLE, _CHANGING = "unreadable:", "changing:"  # markers in ``ctx.hashed`` beside digests

@@ -18,7 +18,7 @@ from vxds.errors import LockError
 from vxds.hashing import canonical_json, digest_json
 from vxds.locks.format import HEADER, CorruptLock, Problem
 from vxds.locks.recovery import restore_set_aside
-from vxds.locks.splits import line_problems
+from vxds.locks.splits import split_problems
 from vxds.locks.store import Lock, read_lock
 from vxds.project.config import Config
 from vxds.resource import FIELDS, InvalidResource, nfc_twins, validate_record
@@ -198,7 +198,7 @@ def _line_findings(ctx: Context, target: Target, lock: Lock) -> list[Finding]:
         data = b"".join(split.chunks)
         scanned = _scan(data, group_of)
         if scanned is None:
-            problems.extend(line_problems(name, data))
+            problems.extend(split_problems(name, split))
             continue
         ctx.cache.add(line_key)
         ids[name], groups[name] = scanned

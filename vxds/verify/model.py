@@ -3,6 +3,7 @@ results remembered between runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ class Options:
     jobs: int | None = None
     progress: Progress = NO_PROGRESS
     base: str | None = None  # a Git revision whose locks are published: they must not change
+    # --data: digests hashed ahead while the other checks ran, by path and stat (cli/prefetch.py)
+    prehashed: Callable[[str, tuple[int, int, int]], str | None] | None = None
 
 
 @dataclass

@@ -14,23 +14,31 @@
 * an image from a source not laid out as BIDS gets a name and sidecar from its attrs
   (``naming``), with ``participants.tsv`` from the split's clinical records.
 
-DICOM series (and tables, files outside a BIDS dataset) are left out with a notice unless a
-converter for their type is registered (``BidsMaterializer.converters``); an image or Zarr
-that cannot be named is a failure.
+* DICOM series are converted to NIfTI at their BIDS names (``dicom``, with dcm2niix: the
+  ``vxds[dicom]`` extra, checked before anything is written), the converter in
+  ``GeneratedBy`` and the receipt; one that cannot be named or converted is a failure.
+
+Tables and files outside a BIDS dataset are left out with a notice; another resource type can
+be handed to a converter of its own (``BidsMaterializer.converters``); an image or Zarr that
+cannot be named is a failure.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from vxds.errors import VxdsError
+from vxds.locks.splits import Split
 from vxds.materialize.base import Job
+from vxds.materialize.bids import dicom
+from vxds.materialize.bids.dicom import Placed
 from vxds.materialize.bids.layout import Converter, SplitWriter
 from vxds.materialize.bids.naming import BidsName, bids_path, participants_tsv
 from vxds.materialize.bids.tree import SourceTree
 from vxds.resource import Resource
 
-__all__ = ["BidsMaterializer", "BidsName", "Converter", "bids_path", "participants_tsv"]
+__all__ = ["BidsMaterializer", "BidsName", "Converter", "Placed", "bids_path", "participants_tsv"]
 
 
 def source_tree(job: Job) -> SourceTree:
@@ -49,8 +57,22 @@ def source_tree(job: Job) -> SourceTree:
 
 class BidsMaterializer:
     name: ClassVar[str] = "bids"
-    # By resource type: what places a resource as other files (DICOMSeries -> NIfTI).
-    converters: ClassVar[dict[str, Converter]] = {}
+    # By resource type: what places a split's resources as other files (DICOMSeries -> NIfTI).
+    converters: ClassVar[dict[str, Converter]] = {"DICOMSeries": dicom.to_nifti}
+
+    def preflight(self, splits: Mapping[str, Split]) -> None:
+        """dcm2niix must be there when a split holds a DICOM series to convert (one outside a
+        ``sourcedata/`` folder): else one error, exit 2."""
+        if self.converters.get("DICOMSeries") is not dicom.to_nifti:
+            return
+        if any(
+            r.type == "DICOMSeries" and "sourcedata" not in r.id.split("/")
+            for split in splits.values()
+            for r in split.resources()
+        ):
+            from vxds.materialize.dicom_nifti import converter
+
+            converter()  # raises ConversionError naming the vxds[dicom] extra
 
     def materialize(self, job: Job) -> None:
         tree = source_tree(job)

@@ -23,23 +23,34 @@ from vxds.sources.folder.bidsschema import bids_schema
 ROW_TABLES = {"participants.tsv": "participants.json", "samples.tsv": "samples.json"}
 
 
-def generated_by(job: Job, split: str) -> dict[str, Any]:
+def generated_by(job: Job, split: str, *, tools: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """``GeneratedBy`` entries: each converter that made files of the split, then vxds."""
     from vxds import __version__
 
-    return {
-        "Name": "vxds",
-        "Version": __version__,
-        "Description": f"vxds materialize of {job.key}, split {split}, lock {job.lock_digest}",
-    }
+    made = [
+        {"Name": name, "Version": version, "Description": "DICOM to NIfTI, run by vxds materialize"}
+        for name, version in sorted((tools or {}).items())
+    ]
+    return [
+        *made,
+        {
+            "Name": "vxds",
+            "Version": __version__,
+            "Description": f"vxds materialize of {job.key}, split {split}, lock {job.lock_digest}",
+        },
+    ]
 
 
-def new_description(job: Job, split: str, *, pipeline: str | None = None) -> dict[str, Any]:
-    """A description for a dataset the source has none for."""
+def new_description(
+    job: Job, split: str, *, pipeline: str | None = None, generated: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A description for a dataset the source has none for (``DatasetType`` always written:
+    with ``GeneratedBy`` and without it, the validator takes a dataset for a derivative)."""
     body: dict[str, Any] = {
         "Name": f"{job.key} ({split})" if pipeline is None else f"{pipeline}: {job.key} ({split})",
         "BIDSVersion": bids_schema().version,
         "DatasetType": "raw" if pipeline is None else "derivative",
-        "GeneratedBy": [generated_by(job, split)],
+        "GeneratedBy": list(generated or generated_by(job, split)),
     }
     if pipeline is not None:
         body["GeneratedBy"].insert(0, {"Name": pipeline})
@@ -48,8 +59,8 @@ def new_description(job: Job, split: str, *, pipeline: str | None = None) -> dic
     return body
 
 
-def carried_description(data: bytes, generated: dict[str, Any], *, derivative: bool) -> bytes | None:
-    """The source's description with ``generated`` added to ``GeneratedBy``; None if not a
+def carried_description(data: bytes, generated: list[dict[str, Any]], *, derivative: bool) -> bytes | None:
+    """The source's description with ``generated`` appended to ``GeneratedBy``; None if not a
     JSON object.
 
     A ``DatasetType`` the source left to its default is written out: with ``GeneratedBy``
@@ -63,7 +74,7 @@ def carried_description(data: bytes, generated: dict[str, Any], *, derivative: b
         return None
     body.setdefault("DatasetType", "derivative" if derivative else "raw")
     before = body.get("GeneratedBy")
-    body["GeneratedBy"] = [*(before if isinstance(before, list) else []), generated]
+    body["GeneratedBy"] = [*(before if isinstance(before, list) else []), *generated]
     return json_bytes(body, sort=False)
 
 

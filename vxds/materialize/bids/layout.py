@@ -3,19 +3,23 @@
 A resource from a BIDS dataset in the source keeps its path in that dataset (derivatives
 stay under ``derivatives/<pipeline>/``; files that are not BIDS, like FreeSurfer's, keep
 theirs), and its companions (``tree``) travel with it. An image from elsewhere gets a name
-from its attrs (``naming``). A resource type with a converter (``Converter``: say, DICOM
-series to NIfTI) is handed to it. The dataset-level files come last (``dataset``).
+from its attrs (``naming``). The split's resources of a type with a converter
+(``Converter``: DICOM series to NIfTI, ``dicom``) are handed to it together, after the
+others (it may need to see them all, to number runs); a DICOM series in a BIDS dataset's
+``sourcedata/`` is left out (the dataset holds its data already). The dataset-level files
+come last (``dataset``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from vxds.materialize.base import Job
 from vxds.materialize.bids import dataset
+from vxds.materialize.bids.dicom import Placed
 from vxds.materialize.bids.naming import (
     BidsName,
     bids_path,
@@ -28,9 +32,10 @@ from vxds.materialize.bids.tree import DESCRIPTION, SourceTree, is_sidecar, join
 from vxds.resource import Resource
 from vxds.sources.folder.bids import split_name
 
-# A converter places one resource as the files BIDS wants for it (a DICOM series as NIfTI and
-# its sidecar) under the split's folder (``bids/<split>``), and returns their paths there.
-Converter = Callable[[Job, Resource, str], list[str]]
+# A converter places a split's resources of one type as the files BIDS wants for them (DICOM
+# series as NIfTI and sidecars) under the split's folder (``bids/<split>``), failing those it
+# cannot place through the placer's ledger, and returns their paths there and what it ran.
+Converter = Callable[[Job, Sequence[Resource], str], Placed]
 IMAGE_TYPES = frozenset({"Volume", "Mask"})
 FOLDER_TYPES = frozenset({"Zarr", "DICOMSeries"})  # placed as a folder of member files
 
@@ -58,6 +63,8 @@ class SplitWriter:
     left_out: Counter[str] = field(default_factory=Counter)
     sidecars: list[Resource] = field(default_factory=list)  # placed with the data they apply to
     scans: list[tuple[Resource, str]] = field(default_factory=list)  # written with placed rows
+    converting: defaultdict[str, list[Resource]] = field(default_factory=lambda: defaultdict(list))
+    tools: dict[str, str] = field(default_factory=dict)  # converters run: for GeneratedBy
 
     @property
     def out(self) -> str:
@@ -66,10 +73,11 @@ class SplitWriter:
     def run(self) -> None:
         for resource in self.job.resources(self.split):
             self._resource(resource)
+        self._convert()
         self._companions()
         self._scans_tables()
         self._notice_left_out()
-        if self.placed or self.records:
+        if self.placed or self.records or self.subjects:  # subjects: of converted files too
             dataset_root = next(iter(self.roots)) if len(self.roots) == 1 else None
             self._dataset_files(dataset_root)
 
@@ -92,12 +100,15 @@ class SplitWriter:
             if isinstance(resource.attrs.get("subject"), str):
                 self.records.setdefault(str(resource.attrs["subject"]), dict(resource.attrs))
             return
-        convert = self.converters.get(resource.type)
-        if convert is not None:
-            for rel in convert(self.job, resource, self.out):
-                self._note(rel)
+        root = self.tree.root(resource.id)
+        if resource.type == "DICOMSeries" and root is not None:
+            if relative(resource.id, root).startswith("sourcedata/"):
+                self.left_out["DICOMSeries in a BIDS dataset's sourcedata/"] += 1
+                return
+            root = None
+        if resource.type in self.converters:
+            self.converting[resource.type].append(resource)
             return
-        root = self.tree.root(resource.id) if resource.type != "DICOMSeries" else None
         if root is None:
             self._by_attrs(resource)
             return
@@ -106,6 +117,14 @@ class SplitWriter:
             self.sidecars.append(resource)
         else:
             self._place(resource, root)
+
+    def _convert(self) -> None:
+        for kind, resources in sorted(self.converting.items()):
+            done = self.converters[kind](self.job, resources, self.out)
+            for rel in done.paths:
+                self._note(rel)
+            self.tools.update(done.tools)
+        self.job.tools.update(self.tools)
 
     def _place(self, resource: Resource, root: str) -> None:
         if resource.id in self.placed:
@@ -183,14 +202,16 @@ class SplitWriter:
     def _description(self, root: str | None, folder: str) -> None:
         pipeline = folder.split("/")[1] if folder else None
         data = None if root is None else self._source_bytes(join(root, join(folder, DESCRIPTION)))
-        generated = dataset.generated_by(self.job, self.split)
+        generated = dataset.generated_by(self.job, self.split, tools={} if folder else self.tools)
         carried = (
             None
             if data is None
             else dataset.carried_description(data, generated, derivative=pipeline is not None)
         )
         if carried is None:
-            carried = json_bytes(dataset.new_description(self.job, self.split, pipeline=pipeline))
+            carried = json_bytes(
+                dataset.new_description(self.job, self.split, pipeline=pipeline, generated=generated)
+            )
         self._write(join(folder, DESCRIPTION), carried)
 
     def _dataset_files(self, root: str | None) -> None:

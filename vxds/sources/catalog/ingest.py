@@ -146,14 +146,12 @@ class _Store:
 
     def _store(self, resource: Resource) -> None:
         if resource.type == "DICOMSeries":
-            folder = self.source.root / resource.id
             members = []
-            for name in sorted(os.listdir(folder)):
-                if not name.startswith("."):
-                    # never through a link: one made after the walk checked the folder is refused
-                    fd = os.open(folder / name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-                    with open(fd, "rb") as fh:
-                        members.append((name, self._put(fh, None, f"{resource.id}/{name}")))
+            for name, path in self.source.members(resource):  # the series' own files of its folder
+                # never through a link: one made after the walk checked the folder is refused
+                fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                with open(fd, "rb") as fh:
+                    members.append((name, self._put(fh, None, f"{resource.id}/{name}")))
             listing = series_listing(members)
             self._put(io.BytesIO(listing), resource.hash, resource.id)
             return

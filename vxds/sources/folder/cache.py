@@ -30,7 +30,8 @@ from vxds.hashing import digest_bytes
 from vxds.resource import Resource
 
 RACY_NS = 2_000_000_000
-VERSION = 3  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI
+VERSION = 4  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI;
+# 4: a dataset root's .bidsignore is listed (vxds.sources.folder.listing)
 
 
 def cache_folder(cache_dir: Path | None, root: Path) -> Path | None:

@@ -80,12 +80,13 @@ def header_attrs(path: str) -> dict[str, Any]:
 
 
 class HeaderCache(JsonCache):
-    """A stat cache of header attrs: absolute path -> (size, mtime_ns, inode, attrs)."""
+    """A stat cache of header attrs: absolute path -> (size, mtime_ns, inode, attrs); NIfTI's
+    and DICOM's (``version`` says what was read)."""
 
     VERSION = 1
 
-    def __init__(self, path: Path | None) -> None:
-        super().__init__(path, self.VERSION)
+    def __init__(self, path: Path | None, version: int | str = VERSION) -> None:
+        super().__init__(path, version)
         self._entries = self.table("entries")
 
     def get(self, path: str, key: StatKey) -> dict[str, Any] | None:

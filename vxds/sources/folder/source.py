@@ -1,17 +1,18 @@
 """A folder tree as a source: one resource per file, DICOM series as one resource each.
 
-* ``id`` and ``uri``: the POSIX path relative to the folder.
-* ``version`` and ``hash``: ``blake3:<hex>`` of the bytes (for a DICOM series, of its
-  listing of names and file digests).
-* ``type``: Volume, Mask, DICOMSeries, Table or File; each row of a table is also a
-  ClinicalRecord with id ``<table>#<row key>``.
-* ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars.
+* ``id`` and ``uri``: the POSIX path relative to the folder (a DICOM series': ``dicom``).
+* ``version`` and ``hash``: ``blake3:<hex>`` of the bytes (a series': of its listing).
+* ``type``: Volume, Mask, DICOMSeries, Zarr, Table or File; each row of a record table is
+  also a ClinicalRecord with id ``<table>#<row key>``.
+* ``attrs``: BIDS entities from the path, merged with inherited JSON sidecars; a volume's
+  NIfTI header fields; a series' DICOM header fields (never identifying ones, ``ps3_15``).
 
-Hidden files and folders (a leading dot) are skipped. Symlinked folders are not followed;
-a symlinked file is read through its link, as its content is what the tree shows, when
-the link resolves inside the folder. A link leading outside it, or a name no resource id
-can hold (not UTF-8, a control character, a backslash, a drive letter), stops the scan
-with one error naming each, before any file is read: a source never leaves its folder.
+Hidden files and folders (a leading dot) are skipped, but for a BIDS dataset's
+``.bidsignore`` and a Zarr's members (``listing``). Symlinked folders are not followed; a
+symlinked file is read through its link when it resolves inside the folder. A link leading
+outside it, or a name no resource id can hold (not UTF-8, a control character, a
+backslash, a drive letter), stops the scan with one error naming each, before any file is
+read: a source never leaves its folder.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from vxds.fs import files_under
 from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import InvalidResource, Resource, check_id, checked
 from vxds.sources.base import IndexedSource, SourceContext
-from vxds.sources.folder import bids
-from vxds.sources.folder.cache import IndexCache, Key, Listing, TreeCache, cache_folder, racy_after
+from vxds.sources.folder import bids, dicom
+from vxds.sources.folder.cache import IndexCache, Key, TreeCache, cache_folder, racy_after
+from vxds.sources.folder.listing import listing
 from vxds.sources.folder.nifti import Headers
-from vxds.sources.folder.tree import TreeBuilder, is_series, record_tables
+from vxds.sources.folder.tree import TreeBuilder, record_tables
 
 
 class _File(NamedTuple):
@@ -48,24 +50,6 @@ def folder_path(url: str, base: Path) -> Path:
         url = url[len("file:") :]
     path = Path(url)
     return path if path.is_absolute() else base / path
-
-
-def _listing(rel: str, path: str, tree: TreeCache | None) -> tuple[Listing, tuple[int, int]]:
-    """A folder's visible file and folder names (from the cache when it is unchanged); in
-    a Zarr, dot-files (``.zattrs``, ``.zarray``) are members too."""
-    st = os.stat(path)
-    key = (st.st_mtime_ns, st.st_ino)
-    cached = tree.get(rel, key) if tree is not None else None
-    if cached is not None:
-        return cached, key
-    names: list[str] = []
-    subdirs: list[str] = []
-    hidden = bids.zarr_root(rel) is not None
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if hidden or not entry.name.startswith("."):
-                (subdirs if entry.is_dir(follow_symlinks=False) else names).append(entry.name)
-    return (names, subdirs), key
 
 
 def shown(rel: str) -> str:
@@ -121,7 +105,7 @@ def _file_key(path: str, real_root: str) -> tuple[Key, str | None]:
 
 
 class _Walk:
-    """What a walk found: files, DICOM series, and what it refused (see ``walk``)."""
+    """What a walk found: files, Zarr stores, and what it refused (see ``walk``)."""
 
     def __init__(self, root: Path, tree: TreeCache | None) -> None:
         self.real_root = os.path.realpath(root)
@@ -165,7 +149,7 @@ class _Walk:
 def walk(
     root: Path, tree: TreeCache | None = None, *, url: str | None = None
 ) -> tuple[list[_File], dict[str, list[_File]]]:
-    """Files of the tree, and DICOM series folders (rel path -> their files).
+    """Files of the tree, and Zarr folders (rel path -> their files).
 
     Hidden entries are skipped and symlinked folders are not entered; a symlinked file
     counts as the file it points to when that file is inside the tree. A link leading out
@@ -177,7 +161,7 @@ def walk(
     while stack:
         rel, path = stack.pop()
         try:
-            (names, subdirs), dir_key = _listing(rel, path, tree)
+            (names, subdirs), dir_key = listing(rel, path, tree)
         except OSError as exc:
             raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
         stack.extend(state.folders(rel, path, subdirs))
@@ -187,8 +171,6 @@ def walk(
         zarr = bids.zarr_root(rel) if rel else None
         if zarr is not None:
             state.series.setdefault(zarr, []).extend(found)
-        elif rel and is_series(names, bool(subdirs)):
-            state.series[rel.rstrip("/")] = found
         else:
             state.files.extend(found)
     if state.refused:
@@ -204,7 +186,7 @@ def _refusal(url: str, refused: list[str]) -> str:
 
 
 def _series_names(folder: str) -> list[str]:
-    return sorted(n for n in os.listdir(folder) if not n.startswith("."))
+    return sorted(n for n in os.listdir(folder) if n[0] != "." and os.path.isfile(f"{folder}/{n}"))
 
 
 def _listing_digest(files: list[_File]) -> str:
@@ -275,7 +257,7 @@ class FolderSource(IndexedSource):
 
     def _scan(self) -> list[Resource]:
         folder = cache_folder(self.context.cache_dir, self.root)
-        tree, index = TreeCache(folder), IndexCache(folder, "\n".join(record_tables(self.context.options)))
+        tree, index = TreeCache(folder), IndexCache(folder, self._settings())
         listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
         cached = index.load(listing) if listing is not None else None
         if cached is None:
@@ -308,7 +290,19 @@ class FolderSource(IndexedSource):
             index.save(listing, self._snapshot, found, self._rows)
         return found
 
-    def _build(self, files: list[_File], series: dict[str, list[_File]]) -> list[Resource]:
+    def _settings(self) -> str:
+        """What resources depend on besides the files (the index is kept per settings)."""
+        options = self.context.options
+        return "\n".join(record_tables(options)) + "\ndicom:1:" + ",".join(dicom.allowed(options))
+
+    def _dicom_headers(self) -> dicom.DicomHeaders:
+        return dicom.DicomHeaders(self.context.cache_dir, dicom.allowed(self.context.options))
+
+    def _build(self, files: list[_File], zarrs: dict[str, list[_File]]) -> list[Resource]:
+        dicom_headers = self._dicom_headers()
+        plain, series = dicom.group(files, dicom_headers)
+        dicom_headers.cache.save()
+        files = plain
         headers = Headers(self.context.cache_dir, {f.rel: (f.path, f.key) for f in files})
         builder = TreeBuilder(
             self.url,
@@ -317,7 +311,8 @@ class FolderSource(IndexedSource):
             record_tables=record_tables(self.context.options),
             header=headers,
         )
-        found = builder.build(list(files), {rel: list(members) for rel, members in series.items()})
+        found = builder.build(list(files), {rel: list(members) for rel, members in zarrs.items()})
+        found.extend(dicom.series_resource(s, self._digests) for s in series)
         headers.cache.save()
         self._rows = builder.rows
         return found
@@ -340,15 +335,30 @@ class FolderSource(IndexedSource):
         The folders on the way must stay inside the tree, and so must the file: it may be a
         link, as a scan lists linked files, but not one leading out of the tree.
         """
+        path = self._inside(resource)
+        self._refuse_link_out(resource.id, path)
+        return path
+
+    def local_file(self, resource: Resource) -> tuple[str, os.stat_result]:
+        """``local_path`` and its stat, one ``lstat`` for a plain file (FileNotFoundError if none)."""
+        path = self._inside(resource)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            self._refuse_link_out(resource.id, path)
+            st = os.stat(path)
+        return path, st
+
+    def _inside(self, resource: Resource) -> str:
         root = self._root_real()
-        path = os.path.normpath(os.path.join(root, resource.uri or resource.id))
-        parent = os.path.dirname(path)
+        rel = resource.uri or resource.id
+        plain = rel[:1] not in ("", "/", ".") and "/." not in rel and "//" not in rel and rel[-1] != "/"
+        path = f"{root}/{rel}" if plain else os.path.normpath(os.path.join(root, rel))  # the same path
+        parent = path.rpartition("/")[0]
         if parent not in self._safe_parents:
             real = os.path.realpath(parent)
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
-        self._refuse_link_out(resource.id, path)
         return path
 
     def _root_real(self) -> str:
@@ -375,11 +385,15 @@ class FolderSource(IndexedSource):
     def members(self, resource: Resource) -> list[tuple[str, str]]:
         """The files of a DICOM series or a Zarr: ``(name, path)`` sorted by name, a Zarr's
         names being paths inside it (dot-files included)."""
-        folder = self.local_path(resource)
+        in_root = resource.type == "DICOMSeries" and not resource.uri  # a series of the tree's root
+        folder = self._root_real() if in_root else self.local_path(resource)
         try:
             names = files_under(folder) if resource.type == "Zarr" else _series_names(folder)
         except OSError as exc:
             raise SourceError(f"source {self.url!r}: cannot list {resource.id}: {exc.strerror}") from None
+        uid = resource.attrs.get("SeriesInstanceUID") if resource.type == "DICOMSeries" else None
+        if isinstance(uid, str):  # the folder's files of this series, as a scan grouped them
+            names = dicom.of_series(self._dicom_headers(), folder, names, uid)
         for name in names:
             self._refuse_link_out(f"{resource.id}/{name}", f"{folder}/{name}")
         return [(name, f"{folder}/{name}") for name in names]

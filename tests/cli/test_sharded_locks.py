@@ -1,0 +1,72 @@
+"""Every reader through the real CLI on locks of format 2 with several shards per split, and
+on format-1 locks (one file per split) as earlier vxds wrote them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Invoke, commit_all, git
+from vxds.locks import shards
+from vxds.locks.format import render_header
+from vxds.locks.shards import ShardRule, split_files
+from vxds.locks.store import read_lock
+
+LOCK = "locks/all_basel_data/1"
+SMALL = ShardRule(min_bytes=2000, target_bytes=8000, max_bytes=16000)  # the 55 kB lock: several shards
+
+
+@pytest.fixture
+def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shards, "RULE", SMALL)
+
+
+def _json(invoke: Invoke, *args: str) -> dict:  # type: ignore[type-arg]
+    result = invoke(*args, "--format", "json")
+    assert result.exit_code in (0, 1), result.output
+    return json.loads(result.output)  # type: ignore[no-any-return]
+
+
+@pytest.mark.usefixtures("small_shards")
+def test_every_reader_reads_a_sharded_history(history: Path, invoke: Invoke) -> None:
+    files = split_files(read_lock(history / LOCK).header, "all")
+    assert len(files) > 2
+    assert sorted(files) == sorted(p.name for p in (history / LOCK).iterdir() if p.name != "lock.toml")
+    doc = _json(invoke, "diff", "v1", "HEAD")
+    basel = next(d for d in doc["datasets"] if d["name"] == "all_basel_data")
+    kinds = {(c["kind"], c["id"].rpartition("/")[2]) for c in basel["changes"]}
+    assert ("changed", "sub-BS02_ses-01_T2w.nii.gz") in kinds
+    assert ("removed", "sub-BS08_ses-01_T2w.nii.gz") in kinds
+    assert basel["summary"]["changed"] == 2
+    assert invoke("diff", "--exit-code").exit_code == 0  # HEAD against the working tree
+    assert invoke("verify", "--no-exec").exit_code == 0
+    assert invoke("lock", "--all", "--check").exit_code == 0  # byte-identical relock
+    assert "all_basel_data   1        fresh  101" in invoke("list").output
+    assert invoke("show", "all_basel_data@1").exit_code == 0
+    lines = invoke("log", "all_basel_data").output.splitlines()  # as on the unsharded history
+    assert lines[1].strip() == "all_basel_data@1: 1 removed, 2 changed, 1 metadata; header: snapshot"
+    assert lines[3].strip() == "all_basel_data@1: 102 added (first lock)"
+    changed = git(history, "diff", "--name-only", "v1", "HEAD", "--", LOCK).split()
+    assert len(changed) < len(files)  # the shards no change fell in are the same blobs
+
+
+def test_format_1_locks_read_and_relock_to_format_2_as_a_header_change(project: Path, invoke: Invoke) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    for header in project.glob("locks/*/*/lock.toml"):
+        lock = read_lock(header.parent)
+        header.write_text(render_header(dataclasses.replace(lock.header, format=1)))  # as vxds 0.x wrote it
+    commit_all(project, "format 1 locks")
+    assert invoke("verify", "--no-exec").exit_code == 0
+    assert invoke("show", "all_basel_data@1").exit_code == 0
+    assert invoke("lock", "--all", "--check").exit_code == 1  # would change: the format
+    assert invoke("lock", "--all").exit_code == 0
+    doc = _json(invoke, "diff", "HEAD")
+    for dataset in doc["datasets"]:
+        assert dataset["changes"] == []
+        assert [h["field"] for h in dataset["header"]] == ["format"]
+    assert git(project, "diff", "--name-only").split() == sorted(
+        str(p.relative_to(project)) for p in project.glob("locks/*/*/lock.toml")
+    )

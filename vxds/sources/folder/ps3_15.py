@@ -1,0 +1,137 @@
+"""DICOM PS3.15 Annex E: the attributes the Basic Application Level Confidentiality Profile
+(Table E.1-1) removes, empties or replaces, as DICOM keywords.
+
+This is the one list of what vxds treats as identifying in a DICOM header. No attribute
+named here reaches a lock, a message, a report or a materialized sidecar unless the project
+allows it by name (``[tool.vxds] dicom_allow``), with three exceptions the profile's own
+options make (``RETAINED``): the series' and study's instance UIDs (the Retain UIDs Option,
+E.3.9: they are the series' identity, a random-looking key that names no person) and the
+series description (the Clean Descriptors Option, E.3.5: the protocol's name, which the BIDS
+mapping reads). Private attributes (odd groups), which the profile removes too, are never
+read, nor are the repeating overlay and curve groups (60xx, 50xx). Changing this list
+changes what new locks and sidecars hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_PATIENT = """
+PatientName PatientID IssuerOfPatientID IssuerOfPatientIDQualifiersSequence TypeOfPatientID
+PatientBirthDate PatientBirthTime PatientBirthDateInAlternativeCalendar PatientDeathDateInAlternativeCalendar
+PatientAlternativeCalendar PatientSex PatientSexNeutered PatientAge PatientSize PatientWeight
+PatientAddress PatientTelephoneNumbers PatientTelecomInformation PatientMotherBirthName
+PatientBirthName OtherPatientIDs OtherPatientIDsSequence OtherPatientNames PatientComments
+PatientReligiousPreference PatientState PatientTransportArrangements PatientInstitutionResidence
+PatientInsurancePlanCodeSequence PatientPrimaryLanguageCodeSequence
+PatientPrimaryLanguageModifierCodeSequence ReferencedPatientSequence ReferencedPatientAliasSequence
+ReferencedPatientPhotoSequence EthnicGroup Occupation MilitaryRank BranchOfService
+MedicalRecordLocator MedicalAlerts Allergies CountryOfResidence RegionOfResidence SpecialNeeds
+PregnancyStatus LastMenstrualDate SmokingStatus AdditionalPatientHistory PatientSizeCodeSequence
+ResponsiblePerson ResponsiblePersonRole ResponsibleOrganization PatientIdentityRemoved
+DeidentificationMethod DeidentificationMethodCodeSequence
+"""
+_PEOPLE = """
+ReferringPhysicianName ReferringPhysicianAddress ReferringPhysicianTelephoneNumbers
+ReferringPhysicianIdentificationSequence ConsultingPhysicianName ConsultingPhysicianIdentificationSequence
+PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence PerformingPhysicianName
+PerformingPhysicianIdentificationSequence NameOfPhysiciansReadingStudy
+PhysiciansReadingStudyIdentificationSequence OperatorsName OperatorIdentificationSequence
+RequestingPhysician RequestingPhysicianIdentificationSequence ScheduledPerformingPhysicianName
+ScheduledPerformingPhysicianIdentificationSequence ScheduledHumanPerformersSequence
+ActualHumanPerformersSequence HumanPerformerName HumanPerformerOrganization PersonName
+PersonAddress PersonTelephoneNumbers PersonTelecomInformation PersonIdentificationCodeSequence
+ReviewerName VerifyingObserverName VerifyingObserverSequence VerifyingObserverIdentificationCodeSequence
+VerifyingOrganization AuthorObserverSequence ParticipantSequence ContentCreatorName
+ContentCreatorIdentificationCodeSequence PhysicianApprovingInterpretation InterpretationRecorder
+InterpretationTranscriber InterpretationAuthor InterpretationApproverSequence
+IntendedRecipientsOfResultsIdentificationSequence NamesOfIntendedRecipientsOfResults
+DistributionName DistributionAddress OrderEnteredBy OrderEntererLocation OrderCallbackPhoneNumber
+OrderCallbackTelecomInformation EvaluatorName SecondaryReviewerName
+"""
+_PLACES_AND_DEVICES = """
+InstitutionName InstitutionAddress InstitutionCodeSequence InstitutionalDepartmentName
+InstitutionalDepartmentTypeCodeSequence StationName DeviceSerialNumber DeviceUID DeviceLabel
+DeviceDescription DetectorID GantryID PlateID CassetteID GeneratorID SourceSerialNumber
+ModifyingDeviceID ModifyingDeviceManufacturer PerformedStationName PerformedStationNameCodeSequence
+PerformedStationAETitle PerformedLocation ScheduledStationName ScheduledStationNameCodeSequence
+ScheduledStationAETitle ScheduledProcedureStepLocation RequestedProcedureLocation
+CurrentPatientLocation AssignedLocation CustodialOrganizationSequence
+ClinicalTrialSponsorName ClinicalTrialProtocolName ClinicalTrialSiteName ClinicalTrialSiteID
+ClinicalTrialSubjectID ClinicalTrialSubjectReadingID ClinicalTrialTimePointID
+ClinicalTrialTimePointDescription ClinicalTrialCoordinatingCenterName ClinicalTrialProtocolEthicsCommitteeName
+ClinicalTrialProtocolEthicsCommitteeApprovalNumber ClinicalTrialSeriesID ClinicalTrialSeriesDescription
+"""
+_VISIT_AND_ORDER = """
+AccessionNumber IssuerOfAccessionNumberSequence StudyID StudyIDIssuer AdmissionID IssuerOfAdmissionID
+IssuerOfAdmissionIDSequence AdmittingDiagnosesDescription AdmittingDiagnosesCodeSequence
+AdmittingDate AdmittingTime DischargeDiagnosisDescription ServiceEpisodeID ServiceEpisodeDescription
+IssuerOfServiceEpisodeID IssuerOfServiceEpisodeIDSequence VisitComments ReasonForStudy
+RequestAttributesSequence RequestedProcedureID RequestedProcedureDescription
+RequestedProcedureComments RequestedContrastAgent ReasonForTheImagingServiceRequest
+ReasonForTheRequestedProcedure ImagingServiceRequestComments PlacerOrderNumberImagingServiceRequest
+FillerOrderNumberImagingServiceRequest PlacerOrderNumberProcedure FillerOrderNumberProcedure
+RequestingService InsurancePlanIdentification PerformedProcedureStepID PerformedProcedureStepDescription
+PerformedProcedureStepStartDate PerformedProcedureStepStartTime PerformedProcedureStepEndDate
+PerformedProcedureStepEndTime CommentsOnThePerformedProcedureStep ScheduledProcedureStepID
+ScheduledProcedureStepDescription ScheduledProcedureStepStartDate ScheduledProcedureStepStartTime
+ScheduledProcedureStepEndDate ScheduledProcedureStepEndTime ReferencedStudySequence
+ReferencedPerformedProcedureStepSequence ReferencedVisitSequence ResultsIDIssuer ResultsComments
+ResultsDistributionListSequence InterpretationIDIssuer InterpretationText InterpretationDiagnosisDescription
+Impressions PreMedication ProtocolName StudyDescription StudyComments ContrastBolusAgent
+"""
+_DATES_AND_TEXT = """
+StudyDate StudyTime SeriesDate SeriesTime AcquisitionDate AcquisitionTime AcquisitionDateTime
+ContentDate ContentTime InstanceCreationDate InstanceCreationTime OverlayDate OverlayTime CurveDate
+CurveTime DateOfLastCalibration TimeOfLastCalibration DateOfSecondaryCapture TimeOfSecondaryCapture
+InstanceCoercionDateTime TimezoneOffsetFromUTC ImageComments FrameComments AcquisitionComments
+AcquisitionDeviceProcessingDescription AcquisitionProtocolDescription DerivationDescription
+IdentifyingComments ImagePresentationComments TextComments TextString
+ContributionDescription ModifiedImageDescription ConfidentialityConstraintOnPatientDataDescription
+AdditionalPatientHistory SeriesDescription TopicAuthor TopicKeywords TopicSubject TopicTitle
+AddressTrial TelephoneNumberTrial CurrentObserverTrial VerbalSourceTrial
+VerbalSourceIdentifierCodeSequenceTrial ContentSequence AcquisitionContextSequence
+GraphicAnnotationSequence OriginalAttributesSequence ModifiedAttributesSequence
+DigitalSignaturesSequence ReferencedDigitalSignatureSequence ReferencedSOPInstanceMACSequence MAC
+IconImageSequence DataSetTrailingPadding Arbitrary
+"""
+_UIDS = """
+StudyInstanceUID SeriesInstanceUID SOPInstanceUID MediaStorageSOPInstanceUID FrameOfReferenceUID
+SynchronizationFrameOfReferenceUID ReferencedFrameOfReferenceUID RelatedFrameOfReferenceUID
+ReferencedSOPInstanceUID ReferencedSOPInstanceUIDInFile ConcatenationUID DimensionOrganizationUID
+DoseReferenceUID FiducialUID IrradiationEventUID LargePaletteColorLookupTableUID
+PaletteColorLookupTableUID ObservationUID ObservationSubjectUIDTrial ReferencedObservationUIDTrial
+StorageMediaFileSetUID InstanceCreatorUID CreatorVersionUID ContextGroupExtensionCreatorUID
+TemplateExtensionCreatorUID TemplateExtensionOrganizationUID TransactionUID TargetUID UID
+DigitalSignatureUID FailedSOPInstanceUIDList RequestedSOPInstanceUID
+ReferencedGeneralPurposeScheduledProcedureStepTransactionUID SourceImageSequence ReferencedImageSequence
+ReferencedSeriesSequence
+"""
+
+BASIC_PROFILE: frozenset[str] = frozenset(
+    " ".join((_PATIENT, _PEOPLE, _PLACES_AND_DEVICES, _VISIT_AND_ORDER, _DATES_AND_TEXT, _UIDS)).split()
+)
+
+RETAINED: Mapping[str, str] = {
+    "StudyInstanceUID": "Retain UIDs Option",
+    "SeriesInstanceUID": "Retain UIDs Option",
+    "SeriesDescription": "Clean Descriptors Option",
+}
+
+# What dcm2niix writes into a sidecar under a name that is not the attribute's keyword.
+SIDECAR_ALIASES: Mapping[str, str] = {
+    "ProcedureStepDescription": "PerformedProcedureStepDescription",
+}
+
+
+def identifying(keyword: str, allowed: Iterable[str] = ()) -> bool:
+    """True when the profile removes ``keyword`` and neither vxds nor the project keeps it."""
+    keyword = SIDECAR_ALIASES.get(keyword, keyword)
+    return keyword in BASIC_PROFILE and keyword not in RETAINED and keyword not in set(allowed)
+
+
+def without_identifying(data: Mapping[str, Any], allowed: Iterable[str] = ()) -> dict[str, Any]:
+    """``data`` (a header's attrs or a sidecar) without the keys the profile removes."""
+    kept = set(allowed)
+    return {key: value for key, value in data.items() if not identifying(key, kept)}
