@@ -14,7 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_public_api_is_small_and_lazy() -> None:
     assert sorted(vxds.__all__) == sorted(
-        ["Client", "Resource", "__version__", "dataset_compilation_entrypoint", "load_lock", "lock", "recipe"]
+        [
+            "Client",
+            "Resource",
+            "__version__",
+            "dataset_compilation_entrypoint",
+            "load_lock",
+            "lock",
+            "query",
+            "recipe",
+        ]
     )
     assert vxds.dataset_compilation_entrypoint is vxds.recipe
     with pytest.raises(AttributeError):

@@ -28,7 +28,7 @@ TIERS: list[set[str]] = [
     {"resource"},
     {"project", "sources", "git.repo"},
     {"locks"},
-    {"report"},
+    {"report", "query"},  # query reads locks (and Git through git.repo) for DuckDB
     {"git"},
     {"recipes", "store"},
     {"verify"},

@@ -1,7 +1,7 @@
 """vxds: declarative, content-hashed, reviewable datasets.
 
 The public API is small (docs/api.md): ``recipe`` (alias
-``dataset_compilation_entrypoint``), ``Resource``, ``Client``, ``lock`` and ``load_lock``.
+``dataset_compilation_entrypoint``), ``Resource``, ``Client``, ``lock``, ``load_lock`` and ``query``.
 Attributes are imported on first use so that ``vxds --help`` and the pre-commit hooks
 start fast.
 """
@@ -19,11 +19,12 @@ __all__ = [
     "dataset_compilation_entrypoint",
     "load_lock",
     "lock",
+    "query",
     "recipe",
 ]
 
 if TYPE_CHECKING:
-    from vxds.api import load_lock, lock
+    from vxds.api import load_lock, lock, query
     from vxds.recipes.client import Client
     from vxds.recipes.decorator import dataset_compilation_entrypoint, recipe
     from vxds.resource import Resource
@@ -35,6 +36,7 @@ _LAZY = {
     "Client": "vxds.recipes.client",
     "load_lock": "vxds.api",
     "lock": "vxds.api",
+    "query": "vxds.api",
 }
 
 

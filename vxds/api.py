@@ -52,6 +52,25 @@ class LockedDataset(Lock):
                 records.append({"split": name, **resource.to_record()})
         return records
 
+    def to_arrow(self, split: str | None = None) -> Any:
+        """The resources as a ``pyarrow.Table`` (columns as ``to_records``, ``attrs`` as JSON
+        text), read by DuckDB from the lock's bytes; needs ``vxds[query]``."""
+        from vxds.query.frames import lock_table
+
+        return lock_table(self, self._known([split] if split is not None else sorted(self.splits)))
+
+    def to_pandas(self, split: str | None = None) -> Any:
+        """``to_arrow()`` as a ``pandas.DataFrame``."""
+        from vxds.query.frames import pandas_frame
+
+        return pandas_frame(self.to_arrow(split))
+
+    def to_polars(self, split: str | None = None) -> Any:
+        """``to_arrow()`` as a ``polars.DataFrame``."""
+        from vxds.query.frames import polars_frame
+
+        return polars_frame(self.to_arrow(split))
+
     def open(self, resource: Resource | str) -> VerifiedReader | SeriesFiles:
         """A binary stream of the resource's bytes; reading to the end raises
         ``vxds.locks.verified_read.IntegrityError`` if they are not the locked bytes.
@@ -229,6 +248,17 @@ def load_lock(
     return LockedDataset(
         lock.header, lock.splits, base=base, source_url=source, storage=storage, store_url=store
     )
+
+
+def query(sql: str, *, rev: str | Sequence[str] | None = None, root: str | Path | None = None) -> Any:
+    """``sql`` run by DuckDB over the project's locks, as ``vxds query`` does: a ``pyarrow.Table``.
+
+    ``rev`` reads the locks at a Git revision or several (a ``rev`` column then says which);
+    docs/query.md lists the views and columns. Needs ``vxds[query]``.
+    """
+    from vxds.query.engine import query as run_query
+
+    return run_query(sql, rev=rev, root=root)
 
 
 def lock(

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
     "diff": ("vxds.cli.diff", "Show what changed between two locks, revisions or versions."),
     "log": ("vxds.cli.log", "List the commits that changed a dataset's lock, with counts."),
+    "query": ("vxds.cli.query", "Run SQL (DuckDB) over the locks and their Git history."),
     "merge-driver": ("vxds.cli.merge_driver", "Git merge driver for lock files (run by Git)."),
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
     "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),

@@ -1,0 +1,80 @@
+"""A query's result (an Arrow table) as the bytes of a JSON array, a CSV file or Parquet.
+
+JSON columns (field metadata ``vxds.type = JSON``) are written as the JSON they hold in a
+JSON array, and as their text in CSV; other nested values (lists, structs) are JSON text in
+CSV, which has no other way to hold them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import io
+from typing import Any
+
+import orjson
+
+from vxds.query.engine import JSON_TYPE
+
+
+def is_json(field: Any) -> bool:
+    return bool(field.metadata and field.metadata.get(b"vxds.type") == JSON_TYPE)
+
+
+def json_bytes(table: Any) -> bytes:
+    """One JSON array with an object per row, columns in the result's order."""
+    columns = []
+    for field, column in zip(table.schema, table.columns, strict=True):
+        values = column.to_pylist()
+        columns.append([_loads(v) for v in values] if is_json(field) else values)
+    rows = [dict(zip(table.column_names, row, strict=True)) for row in zip(*columns, strict=True)]
+    return orjson.dumps(rows, default=_plain, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def _plain(value: Any) -> Any:
+    """What orjson cannot write itself: decimals as numbers, durations and bytes as text."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, datetime.timedelta):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    raise TypeError(f"cannot write a {type(value).__name__} as JSON")
+
+
+def csv_bytes(table: Any) -> bytes:
+    """A CSV file with a header line; nested values as JSON text."""
+    import pyarrow as pa
+    import pyarrow.csv
+
+    flat = table
+    for i, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            text = [None if v is None else cell(v) for v in table.column(i).to_pylist()]
+            flat = flat.set_column(i, field.name, pa.array(text, pa.string()))
+    out = io.BytesIO()
+    pyarrow.csv.write_csv(flat, out)
+    return out.getvalue()
+
+
+def parquet_bytes(table: Any) -> bytes:
+    import pyarrow.parquet
+
+    out = io.BytesIO()
+    pyarrow.parquet.write_table(table, out)
+    return out.getvalue()
+
+
+def cell(value: Any) -> str:
+    """A value as a table cell: NULL shown as such, strings as they are."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return orjson.dumps(value, default=_plain).decode()
+    return str(value)
