@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from tests.helpers import Invoke, commit_all, git
-from vxds.locks import shards
+from vxds.locks import refs, shards
 from vxds.locks.format import render_header
 from vxds.locks.shards import ShardRule, split_files
 from vxds.locks.store import read_lock
@@ -70,3 +72,28 @@ def test_format_1_locks_read_and_relock_to_format_2_as_a_header_change(project: 
     assert git(project, "diff", "--name-only").split() == sorted(
         str(p.relative_to(project)) for p in project.glob("locks/*/*/lock.toml")
     )
+
+
+@pytest.mark.usefixtures("small_shards")
+def test_diff_and_log_read_only_the_shards_that_differ(
+    history: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    checked = refs.checked_lines
+
+    def noted(stream: IO[bytes], where: str, expected: tuple[int, str] | None) -> Iterator[bytes]:
+        read.append(where.rpartition("/")[2])
+        return checked(stream, where, expected)
+
+    monkeypatch.setattr(refs, "checked_lines", noted)
+    files = split_files(read_lock(history / LOCK).header, "all")
+    changed = {
+        p.rpartition("/")[2] for p in git(history, "diff", "--name-only", "v1", "HEAD", "--", LOCK).split()
+    }
+    cold = _json(invoke, "diff", "v1", "HEAD")  # fills .vxds/shard-tallies
+    read.clear()
+    assert _json(invoke, "diff", "v1", "HEAD") == cold
+    basel = set(files) - changed - {"lock.toml"}
+    assert basel
+    assert not basel & set(read)  # no equal shard of all_basel_data was read
+    assert invoke("log", "all_basel_data").exit_code == 0
