@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
 import pytest
 
 from tests.helpers import Invoke, commit_all, git
+from vxds.hashing import digest_bytes
 from vxds.locks import refs, shards
 from vxds.locks.format import render_header
 from vxds.locks.shards import ShardRule, split_files
 from vxds.locks.store import read_lock
+from vxds.verify import integrity
+from vxds.verify.line_scan import Job, ShardScan
 
 LOCK = "locks/all_basel_data/1"
 SMALL = ShardRule(min_bytes=2000, target_bytes=8000, max_bytes=16000)  # the 55 kB lock: several shards
@@ -97,3 +100,30 @@ def test_diff_and_log_read_only_the_shards_that_differ(
     assert basel
     assert not basel & set(read)  # no equal shard of all_basel_data was read
     assert invoke("log", "all_basel_data").exit_code == 0
+
+
+@pytest.mark.usefixtures("small_shards")
+def test_verify_parses_only_the_shards_not_verified_before(
+    history: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    scan_shards = integrity.scan_shards
+
+    def noted(jobs: Sequence[Job], processes: int) -> list[ShardScan]:
+        parsed.extend(digest_bytes(data) for data, _, _ in jobs)
+        return scan_shards(jobs, processes)
+
+    monkeypatch.setattr(integrity, "scan_shards", noted)
+    assert invoke("verify", "--no-exec").exit_code == 0
+    at_head = {digest_bytes(p.read_bytes()): p.name for p in (history / LOCK).glob("*.jsonl")}
+    assert len(at_head) > 2
+    assert set(at_head) <= set(parsed)  # cold: every shard
+    git(history, "checkout", "v1", "--", "locks")
+    parsed.clear()
+    assert invoke("verify", "--no-exec").exit_code == 0
+    at_v1 = {digest_bytes(p.read_bytes()): p.name for p in (history / LOCK).glob("*.jsonl")}
+    changed = {
+        p.rpartition("/")[2] for p in git(history, "diff", "--name-only", "v1", "HEAD", "--", LOCK).split()
+    }
+    assert {at_v1[d] for d in parsed if d in at_v1} <= changed  # warm: only what v1 changed
+    assert {at_v1[d] for d in parsed if d in at_v1}  # and those were parsed
