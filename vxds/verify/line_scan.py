@@ -198,7 +198,12 @@ def scan_shard(job: Job) -> ShardScan:
 
 
 def scan_shards(jobs: Sequence[Job], workers: int) -> list[ShardScan]:
-    """``scan_shard`` of each job, in up to ``workers`` processes when it pays."""
+    """``scan_shard`` of each job, in up to ``workers`` processes when it pays.
+
+    Forked workers read the jobs from the memory they share with this process (only an
+    index goes down the pipe); spawned ones are sent each shard's bytes.
+    """
+    global _jobs
     if workers < 2 or len(jobs) < 2 or sum(len(job[0]) for job in jobs) < PARALLEL_BYTES:
         return [scan_shard(job) for job in jobs]
     import multiprocessing
@@ -206,13 +211,25 @@ def scan_shards(jobs: Sequence[Job], workers: int) -> list[ShardScan]:
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    safe = sys.platform.startswith("linux") and threading.active_count() == 1
-    context = multiprocessing.get_context("fork" if safe else "spawn")
+    fork = sys.platform.startswith("linux") and threading.active_count() == 1
+    context = multiprocessing.get_context("fork" if fork else "spawn")
+    _jobs = jobs if fork else ()
     try:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+            if fork:
+                return list(pool.map(_scan_forked, range(len(jobs))))
             return list(pool.map(scan_shard, jobs))
     except (BrokenProcessPool, OSError):  # a worker killed (out of memory ...): check them here
         return [scan_shard(job) for job in jobs]
+    finally:
+        _jobs = ()
+
+
+_jobs: Sequence[Job] = ()  # what forked workers read their jobs from
+
+
+def _scan_forked(index: int) -> ShardScan:
+    return scan_shard(_jobs[index])
 
 
 def workers(jobs: int | None) -> int:
