@@ -162,19 +162,48 @@ def test_a_sharded_split_one_side_changed_merges_with_that_sides_shards(
     assert invoke("lock", "--all", "--check").exit_code == 0  # exactly the relock of the merged data
 
 
-def test_a_sharded_split_both_sides_changed_is_left_to_a_relock(sharded: Path, invoke: Invoke) -> None:
+def _lock_files(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (root / LOCK).iterdir()}
+
+
+def test_a_sharded_split_both_sides_changed_apart_merges_shard_by_shard(
+    sharded: Path, invoke: Invoke
+) -> None:
     git(sharded, "checkout", "-q", "-b", "sidecar")
-    _edit_sidecar(sharded, "Extra", 1)
+    _edit_sidecar(sharded, "Extra", 1)  # sub-BS01: the first shards
     _commit(sharded, invoke, "sidecar edit")
     git(sharded, "checkout", "-q", "main")
-    other = sharded / OTHER
+    other = sharded / OTHER  # sub-BS05: shards further on
     other.write_bytes(other.read_bytes() + b"\0")
     _commit(sharded, invoke, "new bytes")
 
     result = merge(sharded, "sidecar")
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = read_lock(sharded / LOCK, deep=True)  # every digest and line checks out
+    assert merged.header.merged
+    files = _lock_files(sharded)
+    assert invoke("lock", "--all", "-q").exit_code == 0  # the relock of the merged resources
+    relocked = _lock_files(sharded)
+    assert sorted(files) == sorted(relocked)
+    assert {n: b for n, b in files.items() if n != "lock.toml"} == {
+        n: b for n, b in relocked.items() if n != "lock.toml"
+    }  # byte-identical shards, cut where a relock cuts them
+    assert read_lock(sharded / LOCK).header.shards == merged.header.shards
+    assert len(merged.header.shards["all"]) > 2
+
+
+def test_a_sharded_split_both_sides_changed_in_one_shard_is_left_to_a_relock(
+    sharded: Path, invoke: Invoke
+) -> None:
+    git(sharded, "checkout", "-q", "-b", "sidecar")
+    _edit_sidecar(sharded, "Extra", 1)
+    _commit(sharded, invoke, "sidecar edit")
+    git(sharded, "checkout", "-q", "main")
+    _edit_sidecar(sharded, "Other", 2)  # the same resource's sidecar: the same shard
+    _commit(sharded, invoke, "another sidecar edit")
+
+    result = merge(sharded, "sidecar")
     assert result.returncode != 0
-    assert (
-        "split all has several shards and changed on both sides; relock to finish the merge" in result.stderr
-    )
+    assert "split all: both sides changed the same shards; relock to finish the merge" in result.stderr
     assert invoke("lock", "--all", "-q").exit_code == 0
     read_lock(sharded / LOCK, deep=True)

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from tests.helpers import Invoke, commit_all, git
-from vxds.locks import shards
+from vxds.hashing import digest_bytes
+from vxds.locks import refs, shards
 from vxds.locks.format import render_header
 from vxds.locks.shards import ShardRule, split_files
 from vxds.locks.store import read_lock
+from vxds.verify import integrity
+from vxds.verify.line_scan import Job, ShardScan
 
 LOCK = "locks/all_basel_data/1"
 SMALL = ShardRule(min_bytes=2000, target_bytes=8000, max_bytes=16000)  # the 55 kB lock: several shards
@@ -70,3 +75,55 @@ def test_format_1_locks_read_and_relock_to_format_2_as_a_header_change(project: 
     assert git(project, "diff", "--name-only").split() == sorted(
         str(p.relative_to(project)) for p in project.glob("locks/*/*/lock.toml")
     )
+
+
+@pytest.mark.usefixtures("small_shards")
+def test_diff_and_log_read_only_the_shards_that_differ(
+    history: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    checked = refs.checked_lines
+
+    def noted(stream: IO[bytes], where: str, expected: tuple[int, str] | None) -> Iterator[bytes]:
+        read.append(where.rpartition("/")[2])
+        return checked(stream, where, expected)
+
+    monkeypatch.setattr(refs, "checked_lines", noted)
+    files = split_files(read_lock(history / LOCK).header, "all")
+    changed = {
+        p.rpartition("/")[2] for p in git(history, "diff", "--name-only", "v1", "HEAD", "--", LOCK).split()
+    }
+    cold = _json(invoke, "diff", "v1", "HEAD")  # fills .vxds/shard-tallies
+    read.clear()
+    assert _json(invoke, "diff", "v1", "HEAD") == cold
+    basel = set(files) - changed - {"lock.toml"}
+    assert basel
+    assert not basel & set(read)  # no equal shard of all_basel_data was read
+    assert invoke("log", "all_basel_data").exit_code == 0
+
+
+@pytest.mark.usefixtures("small_shards")
+def test_verify_parses_only_the_shards_not_verified_before(
+    history: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    scan_shards = integrity.scan_shards
+
+    def noted(jobs: Sequence[Job], processes: int) -> list[ShardScan]:
+        parsed.extend(digest_bytes(data) for data, _, _ in jobs)
+        return scan_shards(jobs, processes)
+
+    monkeypatch.setattr(integrity, "scan_shards", noted)
+    assert invoke("verify", "--no-exec").exit_code == 0
+    at_head = {digest_bytes(p.read_bytes()): p.name for p in (history / LOCK).glob("*.jsonl")}
+    assert len(at_head) > 2
+    assert set(at_head) <= set(parsed)  # cold: every shard
+    git(history, "checkout", "v1", "--", "locks")
+    parsed.clear()
+    assert invoke("verify", "--no-exec").exit_code == 0
+    at_v1 = {digest_bytes(p.read_bytes()): p.name for p in (history / LOCK).glob("*.jsonl")}
+    changed = {
+        p.rpartition("/")[2] for p in git(history, "diff", "--name-only", "v1", "HEAD", "--", LOCK).split()
+    }
+    assert {at_v1[d] for d in parsed if d in at_v1} <= changed  # warm: only what v1 changed
+    assert {at_v1[d] for d in parsed if d in at_v1}  # and those were parsed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,9 @@ from hypothesis import strategies as st
 
 from vxds.errors import LockError
 from vxds.locks.format import Header
-from vxds.locks.merge import merge_headers, merge_lines
+from vxds.locks.merge import merge_headers, merge_lines, merge_shard_lists
+from vxds.locks.shards import Shard, ShardRule
+from vxds.locks.splits import Split
 from vxds.resource import Resource
 
 
@@ -133,3 +136,46 @@ def test_disjoint_merges_are_order_independent(
     two = merge_lines(_lines(base), _lines(theirs), _lines(ours))
     assert one.conflicts == two.conflicts == []
     assert one.data == two.data == b"".join(x + b"\n" for x in _lines(_apply(_apply(base, a), b)))
+
+
+# --- shard lists (format 2) ------------------------------------------------------------------
+
+SMALL_MERGE = ShardRule(256, 1024, 4096)
+MERGE_IDS = [f"sub-{i:04d}/anat/f{i}.nii.gz" for i in range(800)]
+
+
+def _shards_of(ids: Iterable[str], bumped: set[str], rule: ShardRule) -> tuple[Shard, ...]:
+    lines = [
+        Resource(rid, 2 if rid in bumped else 1, "File", attrs={"n": len(rid)}).canonical_line() + b"\n"
+        for rid in sorted(ids)
+    ]
+    return Split.from_terminated(lines, rule).shards
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 780),
+    st.integers(0, 20),
+    st.integers(0, 780),
+    st.integers(0, 20),
+    st.sampled_from([ShardRule(256, 1024, 4096), ShardRule(256, 1024, 1500)]),
+)
+def test_merged_shard_lists_are_the_shards_of_the_merged_lines(
+    a: int, a_len: int, b: int, b_len: int, rule: ShardRule
+) -> None:
+    ours, theirs = set(MERGE_IDS[a : a + a_len]), set(MERGE_IDS[b : b + b_len])
+    base = _shards_of(MERGE_IDS, set(), rule)
+    merged = merge_shard_lists(base, _shards_of(MERGE_IDS, ours, rule), _shards_of(MERGE_IDS, theirs, rule))
+    if merged is not None:
+        assert merged == _shards_of(MERGE_IDS, ours | theirs, rule)
+    if abs(a - b) > 300:
+        assert merged is not None  # changes far apart always merge
+
+
+def test_shard_lists_changed_in_one_shard_on_both_sides_do_not_merge() -> None:
+    base = _shards_of(MERGE_IDS, set(), SMALL_MERGE)
+    ours = _shards_of(MERGE_IDS, {MERGE_IDS[100]}, SMALL_MERGE)
+    theirs = _shards_of(MERGE_IDS, {MERGE_IDS[101]}, SMALL_MERGE)
+    assert merge_shard_lists(base, ours, theirs) is None
+    assert merge_shard_lists(base, ours, base) == ours
+    assert merge_shard_lists(base, ours, ours) == ours

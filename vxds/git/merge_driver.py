@@ -6,13 +6,15 @@ in temporary files; the result goes into ``%A``. Split files are merged by id. A
 split merge records them in ``<git dir>/vxds/merges/``, keyed by the digests of its three
 inputs, and the header merge looks them up there (Git merges a folder's files in reverse
 path order, so ``resources.*.jsonl`` come before ``lock.toml``). Without a record the header
-merge is reported as a conflict that a relock resolves.
+merge is reported as a conflict that a relock resolves. A split of several shards that both
+sides changed needs no record: Git took each changed shard file from the side that changed
+it, and the header merges the shard lists (``locks.merge.merge_shard_lists``); where both
+sides changed the same shards, a relock finishes the merge.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -24,7 +26,7 @@ from vxds.fs import atomic_write_bytes, atomic_write_text
 from vxds.git.repo import git_dir, merge_file
 from vxds.hashing import digest_bytes
 from vxds.locks.format import HEADER, CorruptLock, Header, parse_header, render_header
-from vxds.locks.merge import SplitInfo, merge_headers, merge_lines
+from vxds.locks.merge import SplitInfo, merge_headers, merge_lines, sharded_merge, split_info
 from vxds.locks.shards import is_lock_file
 from vxds.locks.splits import split_lines
 
@@ -74,12 +76,15 @@ def _lookup(
     ours: SplitInfo | None,
     theirs: SplitInfo | None,
     *,
-    sharded: Collection[str] = (),
+    headers: tuple[Header | None, Header, Header],
 ) -> SplitInfo | str:
     if ours is None or theirs is None:
         return f"split {split} was removed on one side and changed on the other"
-    if split in sharded:
-        return f"split {split} has several shards and changed on both sides; relock to finish the merge"
+    if any(h is not None and split in h.shards for h in headers):
+        merged = sharded_merge(*headers, split)
+        if merged is None:
+            return f"split {split}: both sides changed the same shards; relock to finish the merge"
+        return split_info(merged)
     # A split that is new on both sides has an empty base file: the digest of no bytes.
     record = _record_path(base[1] if base else digest_bytes(b""), ours[1], theirs[1])
     try:
@@ -108,8 +113,7 @@ def merge_header_files(base: str, ours: str, theirs: str, shown: str) -> list[st
     old, mine, other = _header(base, shown), _header(ours, shown), _header(theirs, shown)
     if mine is None or other is None:
         raise LockError(f"{shown}: a side of the merge has an empty lock header")
-    sharded = {name for header in (old, mine, other) if header is not None for name in header.shards}
-    merged = merge_headers(old, mine, other, partial(_lookup, sharded=sharded))
+    merged = merge_headers(old, mine, other, partial(_lookup, headers=(old, mine, other)))
     atomic_write_text(Path(ours), render_header(merged.header))
     return merged.conflicts
 

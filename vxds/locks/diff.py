@@ -20,6 +20,7 @@ from vxds.locks.changes import Change, DatasetDiff, HeaderChange, Leak, SplitCou
 from vxds.locks.format import Header
 from vxds.locks.leaks import group_leaks, held_out_leaks
 from vxds.locks.refs import LockRef, Side
+from vxds.locks.shard_join import join_shards
 from vxds.locks.shards import file_line
 from vxds.locks.split_diff import TYPE, Tally, join, moves
 from vxds.locks.store import Lock
@@ -104,6 +105,11 @@ def _join_splits(
     changes: list[Change] = []
     unchanged = 0
     for split in old_tallies:
+        shard_wise = join_shards(split, old, new, old_tallies[split], new_tallies[split])
+        if shard_wise is not None:  # equal shards skipped
+            changes += shard_wise[0]
+            unchanged += shard_wise[1]
+            continue
         with ExitStack() as stack:
             a = stack.enter_context(old.lines(split) if old and split in old.splits else _no_lines())
             b = stack.enter_context(new.lines(split) if new and split in new.splits else _no_lines())

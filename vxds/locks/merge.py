@@ -7,12 +7,14 @@ id's place so the file stays readable. A header merges field by field the same w
 split counts and digests are those of the merged split files, so a merged lock verifies.
 It is marked ``merged``: nothing ran its recipe, so it should be relocked before release.
 A split of several shards (format 2) that only one side changed is taken with its shards;
-one that both sides changed is not merged here (``vxds.git.merge_driver`` says to relock).
+one that both sides changed apart (no shard changed by both) merges shard list by shard
+list (``merge_shard_lists``), Git having taken each changed shard file from its side; one
+that both sides changed in the same shards is left to a relock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,7 +22,7 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.locks.format import Header
-from vxds.locks.shards import Shard
+from vxds.locks.shards import Shard, split_digest
 
 MARKER = 7
 
@@ -162,7 +164,7 @@ def merge_headers(
         source=source,
         snapshot=snapshot,
         splits=splits,
-        shards=_merged_shards(ours, theirs, splits),
+        shards=_merged_shards(base, ours, theirs, splits),
         format=max(ours.format, theirs.format),
         merged=True,
     )
@@ -170,16 +172,56 @@ def merge_headers(
 
 
 def _merged_shards(
-    ours: Header, theirs: Header, splits: Mapping[str, SplitInfo]
+    base: Header | None, ours: Header, theirs: Header, splits: Mapping[str, SplitInfo]
 ) -> dict[str, tuple[Shard, ...]]:
-    """The shards of each merged split that is one side's split as it was (the split
-    merger refuses a split of several shards that both sides changed)."""
+    """The shards of each merged split: one side's, for a split as that side has it; those
+    ``merge_shard_lists`` gives, for a sharded split both sides changed apart."""
     shards = {}
     for name, info in sorted(splits.items()):
         side = ours if ours.splits.get(name) == info else theirs
         if side.splits.get(name) == info and side.shards.get(name):
             shards[name] = side.shards[name]
+        elif (merged := sharded_merge(base, ours, theirs, name)) is not None and split_info(merged) == info:
+            shards[name] = merged
     return shards
+
+
+def split_info(shards: Sequence[Shard]) -> SplitInfo:
+    return sum(s.count for s in shards), split_digest(shards)
+
+
+def sharded_merge(base: Header | None, ours: Header, theirs: Header, split: str) -> tuple[Shard, ...] | None:
+    """``merge_shard_lists`` of a split that all three headers list shards of, else None."""
+    lists = [h.shards.get(split) if h is not None else None for h in (base, ours, theirs)]
+    if not all(lists):
+        return None
+    return merge_shard_lists(*lists)  # type: ignore[arg-type]
+
+
+def merge_shard_lists(
+    base: Sequence[Shard], ours: Sequence[Shard], theirs: Sequence[Shard]
+) -> tuple[Shard, ...] | None:
+    """The shards of a split both sides changed, from the three shard lists alone, when the
+    two sides changed it apart: between shards all three list alike (*anchors*), a run of
+    shards that one side changed is taken from it; a run both changed differently is None.
+
+    The shard rule cuts by content, and a run between anchors starts and ends where all
+    three sides cut alike, so the merged list is what cutting the merged lines gives
+    (tests/cli/test_merge_driver.py holds it to a relock through a real ``git merge``).
+    """
+    common = set(base) & set(ours) & set(theirs)
+    runs: list[Shard] = []
+    at = [0, 0, 0]
+    sides = (base, ours, theirs)
+    for anchor in [*(s for s in base if s in common), None]:
+        ends = [side.index(anchor) if anchor is not None else len(side) for side in sides]
+        b, o, t = (tuple(side[a:e]) for side, a, e in zip(sides, at, ends, strict=True))
+        run, clean = _three_way(b, o, t)
+        if not clean:
+            return None
+        runs += [*run, *([anchor] if anchor is not None else [])]
+        at = [e + 1 for e in ends]
+    return tuple(runs)
 
 
 def _merge_splits(

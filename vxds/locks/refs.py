@@ -18,6 +18,7 @@ from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, GitError, Repository
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header
 from vxds.locks.recovery import restore_set_aside
+from vxds.locks.shard_join import Shards, shard_types
 from vxds.locks.shards import is_lock_file, listed_files
 from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_file
 from vxds.locks.store import Lock, lock_identity, read_header, settled
@@ -41,6 +42,7 @@ class LockRef:
     header: Header | None
     splits: tuple[str, ...]
     lines: Lines = field(compare=False, repr=False)
+    shards: Shards | None = field(default=None, compare=False, repr=False)  # read file by file
 
     @property
     def key(self) -> str:
@@ -72,7 +74,7 @@ def _folder_header(directory: Path) -> Header:
     return header
 
 
-def folder_lock(directory: Path, label: str) -> LockRef:
+def folder_lock(directory: Path, label: str, cache_dir: Path | None = None) -> LockRef:
     """The lock in a folder holding ``lock.toml``.
 
     Its lines are read later, split by split: if a ``vxds lock`` in another process swaps
@@ -81,15 +83,19 @@ def folder_lock(directory: Path, label: str) -> LockRef:
     identity = lock_identity(directory)
     header = settled(directory, lambda: _folder_header(directory))
 
-    def file_lines(name: str, listed: tuple[int, str]) -> Iterator[bytes]:
+    def file_lines(name: str, listed: tuple[int, str]) -> Generator[bytes, None, None]:
         with open_lock_file(directory / name) as fh:
             yield from checked_lines(fh, f"{label}/{name}", listed)
 
     @contextmanager
-    def lines(split: str) -> Iterator[Iterator[bytes]]:
-        chained = _chained(file_lines, listed_files(header, split))
+    def read(name: str, listed: tuple[int, str]) -> Iterator[Iterator[bytes]]:
+        with lines_of(file_lines(name, listed)) as found:
+            yield found
+
+    @contextmanager
+    def lines_of(found: Generator[bytes, None, None]) -> Iterator[Iterator[bytes]]:
         try:
-            yield chained
+            yield found
         except (CorruptLock, OSError):
             if lock_identity(directory) != identity:
                 raise LockError(
@@ -98,9 +104,15 @@ def folder_lock(directory: Path, label: str) -> LockRef:
                 ) from None
             raise
         finally:
-            chained.close()  # closes the file being read, if the reader stopped early
+            found.close()  # closes the file being read, if the reader stopped early
 
-    return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines)
+    @contextmanager
+    def lines(split: str) -> Iterator[Iterator[bytes]]:
+        with lines_of(_chained(file_lines, listed_files(header, split))) as found:
+            yield found
+
+    shards = Shards(header, read, shard_types(cache_dir))
+    return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines, shards)
 
 
 def file_lock(path: Path, label: str) -> LockRef:
@@ -126,7 +138,7 @@ def worktree_side(config: Config, label: str = "working tree") -> Side:
             _restore_set_aside(folder)
             for version_dir in sorted(folder.iterdir()) if folder.is_dir() else ():
                 if VERSION_RE.match(version_dir.name) and (version_dir / HEADER).is_file():
-                    ref = folder_lock(version_dir, config.relative(version_dir))
+                    ref = folder_lock(version_dir, config.relative(version_dir), config.cache_dir)
                     locks[(ref.name, ref.version)] = ref
     try:
         manifest = load_manifest(
@@ -162,7 +174,7 @@ def revision_side(repo: Repository, config: Config, rev: str, label: str | None 
                 path = _join(locks_path, name, version)
                 files = repo.listdir(sha, path)
                 if HEADER in files:
-                    ref = _revision_lock(repo, files, f"{shown}:{path}")
+                    ref = _revision_lock(repo, files, f"{shown}:{path}", config.cache_dir)
                     locks[(ref.name, ref.version)] = ref
     return Side(shown, locks, _revision_manifest(repo, config, sha))
 
@@ -171,7 +183,9 @@ def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def _revision_lock(repo: Repository, files: dict[str, Blob | None], label: str) -> LockRef:
+def _revision_lock(
+    repo: Repository, files: dict[str, Blob | None], label: str, cache_dir: Path | None = None
+) -> LockRef:
     where = Path(label)
     header_blob = files[HEADER]
     assert header_blob is not None
@@ -183,9 +197,17 @@ def _revision_lock(repo: Repository, files: dict[str, Blob | None], label: str) 
     blobs = {name: b for name, b in files.items() if b is not None and is_lock_file(name)}
     check_header(header, claimed, set(blobs), where)
 
-    def file_lines(name: str, listed: tuple[int, str]) -> Iterator[bytes]:
+    def file_lines(name: str, listed: tuple[int, str]) -> Generator[bytes, None, None]:
         with repo.stream(blobs[name]) as stream:
             yield from checked_lines(stream, f"{label}/{name}", listed)
+
+    @contextmanager
+    def read(name: str, listed: tuple[int, str]) -> Iterator[Iterator[bytes]]:
+        found = file_lines(name, listed)
+        try:
+            yield found
+        finally:
+            found.close()  # closes the blob being read, if the reader stopped early
 
     @contextmanager
     def lines(split: str) -> Iterator[Iterator[bytes]]:
@@ -195,7 +217,8 @@ def _revision_lock(repo: Repository, files: dict[str, Blob | None], label: str) 
         finally:
             chained.close()  # closes the blob being read, if the reader stopped early
 
-    return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines)
+    shards = Shards(header, read, shard_types(cache_dir))
+    return LockRef(header.name, header.version, label, header, tuple(sorted(header.splits)), lines, shards)
 
 
 def _chained(

@@ -25,7 +25,8 @@ from vxds.project.config import Config
 from vxds.project.manifest import Manifest, load_manifest
 from vxds.verify.data import check_data
 from vxds.verify.findings import ERROR, Finding, sort_key
-from vxds.verify.integrity import check_integrity, check_presence, check_staleness, precheck, valid_block
+from vxds.verify.integrity import check_integrity, check_presence, check_staleness, precheck
+from vxds.verify.line_scan import valid_block
 from vxds.verify.model import CACHE_FILE, Context, Options, Report, ResultCache, Sample, Target
 from vxds.verify.project import find_targets, manifest_findings, script_findings
 from vxds.verify.reruns import check_merged, check_published, check_reproduce, published_by_key

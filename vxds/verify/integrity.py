@@ -3,29 +3,25 @@ it pays), VX4xx leakage between splits."""
 
 from __future__ import annotations
 
-import gc
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
-from itertools import pairwise
-from operator import itemgetter
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from vxds.errors import LockError
-from vxds.hashing import canonical_json, digest_json
-from vxds.locks.format import HEADER, CorruptLock, Problem
+from vxds.hashing import digest_json
+from vxds.locks.format import HEADER, CorruptLock, Header, Problem
 from vxds.locks.recovery import restore_set_aside
-from vxds.locks.splits import split_problems
+from vxds.locks.shards import Shard, line_id, listed_files
+from vxds.locks.splits import Split, split_problems
 from vxds.locks.store import Lock, read_lock
 from vxds.project.config import Config
-from vxds.resource import FIELDS, InvalidResource, nfc_twins, validate_record
 from vxds.verify.findings import ERROR, Finding
+from vxds.verify.line_scan import scan, scan_shards, workers
 from vxds.verify.model import (
     CHECKS_VERSION,
-    CHUNK_LINES,
     PROBLEM_CODES,
     Checked,
     Context,
@@ -190,18 +186,12 @@ def _line_findings(ctx: Context, target: Target, lock: Lock) -> list[Finding]:
     problems: list[Problem] = []
     ids: dict[str, list[str]] = {}
     groups: dict[str, dict[Any, str]] = {}
-    group_of = _group_getter(group_by) if check_groups and group_by is not None else None
     for name, split in sorted(lock.splits.items()):
-        line_key = f"lines:{CHECKS_VERSION}:{split.digest}"
-        if line_key in ctx.cache and not needs_leaks:
-            continue
-        data = b"".join(split.chunks)
-        scanned = _scan(data, group_of)
-        if scanned is None:
+        found = _split_lines(ctx, lock.header, name, split, group_by if check_groups else None, needs_leaks)
+        if found is None:
             problems.extend(split_problems(name, split))
-            continue
-        ctx.cache.add(line_key)
-        ids[name], groups[name] = scanned
+        elif needs_leaks:
+            ids[name], groups[name] = found
     if problems:
         return _corrupt(ctx, target, problems)
     if not needs_leaks:
@@ -212,142 +202,48 @@ def _line_findings(ctx: Context, target: Target, lock: Lock) -> list[Finding]:
     return findings
 
 
-def _group_getter(group_by: str) -> Callable[[dict[str, Any]], Any]:
-    from vxds.recipes.resolver import _group_getter as getter
-
-    return getter(group_by)
-
-
-_get_id = itemgetter("id")
-_COLUMNS = [itemgetter(name) for name in sorted(FIELDS)]  # attrs, hash, id, size, type, uri, version
-# Controls, line separators, '\\' and ':' (the "\n" separator is counted instead).
-_BAD_ID_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\\\\:]")
-# In "\n" + "\n".join(ids) + "\n": an empty id or segment, a '.' or '..' segment, a leading
-# or trailing '/'.
-_BAD_ID_PARTS = (
-    "\n\n",
-    "//",
-    "\n/",
-    "/\n",
-    "/./",
-    "\n./",
-    "/.\n",
-    "\n.\n",
-    "/../",
-    "\n../",
-    "/..\n",
-    "\n..\n",
-)
-_HASHES = re.compile(r"(?:[a-z0-9][a-z0-9-]*:[0-9a-fA-F]+\n)*\Z")
-_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_NONE = type(None)
-
-
-def valid_block(records: list[dict[str, Any]]) -> bool:
-    """True only if ``validate_record`` accepts every record (seven-key dicts parsed from JSON).
-
-    The same rules checked column by column, at C speed. A valid record that is unusual
-    answers False too, and the caller applies ``validate_record`` itself: one with a ':' in
-    its id, a uri other than its id (``check_uri`` decides), an '@' in its uri, or attrs
-    that are not a dict. For anything else the answer is exact: True when every record is
-    valid (tests/verify/test_verify.py holds it to that, both ways).
-    """
-    try:
-        attrs, hashes, ids, sizes, types, uris, versions = (list(map(get, records)) for get in _COLUMNS)
-    except KeyError:
-        return False
-    if set(map(type, ids)) != {str} or not set(map(type, versions)) <= {str, int} or "" in versions:
-        return False
-    joined = "\n" + "\n".join(ids) + "\n"
-    if joined.count("\n") != len(ids) + 1 or _BAD_ID_CHARS.search(joined):
-        return False
-    if any(part in joined for part in _BAD_ID_PARTS):
-        return False
-    present = [h for h in hashes if h is not None]
-    if set(map(type, present)) - {str}:
-        return False
-    joined = "\n".join(present) + "\n" if present else ""
-    if joined.count("\n") != len(present) or not _HASHES.match(joined):
-        return False
-    if not set(map(type, sizes)) <= {int, _NONE} or min(filter(None, sizes), default=0) < 0:
-        return False
-    if not set(map(type, uris)) <= {str, _NONE} or any("@" in u for u in uris if u is not None):
-        return False
-    if any(u is not None and u != i for u, i in zip(uris, ids, strict=True)):
-        return False  # a uri of its own: ``check_uri`` decides
-    if set(map(type, attrs)) != {dict} or set(map(type, types)) != {str}:
-        return False
-    return all(_TYPE.match(t) for t in set(types))
-
-
-def _scan(
-    data: bytes, group_of: Callable[[dict[str, Any]], Any] | None
+def _split_lines(
+    ctx: Context, header: Header, name: str, split: Split, group_by: str | None, keep: bool
 ) -> tuple[list[str], dict[Any, str]] | None:
-    """The ids (and group keys) of a split file whose every line passes, else None.
-
-    Lines are parsed a block at a time as one JSON array; the block re-serialised in
-    canonical form must give back the same bytes, so every line is canonical JSON.
-    ``None`` sends the file through ``locks.splits.line_problems``, which names the lines.
-    """
-    lines = data.split(b"\n")
-    if lines.pop() != b"":
+    """Check a split's lines shard by shard, skipping shards whose digest passed before
+    (unless ``keep``: then every shard's ids and group keys are returned, for the leak
+    checks); None when a line is at fault (``split_problems`` then names it)."""
+    files = split.files(name)
+    keys = [f"lines:{CHECKS_VERSION}:{digest}" for _, (_, digest) in listed_files(header, name)]
+    todo = [i for i, key in enumerate(keys) if keep or key not in ctx.cache]
+    jobs = [(b"".join(files[i][1]), group_by if keep else None, keep) for i in todo]
+    processes = 1 if _worker is not None else workers(ctx.options.jobs)  # none inside a worker
+    scans = dict(zip(todo, scan_shards(jobs, processes), strict=True))
+    if not all(s.ok for s in scans.values()):
         return None
-    ids: list[str] = []
+    sharded = len(files) > 1
+    if sharded and not _edges_ok(header.shards[name], [chunks for _, chunks in files]):
+        return None
+    if sharded and not all(s.clean for s in scans.values()) and scan(b"".join(split.chunks), None) is None:
+        return None  # two ids one name once normalised, in two shards
+    for i, found in scans.items():
+        if found.clean or not sharded:  # a shard alone says nothing of twins in other shards
+            ctx.cache.add(keys[i])
+    if not keep:
+        return [], {}
     groups: dict[Any, str] = {}
-    enabled = gc.isenabled()
-    gc.disable()  # millions of small containers, none of them cyclic
+    for i in range(len(files)):
+        for key, rid in (scans[i].groups or {}).items():
+            groups.setdefault(key, rid)
+    return [rid for i in range(len(files)) for rid in scans[i].ids or ()], groups
+
+
+def _edges_ok(shards: Sequence[Shard], files: Sequence[Sequence[bytes]]) -> bool:
+    """Each shard starts with the first id its header line lists and ends before the next's."""
     try:
-        for start in range(0, len(lines), CHUNK_LINES):
-            block_ids = _scan_block(lines[start : start + CHUNK_LINES], group_of, groups)
-            if block_ids is None:
-                return None
-            ids.extend(block_ids)
-    except (InvalidResource, KeyError):
-        return None
-    finally:
-        if enabled:
-            gc.enable()
-    if any(a >= b for a, b in pairwise(ids)) or nfc_twins(ids):
-        return None
-    return ids, groups
-
-
-def _scan_block(
-    block: list[bytes], group_of: Callable[[dict[str, Any]], Any] | None, groups: dict[Any, str]
-) -> list[str] | None:
-    """One block's ids, its group keys added to ``groups``; None if a line is not canonical.
-
-    Raises ``InvalidResource`` (or ``KeyError``) for a record that breaks a rule.
-    """
-    records = _canonical_records(block)
-    if records is None:
-        return None
-    if not valid_block(records):
-        for record in records:  # the exact rules, one record at a time
-            validate_record(record)
-    block_ids = list(map(_get_id, records))
-    if group_of is not None:
-        for record, rid in zip(records, block_ids, strict=True):
-            key = group_of(record)
-            if key is not None:
-                groups.setdefault(key if type(key) is str else canonical_json(key), rid)
-    return block_ids
-
-
-def _canonical_records(block: list[bytes]) -> list[dict[str, Any]] | None:
-    """The block's lines parsed, if each is canonical JSON of an object with the seven fields."""
-    joined = b"[" + b",".join(block) + b"]"
-    try:
-        records = orjson.loads(joined)
-    except orjson.JSONDecodeError:
-        return None
-    if len(records) != len(block) or orjson.dumps(records, option=orjson.OPT_SORT_KEYS) != joined:
-        return None
-    # Seven keys, each of which validate_record reads: exactly the seven fields.
-    if set(map(type, records)) != {dict} or set(map(len, records)) != {len(FIELDS)}:
-        return None
-    found: list[dict[str, Any]] = records
-    return found
+        for i, (shard, chunks) in enumerate(zip(shards, files, strict=True)):
+            first = line_id(chunks[0][: chunks[0].find(b"\n")])
+            last = line_id(chunks[-1][chunks[-1].rfind(b"\n", 0, len(chunks[-1]) - 1) + 1 :])
+            if first != shard.first or (i + 1 < len(shards) and last >= shards[i + 1].first):
+                return False
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError, ValueError):
+        return False
+    return True
 
 
 def _leaks(
