@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
@@ -55,6 +55,9 @@ class Side:
     locks: dict[tuple[str, int | None], LockRef]
     manifest: Manifest | None = None
     single: bool = False  # one lock named on purpose: paired with the other side's one lock
+    commit: str | None = None  # a revision's commit sha
+    worktree: bool = False  # the project's own working tree (not a path given on the command line)
+    specs: tuple[str, ...] = ()  # the NAME[@V] it was narrowed to ('select'); () for all
 
     def entry(self, name: str, version: int | None) -> Entry | None:
         if self.manifest is None or version is None:
@@ -134,7 +137,7 @@ def worktree_side(config: Config, label: str = "working tree") -> Side:
         )
     except ManifestError:
         manifest = None  # leak checks then use the default held-out splits and no group_by
-    return Side(label, locks, manifest)
+    return Side(label, locks, manifest, worktree=True)
 
 
 def _restore_set_aside(folder: Path) -> None:
@@ -164,7 +167,7 @@ def revision_side(repo: Repository, config: Config, rev: str, label: str | None 
                 if HEADER in files:
                     ref = _revision_lock(repo, files, f"{shown}:{path}")
                     locks[(ref.name, ref.version)] = ref
-    return Side(shown, locks, _revision_manifest(repo, config, sha))
+    return Side(shown, locks, _revision_manifest(repo, config, sha), commit=sha)
 
 
 def _join(*parts: str) -> str:
@@ -230,7 +233,7 @@ def select(side: Side, specs: list[str]) -> Side:
         for key, ref in side.locks.items()
         if any(ref.name == name and (version is None or ref.version == version) for name, version in wanted)
     }
-    return Side(side.label, locks, side.manifest, side.single)
+    return replace(side, locks=locks, specs=tuple(specs))
 
 
 def _one(side: Side, spec: str) -> Side:
