@@ -107,7 +107,8 @@ def test_text_report(history: Path, invoke: Invoke) -> None:
     )
     [t2] = [line for line in lines if line.startswith("~ basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w")]
     assert re.fullmatch(
-        r"~ \S+  \(version (blake3:[0-9a-f]{12}…) -> (blake3:[0-9a-f]{12}…), hash \1 -> \2, size \d+ -> \d+\)",
+        r"~ \S+  \(version (blake3:[0-9a-f]{12}…) -> (blake3:[0-9a-f]{12}…),"
+        r" hash \1 -> \2, size \d+ -> \d+\)",
         t2,
     ), t2
     assert re.search(r"  snapshot: blake3:[0-9a-f]{12}… -> blake3:[0-9a-f]{12}…$", result.output, re.M)

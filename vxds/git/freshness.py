@@ -21,7 +21,6 @@ from vxds.project.config import Config
 from vxds.project.manifest import Entry, parse_spec
 
 
-
 def _reader(config: Config, side: Side) -> Callable[[Path], str] | None:
     """How the side's recipe scripts are read: at its commit, or (None) from the working tree."""
     if side.commit is None:
