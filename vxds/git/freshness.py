@@ -15,7 +15,7 @@ from pathlib import Path
 from vxds.git.repo import Repository
 from vxds.locks.changes import DatasetDiff, State
 from vxds.locks.refs import Side
-from vxds.locks.status import staleness
+from vxds.locks.status import MERGED_REASON, staleness
 from vxds.locks.store import lock_dir
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, parse_spec
@@ -55,7 +55,8 @@ def _state(diff: DatasetDiff, entry: Entry, side: Side, read: Callable[[Path], s
     if reasons or ref.header.merged:
         state = "stale" if reasons else "merged"
     relock = f"the lock was not relocked: run 'vxds lock {entry.key}'"
-    diff.state, diff.reasons = state, (*reasons, relock) if reasons else ()
+    diff.state = state
+    diff.reasons = (*reasons, relock) if reasons else (MERGED_REASON,) if state == "merged" else ()
 
 
 def with_freshness(config: Config, new: Side, diffs: list[DatasetDiff]) -> list[DatasetDiff]:
