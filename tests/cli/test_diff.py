@@ -101,8 +101,17 @@ def test_text_report(history: Path, invoke: Invoke) -> None:
     result = invoke("diff", "v1", "HEAD", "-d", "all_basel_data")
     lines = result.output.splitlines()
     assert lines[:2] == ["--- v1:locks/all_basel_data/1", "+++ HEAD:locks/all_basel_data/1"]
-    assert "= basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.nii.gz  (attrs.Manufacturer)" in lines
-    assert "~ basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w.nii.gz  (version, hash, size)" in lines
+    assert (
+        "= basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.nii.gz  (attrs.Manufacturer Siemens -> Other)"
+        in lines
+    )
+    [t2] = [line for line in lines if line.startswith("~ basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w")]
+    assert re.fullmatch(
+        r"~ \S+  \(version (blake3:[0-9a-f]{12}…) -> (blake3:[0-9a-f]{12}…),"
+        r" hash \1 -> \2, size \d+ -> \d+\)",
+        t2,
+    ), t2
+    assert re.search(r"  snapshot: blake3:[0-9a-f]{12}… -> blake3:[0-9a-f]{12}…$", result.output, re.M)
     assert lines[-1].startswith("all_basel_data@1: changed, ")
     assert "\x1b[" not in result.output  # no colour in a pipe
     stat = invoke("diff", "v1", "HEAD", "-d", "all_basel_data", "--stat").output
@@ -113,8 +122,10 @@ def test_text_report(history: Path, invoke: Invoke) -> None:
 def test_markdown_report(history: Path, invoke: Invoke) -> None:
     result = invoke("diff", "v1", "HEAD", "--format", "markdown", "--max-rows", "2")
     text = result.output
-    assert text.startswith("## vxds diff: `v1` → `HEAD`\n")
-    assert "| Dataset | Version | Status |" in text
+    v1, head = (git(history, "rev-parse", "--short=7", rev).strip() for rev in ("v1", "HEAD"))
+    assert text.startswith(f"## vxds diff: `v1@{v1}` → `HEAD@{head}`\n")
+    assert "| Dataset | Version | Status | Lock |" in text
+    assert "| attrs.Manufacturer Siemens → Other |" in text
     assert "<details><summary>" in text
     assert "more not shown (`--max-rows 2`)" in text
 
@@ -125,7 +136,20 @@ def test_leak_warnings(project: Path, invoke: Invoke) -> None:
     doc = _json(invoke, "viseg_training@1", "viseg_training@2")
     warnings = doc["datasets"][0]["warnings"]
     assert {w["kind"] for w in warnings} == {"held-out-to-training"}
-    assert any(w["subject"] == '"BS04"' for w in warnings)
+    assert any(w["subject"] == "BS04" for w in warnings)  # the value itself, not JSON in JSON
+    moves = doc["datasets"][0]["moves"]
+    assert {
+        "group": "BS04",
+        "from": "test",
+        "to": "train",
+        "ids": [
+            "basel/derivatives/lesions/sub-BS04/ses-02/anat/sub-BS04_ses-02_desc-lesion_mask.nii.gz",
+            "basel/sub-BS04/ses-02/anat/sub-BS04_ses-02_T2w.nii.gz",
+        ],
+    } in moves
+    assert len(moves) == 5  # 14 moved resources are 5 subjects
+    text = invoke("diff", "viseg_training@1", "viseg_training@2").output
+    assert '  attrs.subject "BS07": train -> test (4 resources)\n' in text
 
 
 def test_bad_input(history: Path, invoke: Invoke) -> None:
@@ -179,21 +203,108 @@ def test_readme_example_is_what_vxds_prints(invoke: Invoke) -> None:
     assert shown in (REPO / "README.md").read_text()
 
 
-@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
-def test_ci_examples_run(history: Path, invoke: Invoke, name: str) -> None:
-    """Every ``vxds diff`` command of the CI examples runs, with the target branch as main."""
+def _ci_commands(name: str) -> list[str]:
+    """The vxds commands of a CI template, with the target branch as the local ``origin/main``."""
     text = (REPO / "docs" / "ci" / name).read_text()
     yaml.safe_load(text)
-    commands = re.findall(r"vxds diff [^\n>|]*", text)
-    assert any("--format markdown" in c for c in commands)
-    assert any("--exit-code" in c for c in commands)
+    commands = re.findall(r"vxds (?:diff|verify) [^\n>|]*", text)
+    return [re.sub(r'"origin/[^"]*?(\.\.\.HEAD)?"', r"origin/main\1", c).strip() for c in commands]
+
+
+@pytest.mark.parametrize("name", ["github-actions.yml", "gitlab-ci.yml"])
+def test_ci_templates_run_and_fail_on_a_stale_lock(history: Path, invoke: Invoke, name: str) -> None:
+    """Both templates' commands, on a pull request that is clean and on one not relocked."""
+    commands = _ci_commands(name)
+    assert [c.split()[1] for c in commands] == ["diff", "verify", "diff"]
+    assert "--format markdown" in commands[0]
+    assert commands[1] == "vxds verify --no-exec --base origin/main"
+    assert "--exit-code" in commands[2]
+    git(history, "branch", "-f", "origin/main", "main")  # a local stand-in for the remote branch
     git(history, "checkout", "-q", "-b", "feature")
-    git(history, "branch", "-f", "origin/main", "v1")  # a local stand-in for the remote branch
+    (history / "NOTES.md").write_text("no dataset change\n")
+    commit_all(history, "notes")
     for command in commands:
-        command = re.sub(r'"origin/[^"]*\.\.\.HEAD"', "origin/main...HEAD", command)
         result = invoke(*shlex.split(command)[1:])
-        assert result.exit_code in (0, 1), result.output
-        assert ("--exit-code" in command) == (result.exit_code == 1)
+        assert result.exit_code == 0, (command, result.output)
+    recipe = history / "recipes/basel.py"
+    recipe.write_text(recipe.read_text() + "# a change committed without a relock\n")
+    commit_all(history, "recipe changed, --no-verify")
+    markdown, verify, exit_code = (invoke(*shlex.split(c)[1:]) for c in commands)
+    assert markdown.exit_code == 0
+    assert (
+        "> stale: the recipe script ./recipes/basel.py changed; the lock was not relocked" in markdown.output
+    )
+    assert (verify.exit_code, exit_code.exit_code) == (1, 1)
+    assert "VX203" in verify.output
+
+
+def test_a_stale_lock_is_part_of_every_format(history: Path, invoke: Invoke) -> None:
+    git(history, "checkout", "-q", "-b", "feature")
+    datasets = history / "datasets.yaml"
+    datasets.write_text(datasets.read_text().replace("test_every: 3", "test_every: 4"))
+    commit_all(history, "params changed, no relock")
+    doc = _json(invoke, "main...HEAD")
+    states = {(d["name"], d["new_version"]): (d["state"], d["reasons"]) for d in doc["datasets"]}
+    assert states[("viseg_training", 2)] == (
+        "stale",
+        [
+            "the recipe params changed",
+            "the manifest entry changed",
+            "the lock was not relocked: run 'vxds lock viseg_training@2'",
+        ],
+    )
+    assert states[("viseg_training", 1)] == ("fresh", [])
+    assert doc["differs"] is False  # no lock changed; the exit code still fails on it
+    assert invoke("diff", "main...HEAD", "--exit-code").exit_code == 1
+    text = invoke("diff", "main...HEAD", "--hide-unchanged").output.splitlines()
+    assert text == [
+        "viseg_training@2: stale: the recipe params changed; the manifest entry changed;"
+        " the lock was not relocked: run 'vxds lock viseg_training@2'",
+    ]
+    assert "No dataset changed" not in invoke("diff", "main...HEAD", "--format", "markdown").output
+    assert invoke("diff", "main...HEAD", "-d", "all_basel_data", "--exit-code").exit_code == 0
+
+
+def test_a_missing_lock_and_a_frozen_lock_that_changed(history: Path, invoke: Invoke) -> None:
+    git(history, "checkout", "-q", "-b", "feature")
+    with (history / "datasets.yaml").open("a") as fh:
+        fh.write("\n- name: clinical_cohort\n  version: 2\n  script_location: ./recipes/clinical.py\n")
+    assert invoke("bump", "all_basel_data").exit_code == 0
+    git(history, "checkout", "v1", "--", "locks/all_basel_data/1")  # the published lock, put back wrongly
+    commit_all(history, "a version without a lock; a frozen lock changed")
+    doc = _json(invoke, "main...HEAD")
+    states = {(d["name"], d["new_version"]): d["state"] for d in doc["datasets"]}
+    assert states[("clinical_cohort", 2)] == "missing"
+    assert states[("all_basel_data", 1)] == "frozen-changed"
+    assert states[("all_basel_data", 2)] == "missing"
+    text = invoke("diff", "main...HEAD").output
+    assert (
+        "clinical_cohort@2: missing: no lock at locks/clinical_cohort/2; run 'vxds lock clinical_cohort@2'"
+        in text
+    )
+    markdown = invoke("diff", "main...HEAD", "--format", "markdown").output
+    assert "| clinical_cohort | none → 2 | unchanged | missing |" in markdown
+    assert "> [!CAUTION]\n> frozen-changed: frozen version changed" in markdown
+
+
+def test_hide_unchanged(history: Path, invoke: Invoke) -> None:
+    git(history, "checkout", "-q", "-b", "feature")
+    recipe = history / "recipes/basel.py"
+    recipe.write_text(recipe.read_text() + "# a comment\n")
+    assert invoke("lock", "all_basel_data@1").exit_code == 0
+    commit_all(history, "basel relocked")
+    shown = invoke("diff", "main...HEAD", "--format", "markdown").output
+    assert "| all_basel_data | 1 | changed | fresh |" in shown
+    assert "| viseg_training |" not in shown
+    assert "_3 unchanged datasets not shown (`--show-unchanged`)._" in shown
+    every = invoke("diff", "main...HEAD", "--format", "markdown", "--show-unchanged").output
+    assert "| viseg_training | 1 | unchanged | fresh |" in every
+    assert "not shown" not in every
+    text = invoke("diff", "main...HEAD").output
+    assert "viseg_training@1: unchanged (26 unchanged)" in text
+    hidden = invoke("diff", "main...HEAD", "--hide-unchanged").output
+    assert "viseg_training@1: unchanged" not in hidden
+    assert hidden.splitlines()[-1].startswith("all_basel_data@1: changed, ")
 
 
 def test_one_dataset_compares_head_with_the_working_tree(history: Path, invoke: Invoke) -> None:

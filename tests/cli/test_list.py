@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.helpers import Invoke
@@ -52,3 +53,34 @@ def test_description_change_is_not_stale(project: Path, invoke: Invoke) -> None:
     manifest = project / "datasets.yaml"
     manifest.write_text(manifest.read_text().replace("Everything from the Basel trial", "All of Basel"))
     assert states(invoke)["all_basel_data@1"] == "fresh"
+
+
+def _data(invoke: Invoke) -> dict[str, str]:
+    result = invoke("list", "--data", "--format", "json")
+    assert result.exit_code == 0, result.output
+    return {
+        f"{d['name']}@{d['version']}": d["data"] and d["data"]["state"]
+        for d in json.loads(result.stdout)["datasets"]
+    }
+
+
+def test_data_column_says_whether_the_source_drifted(project: Path, invoke: Invoke) -> None:
+    assert set(_data(invoke).values()) == {None}  # no lock, nothing to compare
+    assert invoke("lock", "--all").exit_code == 0
+    assert set(_data(invoke).values()) == {"same"}
+    assert invoke("list").output.split()[:4] == ["DATASET", "VERSION", "STATE", "RESOURCES"]
+    t2 = project / "sample-data/basel/sub-BS02/ses-01/anat/sub-BS02_ses-01_T2w.nii.gz"
+    t2.write_bytes(t2.read_bytes() + b"\0")
+    assert states(invoke) == dict.fromkeys(_data(invoke), "fresh")  # the lock still matches its recipe
+    assert set(_data(invoke).values()) == {"drifted"}
+    lines = invoke("list", "--data").output.splitlines()
+    assert lines[0].split() == ["DATASET", "VERSION", "STATE", "DATA", "RESOURCES", "DESCRIPTION"]
+    assert lines[1].split()[:4] == ["viseg_training", "1", "fresh", "drifted"]
+    assert (
+        "  viseg_training@1: the source ./sample-data changed since the lock:"
+        in invoke("list", "--data").output
+    )
+    shutil.rmtree(project / "sample-data")
+    assert set(_data(invoke).values()) == {"unreachable"}
+    text = invoke("list", "--data").output
+    assert "does not exist; keep the data where every clone reaches it: a catalog" in text

@@ -171,7 +171,8 @@ def test_changed_data_is_found_by_reproduce_and_data_not_by_staleness(locked: Pa
         " 1 changed; header: snapshot (12 unchanged)\n" in reproduced.output
     )
     # the drift as vxds diff shows it, under the finding
-    assert "      ~ zurich/participants.tsv#sub-ZH01  (version, hash, attrs.age)\n" in reproduced.output
+    assert "      ~ zurich/participants.tsv#sub-ZH01  (version blake3:" in reproduced.output
+    assert ", attrs.age 45 -> 46)\n" in reproduced.output
     doc = json.loads(invoke("verify", "--reproduce", "clinical_cohort", "--format", "json").output)
     [change] = doc["drift"]["clinical_cohort@1"]["changes"]
     assert (change["kind"], change["fields"]) == ("changed", ["version", "hash", "attrs.age"])

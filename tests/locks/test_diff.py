@@ -56,6 +56,7 @@ def test_fields_that_changed() -> None:
         "kind": "changed",
         "split": "train",
         "fields": ["version"],
+        "values": {"version": {"old": 1, "new": 2}},
         "old": R("b").to_record(),
         "new": R("b", 2).to_record(),
     }
@@ -112,6 +113,7 @@ def test_group_leak_in_new_lock() -> None:
         train=make_split(R("a", subject="01"), R("b", subject="02")), test=make_split(R("c", subject="01"))
     )
     warnings = diff_locks(OLD, new, group_by="attrs.subject").warnings
+    assert [w.to_json()["subject"] for w in warnings] == ["01"]  # the value, not JSON in JSON
     assert [(w.kind, w.subject, w.splits) for w in warnings] == [
         ("group-in-two-splits", '"01"', ("test", "train"))
     ]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
@@ -28,8 +29,11 @@ What to compare (each side is every lock, or the ones chosen with -d):
 \b
 Lines: + added, - removed, ~ changed (version, hash, size, uri or type),
 = metadata (attrs only), > moved to another split.
-Exit codes: 0 (with --exit-code: nothing differs), 1 something differs (with
---exit-code), 2 bad input: an unknown revision or dataset, a corrupt lock.
+Every lock of NEW is also checked against its recipe, params and manifest entry
+(no recipe runs): a stale or missing lock is reported in every format.
+Exit codes: 0 (with --exit-code: nothing differs and no lock is stale or missing),
+1 something differs or a lock is stale or missing (with --exit-code), 2 bad input:
+an unknown revision or dataset, a corrupt lock.
 """
 
 STYLES = {
@@ -71,7 +75,16 @@ def paint(text: str, role: str) -> str:
     show_default=True,
     help="Longest list in a Markdown report; the rest is counted.",
 )
-@click.option("--exit-code", is_flag=True, help="Exit 1 when anything differs, 0 when nothing does.")
+@click.option(
+    "--hide-unchanged/--show-unchanged",
+    default=None,
+    help="Leave datasets with no change out of the summary (default: hidden in Markdown only).",
+)
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 1 when anything differs or a lock on the new side is stale or missing, 0 otherwise.",
+)
 @root_option
 def command(
     sides: tuple[str, ...],
@@ -81,6 +94,7 @@ def command(
     name_only: bool,
     by: tuple[str, ...],
     max_rows: int,
+    hide_unchanged: bool | None,
     exit_code: bool,
     root: Path | None,
 ) -> int:
@@ -90,20 +104,39 @@ def command(
     paths to lock folders or resources.<split>.jsonl files. Nothing is checked out and the
     repository is never modified.
     """
+    from vxds.git.freshness import with_freshness
     from vxds.locks.diff import diff_sides
     from vxds.project.config import load_config
 
-    old, new = _sides(load_config(root), sides, datasets)
-    diffs = diff_sides(old, new, by=by)
-    _render(diffs, old.label, new.label, fmt=fmt, name_only=name_only, stat=stat, max_rows=max_rows)
-    differs = any(not d.empty for d in diffs)
-    return 1 if exit_code and differs else 0
+    config = load_config(root)
+    old, new = _sides(config, sides, datasets)
+    diffs = with_freshness(config, new, diff_sides(old, new, by=by))
+    hide = fmt == "markdown" if hide_unchanged is None else hide_unchanged
+    labels = Labels(old.label, new.label, title(old), title(new))
+    _render(diffs, labels, fmt=fmt, name_only=name_only, stat=stat, max_rows=max_rows, hide=hide)
+    failed = any(not d.empty or d.needs_relock for d in diffs)
+    return 1 if exit_code and failed else 0
+
+
+class Labels(NamedTuple):
+    old: str
+    new: str
+    old_title: str  # with the commit: main@1a2b3c4
+    new_title: str
+
+
+def title(side: Side) -> str:
+    """A side as the Markdown title names it: a revision with its short commit."""
+    if side.commit is None:
+        return side.label
+    match = re.fullmatch(r"merge-base\((.*), .*\)", side.label)
+    return f"{match.group(1) if match else side.label}@{side.commit[:7]}"
 
 
 def _sides(config: Config, sides: tuple[str, ...], datasets: tuple[str, ...]) -> tuple[Side, Side]:
     """The two sides to compare, narrowed to ``datasets``; each one must be in either side."""
     from vxds.errors import UsageError
-    from vxds.locks.refs import SideFinder, select
+    from vxds.locks.sides import SideFinder, select
 
     old, new = SideFinder(config).sides(list(sides))
     for spec in datasets:
@@ -113,7 +146,14 @@ def _sides(config: Config, sides: tuple[str, ...], datasets: tuple[str, ...]) ->
 
 
 def _render(
-    diffs: list[DatasetDiff], old: str, new: str, *, fmt: str, name_only: bool, stat: bool, max_rows: int
+    diffs: list[DatasetDiff],
+    labels: Labels,
+    *,
+    fmt: str,
+    name_only: bool,
+    stat: bool,
+    max_rows: int,
+    hide: bool,
 ) -> None:
     """Print the diffs: the ids only (--name-only), or as ``json``, ``markdown`` or ``text``."""
     if name_only:
@@ -125,15 +165,16 @@ def _render(
         from vxds.cli.output import print_json
         from vxds.report.jsonreport import document
 
-        print_json(document(diffs, old=old, new=new))
+        print_json(document(diffs, old=labels.old, new=labels.new))
     elif fmt == "markdown":
         from vxds.report.markdown import render as markdown
 
-        click.echo(markdown(diffs, old=old, new=new, max_rows=max_rows), nl=False)
+        old, new = labels.old_title, labels.new_title
+        click.echo(markdown(diffs, old=old, new=new, max_rows=max_rows, hide_unchanged=hide), nl=False)
     else:
         from vxds.report.text import render
 
         if not diffs:
-            click.echo(f"no locks in {old} or {new}")
-        for line in render(diffs, paint=paint, stat=stat):
+            click.echo(f"no locks in {labels.old} or {labels.new}")
+        for line in render(diffs, paint=paint, stat=stat, hide_unchanged=hide):
             click.echo(line)

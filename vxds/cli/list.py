@@ -9,6 +9,7 @@ import click
 from vxds.cli.options import format_option, root_option
 from vxds.cli.output import print_json, state, table
 from vxds.locks.status import LockStatus, lock_status
+from vxds.project.config import Config
 from vxds.project.load import open_project
 
 EPILOG = """\b
@@ -19,6 +20,14 @@ States:
   frozen   closed by 'vxds bump': the lock is kept as published, never relocked
   missing  no lock has been written yet
   corrupt  the lock cannot be read or a digest does not match its content
+
+\b
+With --data, the DATA column says whether the source changed since the lock
+(from the stat caches: only files whose size or mtime changed are hashed):
+  same         the source's snapshot is the one locked
+  drifted      the source changed: 'vxds verify --data' says which resources
+  unreachable  the source cannot be read (a clone without the data folder)
+  unknown      the lock records no single source snapshot
 """
 
 
@@ -35,31 +44,60 @@ def _record(status: LockStatus) -> dict[str, object]:
     }
 
 
+def _with_drift(config: Config, statuses: list[LockStatus], records: list[dict[str, object]]) -> None:
+    """The DATA column: each lock's source against its snapshot now (each source read once)."""
+    from vxds.verify.drift import Drift, source_drift
+
+    seen: dict[str, str | Drift] = {}
+    for status, record in zip(statuses, records, strict=True):
+        drift = source_drift(config, status.header, seen) if status.header is not None else None
+        record["data"] = None if drift is None else {"state": drift.state, "detail": drift.detail}
+
+
+def _notes(record: dict[str, object]) -> list[str]:
+    """The reasons under a row: why the lock is not fresh, and what the DATA column found."""
+    drift = record.get("data")
+    detail = [str(drift["detail"])] if isinstance(drift, dict) and drift["detail"] else []
+    return [*map(str, record["reasons"]), *detail]  # type: ignore[call-overload]
+
+
 @click.command("list", epilog=EPILOG)
+@click.option("--data", "data", is_flag=True, help="Add a DATA column: did the source change since the lock?")
 @format_option
 @root_option
-def command(fmt: str, root: Path | None) -> int:
+def command(data: bool, fmt: str, root: Path | None) -> int:
     """List datasets with the state of their locks (no recipe is run)."""
     config, manifest = open_project(root, require_scripts=False)
-    records = [_record(lock_status(entry, config)) for entry in manifest]
+    statuses = [lock_status(entry, config) for entry in manifest]
+    records = [_record(s) for s in statuses]
+    if data:
+        _with_drift(config, statuses, records)
     if fmt == "json":
         print_json({"datasets": records})
         return 0
     if not records:
         click.echo(f"no datasets in {config.relative(config.manifest)}; add one with 'vxds new NAME'")
         return 0
-    rows = [
-        [
-            str(r["name"]),
-            str(r["version"]),
-            state(str(r["state"])),
-            "" if r["resources"] is None else str(r["resources"]),
-            str(r["description"]),
-        ]
-        for r in records
-    ]
-    click.echo(table(rows, ["DATASET", "VERSION", "STATE", "RESOURCES", "DESCRIPTION"]))
+    click.echo(table([_row(r, data) for r in records], _headers(data)))
     for r in records:
-        for reason in r["reasons"]:  # type: ignore[attr-defined]
+        for reason in _notes(r):
             click.secho(f"  {r['name']}@{r['version']}: {reason}", dim=True)
     return 0
+
+
+def _headers(data: bool) -> list[str]:
+    return ["DATASET", "VERSION", "STATE", *(["DATA"] if data else []), "RESOURCES", "DESCRIPTION"]
+
+
+def _row(r: dict[str, object], data: bool) -> list[str]:
+    drift = r.get("data")
+    shown = [str(drift["state"]) if isinstance(drift, dict) else ""] if data else []
+    resources = "" if r["resources"] is None else str(r["resources"])
+    return [
+        str(r["name"]),
+        str(r["version"]),
+        state(str(r["state"])),
+        *shown,
+        resources,
+        str(r["description"]),
+    ]

@@ -14,7 +14,8 @@ from vxds.errors import NotFoundError
 from vxds.git.repo import CommitInfo, Repository
 from vxds.locks.changes import Change
 from vxds.locks.diff import HELD_OUT, DatasetDiff, diff_refs
-from vxds.locks.refs import Side, revision_side, select
+from vxds.locks.refs import Side, revision_side
+from vxds.locks.sides import select
 from vxds.project.config import Config
 from vxds.project.manifest import load_manifest, parse_spec
 

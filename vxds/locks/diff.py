@@ -92,6 +92,7 @@ def diff_refs(
         changes=changes,
         unchanged=unchanged,
         splits={s: _counts(old_tallies[s], new_tallies[s], fields) for s in names},
+        group_by=group_by,
     )
     if new is not None:
         result.warnings += _warnings(changes, group_by, held_out, old_tallies, new_tallies)

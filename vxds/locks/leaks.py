@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from vxds.hashing import canonical_json
 from vxds.locks.changes import GROUP_IN_TWO_SPLITS, HELD_OUT_TO_TRAINING, MOVED, Change, Leak, Record
 from vxds.locks.split_diff import group_key
@@ -20,6 +22,11 @@ Groups = Mapping[str, Mapping[Any, str]]  # split -> group key -> an id in it
 
 def _show_key(key: Any) -> str:
     return (canonical_json(key) if isinstance(key, str) else key).decode()
+
+
+def _raw(key: Any) -> Any:
+    """A group key as the value it was in the lock (for JSON)."""
+    return orjson.loads(key) if isinstance(key, bytes) else key
 
 
 def _key_of(record: Record, group_by: str) -> Any:
@@ -39,6 +46,7 @@ def group_leaks(group_by: str, groups: Groups) -> list[Leak]:
             _show_key(key),
             tuple(splits),
             f"{group_by} {_show_key(key)} is in splits {', '.join(splits)}",
+            _raw(key),
         )
         for key, splits in sorted(seen.items(), key=lambda kv: _show_key(kv[0]))
         if len(splits) > 1
@@ -65,7 +73,7 @@ def held_out_leaks(
                     leaked.add(key)
                     shown_key = _show_key(key)
                     message = f"{group_by} {shown_key} was in held-out split {before} and is now in {after}"
-                    leaks.append(Leak(HELD_OUT_TO_TRAINING, shown_key, (before, after), message))
+                    leaks.append(Leak(HELD_OUT_TO_TRAINING, shown_key, (before, after), message, _raw(key)))
     for c in changes:
         if c.kind != MOVED or c.from_split not in held_out or c.split in held_out:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +29,18 @@ class LockStatus:
     header: Header | None = None  # the lock's header, when it could be read and checked
 
 
-def staleness(entry: Entry, header: Header) -> list[str]:
+def staleness(entry: Entry, header: Header, read: Callable[[Path], str] | None = None) -> list[str]:
     """Why a lock no longer matches ``entry``: recipe text, params or manifest entry.
 
-    A frozen entry is never stale: its recipe may go on changing for the versions after it.
+    ``read`` gives a script's text (default: from the working tree; ``vxds diff`` reads it
+    at a revision). A frozen entry is never stale: its recipe may go on changing for the
+    versions after it.
     """
     if entry.frozen:
         return []
     reasons = []
     try:
-        text_digest = digest_text(entry.script.read_text(encoding="utf-8"))
+        text_digest = digest_text(read(entry.script) if read else entry.script.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError):
         reasons.append(f"the recipe script {entry.script_location} cannot be read")
     else:

@@ -7,7 +7,7 @@ from typing import Any
 
 from vxds.locks.changes import DatasetDiff
 
-FORMAT = 1
+FORMAT = 2  # 2: a leak's subject is the group's own value, not that value as JSON
 
 
 def document(diffs: Sequence[DatasetDiff], *, old: str, new: str) -> dict[str, Any]:

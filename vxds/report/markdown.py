@@ -7,7 +7,6 @@ per-split table and collapsible lists of the resources that changed, each cut at
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -24,9 +23,9 @@ from vxds.locks.changes import (
     ChangeKind,
     DatasetDiff,
 )
+from vxds.report.values import as_json, field_values, short
 
 TITLE = "vxds diff"
-DIGEST_RE = re.compile(r"\b([a-z0-9]+:[0-9a-f]{12})[0-9a-f]{20,}\b")
 
 
 def cell(value: Any) -> str:
@@ -54,12 +53,6 @@ def _heading(diff: DatasetDiff) -> str:
     return f"{diff.name}@{diff.old_version} → @{diff.new_version}"
 
 
-def _short(value: Any) -> str:
-    """Digests cut to 12 hex digits: enough to tell them apart in a review."""
-    text = value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    return DIGEST_RE.sub(lambda m: m.group(1) + "…", text)
-
-
 def _version_cell(diff: DatasetDiff) -> str:
     old = "none" if diff.old_version is None else str(diff.old_version)
     new = "none" if diff.new_version is None else str(diff.new_version)
@@ -71,7 +64,7 @@ def _summary_table(diffs: Sequence[DatasetDiff]) -> Iterator[str]:
     for diff in diffs:
         counts = diff.counts()
         rows.append(
-            [cell(diff.name), _version_cell(diff), diff.status]
+            [cell(diff.name), _version_cell(diff), diff.status, diff.state or ""]
             + [str(counts[k]) for k in (*KINDS, "unchanged")]
             + [str(len(diff.warnings))]
         )
@@ -79,6 +72,7 @@ def _summary_table(diffs: Sequence[DatasetDiff]) -> Iterator[str]:
         "Dataset",
         "Version",
         "Status",
+        "Lock",
         "Added",
         "Removed",
         "Changed",
@@ -86,7 +80,7 @@ def _summary_table(diffs: Sequence[DatasetDiff]) -> Iterator[str]:
         "Moved",
         "Unchanged",
     ]
-    yield from _table([*headers, "Warnings"], rows, "lll" + "r" * 7)
+    yield from _table([*headers, "Warnings"], rows, "llll" + "r" * 7)
 
 
 def _split_table(diff: DatasetDiff) -> Iterator[str]:
@@ -137,7 +131,18 @@ def _cut(total: int, max_rows: int) -> Iterator[str]:
 
 def _change_row(change: Change) -> list[str]:
     where = f"{change.from_split} → {change.split}" if change.kind == MOVED else change.split
-    return [change.kind, cell(where), code(change.id), cell(", ".join(change.fields))]
+    return [change.kind, cell(where), code(change.id), cell(", ".join(field_values(change, "→")))]
+
+
+def _move_groups(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
+    """One row per ``group_by`` value that moved: 12 moved resources may be 6 subjects."""
+    groups = diff.move_groups()
+    if not groups:
+        return
+    rows = [[code(as_json(g.value)), cell(f"{g.from_split} → {g.to_split}"), str(len(g.ids))] for g in groups]
+    yield ""
+    yield from _table([cell(str(diff.group_by)), "Moved", "Resources"], rows[:max_rows], "llr")
+    yield from _cut(len(rows), max_rows)
 
 
 def _changes(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
@@ -158,6 +163,10 @@ def _changes(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
 def _dataset(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
     yield ""
     yield f"### {cell(_heading(diff))}"
+    if diff.needs_relock or diff.state == "merged":
+        yield ""
+        yield "> [!CAUTION]" if diff.needs_relock else "> [!NOTE]"
+        yield f"> {cell(diff.state)}: {cell('; '.join(diff.reasons))}"
     if diff.warnings:
         yield ""
         yield "> [!WARNING]"
@@ -167,25 +176,37 @@ def _dataset(diff: DatasetDiff, max_rows: int) -> Iterator[str]:
             yield f"> … and {len(diff.warnings) - max_rows} more warnings."
     if diff.header:
         yield ""
-        rows = [[cell(h.field), code(_short(h.old)), code(_short(h.new))] for h in diff.header]
+        rows = [[cell(h.field), code(short(h.old)), code(short(h.new))] for h in diff.header]
         yield from _table(["Header", "Old", "New"], rows, "lll")
     if diff.splits:
         yield ""
         yield from _split_table(diff)
     yield from _by_tables(diff, max_rows)
+    yield from _move_groups(diff, max_rows)
     yield from _changes(diff, max_rows)
 
 
-def render(diffs: Sequence[DatasetDiff], *, old: str, new: str, max_rows: int = 50) -> str:
-    """The whole comment, ending with a newline."""
+def _shown(diff: DatasetDiff) -> bool:
+    return not diff.empty or diff.needs_relock or diff.state == "merged"
+
+
+def render(
+    diffs: Sequence[DatasetDiff], *, old: str, new: str, max_rows: int = 50, hide_unchanged: bool = True
+) -> str:
+    """The whole comment, ending with a newline; a dataset with no change and a fresh lock is
+    left out of the summary table with ``hide_unchanged``."""
     lines = [f"## {TITLE}: {code(old)} → {code(new)}", ""]
     if not diffs:
         lines.append("No locks on either side.")
-    elif all(d.empty for d in diffs):
+    elif not any(_shown(d) for d in diffs):
         lines.append(f"No dataset changed ({len(diffs)} compared).")
     else:
-        lines += _summary_table(diffs)
+        listed = [d for d in diffs if _shown(d) or not hide_unchanged]
+        lines += _summary_table(listed)
+        if len(listed) < len(diffs):
+            n = len(diffs) - len(listed)
+            lines += ["", f"_{n} unchanged dataset{'s' if n != 1 else ''} not shown (`--show-unchanged`)._"]
         for diff in diffs:
-            if not diff.empty:
+            if _shown(diff):
                 lines += _dataset(diff, max_rows)
     return "\n".join(lines) + "\n"

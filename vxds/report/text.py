@@ -7,9 +7,7 @@ them through unchanged in a pipe.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
-
-import orjson
+from typing import Literal
 
 from vxds.locks.changes import (
     ADDED,
@@ -23,6 +21,7 @@ from vxds.locks.changes import (
     DatasetDiff,
     SplitCounts,
 )
+from vxds.report.values import as_json, field_values, short
 
 # What a line is, for colour: a change's kind, or one of the parts around the changes.
 Role = ChangeKind | Literal["summary", "header", "hunk", "dim", "warning"]
@@ -65,10 +64,6 @@ def summary(diff: DatasetDiff) -> str:
     )
 
 
-def _value(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def _split_line(name: str, counts: SplitCounts) -> str:
     types = ", ".join(
         f"{value} {before} -> {after}" if before != after else f"{value} {after}"
@@ -88,20 +83,34 @@ def _by_lines(name: str, counts: SplitCounts) -> Iterator[str]:
 
 
 def _change_line(change: Change) -> str:
+    """``~ id  (attrs.age 49 -> 50)``; a move names its splits first."""
     mark = MARKS[change.kind]
-    if change.kind == MOVED:
-        detail = f"  {change.from_split} -> {change.split}"
-        return f"{mark} {change.id}{detail}" + (f"  ({', '.join(change.fields)})" if change.fields else "")
-    fields = f"  ({', '.join(change.fields)})" if change.fields else ""
-    return f"{mark} {change.id}{fields}"
+    fields = f"  ({', '.join(field_values(change))})" if change.fields else ""
+    moved = f"  {change.from_split} -> {change.split}" if change.kind == MOVED else ""
+    return f"{mark} {change.id}{moved}{fields}"
 
 
-def render(diffs: Sequence[DatasetDiff], *, paint: Paint = plain, stat: bool = False) -> Iterator[str]:
-    """Lines of the text report; unchanged datasets get their summary line only."""
+def state_line(diff: DatasetDiff) -> str | None:
+    """``name@1: stale: the recipe script ... changed; the lock was not relocked``."""
+    if diff.state not in ("stale", "missing", "frozen-changed", "merged"):
+        return None
+    return f"{diff.name}@{diff.new_version or diff.old_version}: {diff.state}: {'; '.join(diff.reasons)}"
+
+
+def render(
+    diffs: Sequence[DatasetDiff], *, paint: Paint = plain, stat: bool = False, hide_unchanged: bool = False
+) -> Iterator[str]:
+    """Lines of the text report; unchanged datasets get their summary line only (none when
+    ``hide_unchanged``), and a lock that is not fresh a line saying why."""
     for diff in diffs:
         if not diff.empty:
             yield from _dataset(diff, paint, stat=stat)
-        yield paint(summary(diff), "summary")
+        state = state_line(diff)
+        has_lock = diff.old_version is not None or diff.state != "missing"
+        if has_lock and not (hide_unchanged and diff.empty):
+            yield paint(summary(diff), "summary")
+        if state is not None:
+            yield paint(state, "warning")
 
 
 def _dataset(diff: DatasetDiff, paint: Paint, *, stat: bool) -> Iterator[str]:
@@ -109,7 +118,7 @@ def _dataset(diff: DatasetDiff, paint: Paint, *, stat: bool) -> Iterator[str]:
     yield paint(f"--- {diff.old_label or '/dev/null'}", "removed")
     yield paint(f"+++ {diff.new_label or '/dev/null'}", "added")
     for field in diff.header:
-        yield paint(f"  {field.field}: {_value(field.old)} -> {_value(field.new)}", "header")
+        yield paint(f"  {field.field}: {short(field.old)} -> {short(field.new)}", "header")
     by_split: dict[str, list[Change]] = {}
     for change in diff.changes:
         by_split.setdefault(change.split if change.kind != MOVED else "", []).append(change)
@@ -120,10 +129,24 @@ def _dataset(diff: DatasetDiff, paint: Paint, *, stat: bool) -> Iterator[str]:
             yield from (paint(_change_line(c), c.kind) for c in by_split.get(name, ()))
     if not stat and by_split.get(""):
         yield paint("@@ moved between splits @@", "hunk")
-        yield from (paint(_change_line(c), MOVED) for c in by_split[""])
+        yield from _moves(diff, by_split[""], paint)
     key = diff.name if diff.new_version is None else f"{diff.name}@{diff.new_version}"
     for warning in diff.warnings:
         yield paint(f"warning: {key}: {warning.message}", "warning")
+
+
+def _moves(diff: DatasetDiff, moved: list[Change], paint: Paint) -> Iterator[str]:
+    """The moved resources, under one line per ``group_by`` value when the dataset has one."""
+    groups = diff.move_groups()
+    if not groups:
+        yield from (paint(_change_line(c), MOVED) for c in moved)
+        return
+    by_id = {c.id: c for c in moved}
+    for group in groups:
+        n = len(group.ids)
+        head = f"{diff.group_by} {as_json(group.value)}: {group.from_split} -> {group.to_split}"
+        yield paint(f"  {head} ({n} resource{'s' if n != 1 else ''})", "dim")
+        yield from (paint(_change_line(by_id[rid]), MOVED) for rid in group.ids)
 
 
 def names(diffs: Sequence[DatasetDiff]) -> Iterator[str]:

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vxds.errors import UsageError
-from vxds.locks.refs import LockRef, Side, revision_side, select, worktree_side
+from vxds.locks.refs import LockRef, Side, revision_side, worktree_side
+from vxds.locks.sides import select
 from vxds.project.config import Config
 from vxds.resource import Resource
 from vxds.store.cas import stored_digest

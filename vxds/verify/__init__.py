@@ -29,7 +29,7 @@ from vxds.verify.integrity import check_integrity, check_presence, check_stalene
 from vxds.verify.line_scan import valid_block
 from vxds.verify.model import CACHE_FILE, Context, Options, Report, ResultCache, Sample, Target
 from vxds.verify.project import find_targets, manifest_findings, script_findings
-from vxds.verify.reruns import check_merged, check_published, check_reproduce, published_by_key
+from vxds.verify.reruns import check_merged, check_published, check_reproduce, check_source, published_by_key
 from vxds.verify.store import check_store
 
 __all__ = ["LOCK_CHECKS", "Options", "Report", "Sample", "run", "valid_block", "verify"]
@@ -41,6 +41,7 @@ LOCK_CHECKS: tuple[Callable[[Context, Target], list[Finding]], ...] = (
     check_merged,
     check_staleness,
     check_published,
+    check_source,
     check_data,
     check_store,
     check_reproduce,

@@ -1,5 +1,5 @@
-"""``--reproduce`` (VX6xx), ``--base`` (VX205, VX207 for frozen versions) and locks merged by
-Git (VX312)."""
+"""``--reproduce`` (VX6xx), ``--base`` (VX205, VX207 for frozen versions), locks merged by
+Git (VX312) and a local source that is not there (VX208)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from vxds.errors import VxdsError
 from vxds.locks.format import HEADER
 from vxds.project.config import Config
+from vxds.verify.drift import FIX, unreachable
 from vxds.verify.findings import ERROR, SKIPPED, WARNING, Finding
 from vxds.verify.model import Context, Target
 
@@ -170,3 +171,16 @@ def _conflicts(ctx: Context, target: Target) -> list[Finding]:
         )
         for file, line in conflicts_in(target.path)
     ]
+
+
+def check_source(ctx: Context, target: Target) -> list[Finding]:
+    """VX208 (warning): the lock's local source folder is gone, so nothing without ``--data``
+    could see its data drift (``--data`` reports it as VX504 instead)."""
+    url = target.header.source if target.header else None
+    if ctx.options.data or not url or target.entry is None:
+        return []
+    problem = unreachable(ctx.config, url)
+    if problem is None:
+        return []
+    message = f"{problem}: the lock cannot be checked against its data in this clone"
+    return [ctx.finding(target, "VX208", WARNING, f"{message}; {FIX}")]
