@@ -50,7 +50,10 @@ def test_a_recipe_and_an_import_together_are_refused(tmp_path: Path) -> None:
     path.write_text(
         BLOCK_FORM.replace("  description: kept", "  script_location: ./x.py\n  description: kept")
     )
-    with pytest.raises(ManifestError, match=r"datasets\.yaml:2"):
+    with pytest.raises(
+        ManifestError,
+        match=r"datasets\.yaml:10: dataset cohort@1: field .script_location.: an imported dataset",
+    ):
         load_manifest(path, require_scripts=False)
 
 

@@ -175,7 +175,11 @@ def _entry_problems(
                 (entry.line, f"dataset {entry.key} is declared twice (first at line {first[ident]})")
             )
         first.setdefault(ident, entry.line)
-        if require_scripts and entry.imported is None and not entry.script.is_file():
+        if entry.imported is not None and entry.script_location:
+            line = line_of(root, [*base, index, "script_location"])
+            message = "an imported dataset has no recipe here; remove it or the import: block"
+            problems.append((line, f"dataset {entry.key}: field 'script_location': {message}"))
+        elif require_scripts and entry.imported is None and not entry.script.is_file():
             line = line_of(root, [*base, index, "script_location"])
             problems.append(
                 (
