@@ -30,7 +30,7 @@ TIERS: list[set[str]] = [
     {"locks"},
     {"report", "query"},  # query reads locks (and Git through git.repo) for DuckDB
     {"git"},
-    {"recipes", "store"},
+    {"recipes", "store", "registry"},  # registry: locks copied from another repository
     {"verify"},
     {"materialize"},
     {"api"},  # vxds.api and the root package's lazy public names

@@ -121,7 +121,7 @@ def outcome_json(outcome: LockOutcome, config: Config) -> dict[str, Any]:
 
 def outcome_line(outcome: LockOutcome, *, verbose: bool = False) -> str:
     if outcome.state == "frozen":
-        reason = "frozen (frozen: true in the manifest), its lock is left as it is"
+        reason = outcome.recipe or "frozen (frozen: true in the manifest), its lock is left as it is"
         return f"{state('skipped')}  {outcome.key}: {reason}"
     detail = ", ".join(f"{name} {n}" for name, n in sorted(outcome.splits.items()))
     if outcome.changes is not None:

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("vxds.cli.verify", "Check manifest, locks, leakage and (optionally) data and recipes."),
     "push": ("vxds.cli.push", "Upload the locked bytes the content-addressed store lacks."),
     "gc": ("vxds.cli.gc", "Remove store objects no lock in the named revisions references."),
+    "import": ("vxds.cli.import_", "Copy a dataset's lock from a registry repository, pinned to a commit."),
+    "update": ("vxds.cli.update", "Move imported datasets to the newest commit of their registry rev."),
     "catalog": ("vxds.cli.catalog", "Ingest folders into a versioned catalog; list it as of a snapshot."),
 }
 

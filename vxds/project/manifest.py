@@ -43,6 +43,9 @@ class Entry:
     allow_group_overlap: bool = False
     frozen: bool = False  # published and closed: its lock is checked, never rewritten
     refresh: str = "auto"  # "always": its recipe runs on every lock, never skipped
+    # ``import:`` (vxds import): url, rev, commit, name, version of the registry's lock; such
+    # an entry has no recipe here and is frozen: checked, never run or relocked
+    imported: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -141,8 +144,8 @@ def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str 
             Entry(
                 name=merged["name"],
                 version=merged["version"],
-                script_location=merged["script_location"],
-                script=(path.parent / merged["script_location"]).resolve(),
+                script_location=merged.get("script_location", ""),
+                script=(path.parent / merged.get("script_location", "")).resolve(),
                 manifest=path,
                 line=line_of(root, [*base, index]),
                 description=merged.get("description", ""),
@@ -152,8 +155,9 @@ def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str 
                 group_by=merged.get("group_by"),
                 held_out=tuple(merged.get("held_out", DEFAULT_HELD_OUT)),
                 allow_group_overlap=merged.get("allow_group_overlap", False),
-                frozen=merged.get("frozen", False),
+                frozen=merged.get("frozen", False) or "import" in merged,
                 refresh=merged.get("refresh", "auto"),
+                imported=merged.get("import"),
             )
         )
     return out
@@ -171,7 +175,11 @@ def _entry_problems(
                 (entry.line, f"dataset {entry.key} is declared twice (first at line {first[ident]})")
             )
         first.setdefault(ident, entry.line)
-        if require_scripts and not entry.script.is_file():
+        if entry.imported is not None and entry.script_location:
+            line = line_of(root, [*base, index, "script_location"])
+            message = "an imported dataset has no recipe here; remove it or the import: block"
+            problems.append((line, f"dataset {entry.key}: field 'script_location': {message}"))
+        elif require_scripts and entry.imported is None and not entry.script.is_file():
             line = line_of(root, [*base, index, "script_location"])
             problems.append(
                 (

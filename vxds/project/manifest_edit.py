@@ -148,6 +148,26 @@ def with_bump(text: str, path: Path, name: str, version: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def with_import(text: str, path: Path, name: str, version: int, block: Mapping[str, Any]) -> str:
+    """``text`` with the ``import:`` value of ``name@version`` replaced by ``block`` (``vxds
+    update``); the lines around it, and comments on other lines, are left as they were."""
+    from vxds.project.yaml_loader import compose
+
+    node = _entry_node(compose(text, path), path, name, version)
+    pair = _pair(node, "import")
+    if pair is None:
+        raise ManifestError([f"{path}:{node.start_mark.line + 1}: {name}@{version} has no import: block"])
+    value = pair[1]
+    lines = text.splitlines()
+    start, end = value.start_mark, value.end_mark
+    if isinstance(value, yaml.MappingNode) and not value.flow_style:  # a block mapping: its lines
+        end_line = _block_end(value)
+        head = lines[pair[0].start_mark.line][: pair[0].end_mark.column] + ": " + _scalar(dict(block))
+        return "\n".join([*lines[: pair[0].start_mark.line], head, *lines[end_line:]]) + "\n"
+    edited = lines[start.line][: start.column] + _scalar(dict(block)) + lines[end.line][end.column :]
+    return "\n".join([*lines[: start.line], edited, *lines[end.line + 1 :]]) + "\n"
+
+
 @dataclass(frozen=True)
 class Bumped:
     name: str

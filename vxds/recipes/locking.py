@@ -186,7 +186,8 @@ def _lock_one(
     config = resolver.config
     directory = lock_dir(config.locks, entry.name, entry.version)
     if entry.frozen:  # never resolved: a frozen version's lock is kept as it is
-        return LockOutcome(entry.name, entry.version, "frozen", directory)
+        note = "imported from a registry: no recipe here, verify checks its lock" if entry.imported else None
+        return LockOutcome(entry.name, entry.version, "frozen", directory, recipe=note)
     restore_set_aside(directory)  # a lock a killed 'vxds lock' left aside is not missing
     fingerprint = fingerprint_path(config.cache_dir, entry.name, entry.version)
     reason = _why_run(resolver, entry, fingerprint, directory, refresh=refresh)

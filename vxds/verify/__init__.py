@@ -5,7 +5,8 @@ function ``(Context, Target) -> list[Finding]``, so a new check is one more func
 that tuple. Codes are stable and documented in ``docs/checks.md``:
 
 * VX1xx the manifest and recipe scripts;
-* VX2xx lock presence, orphans, staleness and (``--base``) published locks that changed;
+* VX2xx lock presence, orphans, staleness, (``--base``) published locks that changed and
+  imported locks that differ from their registry's;
 * VX3xx a corrupt lock (VX312: a lock merged by Git); VX4xx leakage between splits;
 * VX5xx ``--data``: the bytes in the source; VX6xx ``--reproduce``: re-running recipes;
 * VX7xx is reserved for checks of materialized outputs; VX8xx the content-addressed store.
@@ -25,6 +26,7 @@ from vxds.project.config import Config
 from vxds.project.manifest import Manifest, load_manifest
 from vxds.verify.data import check_data
 from vxds.verify.findings import ERROR, Finding, sort_key
+from vxds.verify.imports import check_import
 from vxds.verify.integrity import check_integrity, check_presence, check_staleness, precheck
 from vxds.verify.line_scan import valid_block
 from vxds.verify.model import CACHE_FILE, Context, Options, Report, ResultCache, Sample, Target
@@ -38,6 +40,7 @@ __all__ = ["LOCK_CHECKS", "Options", "Report", "Sample", "run", "valid_block", "
 LOCK_CHECKS: tuple[Callable[[Context, Target], list[Finding]], ...] = (
     check_presence,
     check_integrity,
+    check_import,
     check_merged,
     check_staleness,
     check_published,

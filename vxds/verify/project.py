@@ -43,7 +43,7 @@ def script_findings(config: Config, entries: Sequence[Entry]) -> list[Finding]:
             line=entry.line,
         )
         for entry in entries
-        if not entry.script.is_file()
+        if entry.imported is None and not entry.script.is_file()
     ]
 
 

@@ -96,7 +96,7 @@ def published_by_key(
 
     keys = [t.key for t in targets] if specs else None
     changes: dict[str, Any] = {change.key: change for change in published_changes(config, base, keys)}
-    frozen = [t for t in targets if t.entry is not None and t.entry.frozen]
+    frozen = [t for t in targets if t.entry is not None and t.entry.frozen and not t.entry.imported]
     for change in frozen_changes(config, base, frozen):
         if change.key in changes:  # one finding per lock: say it is frozen in the one there is
             old = changes[change.key]
