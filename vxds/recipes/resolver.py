@@ -51,6 +51,21 @@ def _items(split: str, value: object, label: str) -> Iterable[object]:
     return value
 
 
+def _splits_of(output: object, label: str) -> Mapping[Any, object]:
+    """The recipe's output, refused unless it is a dict of well-named splits."""
+    if not isinstance(output, Mapping):
+        raise RecipeError(
+            f"{label}: the recipe returned {type(output).__name__}; "
+            "expected a dict of split name -> list of resources"
+        )
+    if not output:
+        raise RecipeError(f"{label}: the recipe returned no splits")
+    bad = [repr(name) for name in output if not isinstance(name, str) or not SPLIT_RE.match(name)]
+    if bad:
+        raise RecipeError(f"{label}: split names must be letters, digits, '_' or '-': {', '.join(bad)}")
+    return output
+
+
 def build_splits(
     output: object,
     *,
@@ -67,7 +82,7 @@ def build_splits(
     With ``work`` (a ``spill.workspace``) the splits' lines stay in files there, read a shard
     at a time, so they must be used before it is removed; without, they are in memory.
     """
-    if work is None:
+    if work is None:  # the splits outlive a temporary workspace: read into memory
         with tempfile.TemporaryDirectory(prefix="vxds-lock-") as temporary:
             built = build_splits(
                 output,
@@ -79,16 +94,7 @@ def build_splits(
                 work=Path(temporary),
             )
             return {name: spill.in_memory(split) for name, split in built.items()}
-    if not isinstance(output, Mapping):
-        raise RecipeError(
-            f"{label}: the recipe returned {type(output).__name__}; "
-            "expected a dict of split name -> list of resources"
-        )
-    if not output:
-        raise RecipeError(f"{label}: the recipe returned no splits")
-    bad = [repr(name) for name in output if not isinstance(name, str) or not SPLIT_RE.match(name)]
-    if bad:
-        raise RecipeError(f"{label}: split names must be letters, digits, '_' or '-': {', '.join(bad)}")
+    output = _splits_of(output, label)
     checker = _Checker(group_by, allow_group_overlap, source, work=work)
     splits: dict[str, Split] = {}
     task = progress.task("normalising resources")
