@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,33 @@ def records(n: int) -> dict[str, list[dict[str, Any]]]:
             }
         )
     return out
+
+
+def stream(n: int, split: str) -> Iterator[dict[str, Any]]:
+    """The records of one split of ``records(n)``, in the same order, yielded one at a time
+    (a generator recipe: ``lock_bench.py``'s streaming case). Other splits' subjects are
+    skipped whole, so generating both splits costs about what ``records(n)`` does."""
+    for subject_no in range(-(-n // PER_SUBJECT)):
+        if ("test" if subject_no % TEST_EVERY == 0 else "train") != split:
+            continue
+        subject, trial = f"{subject_no:05d}", TRIALS[subject_no % len(TRIALS)]
+        for i in range(subject_no * PER_SUBJECT, min(n, (subject_no + 1) * PER_SUBJECT)):
+            session = SESSIONS[(i % PER_SUBJECT) // len(MODALITIES)]
+            datatype, suffix, entity, rtype, extra = MODALITIES[i % len(MODALITIES)]
+            name = f"sub-{subject}_ses-{session}{entity}_{suffix}.nii.gz"
+            rid = f"{trial}/sub-{subject}/ses-{session}/{datatype}/{name}"
+            raw = blake3(rid.encode()).digest()
+            digest = "blake3:" + raw.hex()
+            attrs = {"datatype": datatype, "session": session, "site": trial, "subject": subject}
+            yield {
+                "attrs": {**attrs, "suffix": suffix, **extra},
+                "hash": digest,
+                "id": rid,
+                "size": 200_000 + int.from_bytes(raw[:3], "little"),
+                "type": rtype,
+                "uri": "s3://trial-imaging/" + rid,
+                "version": digest,
+            }
 
 
 def baseline(n: int, out_dir: Path) -> dict[str, float]:

@@ -10,6 +10,10 @@ Both sides run in their own subprocess, so wall time and peak RSS are comparable
 
 Targets (issue 2): vxds within 2x the baseline's wall time, and under 1.5 GB peak memory.
 
+The streaming case (issue 13.4): dataset ``stream``, whose recipe returns one generator per
+split (``benchdata.stream``, the same records yielded one at a time), locked with runs
+spilled to ``.vxds/tmp``: under 600 MB peak, within 2x the baseline's wall time.
+
 Then the skip of an unchanged recipe (issue 20.1), against ``vxds lock --refresh`` (the
 recipe runs, as every relock did before) in the same run:
 
@@ -56,7 +60,20 @@ ONE_CHANGED_SECONDS = 2.0
 CHECK_SECONDS = 1.0  # lock --check of an unchanged 1,000,000-resource dataset
 RACY = 2.1  # seconds: a lock or file newer than 2 s before a run never vouches for itself
 PEAK_BYTES = 1.5e9  # 1.5 GB
+STREAM_PEAK_BYTES = 600e6  # issue 13.4: a generator recipe's lock
 DATASET = "bench"
+STREAM = "stream"
+STREAM_RECIPE = '''"""Benchmark recipe: benchdata.records(n), yielded one at a time per split."""
+
+import vxds
+
+import benchdata
+
+
+@vxds.recipe()
+def stream(client: vxds.Client, n: int) -> dict:
+    return {"train": benchdata.stream(n, "train"), "test": benchdata.stream(n, "test")}
+'''
 
 RECIPE = '''"""Benchmark recipe: returns benchdata.records(n), timing the generation."""
 
@@ -90,8 +107,11 @@ def make_project(root: Path, n: int) -> None:
     (root / "datasets.yaml").write_text(
         f"- name: {DATASET}\n  version: 1\n  description: {n} generated resources.\n"
         f"  script_location: ./recipes/bench.py\n  params: {{n: {n}}}\n  group_by: attrs.subject\n"
+        f"- name: {STREAM}\n  version: 1\n  description: {n} generated resources, yielded.\n"
+        f"  script_location: ./recipes/stream.py\n  params: {{n: {n}}}\n  group_by: attrs.subject\n"
     )
     (root / "recipes" / "bench.py").write_text(RECIPE)
+    (root / "recipes" / "stream.py").write_text(STREAM_RECIPE)
     shutil.copy(BENCH_DIR / "benchdata.py", root / "recipes" / "benchdata.py")
 
 
@@ -129,12 +149,13 @@ def run_baseline(root: Path, n: int, out: Path) -> tuple[Run, dict[str, float]]:
     return result, timings(times)
 
 
-def run_vxds(root: Path, *, fresh: bool) -> tuple[Run, dict[str, float]]:
+def run_vxds(root: Path, *, fresh: bool, dataset: str = DATASET) -> tuple[Run, dict[str, float]]:
     if fresh:
-        shutil.rmtree(root / "locks", ignore_errors=True)
+        shutil.rmtree(root / "locks" / dataset, ignore_errors=True)
+        shutil.rmtree(root / ".vxds", ignore_errors=True)  # no fingerprint: the recipe runs
     times = root / "vxds-times.json"
     result = run(
-        [*vxds_argv(), "lock", DATASET, "--root", str(root), "--quiet"], env={"BENCH_TIMINGS": str(times)}
+        [*vxds_argv(), "lock", dataset, "--root", str(root), "--quiet"], env={"BENCH_TIMINGS": str(times)}
     ).check()
     return result, timings(times)
 
@@ -346,6 +367,7 @@ def main(argv: list[str]) -> int:
         assert base is not None
         assert lock is not None
         relock = None if args.no_relock else run_vxds(project, fresh=False)
+        streamed = run_vxds(project, fresh=True, dataset=STREAM)
 
         def add(name: str, r: tuple[Run, dict[str, float]], ref: Run | None) -> None:
             gen = r[1].get("generate")
@@ -362,10 +384,14 @@ def main(argv: list[str]) -> int:
         add("vxds lock (first lock)", lock, base[0])
         if relock is not None:
             add("vxds lock (relock, unchanged)", relock, base[0])
-        same = split_digests(root / "baseline") == split_digests(project / "locks" / DATASET / "1")
+        add("vxds lock (generator recipe, spilled runs)", streamed, base[0])
+        expected = split_digests(root / "baseline")
+        same = expected == split_digests(project / "locks" / DATASET / "1")
         report.notes.append(
             "vxds' split files are byte-identical to the baseline's: " + ("yes" if same else "NO")
         )
+        same = expected == split_digests(project / "locks" / STREAM / "1")
+        report.notes.append("the generator recipe's split files too: " + ("yes" if same else "NO"))
         report.notes.append(
             f"fastest of {max(1, args.repeat)} run(s) per side; peak = the process' own max RSS"
         )
@@ -379,6 +405,16 @@ def main(argv: list[str]) -> int:
             "lock peak memory < 1.5 GB",
             f"{peak / 1e9:.2f} GB ({lock[0].peak_mib:.0f} MiB)",
             peak < PEAK_BYTES,
+        )
+        ratio = streamed[0].seconds / base[0].seconds
+        report.target(
+            f"generator lock within {TIME_RATIO:g}x baseline time", f"{ratio:.2f}x", ratio <= TIME_RATIO
+        )
+        peak = streamed[0].peak_mib * 2**20
+        report.target(
+            "generator lock peak memory < 600 MB",
+            f"{peak / 1e6:.0f} MB ({streamed[0].peak_mib:.0f} MiB)",
+            peak < STREAM_PEAK_BYTES,
         )
         code = 0 if args.skip_only else finish(report, args.strict)
         if not args.no_skip:

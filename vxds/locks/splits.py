@@ -60,7 +60,7 @@ class Split:
     for a split of several, ``paths``) is the file read, named when one of its lines is bad.
     """
 
-    chunks: list[bytes] = field(compare=False, repr=False)
+    chunks: Sequence[bytes] = field(compare=False, repr=False)  # or read shard by shard (recipes.spill)
     count: int
     digest: str
     path: Path | None = field(default=None, compare=False, repr=False)
@@ -97,7 +97,7 @@ class Split:
         """blake3 of the split's lines as one file (its digest in format 1)."""
         return self.digest if not self.shards else digest_chunks(self.chunks)
 
-    def files(self, split: str) -> list[tuple[str, list[bytes]]]:
+    def files(self, split: str) -> list[tuple[str, Sequence[bytes]]]:
         """Each file of the split (``split`` is its name) with its chunks, in order."""
         if not self.shards:
             return [(split_file(split), self.chunks)]

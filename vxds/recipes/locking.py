@@ -31,7 +31,8 @@ from vxds.locks.store import (
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
 from vxds.project.manifest import Entry, Manifest
-from vxds.recipes.fingerprint import Recorded, fingerprint_path, forget, load, record, stale
+from vxds.recipes import spill
+from vxds.recipes.fingerprint import Recorded, Run, fingerprint_path, forget, load, record, stale
 from vxds.recipes.resolver import Resolver
 from vxds.recipes.upstream import Upstream
 
@@ -196,7 +197,20 @@ def _lock_one(
             entry.name, entry.version, "unchanged", directory, reason.splits, reason.digest, recipe=SKIPPED
         )
     forget(fingerprint)  # it describes a lock this run may replace
-    lock, run = resolver.resolve_recorded(entry)
+    # The lock's lines stay in files in the workspace until it is written (bounded memory).
+    with spill.workspace(config.cache_dir) as work:
+        return _locked(
+            resolver, upstream, entry, reason, *resolver.resolve_recorded(entry, work), dry_run=dry_run
+        )
+
+
+def _locked(
+    resolver: Resolver, upstream: Upstream, entry: Entry, reason: str, lock: Lock, run: Run, *, dry_run: bool
+) -> LockOutcome:
+    """The outcome of locking ``entry`` as ``lock`` (written unless ``dry_run``)."""
+    config = resolver.config
+    directory = lock_dir(config.locks, entry.name, entry.version)
+    fingerprint = fingerprint_path(config.cache_dir, entry.name, entry.version)
     warning: str | None = None
 
     def outcome(state: LockState, changes: Changes | None = None) -> LockOutcome:
@@ -295,7 +309,15 @@ def lock_script(
     raised (``RecipeError``, ``LockError`` naming the file that could not be written).
     """
     resolver = Resolver(config, progress=progress, jobs=jobs, at=at)
-    splits = resolver.resolve_script(script, entrypoint=entrypoint, source=source, params=params or {})
+    with spill.workspace(config.cache_dir) as work:
+        splits = resolver.resolve_script(
+            script, entrypoint=entrypoint, source=source, params=params or {}, work=work
+        )
+        return _script_outcomes(splits, out, dry_run=dry_run)
+
+
+def _script_outcomes(splits: Mapping[str, Split], out: Path, *, dry_run: bool) -> list[SplitFileOutcome]:
+    """Make ``out`` hold exactly ``splits`` (unless ``dry_run``); what was done to each file."""
     changed = {name for name, split in splits.items() if not _file_matches(out / split_file(name), split)}
     stale = stale_split_files(out, splits)  # an earlier run's splits: OUT holds this run's only
     if not dry_run and (changed or stale):
