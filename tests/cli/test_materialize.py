@@ -40,6 +40,7 @@ def test_json_summary_and_split(locked: Path, invoke: Invoke) -> None:
         "modules": ["files"],
         "notices": [],
         "out": str(locked / "out"),
+        "kept": 0,
         "placed": 15,
         "removed": 0,
         "splits": ["test"],
@@ -108,3 +109,54 @@ def test_an_output_that_is_a_file(locked: Path, invoke: Invoke) -> None:
     result = invoke("materialize", "viseg_training", "-o", "out", "-m", "files")
     assert result.exit_code == 2
     assert "is not a folder" in result.output
+
+
+def _count(out: Path) -> int:
+    return sum(1 for p in out.rglob("*") if p.is_file() and not p.name.startswith(".vxds"))
+
+
+def test_fewer_modules_keep_the_others_files_until_prune(locked: Path, invoke: Invoke) -> None:
+    both = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "-m", "bids")
+    assert both.exit_code == 0, both.output
+    before = _count(locked / "out")
+    fewer = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files")
+    assert fewer.exit_code == 0, fewer.output
+    assert _count(locked / "out") == before
+    assert "removed" not in fewer.stdout
+    kept = before - 26
+    assert (
+        f"{kept} file(s) of an earlier run kept, not wanted by this one; --prune removes them" in fewer.stderr
+    )
+    pruned = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert f"0 placed, 26 unchanged, {kept} removed" in pruned.stdout
+    assert _count(locked / "out") == 26
+    assert not (locked / "out/bids").exists()
+
+
+def test_another_dataset_into_a_materialized_folder_is_refused(locked: Path, invoke: Invoke) -> None:
+    assert invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files").exit_code == 0
+    before = _count(locked / "out")
+    for other in ("all_basel_data@1", "viseg_training@2"):
+        refused = invoke("materialize", other, "-o", "out", "-m", "files")
+        assert refused.exit_code == 2
+        assert f"holds viseg_training@1; not materializing {other} into it" in refused.stderr
+        assert "--force" in refused.stderr
+        assert _count(locked / "out") == before
+    forced = invoke("materialize", "viseg_training@2", "-o", "out", "-m", "files", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert _count(locked / "out") >= before
+    assert json.loads((locked / "out/.vxds-receipt.json").read_text())["dataset"] == "viseg_training@2"
+
+
+def test_json_error_on_stdout_with_the_exit_code(locked: Path, invoke: Invoke) -> None:
+    assert invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files").exit_code == 0
+    refused = invoke("materialize", "all_basel_data@1", "-o", "out", "-m", "files", "--format", "json")
+    assert refused.exit_code == 2
+    body = json.loads(refused.stdout)
+    assert body["code"] == 2
+    assert (
+        body["error"]
+        == f"{locked / 'out'} holds viseg_training@1; not materializing all_basel_data@1 into it"
+    )
+    assert "--force" in body["hint"]

@@ -250,14 +250,78 @@ def test_a_dicom_series_is_placed_as_a_checked_folder(sample: Path, target: Make
     assert not (other / "all" / series).exists()
 
 
-def test_previous_files_no_longer_wanted_are_removed(sample: Path, target: MakeTarget) -> None:
+def test_previous_files_no_longer_wanted_are_kept_without_prune(sample: Path, target: MakeTarget) -> None:
     t = target("viseg_training", 1)
     out = sample / "out"
     materialize(t, out, ["files"])
+    before = _files(out)
+    assert len(before) == 26
     report = materialize(t, out, ["files"], splits=["test"])
-    assert report.removed == 22
+    assert (report.removed, report.kept, report.unchanged) == (0, 22, 4)
+    assert _files(out) == before
+    receipt = read_receipt(out)
+    assert receipt is not None
+    assert set(receipt.files) == before  # still recorded: a later --prune knows them
+    again = materialize(t, out, ["files"], splits=["test"])
+    assert (again.removed, again.kept) == (0, 22)
+
+
+def test_prune_removes_previous_files_no_longer_wanted(sample: Path, target: MakeTarget) -> None:
+    t = target("viseg_training", 1)
+    out = sample / "out"
+    materialize(t, out, ["files"])
+    materialize(t, out, ["files"], splits=["test"])  # kept, then removed by the pruning run
+    report = materialize(t, out, ["files"], splits=["test"], prune=True)
+    assert (report.removed, report.kept) == (22, 0)
     assert not (out / "train").exists()
     assert _files(out) == {f"test/{r.id}" for r in t.splits["test"].resources()}
+
+
+def test_a_kept_file_deleted_by_hand_is_forgotten(sample: Path, target: MakeTarget) -> None:
+    t = target("viseg_training", 1)
+    out = sample / "out"
+    materialize(t, out, ["files"])
+    (out / "train" / MASK).unlink()
+    report = materialize(t, out, ["files"], splits=["test"])
+    assert report.kept == 21
+    receipt = read_receipt(out)
+    assert receipt is not None
+    assert f"train/{MASK}" not in receipt.files
+
+
+def test_another_dataset_into_the_folder_is_refused_unless_forced(sample: Path, target: MakeTarget) -> None:
+    out = sample / "out"
+    materialize(target("viseg_training", 1), out, ["files"])
+    before = _files(out)
+    for other in (target("viseg_training", 2), target("all_basel_data", 1)):
+        with pytest.raises(
+            UsageError, match=rf"holds viseg_training@1; not materializing {other.key}"
+        ) as exc:
+            materialize(other, out, ["files"])
+        assert exc.value.hint is not None
+        assert "--force" in exc.value.hint
+        assert _files(out) == before
+    forced = materialize(target("viseg_training", 2), out, ["files"], force=True)
+    assert forced.ok
+    assert forced.removed == 0
+    assert before <= _files(out)
+    receipt = read_receipt(out)
+    assert receipt is not None
+    assert receipt.dataset == "viseg_training@2"
+
+
+def test_bare_lockfiles_differ_by_their_digest(sample: Path, target: MakeTarget) -> None:
+    one, two = target("viseg_training", 1), target("viseg_training", 2)
+    bare = Target("dataset", None, None, two.splits, "./sample-data", sample)
+    out = sample / "out"
+    materialize(one, out, ["files"])
+    with pytest.raises(UsageError, match=r"holds viseg_training@1; not materializing lockfiles blake3:"):
+        materialize(bare, out, ["files"])
+    assert materialize(bare, sample / "bare", ["files"]).ok
+    assert materialize(bare, sample / "bare", ["files"]).unchanged == 39
+    other = Target("dataset", None, None, one.splits, "./sample-data", sample)
+    with pytest.raises(UsageError, match=r"holds lockfiles blake3:\S+; not materializing lockfiles blake3:"):
+        materialize(other, sample / "bare", ["files"])
 
 
 def test_jobs_give_the_same_receipt(sample: Path, target: MakeTarget) -> None:

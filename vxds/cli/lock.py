@@ -17,6 +17,7 @@ from vxds.cli.options import (
     refuse_together,
     require_one,
     root_option,
+    verbose_option,
 )
 from vxds.cli.output import print_json, progress_bar, state
 from vxds.errors import UsageError
@@ -288,7 +289,7 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
     is_flag=True,
     help="Run every recipe, even one whose fingerprint says nothing it read changed.",
 )
-@click.option("--verbose", "-v", is_flag=True, help="Say whether each recipe ran (and why) or was skipped.")
+@verbose_option
 @jobs_option
 @format_option
 @quiet_option

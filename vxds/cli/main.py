@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import click
@@ -66,9 +67,11 @@ class LazyGroup(click.Group):
         try:
             result = super().invoke(ctx)
         except VxdsError as exc:
-            from vxds.cli.output import error
+            from vxds.cli.output import FORMAT, error, failed
 
             error(exc)
+            if ctx.meta.get(FORMAT) == "json":
+                failed(exc.message, exc.exit_code, hint=exc.hint)
             ctx.exit(exc.exit_code)
         except BrokenPipeError:  # the reader went away (| head): stop quietly, as git does
             import os
@@ -80,8 +83,12 @@ class LazyGroup(click.Group):
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
         except OSError as exc:  # a file that cannot be read or written: bad input, not a bug
+            from vxds.cli.output import FORMAT, failed
+
             where = f"{exc.filename}: " if exc.filename else ""
             click.secho(f"error: {where}{exc.strerror or exc}", fg="red", err=True)
+            if ctx.meta.get(FORMAT) == "json":
+                failed(f"{where}{exc.strerror or exc}", 2)
             ctx.exit(2)
         if isinstance(result, int) and result:
             ctx.exit(result)
@@ -89,13 +96,39 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="vxds")
-def cli() -> None:
+@click.version_option(__version__, "-V", "--version", prog_name="vxds")
+@click.option(
+    "-C",
+    "directory",
+    metavar="DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Run as if vxds was started in DIR (as git -C).",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print results and errors only; no progress bar.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say more on stderr: why each recipe ran or was skipped; -vv: timings too.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour the output (auto: on a terminal, unless NO_COLOR is set).",
+)
+@click.pass_context
+def cli(ctx: click.Context, directory: Path | None, quiet: bool, verbose: int, color: str) -> None:
     """vxds: declarative, content-hashed datasets you can review in Git.
 
     Recipes (Python functions) select resources from a source; `vxds lock` writes the
     exact result, with versions and blake3 hashes, under locks/ for you to commit.
     """
+    from vxds.cli.output import global_options
+
+    global_options(ctx, directory, quiet=quiet, verbose=verbose, color=color)
 
 
 def main() -> None:

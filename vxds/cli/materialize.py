@@ -31,8 +31,11 @@ Modules:
   clinical-csv   OUT/clinical/<split>.csv (alias clinical-to-csv)
   fw-dataset     OUT/fw-dataset/versions/<version>/
 
-Running again skips what is in place and correct. Exit 1 when a resource could not be placed;
-exit 2 (after keeping what was placed) when the disk is full.
+Running again skips what is in place and correct. Nothing is removed without --prune: files an
+earlier run placed that this one does not want (fewer -m, fewer resources) are kept and counted.
+A folder holding another dataset or version is refused (exit 2) unless --force.
+Exit 1 when a resource could not be placed; exit 2 (after keeping what was placed) when the
+disk is full.
 """
 
 
@@ -115,6 +118,11 @@ def _print(report: Report) -> None:
         words += f", {len(report.failures)} failed"
     modules = ", ".join(report.modules)
     click.echo(f"{report.out}: {words} ({modules}; splits {', '.join(report.splits)})")
+    if report.kept:
+        click.echo(
+            f"{report.kept} file(s) of an earlier run kept, not wanted by this one; --prune removes them",
+            err=True,
+        )
 
 
 @click.command("materialize", epilog=EPILOG)
@@ -144,6 +152,10 @@ def _print(report: Report) -> None:
     "--store", "store", default=None, metavar="URL", help="Fall back to this store (docs/store.md)."
 )
 @click.option("--from-store", is_flag=True, help="Read every resource from the store, not the source.")
+@click.option(
+    "--prune", is_flag=True, help="Remove the files an earlier run placed that this one does not want."
+)
+@click.option("--force", is_flag=True, help="Write into a folder that holds another dataset or version.")
 @jobs_option
 @format_option
 @quiet_option
@@ -158,6 +170,8 @@ def command(
     source: str | None,
     store: str | None,
     from_store: bool,
+    prune: bool,
+    force: bool,
     jobs: int | None,
     fmt: str,
     quiet: bool,
@@ -184,6 +198,8 @@ def command(
             cache_dir=config.cache_dir,
             store=reader,
             from_store=from_store,
+            prune=prune,
+            force=force,
         )
     if fmt == "json":
         print_json(report.to_json())

@@ -8,9 +8,25 @@ from typing import Any, TypeVar
 
 import click
 
+from vxds.cli.output import FORMAT, QUIET, VERBOSE
 from vxds.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _remember_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta[FORMAT] = value  # so an error is JSON too (vxds.cli.main)
+    return value
+
+
+def _or_global(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A callback making a subcommand's flag also true when given before it (``vxds -q lock``)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        return bool(value or ctx.meta.get(key))
+
+    return callback
+
 
 root_option = click.option(
     "--root",
@@ -27,10 +43,25 @@ format_option = click.option(
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
+    callback=_remember_format,
     help="Output format.",
 )
 
-quiet_option = click.option("--quiet", "-q", is_flag=True, help="Print errors only; no progress bar.")
+quiet_option = click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    callback=_or_global(QUIET),
+    help="Print errors only; no progress bar (also: vxds -q COMMAND).",
+)
+
+verbose_option = click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    callback=_or_global(VERBOSE),
+    help="Say whether each recipe ran (and why) or was skipped (also: vxds -v COMMAND).",
+)
 
 jobs_option = click.option(
     "--jobs",

@@ -1,13 +1,18 @@
-"""Rendering helpers for commands: errors, JSON, aligned tables, progress bars.
+"""Rendering helpers for commands: global options, errors, JSON, aligned tables, progress bars.
 
-Colour is used on a terminal and dropped in a pipe (click strips it); progress bars are
-drawn on a terminal only.
+Colour is used on a terminal and dropped in a pipe (click strips it), unless ``--color``
+says otherwise or ``NO_COLOR`` is set; progress bars are drawn on a terminal only. The
+global options (``vxds -q -v --color``) are kept in ``ctx.meta``, which every subcommand's
+context shares, under the keys below.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,6 +32,37 @@ STATE_COLOURS = {
 }
 
 
+QUIET = "vxds.quiet"
+VERBOSE = "vxds.verbose"
+FORMAT = "vxds.format"  # the subcommand's --format: errors are JSON on stdout with "json"
+
+
+def color_choice(choice: str, environ: Mapping[str, str]) -> bool | None:
+    """``ctx.color`` for ``--color``: True, False, or None (click decides: a terminal)."""
+    if choice == "always":
+        return True
+    if choice == "never" or environ.get("NO_COLOR"):  # https://no-color.org: set and not empty
+        return False
+    return None
+
+
+def global_options(
+    ctx: click.Context, directory: Path | None, *, quiet: bool, verbose: int, color: str
+) -> None:
+    """Apply the options given before the subcommand (``vxds -C DIR -q list``)."""
+    from vxds.errors import UsageError
+
+    if quiet and verbose:
+        raise UsageError("-q and -v ask for opposite things; give one of them")
+    if directory is not None:
+        os.chdir(directory)  # as git -C: every path on the command line is read from DIR
+    ctx.color = color_choice(color, os.environ)
+    ctx.meta[QUIET], ctx.meta[VERBOSE] = quiet, verbose
+    if verbose >= 2:
+        started = time.perf_counter()
+        ctx.call_on_close(lambda: click.echo(f"vxds: {time.perf_counter() - started:.2f} s", err=True))
+
+
 def error_text(exc: VxdsError) -> str:
     """The error as a user reads it: ``error:`` first line, details, then a hint."""
     first, _, rest = exc.message.partition("\n")
@@ -40,6 +76,14 @@ def error_text(exc: VxdsError) -> str:
 
 def error(exc: VxdsError) -> None:
     click.echo(error_text(exc), err=True)
+
+
+def failed(message: str, code: int, *, hint: str | None = None) -> None:
+    """An error for ``--format json``: ``{"error", "code"[, "hint"]}`` on stdout (code: the exit code)."""
+    body: dict[str, Any] = {"error": message, "code": code}
+    if hint:
+        body["hint"] = hint
+    print_json(body)
 
 
 def state(word: str) -> str:
@@ -87,7 +131,7 @@ class RichProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=Console(stderr=True),
+            console=Console(stderr=True, no_color=click.globals.resolve_color_default() is False),
             transient=True,
         )
 

@@ -2,8 +2,10 @@
 
 ``materialize(target, out, modules)`` opens OUT (refusing a file there, a symlink at one of
 vxds' own names in it and a second run at once), reads what a previous run recorded, lets
-each materializer place its files through one ``Placer``, removes what the previous run
-placed and this one does not want, and writes the receipt. Failures of single resources are
+each materializer place its files through one ``Placer``, keeps what the previous run
+placed and this one does not want (removed only with ``prune``), and writes the receipt. A
+folder holding another dataset or version is refused unless ``force``: nothing of a user's
+is ever removed without being asked. Failures of single resources are
 collected, never raised; a full disk stops the run (``DiskFull``, what was placed is kept).
 """
 
@@ -108,6 +110,7 @@ class Report:
     placed: int = 0
     unchanged: int = 0
     removed: int = 0
+    kept: int = 0
     failures: list[Failure] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)
 
@@ -123,6 +126,7 @@ class Report:
             "placed": self.placed,
             "unchanged": self.unchanged,
             "removed": self.removed,
+            "kept": self.kept,
             "failed": [f.to_json() for f in self.failures],
             "notices": self.notices,
         }
@@ -147,20 +151,40 @@ def _exclusive(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _previous(out: Path, notices: list[str]) -> dict[str, Any]:
+def _previous(out: Path, target: Target, notices: list[str], *, force: bool) -> dict[str, Any]:
     """What the receipt and journal say was placed. One that cannot be trusted is ignored
-    (with a note): its files are then written over, and none of them is removed."""
+    (with a note): its files are then written over, and none of them is removed. A receipt
+    of another dataset or version refuses the run, unless ``force``."""
     try:
         receipt = read_receipt(out)
     except ReceiptError as exc:
         notices.append(f"{exc}; every file is checked again")
         receipt = None
+    if receipt is not None and not force:
+        _refuse_other(out, receipt, target)
     previous = dict(receipt.files) if receipt is not None else {}
     try:
         previous.update(read_journal(out))
     except ReceiptError as exc:
         notices.append(f"{exc}; the journal is ignored")
     return previous
+
+
+def _refuse_other(out: Path, receipt: Receipt, target: Target) -> None:
+    """``UsageError`` naming both when ``out`` holds another dataset (or version) than ``target``."""
+    if receipt.dataset is not None and target.key is not None:
+        if receipt.dataset == target.key:
+            return
+        held, wanted = receipt.dataset, target.key
+    elif receipt.lock_digest == target.lock_digest:
+        return
+    else:  # bare lockfiles: told apart by their digest
+        held = receipt.dataset or f"lockfiles {receipt.lock_digest[:19]}"
+        wanted = target.key or f"lockfiles {target.lock_digest[:19]}"
+    raise UsageError(
+        f"{out} holds {held}; not materializing {wanted} into it",
+        hint=f"choose another -o, or --force to write it there (add --prune to remove the files of {held})",
+    )
 
 
 def _modules(names: Sequence[str]) -> list[tuple[str, Materializer]]:
@@ -204,26 +228,24 @@ def materialize(
     source: Source | None = None,
     store: StoreReader | None = None,
     from_store: bool = False,
+    prune: bool = False,
+    force: bool = False,
 ) -> Report:
-    """Write ``target``'s splits under ``out`` in each module's layout; see the module doc."""
+    """Write ``target``'s splits under ``out`` in each module's layout (the module doc says
+    what ``prune`` and ``force`` allow)."""
     chosen = _modules(modules)
     selected = select_splits(target.splits, splits)
-    for _, chosen_one in chosen:  # a run that cannot be done stops before anything is written
-        preflight = getattr(chosen_one, "preflight", None)
-        if preflight is not None:
-            preflight(selected)
-    out = prepare_out(out)
-    for name in sorted(OWN):
-        check_not_symlink(out / name)
+    _preflight(chosen, selected)
+    out = _open_out(out)
     report = Report(out=out, modules=[name for name, _ in chosen], splits=sorted(selected))
     with _exclusive(out):
-        previous = _previous(out, report.notices)
-        if source is None:
-            source = open_target_source(target, cache_dir)
+        previous = _previous(out, target, report.notices, force=force)
+        source = source if source is not None else open_target_source(target, cache_dir)
         total = sum(split.count for split in selected.values()) * len(chosen)
         task = progress.task(f"materializing into {out.name}", total=total or None)
         access = SourceAccess(source, store, from_store=from_store)
         placer = Placer(out, access, mode=mode, jobs=jobs, previous=previous, task=task)
+        placer.ledger.prune = prune
         tools: dict[str, str] = {}
         try:
             _run(chosen, target, selected, placer, report.notices, tools)
@@ -233,12 +255,28 @@ def materialize(
             raise
         finally:
             task.close()
-        write_receipt(out, _receipt(target, selected, chosen, placer.entries, outcome, tools))
+        kept_and_placed = {**placer.ledger.kept, **placer.entries}
+        write_receipt(out, _receipt(target, selected, chosen, kept_and_placed, outcome, tools))
         remove_journal(out)
     report.placed, report.unchanged, report.removed = outcome.placed, outcome.unchanged, outcome.removed
-    report.failures = _sorted(outcome.failures)
+    report.kept, report.failures = outcome.kept, _sorted(outcome.failures)
     report.notices.extend(outcome.notices)
     return report
+
+
+def _open_out(out: Path) -> Path:
+    out = prepare_out(out)
+    for name in sorted(OWN):
+        check_not_symlink(out / name)
+    return out
+
+
+def _preflight(chosen: Sequence[tuple[str, Materializer]], selected: Mapping[str, Split]) -> None:
+    """A run that cannot be done stops before anything is written."""
+    for _, materializer in chosen:
+        preflight = getattr(materializer, "preflight", None)
+        if preflight is not None:
+            preflight(selected)
 
 
 def _run(

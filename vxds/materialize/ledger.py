@@ -3,8 +3,9 @@
 The ledger holds the previous run's entries (from its receipt and journal), this run's
 entries (each appended to the journal as it is placed, so a killed run's files are known to
 the next one) and the outcome a command summarises: counts, failures, copy fallbacks and
-notices. It answers whether a recorded file is still in place, and at the end removes the
-files the previous run placed that this one does not want. Paths from the previous run are
+notices. It answers whether a recorded file is still in place, and at the end keeps the
+files the previous run placed that this one does not want (still recorded, so a later run
+knows them), or removes them when asked to ``prune``. Paths from the previous run are
 removed or read only through ``inside`` (no symlink followed).
 """
 
@@ -45,6 +46,7 @@ class Outcome:
     placed: int = 0
     unchanged: int = 0
     removed: int = 0
+    kept: int = 0  # files of an earlier run this one does not want, left in place (no prune)
     failures: list[Failure] = field(default_factory=list)
     fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
@@ -68,6 +70,8 @@ class Ledger:
         self.out = out
         self.previous = previous
         self.entries: dict[str, Entry] = {}
+        self.kept: dict[str, Entry] = {}  # an earlier run's files left in place: still recorded
+        self.prune = False  # remove them instead
         self.outcome = Outcome()
         self._lock = threading.Lock()
         self._journal = Journal(out)
@@ -188,8 +192,12 @@ class Ledger:
     # --- the end of a run ----------------------------------------------------------------
 
     def finish(self) -> None:
-        """Remove what is no longer wanted, close the journal, note the copy fallbacks."""
-        self._remove_unwanted()
+        """Keep (or with ``prune`` remove) what is no longer wanted, close the journal, note
+        the copy fallbacks."""
+        if self.prune:
+            self._remove_unwanted()
+        else:
+            self._keep_unwanted()
         self._journal.close()
         for (mode, reason), count in sorted(self.outcome.fallbacks.items()):
             self.outcome.notices.append(
@@ -199,6 +207,14 @@ class Ledger:
     def abort(self) -> None:
         with contextlib.suppress(VxdsError):  # a full disk: the lines that fit are kept
             self._journal.close()
+
+    def _keep_unwanted(self) -> None:
+        """Leave the previous run's files this run does not want where they are, recorded in
+        the receipt still (a later ``--prune`` removes them); one gone since is forgotten."""
+        for rel in sorted(self.previous):
+            if rel not in self.entries and os.path.lexists(self.out / rel):
+                self.kept[rel] = self.previous[rel]
+        self.outcome.kept = len(self.kept)
 
     def _remove_unwanted(self) -> None:
         """Files the previous run placed that this run does not want, or that failed now.

@@ -11,7 +11,7 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar, overload
@@ -71,10 +71,12 @@ def recipe_code(what: str, script: Path) -> Iterator[None]:
 
     Recipes run in vxds' own process, so ``sys.exit()`` (``SystemExit``) or any other
     ``BaseException`` from them would otherwise end vxds itself, with a success status for
-    ``sys.exit(0)``. Ctrl-C (``KeyboardInterrupt``) stays an interrupt.
+    ``sys.exit(0)``. Ctrl-C (``KeyboardInterrupt``) stays an interrupt. What it prints goes
+    to standard error: standard output is for vxds' results (``vxds lock --format json``).
     """
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield
     except KeyboardInterrupt:
         raise
     except BaseException as exc:
@@ -89,7 +91,8 @@ def escapes(what: str, script: Path) -> Iterator[None]:
     on the recipe; vxds' own errors pass through.
     """
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield
     except (KeyboardInterrupt, Exception):
         raise
     except BaseException as exc:
@@ -110,7 +113,8 @@ def load_script(script: Path, *, label: str | None = None) -> ModuleType:
     sys.path.insert(0, str(script.parent))  # let a recipe import its neighbours
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with redirect_stdout(sys.stderr):  # what a script prints at import: see recipe_code
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         where = exc.filename or script
         raise RecipeError(f"{label}: {where}:{exc.lineno}: syntax error: {exc.msg}") from None
