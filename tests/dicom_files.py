@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pydicom
@@ -85,6 +86,12 @@ def _value_of(vr: str, n: int, sequence: Any) -> Any:
     if vr == "CS":
         return f"PHI{n}"
     return f"Phi{vr}{n}"  # PN, LO, SH, LT, ST, UT, UC, UR, AE
+
+
+def found_in(text: str, values: list[str]) -> list[str]:
+    """The values that appear in ``text`` as whole tokens: a short number such as a US
+    attribute's 7300 is a leak on its own, not as four digits inside a digest or an mtime."""
+    return [v for v in values if re.search(rf"(?<![0-9A-Za-z]){re.escape(v)}(?![0-9A-Za-z])", text)]
 
 
 def grep_values(values: dict[str, Any]) -> list[str]:

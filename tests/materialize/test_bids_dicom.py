@@ -26,7 +26,7 @@ from vxds.materialize.dicom_nifti import ConversionError, Converted, postfix_ent
 from vxds.materialize.receipt import read_receipt
 from vxds.resource import Resource
 
-from ..dicom_files import grep_values, identifying_values
+from ..dicom_files import found_in, grep_values, identifying_values
 
 WriteTree = Callable[[Path, Mapping[str, "str | bytes"]], Path]
 VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"
@@ -87,7 +87,7 @@ def _leaks(folder: Path) -> list[tuple[str, str]]:
     for path in (p for p in folder.rglob("*") if p.is_file()):
         data = path.read_bytes()
         text = (gzip.decompress(data) if path.name.endswith(".gz") else data).decode("latin-1")
-        found.extend((path.name, v) for v in values if v in text)
+        found.extend((path.name, v) for v in found_in(text, values))
     return found
 
 
@@ -113,7 +113,7 @@ def test_two_series_of_extensionless_files_lock_without_phi(scanner: Path) -> No
         "sub-01/ses-1/export/series-4": (CT_UID, "CT"),
     }
     text = "".join(p.read_text() for p in (scanner / "locks").rglob("*") if p.is_file())
-    assert [v for v in grep_values(identifying_values()) if v in text] == []
+    assert found_in(text, grep_values(identifying_values())) == []
 
 
 def test_the_mr_becomes_valid_bids_nifti_and_the_unmapped_ct_fails(scanner: Path) -> None:

@@ -17,7 +17,7 @@ from vxds.materialize.dicom_nifti import ConversionError, bids_target, convert
 from vxds.sources.base import SourceContext
 from vxds.sources.folder.source import FolderSource
 
-from ..dicom_files import grep_values, identifying_values
+from ..dicom_files import found_in, grep_values, identifying_values
 
 VALIDATOR = Path(sys.executable).parent / "bids-validator-deno"
 
@@ -77,7 +77,7 @@ def test_a_pydicom_mr_series_becomes_a_valid_bids_t1w_without_phi(tmp_path: Path
     sidecar = (bids / "sub-01/anat/sub-01_T1w.json").read_text()
     assert json.loads(sidecar)["Modality"] == "MR"
     assert json.loads(sidecar)["SeriesDescription"] == "t1_mprage_sag"
-    leaked = [value for value in grep_values(identifying_values()) if value in sidecar]
+    leaked = found_in(sidecar, grep_values(identifying_values()))
     assert leaked == []
     assert not any(
         key in sidecar

@@ -16,7 +16,7 @@ from vxds.sources.folder import dicom
 from vxds.sources.folder.ps3_15 import BASIC_PROFILE, RETAINED, identifying, without_identifying
 from vxds.sources.folder.source import FolderSource
 
-from ..dicom_files import MR_UID, dicom_bytes, grep_values, identifying_values
+from ..dicom_files import MR_UID, dicom_bytes, found_in, grep_values, identifying_values
 
 WriteTree = Callable[..., Path]
 RECIPE = """\
@@ -99,7 +99,7 @@ def test_no_identifying_value_reaches_a_lock_a_message_or_a_report(
     text = "\n".join([lock, _text_under(root / ".vxds"), receipt, *(r.output for r in outputs)])
     values = grep_values(identifying_values())
     assert len(values) > 250
-    assert [value for value in values if value in text] == []
+    assert found_in(text, values) == []
 
 
 def test_an_allowed_attribute_reaches_the_lock(tmp_path: Path, write_tree: WriteTree) -> None:
