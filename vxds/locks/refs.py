@@ -249,14 +249,18 @@ def lock_at(config: Config, rev: str, spec: str) -> Lock:
     refs = [r for (n, v), r in side.locks.items() if n == name and (version is None or v == version)]
     if not refs:
         raise NotFoundError(f"{rev}: no lock for {spec}")
-    ref = max(refs, key=lambda r: r.version or 0)
+    return whole_lock(max(refs, key=lambda r: r.version or 0))
+
+
+def whole_lock(ref: LockRef) -> Lock:
+    """A lock with a header, read whole and checked line by line as ``read_lock(deep=True)``."""
     assert ref.header is not None
     splits = {}
     problems: list[Problem] = []
     for split in ref.splits:
         with ref.lines(split) as lines:
             splits[split] = Split.from_lines(list(lines))
-        for file, chunks in splits[split].files(split):  # as read_lock(deep=True)
+        for file, chunks in splits[split].files(split):
             problems += line_problems(split, b"".join(chunks), file)
     if problems:
         raise CorruptLock(Path(ref.label), problems)

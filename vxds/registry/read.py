@@ -12,9 +12,7 @@ from pathlib import Path
 
 from vxds.errors import NotFoundError
 from vxds.git.repo import Repository
-from vxds.locks.format import CorruptLock, Problem
-from vxds.locks.refs import revision_side
-from vxds.locks.splits import Split, line_problems
+from vxds.locks.refs import revision_side, whole_lock
 from vxds.locks.store import Lock
 from vxds.project.config import Config
 from vxds.project.manifest import Entry
@@ -59,12 +57,4 @@ def registry_lock(bare: Path, commit: str, url: str, name: str, version: int | N
     ref = side.locks.get((entry.name, entry.version))
     if ref is None or ref.header is None:
         raise NotFoundError(f"registry {url} at {commit[:12]}: no lock for {entry.key}")
-    splits, problems = {}, list[Problem]()
-    for split in ref.splits:
-        with ref.lines(split) as lines:
-            splits[split] = Split.from_lines(list(lines))
-        for file, chunks in splits[split].files(split):  # as read_lock(deep=True)
-            problems += line_problems(split, b"".join(chunks), file)
-    if problems:
-        raise CorruptLock(Path(ref.label), problems)
-    return RegistryLock(entry, Lock(ref.header, splits))
+    return RegistryLock(entry, whole_lock(ref))
