@@ -50,6 +50,26 @@ def commit_all(root: Path, message: str) -> str:
     return git(root, "rev-parse", "HEAD").strip()
 
 
+EXAMPLE_TOOL = '[tool.vxds]\nmanifest = "datasets.yaml"\nlocks = "locks"\nsource = "./sample-data"\n'
+
+
+def example_project(root: Path, *, pyproject: str, locks: bool, ignore: str = ".vxds/\n") -> Path:
+    """A copy of the repository's example project (manifest, recipes, sample data, and its
+    committed locks when ``locks``) at ``root``, committed in a new Git repository."""
+    import shutil
+
+    root.mkdir()
+    for name in ("datasets.yaml", ".gitattributes"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("recipes", "sample-data", *(("locks",) if locks else ())):
+        shutil.copytree(REPO / name, root / name)
+    (root / "pyproject.toml").write_text(pyproject)
+    (root / ".gitignore").write_text(ignore)
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "example project")
+    return root
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.helpers import REMOVED_T2, REPO, T1, Invoke, commit_all, git
+from tests.helpers import EXAMPLE_TOOL, REMOVED_T2, T1, Invoke, commit_all, example_project, git
 from vxds.cli.main import cli
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example project (manifest, recipes, sample data, [tool.vxds]) committed in Git."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("datasets.yaml", ".gitattributes"):
-        shutil.copy(REPO / name, root / name)
-    shutil.copytree(REPO / "recipes", root / "recipes")
-    shutil.copytree(REPO / "sample-data", root / "sample-data")
-    (root / "pyproject.toml").write_text(
-        '[project]\nname = "example"  # a comment to keep\n\n'
-        '[tool.vxds]\nmanifest = "datasets.yaml"\nlocks = "locks"\nsource = "./sample-data"\n'
-    )
-    (root / ".gitignore").write_text(".vxds/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "example project")
+    pyproject = '[project]\nname = "example"  # a comment to keep\n\n' + EXAMPLE_TOOL
+    root = example_project(tmp_path / "project", pyproject=pyproject, locks=False)
     monkeypatch.chdir(root)
     return root
 

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import REPO, git
+from tests.helpers import EXAMPLE_TOOL, REPO, example_project, git
 from vxds.cli.main import cli
 from vxds.locks.format import HEADER, parse_header, render_header
 from vxds.locks.splits import digest_chunks, split_file
@@ -70,20 +70,8 @@ def assert_line_or_finding(name: str, result: Result) -> None:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The example project with its committed locks, in a real Git repository."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("datasets.yaml", ".gitattributes"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("recipes", "sample-data", "locks"):
-        shutil.copytree(REPO / name, root / name)
-    (root / "pyproject.toml").write_text(
-        '[project]\nname = "example"\n\n[tool.vxds]\nmanifest = "datasets.yaml"\n'
-        'locks = "locks"\nsource = "./sample-data"\n'
-    )
-    (root / ".gitignore").write_text(".vxds/\nout/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "example project")
+    pyproject = '[project]\nname = "example"\n\n' + EXAMPLE_TOOL
+    root = example_project(tmp_path / "project", pyproject=pyproject, locks=True, ignore=".vxds/\nout/\n")
     monkeypatch.chdir(root)
     return root
 
