@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from blake3 import blake3
 
 from tests.s3server import S3
+from vxds.errors import SourceError
 from vxds.locks.verified_read import IntegrityError
 from vxds.store.backends import Backend
 from vxds.store.cas import key_of, open_store
@@ -99,3 +101,18 @@ def test_a_large_local_file_is_copied_in_the_kernel_and_checked(tmp_path: Path) 
     store.flush()
     assert store.listing() == {digest: 33 << 20}
     assert [p.name for p in (tmp_path / "store").rglob("*") if p.is_file()] == [digest[2:]]
+
+
+@pytest.mark.parametrize(
+    "members",
+    [b'[["0/.zarray", "blake3:../../outside"]]', b'[["a", "blake3:' + b"AB" * 32 + b'"]]', b"not json"],
+)
+def test_a_manifest_naming_members_by_anything_but_a_hex_digest_is_refused(
+    tmp_path: Path, members: bytes
+) -> None:
+    store = open_store(str(tmp_path / "store"), base=tmp_path, options={})
+    digest = blake3(members).hexdigest()
+    store.put(digest, [members])
+    store.flush()
+    with pytest.raises(SourceError, match="is not a series manifest"):
+        store.manifest(digest)

@@ -139,10 +139,13 @@ class Store:
                 f"store {self.url!r}: the object {key_of(hexdigest)} does not match its name"
             )
         try:
-            pairs = orjson.loads(data)
-            return [(str(name), str(digest).partition(":")[2]) for name, digest in pairs]
+            pairs = [(str(name), str(digest).partition(":")[2]) for name, digest in orjson.loads(data)]
         except (orjson.JSONDecodeError, TypeError, ValueError):
-            raise SourceError(f"store {self.url!r}: {key_of(hexdigest)} is not a series manifest") from None
+            pairs = [("", "")]
+        # member digests name objects and spooled files: only plain hex digests are accepted
+        if not all(_HEX_RE.match(digest) for _, digest in pairs):
+            raise SourceError(f"store {self.url!r}: {key_of(hexdigest)} is not a series manifest")
+        return pairs
 
 
 def _check(label: str, found: str, hexdigest: str, count: int, size: int | None) -> None:
