@@ -21,7 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cli.conftest import REPO, Invoke, invoke, project  # noqa: F401 (fixtures)
+from tests.cli.conftest import invoke, project  # noqa: F401 (fixtures)
+from tests.helpers import REPO, Invoke
 from vxds.hashing import PREFIX, canonical_json, digest_bytes
 from vxds.locks.splits import Split
 from vxds.materialize import Target, materialize
