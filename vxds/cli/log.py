@@ -65,22 +65,12 @@ def diff_words(diff: DatasetDiff) -> str:
     return f"{diff.name}@{diff.new_version or diff.old_version}: {'; '.join(words) or 'no change'}{status}"
 
 
-def _value(record: dict[str, Any] | None, field: str) -> str:
-    value: Any = record
-    for part in field.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    text = "(none)" if value is None else str(value)
-    if text.startswith("blake3:"):
-        return text[:15]  # a short digest, as Git shows a short sha
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def change_words(change: Change) -> str:
     """``metadata in train: attrs.age 49 -> 50``; digests short, long values cut."""
+    from vxds.report.values import shown
+
     where = f"{change.from_split} -> {change.split}" if change.kind == "moved" else change.split
-    fields = [
-        f"{f} {_value(change.old, f)} -> {_value(change.new, f)}" for f in change.fields if f != "split"
-    ]
+    fields = [f"{name} {shown(old)} -> {shown(new)}" for name, old, new in change.values() if name != "split"]
     return f"{change.kind} in {where}" + (f": {', '.join(fields)}" if fields else "")
 
 
