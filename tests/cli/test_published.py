@@ -30,7 +30,7 @@ def test_changed_resources_recipe_and_removal_are_reported(history: Path, invoke
     changes = {c.key: c for c in published_changes(config, "HEAD")}
     assert sorted(changes) == ["all_basel_data@1", "clinical_cohort@1", "viseg_training@2"]
     assert changes["all_basel_data@1"].message == (
-        "all_basel_data@1 is published at HEAD and its resources changed (+0 -0 ~2); "
+        "all_basel_data@1 is published at HEAD and its resources changed (1 changed, 1 metadata); "
         "lock the change as a new version (all_basel_data@2) instead"
     )
     message = changes["viseg_training@2"].message

@@ -34,11 +34,8 @@ def plain(text: str, role: Role) -> str:
 
 
 def change_words(counts: Mapping[str, int]) -> str:
-    """``+added -removed ~changed >moved`` (metadata changes count as changed)."""
-    words = [f"+{counts[ADDED]}", f"-{counts[REMOVED]}", f"~{counts[CHANGED] + counts[METADATA]}"]
-    if counts[MOVED]:
-        words.append(f">{counts[MOVED]}")
-    return " ".join(words)
+    """``1 changed, 6 metadata``: the resources that changed, in ``vxds diff``'s categories."""
+    return ", ".join(f"{counts[kind]} {kind}" for kind in KINDS if counts.get(kind))
 
 
 def versions(diff: DatasetDiff) -> str:
@@ -54,7 +51,7 @@ def versions(diff: DatasetDiff) -> str:
 
 def summary(diff: DatasetDiff) -> str:
     c = diff.counts()
-    parts = [f"{c[k]} {k}" for k in KINDS if c[k]]
+    parts = [change_words(c)] if any(c[k] for k in KINDS) else []
     if diff.header:
         parts.append("header changed")
     return (
