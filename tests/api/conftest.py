@@ -16,14 +16,14 @@ SMALL = ShardRule(min_bytes=200, target_bytes=600, max_bytes=1200)  # a few reso
 IDS = [f"sub-{n:03d}/anat/sub-{n:03d}_T2w.nii.gz" for n in range(1, 121)]
 
 
-def sharded_lock(folder: Path, rule: ShardRule = SMALL) -> Lock:
-    """``d@1`` with a sharded ``train`` (120 resources) and a one-file ``test`` (3), written."""
+def sharded_lock(folder: Path, rule: ShardRule = SMALL, name: str = "d") -> Lock:
+    """``NAME@1`` with a sharded ``train`` (120 resources) and a one-file ``test`` (3), written."""
     train = Split.from_lines(
-        [make_resource(rid, site=f"s{len(rid) % 3}").canonical_line() for rid in IDS], rule
+        [make_resource(rid, site=f"s{len(rid) % 3}", of=name).canonical_line() for rid in IDS], rule
     )
-    test = Split.from_lines([make_resource(f"t{n}").canonical_line() for n in range(3)])
+    test = Split.from_lines([make_resource(f"t{n}", of=name).canonical_line() for n in range(3)])
     lock = make_lock(train=train, test=test)
-    lock = Lock(replace(lock.header, shards=header_shards(lock.splits)), lock.splits)
+    lock = Lock(replace(lock.header, name=name, shards=header_shards(lock.splits)), lock.splits)
     write_lock(lock, folder)
     return lock
 
