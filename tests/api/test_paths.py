@@ -145,3 +145,15 @@ def test_a_dicom_series_is_a_folder_of_its_checked_members(tmp_path: Path) -> No
     with pytest.raises(IntegrityError, match=f"{SERIES}: content does not match the locked hash"):
         lock.path(SERIES)
     assert not folder.exists()
+
+
+def test_a_loaded_lock_pickles_for_worker_processes_and_reopens_its_source(locked: Path) -> None:
+    import pickle
+
+    lock = vxds.load_lock("demo@1", root=locked)
+    path = lock.path(TWO)  # opens the source and the hash cache
+    copy = pickle.loads(pickle.dumps(lock))
+    assert copy == lock
+    assert copy._sources == {}
+    assert copy.path(TWO) == path
+    assert copy.splits["train"][0] == lock.splits["train"][0]

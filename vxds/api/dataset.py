@@ -35,6 +35,11 @@ class LockedDataset(Lock):
     _sources: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     store_url: str | None = field(default=None, compare=False)  # the store readers fall back to
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its opened sources and caches (a DataLoader's worker processes
+        reopen them on first use)."""
+        return {**self.__dict__, "_sources": {}}
+
     def __iter__(self) -> Iterator[Resource]:
         """Every resource, split by split in name order."""
         return self.resources()
