@@ -157,3 +157,20 @@ def test_a_loaded_lock_pickles_for_worker_processes_and_reopens_its_source(locke
     assert copy._sources == {}
     assert copy.path(TWO) == path
     assert copy.splits["train"][0] == lock.splits["train"][0]
+
+
+def test_a_zarr_is_a_folder_of_its_members_with_their_paths(tmp_path: Path) -> None:
+    from tests.helpers import BIDS_EXAMPLES
+    from tests.store.test_series import _project
+
+    data = BIDS_EXAMPLES / "micr_SEMzarr"
+    root = _project(tmp_path, data)
+    lock = vxds.load_lock("everything@1", root=root)
+    (zarr,) = [r for r in lock if r.type == "Zarr"]
+    folder = lock.path(zarr)
+    made = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert made == sorted(
+        p.relative_to(data / zarr.id).as_posix() for p in (data / zarr.id).rglob("*") if p.is_file()
+    )
+    assert len(made) == zarr.attrs["files"] == 4
+    assert all((folder / name).read_bytes() == (data / zarr.id / name).read_bytes() for name in made)
