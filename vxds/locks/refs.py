@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
@@ -181,6 +182,12 @@ def revision_side(repo: Repository, config: Config, rev: str, label: str | None 
     return Side(shown, locks, _revision_manifest(repo, config, sha), commit=sha)
 
 
+def lock_in_tree(repo: Repository, sha: str, path: str, label: str) -> LockRef | None:
+    """The lock in folder ``path`` at commit ``sha``, read from Git objects (None: none there)."""
+    files = repo.listdir(sha, path)
+    return _revision_lock(repo, files, label) if HEADER in files else None
+
+
 def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
@@ -259,7 +266,11 @@ def whole_lock(ref: LockRef) -> Lock:
     problems: list[Problem] = []
     for split in ref.splits:
         with ref.lines(split) as lines:
-            splits[split] = Split.from_lines(list(lines))
+            terminated = [line + b"\n" for line in lines]
+        shards = tuple(ref.header.shards.get(split, ()))  # cut where the header cuts, not re-cut
+        parts = tuple(accumulate((s.count for s in shards[:-1]), initial=0)) if shards else ()
+        digest = ref.header.splits[split][1]  # the stream checked every file against it
+        splits[split] = Split(terminated, len(terminated), digest, shards=shards, parts=parts)
         for file, chunks in splits[split].files(split):
             problems += line_problems(split, b"".join(chunks), file)
     if problems:

@@ -25,6 +25,7 @@ from vxds.errors import LockError
 from vxds.hashing import PREFIX
 from vxds.locks import shards as shards_module
 from vxds.locks.format import HEADER, CorruptLock, Problem
+from vxds.locks.positions import SplitSequence
 from vxds.locks.shards import SPLIT_FILE_RE as SPLIT_FILE_RE  # re-exported
 from vxds.locks.shards import (
     Shard,
@@ -50,7 +51,7 @@ def digest_chunks(chunks: Sequence[bytes]) -> str:
 
 
 @dataclass(frozen=True)
-class Split:
+class Split(SplitSequence):
     """One split's content: its files' bytes in chunks, with count and digest.
 
     A chunk is one newline-terminated line (a lock being built) or a run of them (a lock
@@ -58,6 +59,7 @@ class Split:
     digest, the digest the header lists (``vxds.locks.shards``). ``shards`` lists the shards
     of a split of several (empty for one), ``parts`` the chunk each starts at. ``path`` (or,
     for a split of several, ``paths``) is the file read, named when one of its lines is bad.
+    It is a sequence of resources in id order (``vxds.locks.positions``).
     """
 
     chunks: Sequence[bytes] = field(compare=False, repr=False)  # or read shard by shard (recipes.spill)

@@ -1,6 +1,11 @@
-"""One revision of a registry, fetched into a bare cache: ``git fetch --depth 1``, no checkout.
+"""One revision of a registry, fetched into a bare cache: a partial fetch, no checkout.
 
-The cache is ``.vxds/registry/<digest of the URL>.git``. Every call to Git here runs with a
+The cache is ``.vxds/registry/<digest of the URL>.git``, a partial clone of the registry
+(its remote ``origin`` is the promisor). ``fetch`` brings one commit and its trees (``git
+fetch --depth 1 --filter=blob:none``); ``fetch_paths`` then brings the blobs under the
+paths a reader needs (the manifest, one dataset's lock folder) in one request. A server
+that refuses filters (``uploadpack.allowFilter`` unset) sends the whole tree instead, which
+Git says with a warning and which works the same. Every call to Git here runs with a
 terminal prompt turned off, so an unreachable or private registry is an error, not a hang.
 """
 
@@ -40,9 +45,13 @@ def shown(url: str) -> str:
     return url if "://" in url or ":" in url.split("/", 1)[0] else str(Path(url).resolve())
 
 
-def _git(args: list[str], *, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _git(
+    args: list[str], *, cwd: Path | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False
+    )
 
 
 def _reason(result: subprocess.CompletedProcess[str]) -> str:
@@ -50,27 +59,72 @@ def _reason(result: subprocess.CompletedProcess[str]) -> str:
     return lines[-1].removeprefix("fatal: ") if lines else f"git exited with {result.returncode}"
 
 
+PROMISOR = {  # a partial clone of origin: what Git itself sets for 'git clone --filter'
+    "core.repositoryformatversion": "1",
+    "remote.origin.promisor": "true",
+    "remote.origin.partialclonefilter": "blob:none",
+    "extensions.partialclone": "origin",
+}
+FILTERED = ["--quiet", "--no-tags", "--filter=blob:none"]
+
+
 def cache_for(cache_dir: Path, url: str) -> Path:
-    """The bare repository caching ``url``'s fetched revisions (created when missing)."""
+    """The bare partial clone caching ``url``'s fetched revisions (created when missing)."""
     bare = cache_dir / "registry" / f"{digest_text(url).partition(':')[2][:16]}.git"
     if not (bare / "HEAD").is_file():
         bare.parent.mkdir(parents=True, exist_ok=True)
         result = _git(["init", "--bare", "--quiet", str(bare)])
         if result.returncode != 0:
             raise RegistryError(f"{bare}: cannot create the registry cache: {_reason(result)}")
+    if _git(["config", "remote.origin.url"], cwd=bare).stdout.strip() != url:
+        for key, value in {"remote.origin.url": url, **PROMISOR}.items():
+            result = _git(["config", key, value], cwd=bare)
+            if result.returncode != 0:
+                raise RegistryError(f"{bare}: cannot set up the registry cache: {_reason(result)}")
     return bare
 
 
 def fetch(bare: Path, url: str, rev: str) -> str:
-    """Fetch ``rev`` of ``url`` (only that commit, depth 1) into ``bare``; its commit sha."""
-    result = _git(["fetch", "--quiet", "--depth", "1", "--no-tags", url, f"+{rev}:{FETCHED}"], cwd=bare)
+    """Fetch ``rev`` of ``url`` (that commit and its trees, depth 1, no blobs) into ``bare``;
+    its commit sha."""
+    result = _git(["fetch", *FILTERED, "--depth", "1", "origin", f"+{rev}:{FETCHED}"], cwd=bare)
     if result.returncode != 0 and SHA_RE.match(rev):  # a sha is not a ref: fetch it by name
-        result = _git(["fetch", "--quiet", "--depth", "1", "--no-tags", url, rev], cwd=bare)
+        result = _git(["fetch", *FILTERED, "--depth", "1", "origin", rev], cwd=bare)
         if result.returncode == 0:
             result = _git(["update-ref", FETCHED, rev], cwd=bare)
     if result.returncode != 0:
         raise RegistryError(f"registry {url}: cannot fetch {rev!r}: {_reason(result)}")
     return resolved(bare, FETCHED)
+
+
+def fetch_paths(bare: Path, commit: str, paths: list[str]) -> int:
+    """Fetch the blobs under ``paths`` at ``commit`` that the cache lacks, in one request;
+    how many were fetched (none when they are there, or the server sent every blob)."""
+    listed = _git(["ls-tree", "-r", "--full-tree", commit, "--", *paths], cwd=bare)
+    if listed.returncode != 0:
+        raise RegistryError(f"{bare}: cannot list {', '.join(paths)} at {commit[:12]}: {_reason(listed)}")
+    wanted = {line.split()[2] for line in listed.stdout.splitlines() if line.split()[1:2] == ["blob"]}
+    missing = _git(["rev-list", "--objects", "--missing=print", commit], cwd=bare)
+    absent = {line[1:] for line in missing.stdout.splitlines() if line.startswith("?")}
+    oids = sorted(wanted & absent)
+    if oids:
+        result = _git(
+            [
+                "-c",
+                "fetch.negotiationAlgorithm=noop",
+                "fetch",
+                *FILTERED,
+                "--no-write-fetch-head",
+                "--stdin",
+                "origin",
+            ],
+            cwd=bare,
+            stdin="".join(f"{oid}\n" for oid in oids),
+        )
+        if result.returncode != 0:
+            where = f"{', '.join(paths)} at {commit[:12]}"
+            raise RegistryError(f"{bare}: cannot fetch {where}: {_reason(result)}")
+    return len(oids)
 
 
 def resolved(bare: Path, ref: str) -> str:
