@@ -27,7 +27,8 @@ def test_base_catches_a_published_lock_that_changed(history: Path, invoke: Invok
     assert result.exit_code == 1
     assert (
         f"VX205 {BASEL}/lock.toml: all_basel_data@1 is published at HEAD and its resources changed"
-        " (1 changed, 1 metadata); lock the change as a new version (all_basel_data@2) instead" in result.output
+        " (1 changed, 1 metadata); lock the change as a new version (all_basel_data@2) instead"
+        in result.output
     )
     assert invoke("verify", "--no-exec").exit_code == 0  # without --base the lock is fine
     doc = json.loads(invoke("verify", "--no-exec", "--base", "HEAD", "--format", "json").output)
