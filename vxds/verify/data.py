@@ -13,6 +13,7 @@ from typing import Any
 from blake3 import blake3
 
 from vxds.errors import SourceError, VxdsError
+from vxds.executor import for_url
 from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
 from vxds.locks.format import HEADER
 from vxds.locks.shards import file_line
@@ -30,7 +31,11 @@ def _source(ctx: Context, url: str) -> Source | VxdsError:
     if url not in ctx.sources:
         # No cache folder: the bytes are read again, and nothing is written.
         context = SourceContext(
-            base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs, options=ctx.config.storage
+            base=ctx.config.root,
+            cache_dir=None,
+            jobs=ctx.options.jobs,
+            options=ctx.config.storage,
+            executor=ctx.config.executor,
         )
         try:
             ctx.sources[url] = open_source(url, context)
@@ -186,7 +191,9 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
             ctx.hashed[path] = known  # read and hashed by this run, unchanged since
         else:
             todo.append((path, st.st_size))
-    for (path, _), digest in zip(todo, map_files(_digest_or_why, todo, jobs=ctx.options.jobs), strict=True):
+    executor = for_url(ctx.config.executor)
+    digests = map_files(_digest_or_why, todo, jobs=ctx.options.jobs, executor=executor)
+    for (path, _), digest in zip(todo, digests, strict=True):
         ctx.hashed[path] = digest
     findings = []
     for split, number, resource, path in files:
