@@ -85,14 +85,16 @@ executor_option = click.option(
 
 
 def with_executor(config: Config, url: str | None) -> Config:
-    """``config`` with ``--executor`` in place of ``[tool.vxds.executor] url`` when given."""
-    if url is None:
-        return config
+    """``config`` with ``--executor`` in place of ``[tool.vxds.executor] url`` when given; a
+    cluster is reached now, so one that cannot be is one error, before any work starts."""
     import dataclasses
 
-    from vxds.executor import check_url
+    from vxds.executor import check_url, for_url
 
-    return dataclasses.replace(config, executor=check_url(url))
+    if url is not None:
+        config = dataclasses.replace(config, executor=check_url(url))
+    for_url(config.executor).connect()
+    return config
 
 
 def by_option(func: F) -> F:

@@ -36,6 +36,10 @@ class Executor(Protocol):
     #: Whether work leaves this process (results then come back by value).
     remote: bool
 
+    def connect(self) -> None:
+        """Reach the workers now (``ExecutorError`` if they cannot be); work would anyway."""
+        ...
+
     def map(
         self,
         work: Callable[[T], R],

@@ -34,12 +34,13 @@ def cut(
     current: list[int] = []
     weight = 0
     for index, size in enumerate(sizes):
-        if size >= large:
-            batches.append([index])
-            continue
-        if current and (len(current) >= max_items or weight + size > max_bytes):
+        alone = size >= large
+        if current and (alone or len(current) >= max_items or weight + size > max_bytes):
             batches.append(current)
             current, weight = [], 0
+        if alone:
+            batches.append([index])
+            continue
         current.append(index)
         weight += size
     if current:

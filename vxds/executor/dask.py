@@ -25,6 +25,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CONNECT_TIMEOUT = "20s"
+TIMEOUT_VARIABLE = "VXDS_EXECUTOR_CONNECT_TIMEOUT"  # seconds, instead of CONNECT_TIMEOUT
 # For tests: seconds each task waits before its work, so a worker can be killed while tasks
 # run; and the items in one task at most.
 DELAY_VARIABLE = "VXDS_EXECUTOR_TASK_DELAY"
@@ -49,11 +50,15 @@ class DaskExecutor:
                 raise ExecutorError(
                     f"executor {self.url!r}: Dask is not installed", hint="pip install 'vxds[dask]'"
                 ) from None
+            timeout = os.environ.get(TIMEOUT_VARIABLE) or CONNECT_TIMEOUT
             try:
-                self._client = Client(self.url, timeout=CONNECT_TIMEOUT, set_as_default=False)  # type: ignore[no-untyped-call]
+                self._client = Client(self.url, timeout=timeout, set_as_default=False)  # type: ignore[no-untyped-call]
             except (OSError, TimeoutError) as exc:
                 raise ExecutorError(f"executor {self.url!r}: cannot reach the scheduler: {exc}") from None
         return self._client
+
+    def connect(self) -> None:
+        self.client  # noqa: B018 (connecting is the point)
 
     def close(self) -> None:
         if self._client is not None:

@@ -26,6 +26,9 @@ class LocalExecutor:
     url = "local"
     remote = False
 
+    def connect(self) -> None:
+        pass
+
     def map(
         self,
         work: Callable[[T], R],
