@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.helpers import EXAMPLE_TOOL, example_project
+from tests.helpers import EXAMPLE_TOOL, example_project, free_port
 from vxds.cli.main import cli
 
 WORKERS = 2
@@ -53,6 +53,9 @@ def cluster() -> Iterator[Cluster]:
         host="127.0.0.1",
         dashboard_address=None,
         worker_dashboard_address=None,
+        # The scheduler's HTTP server (health checks) would take port 8787, or warn and move
+        # when another cluster has it, as under pytest-xdist: a free port of its own.
+        scheduler_kwargs={"dashboard_address": f"127.0.0.1:{free_port()}"},
         memory_limit="2GiB",
     )
     client = Client(local.scheduler_address, set_as_default=False)

@@ -68,3 +68,34 @@ def test_an_s3_lock_on_the_cluster_is_byte_identical_to_a_local_one(
     cache = json.loads((root / f".vxds/objects/{bucket}.json").read_text())
     keys = [k.split("\t")[0] for k in cache["entries"]]
     assert len(keys) == len([p for p in (REPO / "sample-data/basel").rglob("*") if p.is_file()])
+
+
+def test_the_executor_can_come_from_pyproject(project: Path, cluster: Cluster) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'\n[tool.vxds.executor]\nurl = "{cluster.url}"\n')
+    before = vxds_tasks(cluster)
+    assert invoke("lock", "--all").exit_code == 0
+    assert vxds_tasks(cluster) > before
+    shutil.rmtree(project / ".vxds")
+    here = vxds_tasks(cluster)
+    assert invoke("lock", "--all", "--check", "--executor", "local").exit_code == 0  # the same locks
+    assert vxds_tasks(cluster) == here  # --executor local wins over the configuration
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[tool.vxds.executor]\nurl = ""\n', r"\[tool.vxds\] executor.url must be a non-empty string"),
+        ('[tool.vxds.executor]\nhost = "x"\n', r"\[tool.vxds.executor\] must be a table with one key, url"),
+        ('executor = "tcp://x:1"\n', r"\[tool.vxds.executor\] must be a table with one key, url"),
+    ],
+)
+def test_a_wrong_executor_table_is_a_config_error(tmp_path: Path, table: str, message: str) -> None:
+    from vxds.errors import ConfigError
+    from vxds.project.config import load_config
+
+    (tmp_path / "pyproject.toml").write_text("[tool.vxds]\n" + table)
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('[tool.vxds.executor]\nurl = "local"\n')
+    assert load_config(tmp_path).executor == "local"
