@@ -44,8 +44,11 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
+    import dask
     from distributed import Client, LocalCluster
 
+    # A task may lose one worker and run again; losing a second ends the run (KilledWorker).
+    dask.config.set({"distributed.scheduler.allowed-failures": 1})
     local = LocalCluster(
         n_workers=WORKERS,
         threads_per_worker=1,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.executor.conftest import Cluster, invoke
 from tests.helpers import free_port
-from vxds.executor import for_url
+from vxds.executor import ExecutorError, for_url
 from vxds.executor.dask import TIMEOUT_VARIABLE
 from vxds.hashing import digest_bytes, hash_file, hash_file_key, map_files
 
@@ -58,3 +60,30 @@ def test_an_executor_that_is_no_url_is_refused(project: Path) -> None:
     result = invoke("lock", "--all")
     assert result.exit_code == 2
     assert "[tool.vxds.executor] url: executor 'spark://x': expected 'local'" in result.output
+
+
+def _die(_item: int) -> int:
+    os._exit(1)  # the worker process dies, as one killed by the kernel would
+
+
+def test_work_that_kills_every_worker_is_one_executor_error(cluster: Cluster) -> None:
+    cluster.wait_for_workers()
+    with pytest.raises(ExecutorError) as raised:
+        for_url(cluster.url).map(_die, [1], [0])
+    assert str(raised.value) == (
+        f"executor {cluster.url!r}: the run failed: every worker that ran one of its tasks died"
+        " (more often than the scheduler's allowed-failures); see the workers' logs"
+    )
+    cluster.wait_for_workers()
+
+
+def test_a_local_lock_imports_no_dask(project: Path) -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from vxds.cli.main import cli;"
+        "r = CliRunner().invoke(cli, ['lock', '--all']);"
+        "print(r.exit_code, sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=project, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split(maxsplit=1) == ["0", "[]\n"]

@@ -136,6 +136,11 @@ class DaskExecutor:
 
 
 def _cause(exc: BaseException) -> str:
+    if type(exc).__name__ == "KilledWorker":
+        return (
+            "every worker that ran one of its tasks died (more often than the scheduler's"
+            " allowed-failures); see the workers' logs"
+        )
     text = " ".join(str(exc).split())
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
