@@ -118,7 +118,10 @@ def main(argv: list[str]) -> int:
 
     headers = ["run", "workers", "wall s", "obj/s", "MiB/s", "obj/s per worker", "MiB/s per worker"]
     report = Report("first lock: this machine and a Dask LocalCluster", headers)
-    report.notes.append(f"{os.cpu_count()} cores, shared by the vxds client and the {WORKERS} workers")
+    report.notes.append(
+        f"{os.cpu_count()} cores, shared by the vxds client and the {WORKERS} workers;"
+        f" load average {os.getloadavg()[0]:.1f} at the start"
+    )
     with workdir(args.workdir, args.keep, "vxds-cluster-bench-") as scratch, LocalCluster(
         n_workers=WORKERS, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
         scheduler_kwargs={"dashboard_address": f"127.0.0.1:{free_port()}"},  # not 8787: it may be taken
@@ -134,6 +137,9 @@ def main(argv: list[str]) -> int:
         per_worker = locks(report, large, url, f"{args.large} x 32 MiB", args.large, total)
         if not args.no_s3:
             bench_s3(report, url, args.s3_objects, args.seed)
+        from vxds.executor import close_all
+
+        close_all()  # this process' own connection (the S3 runs), before the cluster goes
     needed = FIRST_LOCK_TB * 1e12 / (NIGHT_HOURS * 3600)
     report.notes.append(
         f"{FIRST_LOCK_TB} TB in {NIGHT_HOURS} h is {needed / 1e9:.2f} GB/s; at the measured"
