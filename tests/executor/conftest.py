@@ -1,13 +1,16 @@
 """A real Dask cluster for the executor tests: a LocalCluster of two worker processes.
 
 One per test session (under pytest-xdist, one per xdist worker), on 127.0.0.1 with no
-dashboard. Each worker runs one task at a time, so a test can kill one while tasks run.
+dashboard, in a process of its own (``localcluster``). Each worker runs one task at a time,
+so a test can kill one while tasks run.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.helpers import EXAMPLE_TOOL, example_project, free_port
+from tests.helpers import EXAMPLE_TOOL, REPO, example_project
 from vxds.cli.main import cli
 
 WORKERS = 2
@@ -44,32 +47,37 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    # A task may lose one worker and run again; losing a second ends the run (KilledWorker).
-    dask.config.set({"distributed.scheduler.allowed-failures": 1})
-    local = LocalCluster(
-        n_workers=WORKERS,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        worker_dashboard_address=None,
-        # The scheduler's HTTP server (health checks) would take port 8787, or warn and move
-        # when another cluster has it, as under pytest-xdist: a free port of its own.
-        scheduler_kwargs={"dashboard_address": f"127.0.0.1:{free_port()}"},
-        memory_limit="2GiB",
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.executor.localcluster", str(WORKERS)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
-    client = Client(local.scheduler_address, set_as_default=False)
+    assert process.stdout is not None
+    assert process.stdin is not None
+    url = process.stdout.readline().strip()
+    assert url.startswith("tcp://127.0.0.1:"), f"the cluster did not start (exit {process.poll()})"
+    client = Client(url, set_as_default=False)
     try:
-        yield Cluster(local.scheduler_address, client)
+        yield Cluster(url, client)
     finally:
-        from vxds.executor import close_all
-
-        close_all()
         client.close()
-        local.close()
+        process.stdin.close()
+        process.wait(timeout=60)
+        process.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def _closed_connections() -> Iterator[None]:
+    """Each test's command connections closed after it, as a command's end closes them."""
+    yield
+    from vxds.executor import close_all
+
+    close_all()
 
 
 def invoke(*args: str) -> Result:
