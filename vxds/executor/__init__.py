@@ -71,12 +71,8 @@ def for_url(url: str | None) -> Executor:
     """The executor a ``--executor`` value names: ``local`` (or None), else a Dask scheduler."""
     from vxds.executor.local import LOCAL
 
-    if url is None or url == LOCAL_URL:
+    if url is None or check_url(url) == LOCAL_URL:
         return LOCAL
-    if not url.startswith(DASK_SCHEMES):
-        raise ExecutorError(
-            f"executor {url!r}: expected 'local' or a Dask scheduler address (tcp://HOST:PORT)"
-        )
     if url not in _open:
         from vxds.executor.dask import DaskExecutor
 
