@@ -21,7 +21,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +29,9 @@ import orjson
 from blake3 import blake3
 
 from vxds.errors import SourceError
+from vxds.executor import Executor
+from vxds.executor.local import LOCAL, SMALL_ITEM
+from vxds.executor.local import default_jobs as local_jobs
 from vxds.fs import JsonCache
 
 T = TypeVar("T")
@@ -49,7 +52,7 @@ READ_ATTEMPTS = 3
 # that close to the read must read the same twice before its digest is trusted.
 RACY_NS = 20_000_000
 # Files smaller than this are not worth a thread: see ``hash_files``.
-SMALL_FILE = 64 << 10
+SMALL_FILE = SMALL_ITEM
 
 
 def digest_bytes(data: bytes) -> str:
@@ -157,7 +160,7 @@ def hash_file(path: str | os.PathLike[str], size: int | None = None) -> str:
 
 def default_jobs() -> int:
     """Threads for hashing files that are not small: blake3 and file reads release the GIL."""
-    return max(2, min(16, os.cpu_count() or 1))
+    return local_jobs()
 
 
 def map_files(
@@ -166,37 +169,24 @@ def map_files(
     *,
     jobs: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[T]:
     """``work(path, size)`` of each ``(path, size)`` pair, in input order.
 
-    Files of ``SMALL_FILE`` bytes or more are done in parallel on a thread pool (reads
-    and blake3 release the GIL); smaller files on the calling thread, where per-file
-    overhead is Python's and threads would only fight over the GIL. The first exception
-    ``work`` raises is raised here.
+    On this machine (``executor`` None or local), files of ``SMALL_FILE`` bytes or more are
+    done in parallel on a thread pool (reads and blake3 release the GIL), smaller files on
+    the calling thread, where per-file overhead is Python's and threads would only fight
+    over the GIL. On a cluster, in batched tasks on its workers (``vxds.executor``). The
+    first exception ``work`` raises is raised here.
     """
     items = list(paths)
-    results: list[T | None] = [None] * len(items)
-    large = [i for i, (_, size) in enumerate(items) if size >= SMALL_FILE]
-    workers = min(jobs or default_jobs(), len(large))
+    return (executor or LOCAL).map(
+        partial(_pair, work), items, [size for _, size in items], jobs=jobs, on_done=on_done
+    )
 
-    def one(index: int) -> None:
-        path, size = items[index]
-        results[index] = work(path, size)
-        if on_done is not None:
-            on_done(size)
 
-    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        pending = [pool.submit(one, i) for i in large] if pool else []
-        for index, (_, size) in enumerate(items):
-            if size < SMALL_FILE or pool is None:
-                one(index)
-        for future in pending:
-            future.result()
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-    return results  # type: ignore[return-value]
+def _pair(work: Callable[[str, int], T], item: tuple[str, int]) -> T:
+    return work(*item)
 
 
 def hash_files(
@@ -204,9 +194,10 @@ def hash_files(
     *,
     jobs: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
 ) -> Iterator[str]:
     """Digests of ``(path, size)`` pairs, in input order (see ``map_files``)."""
-    return iter(map_files(hash_file, paths, jobs=jobs, on_done=on_done))
+    return iter(map_files(hash_file, paths, jobs=jobs, on_done=on_done, executor=executor))
 
 
 class HashCache(JsonCache):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from vxds.cli.options import (
+    executor_option,
     format_option,
     jobs_option,
     only_with,
@@ -18,6 +19,7 @@ from vxds.cli.options import (
     require_one,
     root_option,
     verbose_option,
+    with_executor,
 )
 from vxds.cli.output import print_json, progress_bar, state
 from vxds.errors import UsageError
@@ -160,6 +162,7 @@ class _Run:
     root: Path | None
     verbose: bool = False
     refresh: bool = False
+    executor: str | None = None  # --executor: where the hashing runs
 
     @property
     def writes(self) -> bool:
@@ -177,7 +180,7 @@ def _lock_script(
     from vxds.project.config import load_config
     from vxds.recipes.locking import lock_script
 
-    config = load_config(run.root)
+    config = with_executor(load_config(run.root), run.executor)
     with run.progress() as progress:
         outcomes = lock_script(
             config,
@@ -206,6 +209,7 @@ def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code:
     from vxds.recipes.locking import lock_datasets, select_entries
 
     config, manifest = open_project(run.root)
+    config = with_executor(config, run.executor)
     entries = select_entries(config, manifest, names, stale=stale)
     with run.progress() as progress:
 
@@ -291,6 +295,7 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
 )
 @verbose_option
 @jobs_option
+@executor_option
 @format_option
 @quiet_option
 @root_option
@@ -310,6 +315,7 @@ def command(
     refresh: bool,
     verbose: bool,
     jobs: int | None,
+    executor: str | None,
     fmt: str,
     quiet: bool,
     root: Path | None,
@@ -321,7 +327,9 @@ def command(
     run read changed (docs/recipes.md, "When a recipe is skipped").
     """
     _check_usage(click.get_current_context())
-    run = _Run(check, dry_run, jobs, at, fmt, quiet, root, verbose=verbose, refresh=refresh)
+    run = _Run(
+        check, dry_run, jobs, at, fmt, quiet, root, verbose=verbose, refresh=refresh, executor=executor
+    )
     if script is not None:
         parsed = _parse_params(params)
         return _lock_script(run, script, out=out, entrypoint=entrypoint, source=source, params=parsed)

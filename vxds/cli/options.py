@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from vxds.cli.output import FORMAT, QUIET, VERBOSE
 from vxds.errors import UsageError
+
+if TYPE_CHECKING:
+    from vxds.project.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +73,28 @@ jobs_option = click.option(
     default=None,
     help="Parallel hashing threads (default: automatic).",
 )
+
+
+executor_option = click.option(
+    "--executor",
+    metavar="URL",
+    default=None,
+    help="Where per-object work runs: local (default) or a Dask scheduler, tcp://HOST:PORT"
+    " (default: [tool.vxds.executor] url; docs/scale.md).",
+)
+
+
+def with_executor(config: Config, url: str | None) -> Config:
+    """``config`` with ``--executor`` in place of ``[tool.vxds.executor] url`` when given; a
+    cluster is reached now, so one that cannot be is one error, before any work starts."""
+    import dataclasses
+
+    from vxds.executor import check_url, for_url
+
+    if url is not None:
+        config = dataclasses.replace(config, executor=check_url(url))
+    for_url(config.executor).connect()
+    return config
 
 
 def by_option(func: F) -> F:

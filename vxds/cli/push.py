@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
+from vxds.cli.options import (
+    executor_option,
+    format_option,
+    jobs_option,
+    quiet_option,
+    root_option,
+    with_executor,
+)
 from vxds.cli.output import print_json, progress_bar
 
 if TYPE_CHECKING:
@@ -62,6 +69,7 @@ def summary(report: PushReport) -> str:
     "--store", "store", default=None, metavar="URL", help="The store (default: [tool.vxds.store] url)."
 )
 @jobs_option
+@executor_option
 @format_option
 @quiet_option
 @root_option
@@ -71,6 +79,7 @@ def command(
     revs: tuple[str, ...],
     store: str | None,
     jobs: int | None,
+    executor: str | None,
     fmt: str,
     quiet: bool,
     root: Path | None,
@@ -84,7 +93,7 @@ def command(
 
     if bool(datasets) == every:
         raise UsageError("give NAME[@VERSION]... or --all, not both or neither")
-    config = load_config(root)
+    config = with_executor(load_config(root), executor)
     opened = open_store(store_url(store, config.store), base=config.root, options=config.storage)
     needed = wanted(lock_refs(config, datasets, revs))
     with progress_bar(quiet or fmt == "json") as progress:

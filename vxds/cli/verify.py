@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
+from vxds.cli.options import (
+    executor_option,
+    format_option,
+    jobs_option,
+    quiet_option,
+    root_option,
+    with_executor,
+)
 from vxds.cli.output import print_json, progress_bar
 
 if TYPE_CHECKING:
@@ -156,6 +163,7 @@ def _materialized(out: Path, root: Path | None) -> Report:
     "--no-cache", is_flag=True, help="Check every lock line again, ignoring results kept in .vxds/."
 )
 @jobs_option
+@executor_option
 @format_option
 @quiet_option
 @root_option
@@ -168,6 +176,7 @@ def command(
     from_store: bool,
     strict: bool,
     no_cache: bool,
+    executor: str | None,
     fmt: str,
     quiet: bool,
     root: Path | None,
@@ -183,9 +192,10 @@ def command(
     if materialized is not None:
         report = _materialized(materialized, root)
         return _show(report, fmt=fmt, quiet=quiet, strict=strict, sample=None, seed=seed)
-    config = load_config(root)
+    config = with_executor(load_config(root), executor)
     manifest_only = bool(checks["manifest_only"])
-    ahead = data and sample is None and not from_store and not manifest_only
+    local = config.executor in (None, "local")  # on a cluster, the workers hash: nothing ahead
+    ahead = data and sample is None and not from_store and not manifest_only and local
     prehashed = _start_hashing(config, datasets) if ahead else None
     from vxds.verify import Options, Sample, run
 

@@ -11,7 +11,17 @@ from typing import Any
 from vxds.errors import ConfigError
 
 DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
-KNOWN_KEYS = ("manifest", "locks", "source", "storage", "record_tables", "dicom_allow", "dicom_bids", "store")
+KNOWN_KEYS = (
+    "manifest",
+    "locks",
+    "source",
+    "storage",
+    "record_tables",
+    "dicom_allow",
+    "dicom_bids",
+    "store",
+    "executor",
+)
 _BIDS_TARGET = re.compile(r"[a-z]+/[A-Za-z0-9]+\Z")  # datatype/suffix, e.g. anat/T1w
 
 
@@ -37,6 +47,7 @@ class Config:
     # tried in order before the converter's defaults (vxds.materialize.dicom_nifti).
     dicom_bids: tuple[tuple[str, str], ...] = ()
     store: str | None = None  # [tool.vxds.store] url: the content-addressed store (docs/store.md)
+    executor: str | None = None  # [tool.vxds.executor] url: where per-object work runs (docs/scale.md)
 
     @property
     def cache_dir(self) -> Path:
@@ -120,6 +131,7 @@ def load_config(root: Path | None = None) -> Config:
             f"{pyproject}: [tool.vxds] storage must be a table ([tool.vxds.storage]), got {_kind(storage)}"
         )
     store = _store_url(pyproject, table.pop("store", {}))
+    executor = _executor_url(pyproject, table.pop("executor", {}))
     tables = _record_tables(pyproject, table.pop("record_tables", []))
     if tables:
         storage = {**storage, "record_tables": list(tables)}
@@ -142,6 +154,7 @@ def load_config(root: Path | None = None) -> Config:
         dicom_allow=allow,
         dicom_bids=dicom_bids,
         store=store,
+        executor=executor,
     )
 
 
@@ -150,6 +163,21 @@ def _store_url(pyproject: Path, value: object) -> str | None:
     if not isinstance(value, dict) or set(value) - {"url"}:
         raise ConfigError(f"{pyproject}: [tool.vxds.store] must be a table with one key, url")
     return _path_string(pyproject, "store.url", value["url"]) if "url" in value else None
+
+
+def _executor_url(pyproject: Path, value: object) -> str | None:
+    """``[tool.vxds.executor]``: a table whose only key is ``url`` (``local`` or tcp://HOST:PORT)."""
+    if not isinstance(value, dict) or set(value) - {"url"}:
+        raise ConfigError(f"{pyproject}: [tool.vxds.executor] must be a table with one key, url")
+    if "url" not in value:
+        return None
+    url = _path_string(pyproject, "executor.url", value["url"])
+    from vxds.executor import ExecutorError, check_url
+
+    try:
+        return check_url(url)
+    except ExecutorError as exc:
+        raise ConfigError(f"{pyproject}: [tool.vxds.executor] url: {exc.message}") from None
 
 
 def _record_tables(pyproject: Path, value: object) -> tuple[str, ...]:

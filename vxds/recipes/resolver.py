@@ -131,6 +131,7 @@ class Resolver:
             jobs=self.jobs,
             options=self.config.storage,
             at=self.at,
+            executor=self.config.executor,
         )
 
     def source(self, url: str | None, label: str) -> Source:

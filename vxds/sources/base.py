@@ -39,6 +39,9 @@ class SourceContext:
     # Resolve as of this snapshot (``vxds lock --at``). A source that keeps history reads
     # it; any other source refuses a snapshot other than its current one.
     at: str | None = None
+    # Where per-object work runs: None or ``local`` (this machine), or a Dask scheduler's
+    # URL (``--executor``, ``[tool.vxds.executor]``; see ``vxds.executor``).
+    executor: str | None = None
 
 
 def check_at(source: Source, at: str | None) -> None:

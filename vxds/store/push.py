@@ -6,6 +6,11 @@ they stream, and an object appears only when they are the locked bytes, so a res
 source changed since it was locked is a failure, never an object. A push killed half way
 leaves whole objects only (see ``vxds.store.backends``); the next push lists them and
 sends the rest.
+
+With an executor (``--executor URL``), the copies are tasks on a cluster's workers, each
+opening the store and the sources with the project's settings; only counts and messages come
+back. A worker does not have the store's listing, so it writes a series' members whether or
+not the store has them (the same bytes under the same name).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from vxds.errors import SourceError, VxdsError
+from vxds.executor import for_url
 from vxds.hashing import hash_file
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.project.config import Config
@@ -99,26 +105,72 @@ def push(
     report.present = len(needed) - len(todo)
     sources = _Sources(config, jobs)
     task = progress.task(f"pushing to {store.url}", total=len(todo) or None)
+    executor = for_url(config.executor)
     try:
-        with ThreadPoolExecutor(max_workers=jobs or DEFAULT_JOBS) as pool:
-            futures = [(item, pool.submit(_push_one, store, sources, item, present)) for item in todo]
-            for item, future in futures:
-                _collect(report, item, future.result)
-                task.advance()
+        if executor.remote:
+            work = PushBatch(config, store.url)
+            sizes = [item.resource.size or 0 for item in todo]
+            outcomes = executor.map_batches(work, todo, sizes, on_done=lambda _: task.advance())
+        else:
+            with ThreadPoolExecutor(max_workers=jobs or DEFAULT_JOBS) as pool:
+                futures = [pool.submit(_outcome, store, sources, item, present) for item in todo]
+                outcomes = []
+                for future in futures:
+                    outcomes.append(future.result())
+                    task.advance()
+        for item, (written, message) in zip(todo, outcomes, strict=True):
+            _collect(report, item, written, message)
     finally:
         task.close()
         store.flush()
     return report
 
 
-def _collect(report: PushReport, item: Wanted, result: Any) -> None:
+Outcome = tuple[int, str | None]  # bytes written, or why the resource could not be
+
+
+def _outcome(store: Store, sources: _Sources, item: Wanted, present: Mapping[str, int]) -> Outcome:
     try:
-        report.bytes += result()
-        report.uploaded += 1
+        return _push_one(store, sources, item, present), None
     except (VxdsError, OSError) as exc:
         message = exc.message if isinstance(exc, VxdsError) else f"cannot read: {exc.strerror or exc}"
-        message = message.removeprefix(f"{item.lock}: ").removeprefix(f"{item.resource.id}: ")
+        return 0, message.removeprefix(f"{item.lock}: ").removeprefix(f"{item.resource.id}: ")
+
+
+def _collect(report: PushReport, item: Wanted, written: int, message: str | None) -> None:
+    if message is None:
+        report.bytes += written
+        report.uploaded += 1
+    else:
         report.failures.append(PushFailure(item.lock, item.resource.id, message))
+
+
+@dataclass(frozen=True)
+class PushBatch:
+    """A task's work: push these resources to the store at ``url`` (on a worker)."""
+
+    config: Config
+    url: str
+
+    def __call__(self, batch: list[Wanted]) -> list[Outcome]:
+        store, sources = _opened(self)
+        with ThreadPoolExecutor(max_workers=min(DEFAULT_JOBS, len(batch) or 1)) as pool:
+            outcomes = list(pool.map(lambda item: _outcome(store, sources, item, {}), batch))
+        store.flush()
+        return outcomes
+
+
+_workers: dict[tuple[str, str, str], tuple[Store, _Sources]] = {}  # per worker process
+
+
+def _opened(work: PushBatch) -> tuple[Store, _Sources]:
+    key = (work.url, repr(work.config), repr(sorted(work.config.storage.items())))
+    if key not in _workers:
+        from vxds.store.cas import open_store
+
+        store = open_store(work.url, base=work.config.root, options=work.config.storage)
+        _workers[key] = (store, _Sources(work.config, None))
+    return _workers[key]
 
 
 def _push_one(store: Store, sources: _Sources, item: Wanted, present: Mapping[str, int]) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 from blake3 import blake3
 
 from vxds.errors import SourceError, VxdsError
+from vxds.executor import for_url
 from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
 from vxds.locks.format import HEADER
 from vxds.locks.shards import file_line
@@ -30,7 +31,11 @@ def _source(ctx: Context, url: str) -> Source | VxdsError:
     if url not in ctx.sources:
         # No cache folder: the bytes are read again, and nothing is written.
         context = SourceContext(
-            base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs, options=ctx.config.storage
+            base=ctx.config.root,
+            cache_dir=None,
+            jobs=ctx.options.jobs,
+            options=ctx.config.storage,
+            executor=ctx.config.executor,
         )
         try:
             ctx.sources[url] = open_source(url, context)
@@ -79,14 +84,18 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
 
     if isinstance(source, FolderSource):
         return rescued(ctx, target, todo, _check_folder(ctx, target, source, todo))
+    if for_url(ctx.config.executor).remote:
+        from vxds.verify.remote_data import check_remote
+
+        return rescued(ctx, target, todo, check_remote(ctx, target, source, todo))
     found = [f for item in todo if (f := _check_opened(ctx, target, source, *item)) is not None]
     return rescued(ctx, target, todo, found)
 
 
-_SPECIAL = ("ClinicalRecord", "DICOMSeries", "Zarr")  # made by the folder source from more than one file
+SPECIAL = ("ClinicalRecord", "DICOMSeries", "Zarr")  # made by the folder source from more than one file
 
 
-def _line_where(ctx: Context, target: Target, split: str, number: int) -> dict[str, Any]:
+def line_where(ctx: Context, target: Target, split: str, number: int) -> dict[str, Any]:
     file, line = file_line(target.header, split, number) if target.header else (split_file(split), number)
     return {"file": ctx.config.relative(target.path / file), "line": line}
 
@@ -99,8 +108,8 @@ def _check_folder(
     inside = _Inside(source.root)
     files: list[tuple[str, int, Resource, str]] = []
     for split, number, resource in todo:
-        if resource.type in _SPECIAL:
-            found = _check_listed(ctx, target, source, resource, _line_where(ctx, target, split, number))
+        if resource.type in SPECIAL:
+            found = _check_listed(ctx, target, source, resource, line_where(ctx, target, split, number))
             if found is not None:
                 findings.append(found)
             continue
@@ -108,7 +117,7 @@ def _check_folder(
         if path is None:
             message = f"{resource.id}: {outside}; not read"
             findings.append(
-                ctx.finding(target, "VX505", ERROR, message, **_line_where(ctx, target, split, number))
+                ctx.finding(target, "VX505", ERROR, message, **line_where(ctx, target, split, number))
             )
             continue
         files.append((split, number, resource, path))
@@ -186,7 +195,9 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
             ctx.hashed[path] = known  # read and hashed by this run, unchanged since
         else:
             todo.append((path, st.st_size))
-    for (path, _), digest in zip(todo, map_files(_digest_or_why, todo, jobs=ctx.options.jobs), strict=True):
+    executor = for_url(ctx.config.executor)
+    digests = map_files(_digest_or_why, todo, jobs=ctx.options.jobs, executor=executor)
+    for (path, _), digest in zip(todo, digests, strict=True):
         ctx.hashed[path] = digest
     findings = []
     for split, number, resource, path in files:
@@ -194,7 +205,7 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
         if problem is not None:
             code, severity, message = problem
             findings.append(
-                ctx.finding(target, code, severity, message, **_line_where(ctx, target, split, number))
+                ctx.finding(target, code, severity, message, **line_where(ctx, target, split, number))
             )
     return findings
 
@@ -279,9 +290,15 @@ def _check_opened(
     ctx: Context, target: Target, source: Source, split: str, number: int, resource: Resource
 ) -> Finding | None:
     """Any other source: stream the bytes through ``Source.open``."""
-    where = _line_where(ctx, target, split, number)
+    where = line_where(ctx, target, split, number)
     if resource.hash is None or not resource.hash.startswith(PREFIX):
         return _check_listed(ctx, target, source, resource, where)
+    return opened_finding(ctx, target, resource, rehash(source, resource), where)
+
+
+def rehash(source: Source, resource: Resource) -> tuple[str, str]:
+    """``("digest", blake3)`` of a resource's bytes as ``source.open`` streams them, or the
+    finding's code and message when they cannot be read (``VX501``, ``VX504``)."""
     hasher = blake3()
     try:
         if resource.type in ("DICOMSeries", "Zarr") and hasattr(source, "members"):
@@ -291,13 +308,21 @@ def _check_opened(
                 hasher.update(block)
     except SourceError as exc:
         if isinstance(exc, KeyError):
-            return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
-        return ctx.finding(target, "VX504", ERROR, f"{resource.id}: {exc.message}", **where)
+            return "VX501", f"{resource.id}: missing from the source"
+        return "VX504", f"{resource.id}: {exc.message}"
     except OSError as exc:
-        return ctx.finding(
-            target, "VX504", ERROR, f"{resource.id}: cannot read: {exc.strerror or exc}", **where
-        )
-    if PREFIX + hasher.hexdigest() != resource.hash:
+        return "VX504", f"{resource.id}: cannot read: {exc.strerror or exc}"
+    return "digest", PREFIX + hasher.hexdigest()
+
+
+def opened_finding(
+    ctx: Context, target: Target, resource: Resource, outcome: tuple[str, str], where: dict[str, Any]
+) -> Finding | None:
+    """The finding ``rehash``'s outcome makes, if any."""
+    kind, value = outcome
+    if kind != "digest":
+        return ctx.finding(target, kind, ERROR, value, **where)
+    if value != resource.hash:
         return ctx.finding(
             target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
         )

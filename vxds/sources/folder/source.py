@@ -24,6 +24,7 @@ from typing import BinaryIO
 
 from vxds import hashing
 from vxds.errors import SourceError
+from vxds.executor import for_url
 from vxds.fs import files_under
 from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import Resource, checked
@@ -105,6 +106,7 @@ class FolderSource(IndexedSource):
                 ((f.path, f.size) for f in todo),
                 jobs=self.context.jobs,
                 on_done=lambda _size: task.advance(),
+                executor=for_url(self.context.executor),
             )
         except FileChanged as exc:
             raise SourceError(f"source {self.url!r}: {exc.message}") from None

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from vxds.errors import NotFoundError, SourceError
+from vxds.executor import for_url
 from vxds.hashing import digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
@@ -47,7 +48,16 @@ from vxds.sources.objectstore.failures import (
     StoreFailure,
     VersionGone,
 )
-from vxds.sources.objectstore.listing import DigestCache, DigestSink, Fetched, Listed, Sink, Stored, visible
+from vxds.sources.objectstore.listing import (
+    DigestCache,
+    DigestSink,
+    Fetched,
+    Listed,
+    Sink,
+    Stored,
+    fan_out,
+    visible,
+)
 
 T = TypeVar("T")
 
@@ -229,8 +239,18 @@ class BucketSource(IndexedSource):
 
     # --- listing and hashing -----------------------------------------------------------
 
+    async def _list_level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        """A page of ``prefix`` (``listing.LevelLister``); a store that overrides it fans out."""
+        raise NotImplementedError
+
     async def _pages(self) -> AsyncIterator[list[Listed]]:
         """The objects under the prefix, a page at a time (hidden names skipped)."""
+        if type(self)._list_level is not BucketSource._list_level:
+            async for found in fan_out(self._list_level, self._retrying, self.prefix, width=self.concurrency):
+                yield [obj for obj in found if visible(obj.rel)]
+            return
         token: str | None = None
         while True:
             page, token = await self._retrying(lambda at=token: self._list_page(at))  # type: ignore[misc]
@@ -294,7 +314,13 @@ class BucketSource(IndexedSource):
 
     def _scan(self) -> list[Resource]:
         cache = DigestCache(self.context.cache_dir, self._cache_name())
-        objects = self._run(lambda: self._collect(cache))
+        executor = for_url(self.context.executor)
+        if executor.remote:
+            from vxds.sources.objectstore.remote import collect
+
+            objects = collect(self, cache, executor)
+        else:
+            objects = self._run(lambda: self._collect(cache))
         cache.save()
         digests = {obj.rel: obj.digest for obj in objects}
         versions = {obj.rel: obj.version for obj in objects}

@@ -1,4 +1,5 @@
-"""What a store's listing and reads say of an object, and the cache that remembers reads.
+"""What a store's listing and reads say of an object, the cache that remembers reads, and
+the listing of a large prefix fanned out over its sub-prefixes.
 
 ``Listed`` is an object as the listing shows it, ``Fetched`` what a read says of the bytes it
 delivered, ``Stored`` the object as read: the version and digest of the bytes hashed.
@@ -8,7 +9,8 @@ version and digest a read found, so an unchanged object is not read again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -18,6 +20,13 @@ from vxds.fs import JsonCache
 from vxds.hashing import PREFIX
 
 Sink = Callable[[bytes], object]
+# One page of a level of the listing: (prefix, token, delimited) -> the objects, the
+# sub-prefixes (delimited only: the "folders" one level down) and the next page's token.
+Level = tuple[list["Listed"], list[str], "str | None"]
+LevelLister = Callable[[str, "str | None", bool], Awaitable[Level]]
+# Levels listed with a delimiter before each sub-prefix is listed whole: in a BIDS layout,
+# subjects then sessions, so thousands of listings run side by side, not one long walk.
+FANOUT_DEPTH = 2
 
 
 class Listed(NamedTuple):
@@ -108,3 +117,54 @@ class DigestCache:
 
     def save(self) -> None:
         self._file.save()
+
+
+async def fan_out(
+    list_level: LevelLister,
+    retrying: Callable[[Callable[[], Awaitable[Level]]], Awaitable[Level]],
+    root: str,
+    *,
+    width: int,
+    depth: int = FANOUT_DEPTH,
+) -> AsyncIterator[list[Listed]]:
+    """Every object under ``root``, a page at a time, in no particular order; each listing
+    call is made through ``retrying`` (the store's bounded retries).
+
+    ``root`` is listed with a delimiter, then each sub-prefix the same way, ``width``
+    listings at a time, down to ``depth`` levels; below that each sub-prefix is listed
+    whole. Every key under ``root`` is either an object of a delimited level or under one
+    of its sub-prefixes, so this lists exactly what one sequential walk lists.
+    """
+    gate = asyncio.Semaphore(width)
+    pages: asyncio.Queue[list[Listed] | BaseException | None] = asyncio.Queue()
+
+    async def walk(prefix: str, level: int) -> None:
+        token: str | None = None
+        below: list[str] = []
+        delimited = level < depth
+        while True:
+            async with gate:
+                objects, prefixes, token = await retrying(
+                    lambda at=token: list_level(prefix, at, delimited)  # type: ignore[misc]
+                )
+            await pages.put(objects)
+            below += prefixes
+            if token is None:
+                break
+        await asyncio.gather(*(walk(sub, level + 1) for sub in below))
+
+    async def run() -> None:
+        try:
+            await walk(root, 0)
+        except Exception as exc:
+            await pages.put(exc)
+        await pages.put(None)
+
+    producer = asyncio.ensure_future(run())
+    try:
+        while (page := await pages.get()) is not None:
+            if isinstance(page, BaseException):
+                raise page
+            yield page
+    finally:
+        producer.cancel()

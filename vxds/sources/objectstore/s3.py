@@ -132,6 +132,17 @@ class ObjectStoreSource(BucketSource):
         items = [self._listed(item) for item in page.get("Contents", [])]
         return items, (str(page["NextContinuationToken"]) if page.get("IsTruncated") else None)
 
+    async def _list_level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        kwargs: dict[str, Any] = {"Prefix": prefix, **({"Delimiter": "/"} if delimited else {})}
+        if token is not None:
+            kwargs["ContinuationToken"] = token
+        page = await self.fs._call_s3("list_objects_v2", Bucket=self.bucket, **kwargs)
+        items = [self._listed(item) for item in page.get("Contents", [])]
+        below = [str(p["Prefix"]) for p in page.get("CommonPrefixes", [])]
+        return items, below, (str(page["NextContinuationToken"]) if page.get("IsTruncated") else None)
+
     def _listed(self, item: Mapping[str, Any]) -> Listed:
         key = str(item["Key"])
         etag = str(item.get("ETag", "")).strip('"')
