@@ -83,7 +83,8 @@ def test_a_failing_resource_exits_1_and_names_it(locked: Path, invoke: Invoke) -
     (locked / "sample-data" / MASK).write_bytes(b"changed")
     result = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "-q")
     assert result.exit_code == 1
-    assert f"error: {MASK}: {MASK}: read 7 bytes, the lock says 141" in result.output
+    assert f"error: {MASK}: read 7 bytes, the lock says 141\n" in result.stderr
+    assert result.stderr.count(MASK) == 1  # the id is named once
     assert "25 placed, 0 unchanged, 1 failed" in result.stdout
 
 
@@ -160,3 +161,45 @@ def test_json_error_on_stdout_with_the_exit_code(locked: Path, invoke: Invoke) -
         == f"{locked / 'out'} holds viseg_training@1; not materializing all_basel_data@1 into it"
     )
     assert "--force" in body["hint"]
+
+
+def test_a_changed_clinical_row_names_its_id_once(locked: Path, invoke: Invoke) -> None:
+    table = locked / "sample-data/basel/participants.tsv"
+    table.write_text(table.read_text().replace("USB-A", "USB-Z"))
+    result = invoke("materialize", "clinical_cohort", "-o", "out", "-m", "clinical-csv")
+    assert result.exit_code == 1
+    rid = "basel/participants.tsv#sub-BS01"
+    [line] = [line for line in result.stderr.splitlines() if rid in line]
+    assert line.startswith(f"error: {rid}: content does not match the locked hash blake3:")
+    assert line.count(rid) == 1
+    as_json = invoke("materialize", "clinical_cohort", "-o", "out2", "-m", "clinical-csv", "--format", "json")
+    failed = {f["resource"]: f["message"] for f in json.loads(as_json.stdout)["failed"]}
+    assert failed[rid].startswith("content does not match")
+
+
+ADDS_ATTRS = """\
+import dataclasses
+
+import vxds
+
+
+@vxds.recipe()
+def clinical_cohort(client):
+    rows = client.query(type="ClinicalRecord", participant_id=lambda v: v is not None)
+    return {"cohort": [dataclasses.replace(r, attrs={**r.attrs, "arm": "A", "site": "S-" + r.id[:5]})
+                       for r in rows]}
+"""
+
+
+def test_every_attribute_of_a_record_is_a_csv_column(locked: Path, invoke: Invoke) -> None:
+    (locked / "recipes/clinical.py").write_text(ADDS_ATTRS)
+    assert invoke("lock", "clinical_cohort").exit_code == 0
+    result = invoke("materialize", "clinical_cohort", "-o", "out", "-m", "clinical-csv")
+    assert result.exit_code == 0, result.output
+    import csv
+
+    rows = list(csv.DictReader((locked / "out/clinical/cohort.csv").read_text().splitlines()))
+    assert len(rows) == 14  # every participant row of both trials
+    assert list(rows[0])[:3] == ["id", "subject", "age"]
+    assert {row["arm"] for row in rows} == {"A"}  # an attribute the recipe added
+    assert {row["site"] for row in rows} == {"USB-A", "USB-B", "USZ"}  # the row's checked value wins

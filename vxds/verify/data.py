@@ -39,6 +39,13 @@ def _source(ctx: Context, url: str) -> Source | VxdsError:
     return ctx.sources[url]
 
 
+def _cannot_open(url: str, message: str) -> str:
+    """VX504's message, naming the source once (a source's own errors start with it)."""
+    if message.startswith(f"source {url!r}"):
+        return f"cannot open {message}"
+    return f"cannot open the source {url!r}: {message}"
+
+
 def _chosen(ctx: Context, target: Target, lock: Lock) -> Iterator[tuple[str, int, bytes]]:
     """(split, line number, line) of the resources to re-hash: all, or a seeded sample."""
     sample = ctx.options.sample
@@ -74,7 +81,7 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
     url = target.header.source or ctx.config.source or ""
     source = _source(ctx, url) if url else SourceError("the lock names no source")
     if isinstance(source, VxdsError):
-        return [ctx.finding(target, "VX504", ERROR, f"cannot open the source {url!r}: {source.message}")]
+        return [ctx.finding(target, "VX504", ERROR, _cannot_open(url, source.message))]
     from vxds.sources.folder.source import FolderSource
 
     if isinstance(source, FolderSource):
