@@ -10,7 +10,7 @@ import click
 from vxds.cli.options import quiet_option, root_option
 
 EPILOG = """\b
-Example:
+Examples:
   vxds bump all_basel_data   all_basel_data@1 gets frozen: true, @2 is added after it
 
 Then change the recipe: 'vxds lock --all' writes locks/all_basel_data/2/ and the

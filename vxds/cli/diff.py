@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from vxds.project.config import Config
 
 EPILOG = """\b
-What to compare (each side is every lock, or the ones chosen with -d):
+Examples (each side is every lock, or the ones chosen with -d):
   vxds diff                                   the working tree against HEAD
   vxds diff v1                                tag v1 against the working tree
   vxds diff HEAD~2 HEAD                       two revisions

@@ -20,8 +20,10 @@ Creates, where missing:
   .gitattributes             lock files merge by resource id (vxds merge-driver)
   git config merge.vxds.*    the merge driver itself, when DIRECTORY is in a Git repository
 
-Example:
+\b
+Examples:
   vxds init --source ./data && vxds new my_dataset && vxds lock --all
+  vxds init ml/datasets --source s3://bucket/scans   a project in a monorepo's subfolder
 """
 
 

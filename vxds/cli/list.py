@@ -13,6 +13,13 @@ from vxds.project.config import Config
 from vxds.project.load import open_project
 
 EPILOG = """\b
+Examples:
+  vxds list                       every dataset version and the state of its lock
+  vxds list --data                and whether each lock's source changed since
+  vxds list --format json         the same as one JSON document
+  vxds status                     the short form, exit 1 when anything needs work
+
+\b
 States:
   fresh    the lock matches its recipe, params and manifest entry
   stale    the recipe script, params or entry changed since it was locked
