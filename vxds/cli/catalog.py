@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from vxds.cli.options import format_option, quiet_option, root_option
-from vxds.cli.output import print_json, progress_bar, table
+from vxds.cli.output import note, print_json, progress_bar, table
 from vxds.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,7 +151,7 @@ def ls(at: str | None, prefix: str, catalog: Path | None, fmt: str, root: Path |
     rows = [[r.id, str(r.version), r.type, str(r.size)] for r in found]
     if rows:
         click.echo(table(rows, ["ID", "VERSION", "TYPE", "SIZE"]))
-    click.echo(f"{len(rows)} resources at snapshot {number}", err=True)
+    note(f"{len(rows)} resources at snapshot {number}")
 
 
 @command.command("log", epilog=LOG_EPILOG)

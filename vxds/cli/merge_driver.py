@@ -32,5 +32,7 @@ def command(base: str, ours: str, theirs: str, path: str) -> int:
     for message in messages:
         click.secho(f"vxds merge: {message}", fg="yellow", err=True)
     if status == 0 and path.endswith(".toml"):
-        click.echo(f"vxds merge: {path} merged; relock it before release (vxds lock)", err=True)
+        from vxds.cli.output import note
+
+        note(f"vxds merge: {path} merged; relock it before release (vxds lock)")
     return status
