@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bump": ("vxds.cli.bump", "Freeze a dataset's published version and add the next one."),
     "lock": ("vxds.cli.lock", "Run recipes and write their locks."),
     "list": ("vxds.cli.list", "List datasets with the state of their locks."),
+    "status": ("vxds.cli.status", "Lock state and data drift per dataset; exit 1 if any needs work."),
     "show": ("vxds.cli.show", "Count a lock's resources per split, type and attribute."),
     "diff": ("vxds.cli.diff", "Show what changed between two locks, revisions or versions."),
     "log": ("vxds.cli.log", "List the commits that changed a dataset's lock, with counts."),
