@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import quiet_option, root_option
 
 EPILOG = """\b
@@ -19,7 +20,7 @@ frozen all_basel_data@1 keeps its lock as published (see docs/checks.md).
 
 
 @click.command("bump", epilog=EPILOG)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_datasets)
 @quiet_option
 @root_option
 def command(name: str, quiet: bool, root: Path | None) -> int:

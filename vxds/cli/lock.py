@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import (
     format_option,
     jobs_option,
@@ -244,7 +245,7 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
 
 
 @click.command("lock", epilog=EPILOG)
-@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...", shell_complete=complete_datasets)
 @click.option("--all", "all_", is_flag=True, help="Lock every dataset in the manifest.")
 @click.option(
     "--stale",

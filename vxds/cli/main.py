@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "diff": ("vxds.cli.diff", "Show what changed between two locks, revisions or versions."),
     "log": ("vxds.cli.log", "List the commits that changed a dataset's lock, with counts."),
     "query": ("vxds.cli.query", "Run SQL (DuckDB) over the locks and their Git history."),
+    "completion": ("vxds.cli.completion", "Print the shell completion script (bash, zsh or fish)."),
     "merge-driver": ("vxds.cli.merge_driver", "Git merge driver for lock files (run by Git)."),
     "install": ("vxds.cli.install", "Register the lock merge driver with Git in this repository."),
     "materialize": ("vxds.cli.materialize", "Write a lock's resources to a folder, checking every byte."),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
 from vxds.cli.output import print_json, progress_bar
 from vxds.cli.push import store_reader
@@ -126,7 +127,7 @@ def _print(report: Report) -> None:
 
 
 @click.command("materialize", epilog=EPILOG)
-@click.argument("dataset", metavar="NAME[@VERSION]", required=False)
+@click.argument("dataset", metavar="NAME[@VERSION]", required=False, shell_complete=complete_datasets)
 @click.option(
     "-f",
     "--file",
