@@ -203,3 +203,61 @@ def test_every_attribute_of_a_record_is_a_csv_column(locked: Path, invoke: Invok
     assert list(rows[0])[:3] == ["id", "subject", "age"]
     assert {row["arm"] for row in rows} == {"A"}  # an attribute the recipe added
     assert {row["site"] for row in rows} == {"USB-A", "USB-B", "USZ"}  # the row's checked value wins
+
+
+def test_the_seed_line_works_as_written_in_a_lock_folder(
+    locked: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``vxp materialize -f resources.train.jsonl -m bids -m clinical-to-csv``, as vxds."""
+    monkeypatch.chdir(locked / "locks/viseg_training/1")
+    result = invoke("materialize", "-f", "resources.train.jsonl", "-m", "bids", "-m", "clinical-to-csv")
+    assert result.exit_code == 0, result.output
+    out = locked / "materialized/train"
+    assert f"note: no -o given: writing to {out}\n" in result.stderr
+    assert result.stdout.startswith(f"{out}: ")
+    assert json.loads((out / ".vxds-receipt.json").read_text())["dataset"] == "viseg_training@1"
+    assert (out / "bids/train/dataset_description.json").is_file()
+    assert check_output(out) == []
+
+
+def test_no_o_for_a_dataset_is_materialized_name_at_version(locked: Path, invoke: Invoke) -> None:
+    result = invoke("materialize", "clinical_cohort", "-m", "clinical-csv")
+    assert result.exit_code == 0, result.output
+    assert "note: no -o given: writing to materialized/clinical_cohort@1\n" in result.stderr
+    assert (locked / "materialized/clinical_cohort@1/clinical/cohort.csv").is_file()
+
+
+def _nothing_written(root: Path) -> bool:
+    return not (root / "materialized").exists() and not (root / "out").exists()
+
+
+def test_no_source_at_all_is_one_error_before_anything_is_written(locked: Path, invoke: Invoke) -> None:
+    pyproject = locked / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('source = "./sample-data"\n', ""))
+    alone = locked / "elsewhere"
+    alone.mkdir()
+    shutil.copy(locked / "locks/viseg_training/1/resources.train.jsonl", alone)
+    result = invoke("materialize", "-f", "elsewhere/resources.train.jsonl", "-m", "bids", "-m", "files")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no source to read the locked bytes from;"
+        " pass --source URL or set source in [tool.vxds] of pyproject.toml\n"
+    )
+    assert _nothing_written(locked)
+
+
+def test_outside_a_project_no_source_says_pass_source(
+    tmp_path: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(REPO / "locks/viseg_training/1/resources.train.jsonl", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("materialize", "-f", "resources.train.jsonl", "-m", "files", "-o", "out")
+    assert result.exit_code == 2
+    assert "pass --source URL (outside a project" in result.stderr
+    assert result.stderr.count("error:") == 1
+    assert _nothing_written(tmp_path)
+
+
+def test_the_usage_line_shows_f_file_as_the_alternative(invoke: Invoke) -> None:
+    usage = invoke("materialize", "--help").stdout.splitlines()[0]
+    assert usage.endswith(" materialize [OPTIONS] NAME[@VERSION] | -f FILE")

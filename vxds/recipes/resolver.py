@@ -244,7 +244,6 @@ def read_script(script: Path, label: str) -> str:
 
 def _source_fix(config: Config) -> str:
     """Where a missing source is set: the project's files, or ``--source`` outside a project."""
-    pyproject = config.pyproject
-    if config.manifest.is_file() or (pyproject is not None and b"[tool.vxds" in pyproject.read_bytes()):
+    if config.in_project:
         return "set 'source' in the manifest or in [tool.vxds]"
     return "pass --source URL (outside a project there is no [tool.vxds] to set it in)"
