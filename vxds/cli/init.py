@@ -72,6 +72,30 @@ def _folder(path: Path) -> str:
     return "created"
 
 
+def _git_root(directory: Path) -> Path | None:
+    """The work tree holding ``directory`` (a ``.git`` folder, or file in a linked worktree)."""
+    here = directory.resolve()
+    return next((folder for folder in (here, *here.parents) if (folder / ".git").exists()), None)
+
+
+def _pre_commit(directory: Path) -> tuple[str, str]:
+    """Where pre-commit reads its configuration (the Git root), with the hooks for DIRECTORY."""
+    from vxds.project import precommit_config
+
+    root = _git_root(directory) or directory.resolve()
+    prefix = directory.resolve().relative_to(root).as_posix().removeprefix(".")
+    config = root / ".pre-commit-config.yaml"
+    name = f"{_shown(config)} (the Git root's)" if prefix else ".pre-commit-config.yaml"
+    return name, precommit_config.write(config, prefix)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _merge_driver(directory: Path) -> list[tuple[str, str]]:
     """Register the lock merge driver; outside Git, only its .gitattributes lines."""
     from vxds.cli.install import install
@@ -97,19 +121,34 @@ def command(directory: Path, source: str | None, quiet: bool) -> int:
         ("recipes/", _folder(directory / "recipes")),
         ("locks/", _folder(directory / "locks")),
         ("pyproject.toml", _pyproject(directory / "pyproject.toml", source)),
-        (
-            ".pre-commit-config.yaml",
-            _file(directory / ".pre-commit-config.yaml", read("pre-commit-config.yaml.txt")),
-        ),
+        _pre_commit(directory),
         (".gitignore", _gitignore(directory / ".gitignore")),
         *_merge_driver(directory),
     ]
     if not quiet:
         for name, action in actions:
             click.echo(f"{click.style(f'{action:>8}', fg='green' if action != 'kept' else None)}  {name}")
-        if any(action == "skipped" for _, action in actions):
-            click.echo(
-                "not a Git repository: after 'git init', run 'vxds install' to register the merge driver"
-            )
-        click.echo("next: vxds new NAME   (adds a recipe and registers it in datasets.yaml)")
+        for step in _next_steps(directory, dict(actions)):
+            click.echo(f"next: {step}")
     return 0
+
+
+def _next_steps(directory: Path, actions: dict[str, str]) -> list[str]:
+    """What the user does after init: the merge driver, pre-commit, a source, a first dataset."""
+    from vxds.project.config import load_config
+
+    steps = []
+    if actions.get("git config merge.vxds") == "skipped":
+        steps.append("after 'git init', run 'vxds install' to register the merge driver")
+    config = next(name for name in actions if ".pre-commit-config.yaml" in name)
+    if actions[config] == "skipped":
+        steps.append(
+            f"add the vxds hooks to {config} by hand: its repos: is not a block list (docs/pre-commit.md)"
+        )
+    else:
+        steps.append("pre-commit install   (pip install pre-commit; the vxds hooks then run on every commit)")
+    if not load_config(directory.resolve()).source:
+        pyproject = _shown(directory.resolve() / "pyproject.toml")
+        steps.append(f'set source = "./data" (a folder, s3://..., catalog:...) in [tool.vxds] of {pyproject}')
+    steps.append("vxds new NAME   (adds a recipe and registers it in datasets.yaml)")
+    return steps
