@@ -39,6 +39,11 @@ def _source(ctx: Context, url: str) -> Source | VxdsError:
     return ctx.sources[url]
 
 
+def _named(resource: Resource, message: str) -> str:
+    """A finding's message about ``resource``, naming it once (a source's own errors may)."""
+    return message if message.startswith(resource.id) else f"{resource.id}: {message}"
+
+
 def _cannot_open(url: str, message: str) -> str:
     """VX504's message, naming the source once (a source's own errors start with it)."""
     if message.startswith(f"source {url!r}"):
@@ -274,7 +279,7 @@ def _check_listed(
     except SourceError as exc:
         if isinstance(exc, KeyError):
             return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
-        return ctx.finding(target, "VX504", ERROR, f"{resource.id}: {exc.message}", **where)
+        return ctx.finding(target, "VX504", ERROR, _named(resource, exc.message), **where)
     if current.hash != resource.hash:
         return ctx.finding(
             target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
@@ -299,7 +304,7 @@ def _check_opened(
     except SourceError as exc:
         if isinstance(exc, KeyError):
             return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
-        return ctx.finding(target, "VX504", ERROR, f"{resource.id}: {exc.message}", **where)
+        return ctx.finding(target, "VX504", ERROR, _named(resource, exc.message), **where)
     except OSError as exc:
         return ctx.finding(
             target, "VX504", ERROR, f"{resource.id}: cannot read: {exc.strerror or exc}", **where
