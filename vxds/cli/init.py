@@ -16,6 +16,8 @@ Creates, where missing:
   recipes/  locks/           recipe scripts and committed locks
   pyproject.toml             a [tool.vxds] table (added to an existing file, comments kept)
   .pre-commit-config.yaml    hooks: check datasets.yaml, relock what changed, verify every lock
+                             (at the Git root, added to its config as text, with the paths of
+                             DIRECTORY when it is a subfolder)
   .gitignore                 ignores .vxds/, vxds' local cache
   .gitattributes             lock files merge by resource id (vxds merge-driver)
   git config merge.vxds.*    the merge driver itself, when DIRECTORY is in a Git repository
