@@ -18,7 +18,7 @@ Creates, where missing:
   .pre-commit-config.yaml    hooks: check datasets.yaml, relock what changed, verify every lock
                              (at the Git root, added to its config as text, with the paths of
                              DIRECTORY when it is a subfolder)
-  .gitignore                 ignores .vxds/, vxds' local cache
+  .gitignore                 ignores .vxds/ (vxds' local cache) and materialized/
   .gitattributes             lock files merge by resource id (vxds merge-driver)
   git config merge.vxds.*    the merge driver itself, when DIRECTORY is in a Git repository
 
@@ -50,12 +50,20 @@ def _pyproject(path: Path, source: str | None) -> str:
     return "updated" if existed else "created"
 
 
+IGNORED = (
+    ("# vxds' local cache", ".vxds/"),
+    ("# vxds materialize's default output (derived from the locks)", "materialized/"),
+)
+
+
 def _gitignore(path: Path) -> str:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
-    if any(line.strip() in (".vxds", ".vxds/", "/.vxds/") for line in text.splitlines()):
+    present = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [(comment, entry) for comment, entry in IGNORED if entry.strip("/") not in present]
+    if not missing:
         return "kept"
     prefix = text if not text or text.endswith("\n") else text + "\n"
-    atomic_write_text(path, prefix + "# vxds' local cache\n.vxds/\n")
+    atomic_write_text(path, prefix + "".join(f"{comment}\n{entry}\n" for comment, entry in missing))
     return "updated" if text else "created"
 
 
