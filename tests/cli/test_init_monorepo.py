@@ -125,3 +125,13 @@ def test_a_split_that_comes_out_empty_is_a_warning(mono: Path, invoke: Invoke) -
     full = invoke("lock", "--file", "recipes/pictures.py", "-o", "out")
     assert full.exit_code == 0
     assert "warning: recipes/pictures.py: splits test, train have no resources" in full.stderr
+
+
+def test_a_flow_style_root_config_is_left_alone_with_a_next_step(mono: Path, invoke: Invoke) -> None:
+    (mono / ".pre-commit-config.yaml").write_text("repos: []  # mine\n")
+    result = invoke("init", "ml/datasets", "--source", "./data")
+    assert result.exit_code == 0
+    assert " skipped  .pre-commit-config.yaml (the Git root's)\n" in result.stdout
+    assert "next: add the vxds hooks to .pre-commit-config.yaml (the Git root's) by hand" in result.stdout
+    assert "next: pre-commit install" not in result.stdout
+    assert (mono / ".pre-commit-config.yaml").read_text() == "repos: []  # mine\n"
