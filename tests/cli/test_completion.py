@@ -71,6 +71,7 @@ def test_dataset_names_and_versions_complete_from_the_manifest(project: Path) ->
     assert _complete(project, "vxds materialize viseg_training@") == EVERY_KEY[1:3]
     assert _complete(project, "vxds verify all_basel_data clin") == EVERY_KEY[5:]
     assert _complete(project, "vxds log c", shell="zsh") == ["clinical_cohort", "clinical_cohort@1"]
+    assert _complete(project, "vxds diff viseg_training@1 viseg_training@") == EVERY_KEY[1:3]
 
 
 def test_the_project_is_found_from_a_subfolder_dash_c_and_root(project: Path) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import by_option, root_option
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def paint(text: str, role: str) -> str:
 
 
 @click.command("diff", epilog=EPILOG)
-@click.argument("sides", nargs=-1, metavar="[OLD [NEW]]")
+@click.argument("sides", nargs=-1, metavar="[OLD [NEW]]", shell_complete=complete_datasets)
 @click.option("--dataset", "-d", "datasets", multiple=True, metavar="NAME[@V]", help="Only these datasets.")
 @click.option(
     "--format",
