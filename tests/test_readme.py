@@ -27,3 +27,21 @@ def test_ci_runs_the_readme_test_command_as_written() -> None:
     _, tests = _front_door()
     ci = (REPO / ".ci/run").read_text(encoding="utf-8").splitlines()
     assert ci[-1] == tests
+
+
+def test_the_hook_snippet_is_what_vxds_init_writes() -> None:
+    """The README's pre-commit block is the template's local hooks, which work as written."""
+    import yaml
+
+    from vxds.templates import read
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## pre-commit") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    shown = yaml.safe_load(block.group(1))["repos"]
+    written = yaml.safe_load(read("pre-commit-config.yaml.txt"))["repos"]
+    assert [repo["repo"] for repo in shown] == ["local"]
+    commit_hooks = [hook for hook in written[0]["hooks"] if "stages" not in hook]  # pre-push aside
+    assert shown[0]["hooks"] == commit_hooks
+    assert "<" not in block.group(1)  # no placeholder to fill in

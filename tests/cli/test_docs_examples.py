@@ -4,22 +4,27 @@ The pages are read, not copied: a ``$ vxds ...`` block is run and its output com
 each commit's sha, date and author masked), a ``sh`` block is run by bash with the real
 ``vxds`` on PATH, every read-only ``vxds`` command quoted inline runs without a usage error,
 the JSON example has the keys of the real document, and each finding shown has the shape
-``vxds verify`` prints, with a documented code. (docs/ci/ is run by test_diff.py.)
+``vxds verify`` prints, with a documented code; every command's ``--help`` has examples.
+(docs/ci/ is run by test_diff.py.)
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 
 from tests.helpers import GIT_ENV, REPO, Invoke, commit_all, git
+from vxds.cli.main import cli
 
 PAGES = [REPO / "docs/diff.md", REPO / "docs/checks.md"]
 FENCE_RE = re.compile(r"^```(\w*)\n(.*?)^```$", re.M | re.S)
@@ -129,3 +134,32 @@ def test_a_recipe_change_not_relocked_in_the_documented_markdown(published: Path
     sentence = "stale: the recipe script ./recipes/basel.py changed; the lock was not relocked"
     assert sentence in markdown
     assert sentence in " ".join(page.split())
+
+
+Walked = Iterator[tuple[tuple[str, ...], click.Command]]
+
+
+def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Walked:
+    """Every command of the ``vxds`` group, subgroups' commands included, with its path."""
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None, name
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_has_examples_in_its_help(invoke: Invoke) -> None:
+    """Each ``--help`` (through the real CLI) has an Examples section whose lines run it."""
+    walked = list(_commands(cli))
+    assert len(walked) >= 24  # the subcommands, catalog's four, status and completion
+    for path, _ in walked:
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, path
+        lines = result.stdout.splitlines()
+        starts = [n for n, line in enumerate(lines) if re.match(r"^ *Examples\b.*:$", line)]
+        assert starts, f"vxds {' '.join(path)} --help has no Examples section"
+        section = itertools.takewhile(str.strip, lines[starts[0] + 1 :])
+        shown = [line.split() for line in section]
+        assert any(words[1 : 1 + len(path)] == list(path) for words in shown if words), path

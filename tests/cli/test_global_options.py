@@ -108,3 +108,15 @@ def test_a_json_error_is_json_on_stdout(project: Path, invoke: Invoke) -> None:
     assert body["code"] == 2
     assert "no_such_dataset" in body["error"]
     assert "no_such_dataset" in result.stderr
+
+
+def test_global_quiet_reaches_commands_without_their_own(project: Path, invoke: Invoke) -> None:
+    """``vxds -q`` drops the notes on standard error of a command that has no -q (catalog ls)."""
+    catalog = ["--catalog", "cat.db"]
+    assert invoke("catalog", "init", *catalog).exit_code == 0
+    assert invoke("catalog", "ingest", "sample-data/zurich", *catalog, "-q").exit_code == 0
+    loud, quiet = invoke("catalog", "ls", *catalog), invoke("-q", "catalog", "ls", *catalog)
+    assert loud.exit_code == quiet.exit_code == 0
+    assert loud.stderr.endswith(" resources at snapshot 1\n")
+    assert quiet.stderr == ""
+    assert quiet.stdout == loud.stdout != ""

@@ -33,7 +33,10 @@ def test_init_scaffolds_and_never_overwrites(empty: Path, invoke: Invoke) -> Non
     pyproject = (empty / "pyproject.toml").read_text()
     assert pyproject.startswith('[project]\nname = "x"  # keep me\n')
     assert '[tool.vxds]\nmanifest = "datasets.yaml"\nlocks = "locks"\nsource = "./data"\n' in pyproject
-    assert (empty / ".gitignore").read_text() == "*.pyc\n# vxds' local cache\n.vxds/\n"
+    assert (empty / ".gitignore").read_text() == (
+        "*.pyc\n# vxds' local cache\n.vxds/\n"
+        "# vxds materialize's default output (derived from the locks)\nmaterialized/\n"
+    )
 
     before = {rel: (empty / rel).read_bytes() for rel in SCAFFOLD}
     (empty / "datasets.yaml").write_text("# mine\n")

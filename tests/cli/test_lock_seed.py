@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from tests.helpers import Invoke
 
@@ -59,3 +60,25 @@ def test_a_seed_record_naming_nothing_is_one_line(project: Path, invoke: Invoke)
     output = _refused(project, invoke, "{'id': 'zurich/nothing.nii.gz', 'version': 1}")
     assert "record {'id': 'zurich/nothing.nii.gz', 'version': 1}" in output
     assert "no resource 'zurich/nothing.nii.gz'" in output
+
+
+def test_a_script_outside_a_project_without_a_source_says_pass_source(
+    tmp_path: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "script.py").write_text(RECIPE)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("lock", "--file", "script.py")
+    assert result.exit_code == 2
+    assert "no source; pass --source URL" in result.stderr
+    assert not list(tmp_path.glob("resources.*.jsonl"))
+
+
+def test_a_script_inside_a_project_without_a_source_says_where_to_set_it(
+    project: Path, invoke: Invoke
+) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('source = "./sample-data"\n', ""))
+    (project / "script.py").write_text(RECIPE)
+    result = invoke("lock", "--file", "script.py")
+    assert result.exit_code == 2
+    assert "no source; set 'source' in the manifest or in [tool.vxds]" in result.stderr

@@ -83,7 +83,8 @@ def test_a_failing_resource_exits_1_and_names_it(locked: Path, invoke: Invoke) -
     (locked / "sample-data" / MASK).write_bytes(b"changed")
     result = invoke("materialize", "viseg_training@1", "-o", "out", "-m", "files", "-q")
     assert result.exit_code == 1
-    assert f"error: {MASK}: {MASK}: read 7 bytes, the lock says 141" in result.output
+    assert f"error: {MASK}: read 7 bytes, the lock says 141\n" in result.stderr
+    assert result.stderr.count(MASK) == 1  # the id is named once
     assert "25 placed, 0 unchanged, 1 failed" in result.stdout
 
 
@@ -160,3 +161,103 @@ def test_json_error_on_stdout_with_the_exit_code(locked: Path, invoke: Invoke) -
         == f"{locked / 'out'} holds viseg_training@1; not materializing all_basel_data@1 into it"
     )
     assert "--force" in body["hint"]
+
+
+def test_a_changed_clinical_row_names_its_id_once(locked: Path, invoke: Invoke) -> None:
+    table = locked / "sample-data/basel/participants.tsv"
+    table.write_text(table.read_text().replace("USB-A", "USB-Z"))
+    result = invoke("materialize", "clinical_cohort", "-o", "out", "-m", "clinical-csv")
+    assert result.exit_code == 1
+    rid = "basel/participants.tsv#sub-BS01"
+    [line] = [line for line in result.stderr.splitlines() if rid in line]
+    assert line.startswith(f"error: {rid}: content does not match the locked hash blake3:")
+    assert line.count(rid) == 1
+    as_json = invoke("materialize", "clinical_cohort", "-o", "out2", "-m", "clinical-csv", "--format", "json")
+    failed = {f["resource"]: f["message"] for f in json.loads(as_json.stdout)["failed"]}
+    assert failed[rid].startswith("content does not match")
+
+
+ADDS_ATTRS = """\
+import dataclasses
+
+import vxds
+
+
+@vxds.recipe()
+def clinical_cohort(client):
+    rows = client.query(type="ClinicalRecord", participant_id=lambda v: v is not None)
+    return {"cohort": [dataclasses.replace(r, attrs={**r.attrs, "arm": "A", "site": "S-" + r.id[:5]})
+                       for r in rows]}
+"""
+
+
+def test_every_attribute_of_a_record_is_a_csv_column(locked: Path, invoke: Invoke) -> None:
+    (locked / "recipes/clinical.py").write_text(ADDS_ATTRS)
+    assert invoke("lock", "clinical_cohort").exit_code == 0
+    result = invoke("materialize", "clinical_cohort", "-o", "out", "-m", "clinical-csv")
+    assert result.exit_code == 0, result.output
+    import csv
+
+    rows = list(csv.DictReader((locked / "out/clinical/cohort.csv").read_text().splitlines()))
+    assert len(rows) == 14  # every participant row of both trials
+    assert list(rows[0])[:3] == ["id", "subject", "age"]
+    assert {row["arm"] for row in rows} == {"A"}  # an attribute the recipe added
+    assert {row["site"] for row in rows} == {"USB-A", "USB-B", "USZ"}  # the row's checked value wins
+
+
+def test_the_seed_line_works_as_written_in_a_lock_folder(
+    locked: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``vxp materialize -f resources.train.jsonl -m bids -m clinical-to-csv``, as vxds."""
+    monkeypatch.chdir(locked / "locks/viseg_training/1")
+    result = invoke("materialize", "-f", "resources.train.jsonl", "-m", "bids", "-m", "clinical-to-csv")
+    assert result.exit_code == 0, result.output
+    out = locked / "materialized/train"
+    assert f"note: no -o given: writing to {out}\n" in result.stderr
+    assert result.stdout.startswith(f"{out}: ")
+    assert json.loads((out / ".vxds-receipt.json").read_text())["dataset"] == "viseg_training@1"
+    assert (out / "bids/train/dataset_description.json").is_file()
+    assert check_output(out) == []
+
+
+def test_no_o_for_a_dataset_is_materialized_name_at_version(locked: Path, invoke: Invoke) -> None:
+    result = invoke("materialize", "clinical_cohort", "-m", "clinical-csv")
+    assert result.exit_code == 0, result.output
+    assert "note: no -o given: writing to materialized/clinical_cohort@1\n" in result.stderr
+    assert (locked / "materialized/clinical_cohort@1/clinical/cohort.csv").is_file()
+
+
+def _nothing_written(root: Path) -> bool:
+    return not (root / "materialized").exists() and not (root / "out").exists()
+
+
+def test_no_source_at_all_is_one_error_before_anything_is_written(locked: Path, invoke: Invoke) -> None:
+    pyproject = locked / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('source = "./sample-data"\n', ""))
+    alone = locked / "elsewhere"
+    alone.mkdir()
+    shutil.copy(locked / "locks/viseg_training/1/resources.train.jsonl", alone)
+    result = invoke("materialize", "-f", "elsewhere/resources.train.jsonl", "-m", "bids", "-m", "files")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: no source to read the locked bytes from;"
+        " pass --source URL or set source in [tool.vxds] of pyproject.toml\n"
+    )
+    assert _nothing_written(locked)
+
+
+def test_outside_a_project_no_source_says_pass_source(
+    tmp_path: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(REPO / "locks/viseg_training/1/resources.train.jsonl", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("materialize", "-f", "resources.train.jsonl", "-m", "files", "-o", "out")
+    assert result.exit_code == 2
+    assert "pass --source URL (outside a project" in result.stderr
+    assert result.stderr.count("error:") == 1
+    assert _nothing_written(tmp_path)
+
+
+def test_the_usage_line_shows_f_file_as_the_alternative(invoke: Invoke) -> None:
+    usage = invoke("materialize", "--help").stdout.splitlines()[0]
+    assert usage.endswith(" materialize [OPTIONS] NAME[@VERSION] | -f FILE")

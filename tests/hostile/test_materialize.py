@@ -648,8 +648,8 @@ def test_any_source_s_series_members_are_placed_only_inside_the_series(tmp_path:
     target = Target("t", None, None, {"train": Split.from_lines([line])}, None, tmp_path)
     out = tmp_path / "out"
     report = materialize(target, out, ["files"], source=_ListingSource(member, name))
-    assert [f.message for f in report.failures] == [
-        f"s/series: the series lists {name!r}, not a file of it ({_problem(name)})"
+    assert [(f.resource, f.message) for f in report.failures] == [
+        ("s/series", f"the series lists {name!r}, not a file of it ({_problem(name)})")
     ]
     assert sorted(p.name for p in tmp_path.rglob("*escaped*")) == []
     assert not (out / "train/s/series").exists()

@@ -505,7 +505,8 @@ def test_unopenable_source(locked: Path) -> None:
     shutil.rmtree(locked / "data")
     findings = _verify(locked, data=True)
     assert [(f.code, f.file) for f in findings] == [("VX504", "locks/demo/1/lock.toml")]
-    assert "cannot open the source './data'" in findings[0].message
+    assert findings[0].message.startswith("cannot open source './data': ")
+    assert findings[0].message.count("'./data'") == 1  # named once
 
 
 def test_other_hash_algorithms(locked: Path) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import quiet_option, root_option
 
 EPILOG = """\b
-Example:
+Examples:
   vxds bump all_basel_data   all_basel_data@1 gets frozen: true, @2 is added after it
 
 Then change the recipe: 'vxds lock --all' writes locks/all_basel_data/2/ and the
@@ -19,7 +20,7 @@ frozen all_basel_data@1 keeps its lock as published (see docs/checks.md).
 
 
 @click.command("bump", epilog=EPILOG)
-@click.argument("name")
+@click.argument("name", shell_complete=complete_datasets)
 @quiet_option
 @root_option
 def command(name: str, quiet: bool, root: Path | None) -> int:

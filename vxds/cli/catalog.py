@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from vxds.cli.options import format_option, quiet_option, root_option
-from vxds.cli.output import print_json, progress_bar, table
+from vxds.cli.output import note, print_json, progress_bar, table
 from vxds.errors import UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,6 +25,32 @@ Examples:
   vxds lock clinical --at 1                   resolve a recipe as of snapshot 1
 
 The catalog is --catalog PATH, or the project's [tool.vxds] source when it is catalog:PATH.
+"""
+
+INIT_EPILOG = """\b
+Examples:
+  vxds catalog init --catalog data/catalog.db   data/catalog.db and data/catalog.objects/
+  vxds catalog init                             the catalog [tool.vxds] source names
+"""
+
+INGEST_EPILOG = """\b
+Examples:
+  vxds catalog ingest ./incoming              the next snapshot: every file and clinical row
+  vxds catalog ingest ./incoming -q           the same, printing nothing
+  vxds catalog ingest ./incoming --format json
+"""
+
+LS_EPILOG = """\b
+Examples:
+  vxds catalog ls                             the latest snapshot's resources
+  vxds catalog ls --at 1 --prefix basel/      what snapshot 1 held under basel/
+  vxds catalog ls --format json
+"""
+
+LOG_EPILOG = """\b
+Examples:
+  vxds catalog log                            the snapshots, newest first, with counts
+  vxds catalog log basel/participants.tsv     every version of one resource
 """
 
 
@@ -61,7 +87,7 @@ def command() -> None:
     """An embedded catalog whose resources keep every version, snapshot by snapshot."""
 
 
-@command.command("init")
+@command.command("init", epilog=INIT_EPILOG)
 @catalog_option
 @root_option
 def init(catalog: Path | None, root: Path | None) -> None:
@@ -73,7 +99,7 @@ def init(catalog: Path | None, root: Path | None) -> None:
     click.echo(f"created {path} (objects in {objects_dir(path)})")
 
 
-@command.command("ingest")
+@command.command("ingest", epilog=INGEST_EPILOG)
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @catalog_option
 @format_option
@@ -106,7 +132,7 @@ def ingest(folder: Path, catalog: Path | None, fmt: str, quiet: bool, root: Path
         )
 
 
-@command.command("ls")
+@command.command("ls", epilog=LS_EPILOG)
 @click.option("--at", metavar="SNAPSHOT", help="List the catalog as of this snapshot (default: latest).")
 @click.option("--prefix", default="", help="Only resources whose id starts with this.")
 @catalog_option
@@ -125,10 +151,10 @@ def ls(at: str | None, prefix: str, catalog: Path | None, fmt: str, root: Path |
     rows = [[r.id, str(r.version), r.type, str(r.size)] for r in found]
     if rows:
         click.echo(table(rows, ["ID", "VERSION", "TYPE", "SIZE"]))
-    click.echo(f"{len(rows)} resources at snapshot {number}", err=True)
+    note(f"{len(rows)} resources at snapshot {number}")
 
 
-@command.command("log")
+@command.command("log", epilog=LOG_EPILOG)
 @click.argument("resource_id", required=False, metavar="[ID]")
 @catalog_option
 @format_option

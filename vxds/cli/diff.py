@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import by_option, root_option
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from vxds.project.config import Config
 
 EPILOG = """\b
-What to compare (each side is every lock, or the ones chosen with -d):
+Examples (each side is every lock, or the ones chosen with -d):
   vxds diff                                   the working tree against HEAD
   vxds diff v1                                tag v1 against the working tree
   vxds diff HEAD~2 HEAD                       two revisions
@@ -55,7 +56,7 @@ def paint(text: str, role: str) -> str:
 
 
 @click.command("diff", epilog=EPILOG)
-@click.argument("sides", nargs=-1, metavar="[OLD [NEW]]")
+@click.argument("sides", nargs=-1, metavar="[OLD [NEW]]", shell_complete=complete_datasets)
 @click.option("--dataset", "-d", "datasets", multiple=True, metavar="NAME[@V]", help="Only these datasets.")
 @click.option(
     "--format",

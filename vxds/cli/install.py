@@ -9,6 +9,11 @@ import click
 from vxds.cli.options import quiet_option, root_option
 
 EPILOG = """\b
+Examples:
+  vxds install                    register the driver in this clone
+  vxds install -C ml/datasets     for the project in a subfolder of a monorepo
+
+\b
 Writes, in the repository that holds the project:
   git config merge.vxds.name / merge.vxds.driver   (local to this clone)
   .gitattributes                                   lock files use the driver

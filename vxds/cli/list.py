@@ -13,6 +13,13 @@ from vxds.project.config import Config
 from vxds.project.load import open_project
 
 EPILOG = """\b
+Examples:
+  vxds list                       every dataset version and the state of its lock
+  vxds list --data                and whether each lock's source changed since
+  vxds list --format json         the same as one JSON document
+  vxds status                     the short form, exit 1 when anything needs work
+
+\b
 States:
   fresh    the lock matches its recipe, params and manifest entry
   stale    the recipe script, params or entry changed since it was locked
@@ -31,7 +38,7 @@ With --data, the DATA column says whether the source changed since the lock
 """
 
 
-def _record(status: LockStatus) -> dict[str, object]:
+def record(status: LockStatus) -> dict[str, object]:
     counts = {name: count for name, (count, _) in status.header.splits.items()} if status.header else None
     return {
         "name": status.entry.name,
@@ -44,14 +51,14 @@ def _record(status: LockStatus) -> dict[str, object]:
     }
 
 
-def _with_drift(config: Config, statuses: list[LockStatus], records: list[dict[str, object]]) -> None:
+def with_drift(config: Config, statuses: list[LockStatus], records: list[dict[str, object]]) -> None:
     """The DATA column: each lock's source against its snapshot now (each source read once)."""
     from vxds.verify.drift import Drift, source_drift
 
     seen: dict[str, str | Drift] = {}
-    for status, record in zip(statuses, records, strict=True):
+    for status, row in zip(statuses, records, strict=True):
         drift = source_drift(config, status.header, seen) if status.header is not None else None
-        record["data"] = None if drift is None else {"state": drift.state, "detail": drift.detail}
+        row["data"] = None if drift is None else {"state": drift.state, "detail": drift.detail}
 
 
 def _notes(record: dict[str, object]) -> list[str]:
@@ -69,9 +76,9 @@ def command(data: bool, fmt: str, root: Path | None) -> int:
     """List datasets with the state of their locks (no recipe is run)."""
     config, manifest = open_project(root, require_scripts=False)
     statuses = [lock_status(entry, config) for entry in manifest]
-    records = [_record(s) for s in statuses]
+    records = [record(s) for s in statuses]
     if data:
-        _with_drift(config, statuses, records)
+        with_drift(config, statuses, records)
     if fmt == "json":
         print_json({"datasets": records})
         return 0

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import (
     executor_option,
     format_option,
@@ -134,6 +135,18 @@ def outcome_line(outcome: LockOutcome, *, verbose: bool = False) -> str:
     return f"{state(outcome.state)}  {outcome.key}: {detail}"
 
 
+def warn_empty(what: str, splits: list[str]) -> None:
+    """A lock with an empty split is written (exit 0) but is most likely a recipe that matched nothing."""
+    if splits:
+        named = ("split " if len(splits) == 1 else "splits ") + ", ".join(sorted(splits))
+        verb = "has" if len(splits) == 1 else "have"
+        click.echo(
+            f"{click.style('warning', fg='yellow')}: {what}: {named} {verb} no resources; does the"
+            " source hold what the recipe asks for (its type and attrs)? 'vxds show' counts what was locked",
+            err=True,
+        )
+
+
 def file_json(outcome: SplitFileOutcome) -> dict[str, Any]:
     report: dict[str, Any] = {"split": outcome.split, "path": str(outcome.path), "status": outcome.state}
     if outcome.count is not None:
@@ -199,6 +212,8 @@ def _lock_script(
     elif not run.quiet:
         for outcome in outcomes:
             click.echo(file_line(outcome))
+    if run.fmt == "text":
+        warn_empty(str(script), [o.split for o in outcomes if o.count == 0])
     return 1 if run.check and any(o.state != "unchanged" for o in outcomes) else 0
 
 
@@ -220,6 +235,7 @@ def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code:
                 progress.echo(outcome_line(outcome, verbose=run.verbose))
             if outcome.warning is not None:
                 click.echo(f"{click.style('warning', fg='yellow')}: {outcome.warning}", err=True)
+            warn_empty(outcome.key, [n for n, count in outcome.splits.items() if count == 0])
 
         outcomes = lock_datasets(
             config,
@@ -248,7 +264,7 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
 
 
 @click.command("lock", epilog=EPILOG)
-@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...", shell_complete=complete_datasets)
 @click.option("--all", "all_", is_flag=True, help="Lock every dataset in the manifest.")
 @click.option(
     "--stale",

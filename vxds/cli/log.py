@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import format_option, root_option
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def _show_id(config: Any, rid: str, spec: str | None, max_count: int | None, fmt
 
 
 @click.command("log", epilog=EPILOG)
-@click.argument("dataset", metavar="[NAME[@V]]", required=False)
+@click.argument("dataset", metavar="[NAME[@V]]", required=False, shell_complete=complete_datasets)
 @click.option("--id", "rid", metavar="ID", help="Show one resource's history: each commit that changed it.")
 @click.option("-n", "--max-count", type=click.IntRange(min=1), default=None, help="Show at most N commits.")
 @format_option

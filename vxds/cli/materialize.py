@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
-from vxds.cli.output import print_json, progress_bar
+from vxds.cli.output import note, print_json, progress_bar
 from vxds.cli.push import store_reader
 from vxds.errors import UsageError
 
@@ -72,6 +73,27 @@ def _from_files(files: tuple[Path, ...], config: Config, source: str | None) -> 
     return Target("dataset", None, None, splits, url, config.root, config.storage)
 
 
+def _source_fix(config: Config) -> str:
+    if config.in_project:
+        return "pass --source URL or set source in [tool.vxds] of pyproject.toml"
+    return "pass --source URL (outside a project there is no [tool.vxds] to set it in)"
+
+
+def _default_out(config: Config, target: Target, by_split: bool) -> Path:
+    """No -o: ``materialized/<split>`` (-f) or ``materialized/NAME@VERSION`` in the project."""
+    name = "+".join(sorted(target.splits)) if by_split or target.key is None else target.key
+    out = config.root / "materialized" / name
+    note(f"note: no -o given: writing to {_shown(out)}")
+    return out
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
     """The split files given with -f, by split name; one split or one id in two is refused
     (files from different runs can disagree, and a resource belongs to one split)."""
@@ -126,16 +148,26 @@ def _print(report: Report) -> None:
 
 
 @click.command("materialize", epilog=EPILOG)
-@click.argument("dataset", metavar="NAME[@VERSION]", required=False)
+@click.argument(
+    "dataset", metavar="NAME[@VERSION] | -f FILE", required=False, shell_complete=complete_datasets
+)
 @click.option(
     "-f",
     "--file",
     "files",
     multiple=True,
+    metavar="FILE",
     type=click.Path(dir_okay=False, path_type=Path),
     help="A resources.<split>.jsonl lockfile to materialize (repeatable) instead of NAME.",
 )
-@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Output folder (default: materialized/<split> or materialized/NAME@VERSION in the project).",
+)
 @click.option(
     "-m", "--module", "modules", multiple=True, metavar="MODULE", help="Layout to write (repeatable)."
 )
@@ -163,7 +195,7 @@ def _print(report: Report) -> None:
 def command(
     dataset: str | None,
     files: tuple[Path, ...],
-    out: Path,
+    out: Path | None,
     modules: tuple[str, ...],
     splits: tuple[str, ...],
     mode: str,
@@ -185,7 +217,10 @@ def command(
         raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")
     config = load_config(root)
     target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
+    if target.source_url is None and not from_store:
+        raise UsageError(f"no source to read the locked bytes from; {_source_fix(config)}")
     reader = store_reader(config, store, from_store)
+    out = out if out is not None else _default_out(config, target, bool(files))
     with progress_bar(quiet or fmt == "json") as progress:
         report = materialize(
             target,

@@ -5,6 +5,10 @@ from __future__ import annotations
 import click
 
 EPILOG = """\b
+Examples (Git runs it; by hand, to merge three copies of one split file):
+  vxds merge-driver base.jsonl ours.jsonl theirs.jsonl locks/demo/1/resources.train.jsonl
+
+\b
 Git runs it, with the configuration that 'vxds install' (or 'vxds init') writes:
   git config merge.vxds.driver "vxds merge-driver %O %A %B %P"
   .gitattributes:  locks/**/lock.toml merge=vxds
@@ -28,5 +32,7 @@ def command(base: str, ours: str, theirs: str, path: str) -> int:
     for message in messages:
         click.secho(f"vxds merge: {message}", fg="yellow", err=True)
     if status == 0 and path.endswith(".toml"):
-        click.echo(f"vxds merge: {path} merged; relock it before release (vxds lock)", err=True)
+        from vxds.cli.output import note
+
+        note(f"vxds merge: {path} merged; relock it before release (vxds lock)")
     return status

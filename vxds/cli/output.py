@@ -74,6 +74,18 @@ def error_text(exc: VxdsError) -> str:
     return "\n".join(lines)
 
 
+def quiet_asked() -> bool:
+    """True when ``vxds -q`` was given before the subcommand (whether or not it has its own -q)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET))
+
+
+def note(text: str, **style: Any) -> None:
+    """A line on standard error that is neither a result nor an error: ``vxds -q`` drops it."""
+    if not quiet_asked():
+        click.secho(text, err=True, **style)
+
+
 def error(exc: VxdsError) -> None:
     click.echo(error_text(exc), err=True)
 
@@ -190,6 +202,6 @@ class _NoBar:
 
 def progress_bar(quiet: bool) -> Any:
     """A context manager giving a ``Progress``: a rich bar on a terminal, else nothing."""
-    if quiet or not sys.stderr.isatty():
+    if quiet or quiet_asked() or not sys.stderr.isatty():
         return _NoBar()
     return RichProgress()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import (
     executor_option,
     format_option,
@@ -60,7 +61,7 @@ def summary(report: PushReport) -> str:
 
 
 @click.command("push", epilog=EPILOG)
-@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...", shell_complete=complete_datasets)
 @click.option("--all", "every", is_flag=True, help="Every lock (of the working tree, or of each --rev).")
 @click.option(
     "--rev", "revs", multiple=True, metavar="REV", help="Push the locks at this Git revision (repeatable)."

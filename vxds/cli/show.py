@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import by_option, format_option, root_option
 from vxds.cli.output import print_json, table
 from vxds.locks.store import Lock, lock_dir, read_lock
@@ -47,7 +48,7 @@ def count(lock: Lock, by: tuple[str, ...]) -> dict[str, Any]:
 
 
 @click.command("show", epilog=EPILOG)
-@click.argument("dataset", metavar="NAME[@VERSION]")
+@click.argument("dataset", metavar="NAME[@VERSION]", shell_complete=complete_datasets)
 @by_option
 @format_option
 @root_option

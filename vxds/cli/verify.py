@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from vxds.cli.completion import complete_datasets
 from vxds.cli.options import (
     executor_option,
     format_option,
@@ -130,7 +131,7 @@ def _materialized(out: Path, root: Path | None) -> Report:
 
 
 @click.command("verify", epilog=EPILOG)
-@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...")
+@click.argument("datasets", nargs=-1, metavar="[NAME[@VERSION]]...", shell_complete=complete_datasets)
 @click.option(
     "--no-exec", is_flag=True, help="Never import or run recipe code; checks that need it are skipped."
 )

@@ -2,9 +2,12 @@
 
 One row per clinical record (type ``ClinicalRecord``), in lock (id) order. Each row is the
 record's bytes from the source, checked against the lock (the canonical JSON row); a
-record that fails the check is reported and left out, the others are written. Columns:
-``id``, then ``subject`` and ``session`` when any record has them, then every other field
-in name order. Missing values are empty cells; lists and objects are JSON.
+record that fails the check is reported and left out, the others are written. Every
+attribute of a record is a column too (those vxds derived, such as ``subject``, and those the
+recipe added, such as ``site``); where the row and an attribute share a name, the row's
+checked value is written. Columns: ``id``, then ``subject`` and ``session`` when any record
+has them, then every other field in name order. Missing values are empty cells; lists and
+objects are JSON.
 """
 
 from __future__ import annotations
@@ -27,9 +30,8 @@ def _row(resource: Resource, data: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         row = None
     values = dict(row) if isinstance(row, dict) else {}
-    for key in FIRST:  # the entities vxds derived from the row's id columns
-        if key in resource.attrs and key not in values:
-            values[key] = resource.attrs[key]
+    for key, value in resource.attrs.items():  # derived (subject, session) or added by the recipe
+        values.setdefault(key, value)
     return values
 
 

@@ -88,6 +88,8 @@ class Ledger:
         self.fail_text(rid, rel, text)
 
     def fail_text(self, rid: str | None, rel: str, text: str) -> None:
+        if rid is not None:  # the failure names the resource; its message says only what went wrong
+            text = text.removeprefix(f"{rid}: ")
         with self._lock:
             self.outcome.failures.append(Failure(rid, rel, text))
 

@@ -50,6 +50,11 @@ class Config:
     executor: str | None = None  # [tool.vxds.executor] url: where per-object work runs (docs/scale.md)
 
     @property
+    def in_project(self) -> bool:
+        """A manifest or a ``[tool.vxds]`` table is here, not only the folder vxds ran in."""
+        return self.manifest.is_file() or (self.pyproject is not None and _declares_vxds(self.pyproject))
+
+    @property
     def cache_dir(self) -> Path:
         """Local, untracked state (the hash cache); listed in .gitignore by ``vxds init``."""
         return self.root / ".vxds"

@@ -137,7 +137,7 @@ class Resolver:
     def source(self, url: str | None, label: str) -> Source:
         url = url or self.config.source
         if not url:
-            raise ConfigError(f"{label}: no source; set 'source' in the manifest or in [tool.vxds]")
+            raise ConfigError(f"{label}: no source; {_source_fix(self.config)}")
         if url not in self.sources:
             opened = self._unscanned.pop(url, None) or open_source(url, self._source_context())
             # Listing now means a source that cannot be read fails with its own one-line
@@ -241,3 +241,10 @@ def read_script(script: Path, label: str) -> str:
         raise RecipeError(f"{label}: recipe script {script} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"{label}: cannot read recipe script {script}: {exc}") from None
+
+
+def _source_fix(config: Config) -> str:
+    """Where a missing source is set: the project's files, or ``--source`` outside a project."""
+    if config.in_project:
+        return "set 'source' in the manifest or in [tool.vxds]"
+    return "pass --source URL (outside a project there is no [tool.vxds] to set it in)"

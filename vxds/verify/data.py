@@ -44,6 +44,18 @@ def _source(ctx: Context, url: str) -> Source | VxdsError:
     return ctx.sources[url]
 
 
+def _named(resource: Resource, message: str) -> str:
+    """A finding's message about ``resource``, naming it once (a source's own errors may)."""
+    return message if message.startswith(resource.id) else f"{resource.id}: {message}"
+
+
+def _cannot_open(url: str, message: str) -> str:
+    """VX504's message, naming the source once (a source's own errors start with it)."""
+    if message.startswith(f"source {url!r}"):
+        return f"cannot open {message}"
+    return f"cannot open the source {url!r}: {message}"
+
+
 def _chosen(ctx: Context, target: Target, lock: Lock) -> Iterator[tuple[str, int, bytes]]:
     """(split, line number, line) of the resources to re-hash: all, or a seeded sample."""
     sample = ctx.options.sample
@@ -79,7 +91,7 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
     url = target.header.source or ctx.config.source or ""
     source = _source(ctx, url) if url else SourceError("the lock names no source")
     if isinstance(source, VxdsError):
-        return [ctx.finding(target, "VX504", ERROR, f"cannot open the source {url!r}: {source.message}")]
+        return [ctx.finding(target, "VX504", ERROR, _cannot_open(url, source.message))]
     from vxds.sources.folder.source import FolderSource
 
     if isinstance(source, FolderSource):
@@ -278,7 +290,7 @@ def _check_listed(
     except SourceError as exc:
         if isinstance(exc, KeyError):
             return ctx.finding(target, "VX501", ERROR, f"{resource.id}: missing from the source", **where)
-        return ctx.finding(target, "VX504", ERROR, f"{resource.id}: {exc.message}", **where)
+        return ctx.finding(target, "VX504", ERROR, _named(resource, exc.message), **where)
     if current.hash != resource.hash:
         return ctx.finding(
             target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
@@ -309,7 +321,7 @@ def rehash(source: Source, resource: Resource) -> tuple[str, str]:
     except SourceError as exc:
         if isinstance(exc, KeyError):
             return "VX501", f"{resource.id}: missing from the source"
-        return "VX504", f"{resource.id}: {exc.message}"
+        return "VX504", _named(resource, exc.message)
     except OSError as exc:
         return "VX504", f"{resource.id}: cannot read: {exc.strerror or exc}"
     return "digest", PREFIX + hasher.hexdigest()
