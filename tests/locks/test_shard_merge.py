@@ -56,9 +56,11 @@ def test_the_merge_is_the_relock_of_the_resources_merged_by_id(
     )
     assert list(merged.conflicts) == clash
     if not clash:
-        expected = _apply(
-            _apply(base, {r: ours.get(r) for r in ours_edit}), {r: theirs.get(r) for r in theirs_edit}
-        )
+        expected = base
+        for side in (ours, theirs):  # each side's own changes, applied in turn
+            expected = _apply(
+                expected, {r: side.get(r) for r in {*base, *side} if side.get(r) != base.get(r)}
+            )
         assert merged.files == _files(expected)  # byte for byte, shard for shard
         assert (merged.count, len(merged.shards) or 1) == (len(expected), len(_files(expected)))
 
