@@ -5,7 +5,7 @@ files (``deep``: every line too) and read again when a concurrent ``vxds lock`` 
 folder meanwhile (``settled``). ``write_lock`` writes the new lock beside the old one with
 ``vxds.fs.atomic_write`` and swaps it in with two renames, holding the writers' advisory lock
 (``guard_file``); what a killed write leaves is ``vxds.locks.recovery``'s. ``write_splits``
-writes bare split files (``vxds lock --file``).
+(``vxds.locks.bare``) writes bare split files (``vxds lock --file``).
 
 A lock is *stale* when its recipe, params or manifest entry no longer match, *corrupt*
 when it cannot be read or a digest does not match its content, *missing* when absent.
@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 from vxds.errors import LockError
 from vxds.fs import atomic_write, exclusive, fsync_dir, make_dirs
 from vxds.hashing import hash_file
+from vxds.locks.bare import stale_split_files as stale_split_files  # re-exported
+from vxds.locks.bare import write_splits as write_splits  # re-exported
 from vxds.locks.digest_cache import ShardDigests, stat_key
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header, render_header
 from vxds.locks.recovery import leftovers, restore, restore_set_aside
 from vxds.locks.shards import all_files, is_lock_file, listed_files
 from vxds.locks.splits import (
-    SPLIT_FILE_RE,
     LazyChunks,
     Split,
     Twins,
@@ -38,7 +39,6 @@ from vxds.locks.splits import (
     line_problems,
     open_lock_file,
     read_split,
-    split_file,
 )
 from vxds.resource import Resource
 
@@ -318,39 +318,3 @@ def _swap_in(lock: Lock, directory: Path) -> None:
             os.replace(old, directory)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def stale_split_files(folder: Path, splits: Collection[str]) -> list[Path]:
-    """The ``resources.<split>.jsonl`` files in ``folder`` of splits not in ``splits``."""
-    try:
-        names = sorted(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [folder / n for n in names if (m := SPLIT_FILE_RE.match(n)) and m.group(1) not in splits]
-
-
-def write_splits(
-    splits: Mapping[str, Split], folder: Path, *, unchanged: Collection[str] = ()
-) -> tuple[list[Path], list[Path]]:
-    """Make ``folder`` hold exactly these splits as bare ``resources.<split>.jsonl`` files
-    (``vxds lock --file``); return the files written and the files removed.
-
-    Each file is written with ``atomic_write`` (but the splits named in ``unchanged``, which
-    are on disk already); every other ``resources.<split>.jsonl`` in ``folder``, an earlier
-    run's, is removed. Nothing else in ``folder`` is touched.
-    """
-    written: list[Path] = []
-    try:
-        make_dirs(folder)
-        for name, split in sorted(splits.items()):
-            if name not in unchanged:
-                written.append(folder / split_file(name))
-                atomic_write(written[-1], split.chunks)
-        removed = stale_split_files(folder, splits)
-        for path in removed:
-            path.unlink(missing_ok=True)
-        if removed:
-            fsync_dir(folder)
-    except OSError as exc:
-        raise LockError(f"{exc.filename or folder}: cannot write: {_reason(exc)}") from None
-    return written, removed
