@@ -156,6 +156,9 @@ def test_a_warm_verify_reads_no_shard_and_still_finds_a_tampered_one(
     read.clear()
     assert invoke("verify", "--no-exec").exit_code == 0
     assert read == []  # warm: no lock file read, no shard hashed
+    assert invoke("verify", "--no-exec", "--no-cache").exit_code == 0
+    assert set(shard_files) <= set(read)  # --no-cache: every shard read again
+    read.clear()
     # the same size and modification time, other bytes: only the change time tells
     path = history / LOCK / shard_files[1]
     before = path.stat()

@@ -127,11 +127,11 @@ PARALLEL_BYTES = 64 << 20
 _worker: Context | None = None
 
 
-def _start_worker(config: Config, passed: set[str]) -> None:
+def _start_worker(config: Config, passed: set[str], use_cache: bool) -> None:
     global _worker
     cache = ResultCache(None)
     cache.passed = passed
-    _worker = Context(config, Options(), cache)
+    _worker = Context(config, Options(use_cache=use_cache), cache)
 
 
 def _integrity_job(target: Target) -> Checked:
@@ -174,7 +174,7 @@ def precheck(ctx: Context, targets: Sequence[Target]) -> dict[str, Checked]:
         max_workers=min(jobs, len(present)),
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start_worker,
-        initargs=(ctx.config, ctx.cache.passed),
+        initargs=(ctx.config, ctx.cache.passed, ctx.options.use_cache),
     )
     try:
         with pool:
