@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -253,6 +254,19 @@ def readers(args: argparse.Namespace, report: Report) -> None:
         )
 
 
+class Echoed(Report):
+    """A report that also prints each row and target to stderr as it comes: a 10M run takes
+    an hour, and what was measured before a failure is not lost."""
+
+    def row(self, *cells: object) -> None:
+        super().row(*cells)
+        print("row:", " | ".join(map(str, cells)), file=sys.stderr, flush=True)
+
+    def target(self, name: str, detail: str, ok: bool | None) -> None:
+        super().target(name, detail, ok)
+        print("target:", name, "|", detail, "|", ok, file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__ or "")
     p.add_argument(
@@ -300,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"rule: min {mib(RULE.min_bytes)}, target {mib(RULE.target_bytes)}, max {mib(RULE.max_bytes)}"
     )
     report.print()
-    readers_report = Report(
+    readers_report = Echoed(
         "readers and lock of format 2 (diff, verify, lock)",
         ["measure", "format 2 / vxds", "target", "baseline (format 1 / orjson)"],
     )
