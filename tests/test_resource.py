@@ -246,3 +246,31 @@ def test_canonical_line_is_stable_under_attr_order(resource: Resource, random: A
     )
     assert shuffled.canonical_line() == resource.canonical_line()
     assert b"\n" not in resource.canonical_line()
+
+
+PIECES = ["a", "/", ".", "..", ":", "C:", "\\", "\x85", "\x7f", "\u2028", "é", "s3://", "@"]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(PIECES), max_size=8).map("".join))
+def test_the_uri_fast_path_accepts_only_what_check_uri_accepts(uri: str) -> None:
+    from vxds.resource import _plain_uri, check_uri
+
+    if _plain_uri(uri):
+        assert check_uri(uri) == uri
+
+
+def test_a_full_record_is_checked_as_a_partial_one_is() -> None:
+    full = {
+        "attrs": {"a": 1},
+        "hash": None,
+        "id": "x/y",
+        "size": 3,
+        "type": "File",
+        "uri": "s3://b/x/y",
+        "version": 1,
+    }
+    assert normalize(full) == normalize({k: v for k, v in full.items() if v is not None})
+    for bad in ({"uri": "../x"}, {"uri": "a\u2028b"}, {"id": "/x"}, {"size": -1}, {"attrs": {1: 2}}):
+        with pytest.raises(InvalidResource):
+            normalize({**full, **bad})

@@ -154,6 +154,9 @@ def normalize(item: object) -> dict[str, Any]:
     """
     if type(item) is Resource and item._checked:
         return item.to_record()
+    if type(item) is dict and item.keys() == _FIELD_SET and item["type"] and type(item["attrs"]) is dict:
+        validate_record(item)  # a full record, as a recipe builds it: checked, not copied
+        return item
     if type(item) is not dict and isinstance(item, Resource):
         record = item.to_record()
     elif type(item) is dict or isinstance(item, Mapping):
@@ -202,6 +205,18 @@ def _plain_id(value: object) -> bool:
         and "\\" not in value
         and "//" not in value
         and "/." not in value
+    )
+
+
+def _plain_uri(value: str) -> bool:
+    """True for uris ``check_uri`` accepts at a glance (printable: no control character or
+    line separator; no ``..`` anywhere, so no ``..`` segment); False sends it to ``check_uri``."""
+    return (
+        value.isprintable()
+        and value[:1] != "/"
+        and value[1:2] != ":"
+        and "\\" not in value
+        and ".." not in value
     )
 
 
@@ -258,7 +273,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
             raise InvalidResource(f"'uri' must be a string, got {uri!r}")
         if "@" in uri and _CREDENTIALS_RE.match(uri):
             raise InvalidResource(f"'uri' of {rid!r} must not carry credentials")
-        if uri != rid:  # an id passed check_id, and is a safe uri too
+        if uri != rid and not _plain_uri(uri):  # an id passed check_id, and is a safe uri too
             check_uri(uri)
     attrs = record["attrs"]
     if not _string_keys(attrs):

@@ -136,9 +136,24 @@ def test_the_driver_refuses_a_file_it_cannot_merge_by_id(tmp_path: Path, invoke:
 SMALL_SHARDS = ShardRule(min_bytes=2000, target_bytes=8000, max_bytes=16000)  # the lock's 55 kB: shards
 
 
+DRIVER_WITH_SMALL_SHARDS = f"""\
+import sys
+from vxds.locks import shards
+from vxds.cli.main import main
+shards.RULE = shards.{SMALL_SHARDS!r}
+sys.argv = ["vxds", "merge-driver", *sys.argv[1:]]
+main()
+"""
+
+
 @pytest.fixture
 def sharded(installed: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project locked with small shards, and the installed driver run with them too (as
+    ``vxds merge-driver``, in a process of its own that Git starts)."""
     monkeypatch.setattr(shards, "RULE", SMALL_SHARDS)
+    driver = installed / ".git" / "small-shards-driver.py"
+    driver.write_text(DRIVER_WITH_SMALL_SHARDS)
+    git(installed, "config", "merge.vxds.driver", f"{sys.executable} {driver} %O %A %B %P")
     _commit(installed, invoke, "sharded locks")
     assert len(split_files(read_lock(installed / LOCK).header, "all")) > 2
     return installed
@@ -192,18 +207,55 @@ def test_a_sharded_split_both_sides_changed_apart_merges_shard_by_shard(
     assert len(merged.header.shards["all"]) > 2
 
 
-def test_a_sharded_split_both_sides_changed_in_one_shard_is_left_to_a_relock(
+NEIGHBOUR = "sample-data/basel/sub-BS01/ses-01/anat/sub-BS01_ses-01_T2w.nii.gz"
+
+
+def _same_shard(root: Path, *paths: str) -> bool:
+    header = read_lock(root / LOCK).header
+    ids = [path.removeprefix("sample-data/") for path in paths]
+    firsts = [s.first for s in header.shards["all"]]
+    return len({max(f for f in firsts if f <= rid) for rid in ids}) == 1
+
+
+def test_a_sharded_split_both_sides_changed_in_one_shard_merges_to_the_relock(
     sharded: Path, invoke: Invoke
 ) -> None:
     git(sharded, "checkout", "-q", "-b", "sidecar")
     _edit_sidecar(sharded, "Extra", 1)
     _commit(sharded, invoke, "sidecar edit")
     git(sharded, "checkout", "-q", "main")
-    _edit_sidecar(sharded, "Other", 2)  # the same resource's sidecar: the same shard
+    neighbour = sharded / NEIGHBOUR  # another resource of sub-BS01, in the same shard
+    neighbour.write_bytes(neighbour.read_bytes() + b"\0")
+    _commit(sharded, invoke, "new bytes")
+    assert _same_shard(sharded, BASEL, NEIGHBOUR)
+
+    result = merge(sharded, "sidecar")
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = read_lock(sharded / LOCK, deep=True)
+    assert merged.header.merged
+    files = _lock_files(sharded)
+    assert invoke("lock", "--all", "-q").exit_code == 0
+    relocked = _lock_files(sharded)
+    assert {n: b for n, b in files.items() if n != "lock.toml"} == {
+        n: b for n, b in relocked.items() if n != "lock.toml"
+    }  # byte-identical shards
+    assert read_lock(sharded / LOCK).header.shards == merged.header.shards
+
+
+def test_one_id_changed_on_both_sides_of_a_sharded_split_stays_a_conflict(
+    sharded: Path, invoke: Invoke
+) -> None:
+    git(sharded, "checkout", "-q", "-b", "sidecar")
+    _edit_sidecar(sharded, "Extra", 1)
+    _commit(sharded, invoke, "sidecar edit")
+    git(sharded, "checkout", "-q", "main")
+    _edit_sidecar(sharded, "Other", 2)  # the same resource changed otherwise
     _commit(sharded, invoke, "another sidecar edit")
 
     result = merge(sharded, "sidecar")
     assert result.returncode != 0
-    assert "split all: both sides changed the same shards; relock to finish the merge" in result.stderr
+    rid = BASEL.removeprefix("sample-data/")
+    assert f"conflict on id {rid}" in result.stderr
+    assert f"split all has conflicts: {rid}" in result.stderr
     assert invoke("lock", "--all", "-q").exit_code == 0
     read_lock(sharded / LOCK, deep=True)

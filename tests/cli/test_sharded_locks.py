@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
 from tests.helpers import Invoke, commit_all, git
 from vxds.hashing import digest_bytes
-from vxds.locks import refs, shards
+from vxds.locks import digest_cache, refs, shards, splits, store
 from vxds.locks.format import render_header
 from vxds.locks.shards import ShardRule, split_files
 from vxds.locks.store import read_lock
@@ -127,3 +129,59 @@ def test_verify_parses_only_the_shards_not_verified_before(
     }
     assert {at_v1[d] for d in parsed if d in at_v1} <= changed  # warm: only what v1 changed
     assert {at_v1[d] for d in parsed if d in at_v1}  # and those were parsed
+
+
+@pytest.fixture
+def no_racy_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by this test vouch for themselves at once (not after 2 s)."""
+    monkeypatch.setattr(digest_cache, "RACY_NS", 0)
+
+
+@pytest.mark.usefixtures("small_shards", "no_racy_window")
+def test_a_warm_verify_reads_no_shard_and_still_finds_a_tampered_one(
+    history: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    for module in (store, splits):
+        real = module.read_split
+
+        def noted(path: Path, *, load: bool, real: Any = real) -> Any:
+            read.append(path.name)
+            return real(path, load=load)
+
+        monkeypatch.setattr(module, "read_split", noted)
+    assert invoke("verify", "--no-exec").exit_code == 0
+    shard_files = split_files(read_lock(history / LOCK).header, "all")
+    assert set(shard_files) <= set(read)  # cold: each shard read once
+    read.clear()
+    assert invoke("verify", "--no-exec").exit_code == 0
+    assert read == []  # warm: no lock file read, no shard hashed
+    assert invoke("verify", "--no-exec", "--no-cache").exit_code == 0
+    assert set(shard_files) <= set(read)  # --no-cache: every shard read again
+    read.clear()
+    # the same size and modification time, other bytes: only the change time tells
+    path = history / LOCK / shard_files[1]
+    before = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b'"size":', b'"sizE":', 1))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    result = invoke("verify", "--no-exec")
+    assert result.exit_code == 1
+    assert f"{shard_files[1]} does not match its digest" in result.output
+    assert read[0] == shard_files[1]  # the one whose stat changed; then all, to name the lines
+
+
+@pytest.mark.usefixtures("small_shards")
+def test_a_lock_file_changed_within_the_racy_window_does_not_vouch_for_itself(
+    history: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert digest_cache.RACY_NS == 2_000_000_000
+    files = [history / LOCK / name for name in split_files(read_lock(history / LOCK).header, "all")]
+    time.sleep(0.2)
+    files[0].touch()  # changed now, the others at least 0.2 s ago
+    monkeypatch.setattr(digest_cache, "RACY_NS", 100_000_000)  # 0.1 s, for the test's sake
+    digests = digest_cache.ShardDigests.under(history / ".vxds")
+    read_lock(history / LOCK, digests=digests)
+    assert str(files[0]) not in digests.table("files")
+    assert all(str(path) in digests.table("files") for path in files[1:])

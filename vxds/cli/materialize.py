@@ -97,19 +97,21 @@ def _shown(path: Path) -> str:
 def _bare_splits(files: tuple[Path, ...]) -> dict[str, Split]:
     """The split files given with -f, by split name; one split or one id in two is refused
     (files from different runs can disagree, and a resource belongs to one split)."""
-    from vxds.locks.splits import SPLIT_FILE_RE, read_split_file
+    from vxds.locks.bare import INDEX_RE, read_bare
+    from vxds.locks.splits import SPLIT_FILE_RE
 
     splits: dict[str, Split] = {}
     given: dict[str, Path] = {}
     owner: dict[str, Path] = {}
     for path in files:
-        match = SPLIT_FILE_RE.match(path.name)
+        match = SPLIT_FILE_RE.match(path.name) or INDEX_RE.match(path.name)
         if match is None:
-            raise UsageError(f"{path}: expected a file named resources.<split>.jsonl")
+            expected = "resources.<split>.jsonl (or, sharded, resources.<split>.shards.json)"
+            raise UsageError(f"{path}: expected a file named {expected}")
         name = match.group(1)
         if name in given:
             raise UsageError(f"{given[name]} and {path} are both split {name!r}")
-        splits[name], given[name] = read_split_file(path), path  # every line checked: nothing vouches
+        splits[name], given[name] = read_bare(path), path  # every line checked: nothing vouches
         _claim_ids(splits[name], path, owner)
     return splits
 

@@ -7,14 +7,18 @@ split merge records them in ``<git dir>/vxds/merges/``, keyed by the digests of 
 inputs, and the header merge looks them up there (Git merges a folder's files in reverse
 path order, so ``resources.*.jsonl`` come before ``lock.toml``). Without a record the header
 merge is reported as a conflict that a relock resolves. A split of several shards that both
-sides changed needs no record: Git took each changed shard file from the side that changed
-it, and the header merges the shard lists (``locks.merge.merge_shard_lists``); where both
-sides changed the same shards, a relock finishes the merge.
+sides changed apart needs no record: Git took each changed shard file from the side that
+changed it, and the header merges the shard lists (``locks.merge.merge_shard_lists``). Where
+both sides changed the same shards, the split's resources merge by id and are cut again
+(``locks.shard_merge``), every shard of the three sides read from Git
+(``git.merge_sides``): the driver writes each shard file Git asks about as that cut has it,
+and the header lists the cut.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import partial
 from pathlib import Path, PurePosixPath
 
@@ -23,12 +27,16 @@ from blake3 import blake3
 
 from vxds.errors import LockError
 from vxds.fs import atomic_write_bytes, atomic_write_text
+from vxds.git.merge_sides import MergeSides
 from vxds.git.repo import git_dir, merge_file
 from vxds.hashing import digest_bytes
 from vxds.locks.format import HEADER, CorruptLock, Header, parse_header, render_header
 from vxds.locks.merge import SplitInfo, merge_headers, merge_lines, sharded_merge, split_info
-from vxds.locks.shards import is_lock_file
+from vxds.locks.shard_merge import MergedSplit, merge_in_git
+from vxds.locks.shards import SHARD_FILE_RE, SPLIT_FILE_RE, Shard, is_lock_file
 from vxds.locks.splits import split_lines
+
+Headers = tuple[Header | None, Header | None, Header | None]  # base, ours, theirs
 
 DRIVER = "vxds"
 DRIVER_COMMAND = "vxds merge-driver %O %A %B %P"
@@ -70,6 +78,17 @@ def merge_split_files(base: str, ours: str, theirs: str, shown: str) -> list[str
     return merged.conflicts
 
 
+def recut(sides: MergeSides, folder: str, headers: Headers, split: str) -> MergedSplit | str:
+    """The relock of a split's resources merged by id, its files read from Git."""
+    base, ours, theirs = (
+        sides.files(folder, side, h, split)
+        for side, h in zip(("base", "ours", "theirs"), headers, strict=True)
+    )
+    if base is None or ours is None or theirs is None:
+        return f"split {split}: a shard of one side is not found in Git; relock to finish the merge"
+    return merge_in_git(split, base, ours, theirs)
+
+
 def _lookup(
     split: str,
     base: SplitInfo | None,
@@ -77,14 +96,20 @@ def _lookup(
     theirs: SplitInfo | None,
     *,
     headers: tuple[Header | None, Header, Header],
+    folder: str,
+    recuts: dict[str, tuple[Shard, ...]],
 ) -> SplitInfo | str:
     if ours is None or theirs is None:
         return f"split {split} was removed on one side and changed on the other"
     if any(h is not None and split in h.shards for h in headers):
-        merged = sharded_merge(*headers, split)
-        if merged is None:
-            return f"split {split}: both sides changed the same shards; relock to finish the merge"
-        return split_info(merged)
+        apart = sharded_merge(*headers, split)
+        if apart is not None:
+            return split_info(apart)
+        merged = recut(MergeSides(), folder, headers, split)
+        if isinstance(merged, str):
+            return merged
+        recuts[split] = merged.shards
+        return merged.count, merged.digest
     # A split that is new on both sides has an empty base file: the digest of no bytes.
     record = _record_path(base[1] if base else digest_bytes(b""), ours[1], theirs[1])
     try:
@@ -113,15 +138,40 @@ def merge_header_files(base: str, ours: str, theirs: str, shown: str) -> list[st
     old, mine, other = _header(base, shown), _header(ours, shown), _header(theirs, shown)
     if mine is None or other is None:
         raise LockError(f"{shown}: a side of the merge has an empty lock header")
-    merged = merge_headers(old, mine, other, partial(_lookup, headers=(old, mine, other)))
-    atomic_write_text(Path(ours), render_header(merged.header))
+    recuts: dict[str, tuple[Shard, ...]] = {}
+    folder = str(PurePosixPath(shown).parent)
+    lookup = partial(_lookup, headers=(old, mine, other), folder=folder, recuts=recuts)
+    merged = merge_headers(old, mine, other, lookup)
+    shards = {n: s for n, s in merged.header.shards.items() if n not in recuts}
+    header = replace(merged.header, shards={**shards, **{n: s for n, s in recuts.items() if s}})
+    atomic_write_text(Path(ours), render_header(header))
     return merged.conflicts
+
+
+def merge_shard_file(ours: str, path: str) -> bool:
+    """Write the file ``path`` of a sharded split into ``ours`` as the relock of the split's
+    merged resources has it; False when that cut does not hold it or is not known."""
+    name = PurePosixPath(path).name
+    match = SHARD_FILE_RE.match(name) or SPLIT_FILE_RE.match(name)
+    if match is None:
+        return False
+    sides, folder, split = MergeSides(), str(PurePosixPath(path).parent), match.group(1)
+    headers = sides.headers(folder)
+    if headers[1] is None or headers[2] is None or not any(h and split in h.shards for h in headers):
+        return False
+    merged = recut(sides, folder, headers, split)
+    if isinstance(merged, str) or name not in merged.files:
+        return False
+    atomic_write_bytes(Path(ours), merged.files[name])
+    return True
 
 
 def run(base: str, ours: str, theirs: str, path: str) -> tuple[int, list[str]]:
     """Merge one file; return (exit status for Git, messages)."""
     name = PurePosixPath(path).name
-    if is_lock_file(name):  # a split file, or one shard of a split (merged as a file here)
+    if is_lock_file(name):  # a split file, or one shard of a split
+        if merge_shard_file(ours, path):
+            return 0, []
         conflicts = merge_split_files(base, ours, theirs, path)
         return (1 if conflicts else 0), [f"{path}: conflict on id {rid}" for rid in conflicts]
     if name == HEADER:

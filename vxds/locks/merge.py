@@ -9,7 +9,8 @@ It is marked ``merged``: nothing ran its recipe, so it should be relocked before
 A split of several shards (format 2) that only one side changed is taken with its shards;
 one that both sides changed apart (no shard changed by both) merges shard list by shard
 list (``merge_shard_lists``), Git having taken each changed shard file from its side; one
-that both sides changed in the same shards is left to a relock.
+that both sides changed in the same shards merges by id and is cut again
+(``vxds.locks.shard_merge``).
 """
 
 from __future__ import annotations

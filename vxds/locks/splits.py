@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, overload
 
 import orjson
 from blake3 import blake3
@@ -293,6 +293,49 @@ class SplitFacts:
         if self.count != count:
             message = f"{file} has {self.count} lines, {HEADER} says {count}"
             yield Problem(message, kind="split-digest", file=file)
+
+
+class LazyChunks(Sequence[bytes]):
+    """A split's chunks as read from its folder, one per file, where the files a
+    ``ShardDigests`` vouched for are read only when their bytes are asked for (and their
+    digest checked then: a file changed since is ``CorruptLock``). Slices share the reads."""
+
+    def __init__(self, files: list[list[Any]], start: int = 0, stop: int | None = None) -> None:
+        self._files = files  # [path, bytes or None (not read yet), digest]
+        self._range = range(start, len(files) if stop is None else stop)
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> LazyChunks: ...
+    def __getitem__(self, index: int | slice) -> bytes | LazyChunks:
+        if isinstance(index, slice):
+            picked = self._range[index]
+            if picked.step != 1:
+                raise ValueError("a step in a slice of a split's files")
+            return LazyChunks(self._files, picked.start, picked.stop)
+        entry = self._files[self._range[index]]
+        if entry[1] is None:
+            entry[1] = _read_vouched(entry[0], entry[2])
+        data: bytes = entry[1]
+        return data
+
+
+def _read_vouched(path: Path, digest: str) -> bytes:
+    try:
+        data, facts = read_split(path, load=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        problem = Problem(f"cannot read {path.name}: {reason}", kind="unreadable", file=path.name)
+        raise CorruptLock(path.parent, [problem]) from None
+    if facts.digest != digest:
+        problem = Problem(f"{path.name} does not match its digest", kind="split-digest", file=path.name)
+        raise CorruptLock(path.parent, [problem])
+    assert data is not None
+    return data
 
 
 def read_split(path: Path, *, load: bool) -> tuple[bytes | None, SplitFacts]:

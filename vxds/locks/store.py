@@ -5,7 +5,7 @@ files (``deep``: every line too) and read again when a concurrent ``vxds lock`` 
 folder meanwhile (``settled``). ``write_lock`` writes the new lock beside the old one with
 ``vxds.fs.atomic_write`` and swaps it in with two renames, holding the writers' advisory lock
 (``guard_file``); what a killed write leaves is ``vxds.locks.recovery``'s. ``write_splits``
-writes bare split files (``vxds lock --file``).
+(``vxds.locks.bare``) writes bare split files (``vxds lock --file``).
 
 A lock is *stale* when its recipe, params or manifest entry no longer match, *corrupt*
 when it cannot be read or a digest does not match its content, *missing* when absent.
@@ -16,26 +16,29 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Collection, Iterator, Mapping
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from vxds.errors import LockError
 from vxds.fs import atomic_write, exclusive, fsync_dir, make_dirs
 from vxds.hashing import hash_file
+from vxds.locks.bare import stale_split_files as stale_split_files  # re-exported
+from vxds.locks.bare import write_splits as write_splits  # re-exported
+from vxds.locks.digest_cache import ShardDigests, stat_key
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem, parse_header, render_header
 from vxds.locks.recovery import leftovers, restore, restore_set_aside
 from vxds.locks.shards import all_files, is_lock_file, listed_files
 from vxds.locks.splits import (
-    SPLIT_FILE_RE,
+    LazyChunks,
     Split,
     Twins,
     boundary_problems,
     line_problems,
     open_lock_file,
     read_split,
-    split_file,
 )
 from vxds.resource import Resource
 
@@ -77,8 +80,11 @@ def read_header(directory: Path) -> tuple[Header, str]:
     return parse_header(text, directory)
 
 
-def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[str, Split]]:
-    """The header, and (with ``load``) the splits, after every digest and count check."""
+def _checked(
+    directory: Path, *, load: bool, deep: bool, digests: ShardDigests | None = None
+) -> tuple[Header, dict[str, Split]]:
+    """The header, and (with ``load``) the splits, after every digest and count check
+    (files ``digests`` vouches for are not read here, but when their bytes are used)."""
     header, claimed = read_header(directory)
     problems: list[Problem] = []
     if claimed != header.digest:
@@ -86,7 +92,7 @@ def _checked(directory: Path, *, load: bool, deep: bool) -> tuple[Header, dict[s
     problems += _unlisted(directory, header)
     splits: dict[str, Split] = {}
     for name in sorted(header.splits):
-        split = _checked_split(directory, header, name, problems, load=load, deep=deep)
+        split = _checked_split(directory, header, name, problems, load=load, deep=deep, digests=digests)
         if split is not None:
             splits[name] = split
     if problems:
@@ -102,40 +108,67 @@ def _unlisted(directory: Path, header: Header) -> list[Problem]:
 
 
 def _checked_split(
-    directory: Path, header: Header, name: str, problems: list[Problem], *, load: bool, deep: bool
+    directory: Path,
+    header: Header,
+    name: str,
+    problems: list[Problem],
+    *,
+    load: bool,
+    deep: bool,
+    digests: ShardDigests | None = None,
 ) -> Split | None:
     """One split's files checked against the header's counts and digests, their problems
     added to ``problems``; the split itself with ``load`` (None when a file cannot be read)."""
-    parts: list[tuple[Path, bytes | None]] = []
+    parts: list[list[Any]] = []  # [path, bytes (None: vouched for, not read), digest]
     normalised: Twins = {}  # NFC twins are found across shards too
     for file, listed in listed_files(header, name):
         path = directory / file
-        readable, data = _checked_file(path, listed, problems, load=load)
+        if digests is not None and not deep and _vouched(digests, path, listed):
+            parts.append([path, None if listed[0] else b"", listed[1]])
+            continue
+        readable, data = _checked_file(path, listed, problems, load=load, digests=digests)
         if not readable:
             return None
         if deep and data is not None:
             problems.extend(line_problems(name, data, file, normalised))
-        parts.append((path, data))
+        parts.append([path, data, listed[1]])
     if not load:
         return None
     count, digest = header.splits[name]
-    chunks = [data for _, data in parts if data]
+    kept = [part for part in parts if part[1] is None or part[1]]  # an empty file has no chunk
+    chunks = LazyChunks(kept) if digests is not None else [part[1] for part in kept]
     if name not in header.shards:
         return Split(chunks, count, digest, parts[0][0])
     shards = header.shards[name]
     if deep:
         problems.extend(boundary_problems(name, shards, chunks))
-    paths = tuple(path for path, _ in parts)
+    paths = tuple(part[0] for part in parts)
     return Split(chunks, count, digest, paths[0], shards=shards, parts=tuple(range(len(shards))), paths=paths)
 
 
+def _vouched(digests: ShardDigests, path: Path, listed: tuple[int, str]) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and digests.vouches(path, st, listed)
+
+
 def _checked_file(
-    path: Path, listed: tuple[int, str], problems: list[Problem], *, load: bool
+    path: Path,
+    listed: tuple[int, str],
+    problems: list[Problem],
+    *,
+    load: bool,
+    digests: ShardDigests | None = None,
 ) -> tuple[bool, bytes | None]:
-    """Whether a lock file could be read and, with ``load``, its bytes, after its checks."""
+    """Whether a lock file could be read and, with ``load``, its bytes, after its checks
+    (a file that passed them is remembered in ``digests``)."""
     file = path.name
     try:
+        before = os.lstat(path)
         data, facts = read_split(path, load=load)
+        after = os.lstat(path)
     except FileNotFoundError:
         problems.append(Problem(f"{file} is missing", kind="missing-split", file=file))
         return False, None
@@ -143,7 +176,10 @@ def _checked_file(
         reason = exc.strerror or str(exc)
         problems.append(Problem(f"cannot read {file}: {reason}", kind="unreadable", file=file))
         return False, None
-    problems.extend(facts.problems(file, *listed))
+    found = list(facts.problems(file, *listed))
+    if digests is not None and not found and stat_key(before) == stat_key(after):
+        digests.remember(path, before, facts.count, facts.digest)
+    problems.extend(found)
     return True, data
 
 
@@ -182,13 +218,15 @@ def settled(directory: Path, read: Callable[[], _T]) -> _T:
         ) from None
 
 
-def read_lock(directory: Path, *, deep: bool = False) -> Lock:
+def read_lock(directory: Path, *, deep: bool = False, digests: ShardDigests | None = None) -> Lock:
     """Read and check a lock; ``CorruptLock`` lists every problem found.
 
     Digests and counts are always checked; ``deep`` also checks every line. A lock swapped
     by a concurrent ``vxds lock`` is read again; a lock set aside by a killed one is restored.
+    With ``digests``, a file it knows unchanged (``vxds.locks.digest_cache``) is not read
+    until its bytes are used, and each file read and found sound is remembered there.
     """
-    return Lock(*settled(directory, lambda: _checked(directory, load=True, deep=deep)))
+    return Lock(*settled(directory, lambda: _checked(directory, load=True, deep=deep, digests=digests)))
 
 
 def check_lock(directory: Path) -> Header:
@@ -280,39 +318,3 @@ def _swap_in(lock: Lock, directory: Path) -> None:
             os.replace(old, directory)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-def stale_split_files(folder: Path, splits: Collection[str]) -> list[Path]:
-    """The ``resources.<split>.jsonl`` files in ``folder`` of splits not in ``splits``."""
-    try:
-        names = sorted(os.listdir(folder))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return [folder / n for n in names if (m := SPLIT_FILE_RE.match(n)) and m.group(1) not in splits]
-
-
-def write_splits(
-    splits: Mapping[str, Split], folder: Path, *, unchanged: Collection[str] = ()
-) -> tuple[list[Path], list[Path]]:
-    """Make ``folder`` hold exactly these splits as bare ``resources.<split>.jsonl`` files
-    (``vxds lock --file``); return the files written and the files removed.
-
-    Each file is written with ``atomic_write`` (but the splits named in ``unchanged``, which
-    are on disk already); every other ``resources.<split>.jsonl`` in ``folder``, an earlier
-    run's, is removed. Nothing else in ``folder`` is touched.
-    """
-    written: list[Path] = []
-    try:
-        make_dirs(folder)
-        for name, split in sorted(splits.items()):
-            if name not in unchanged:
-                written.append(folder / split_file(name))
-                atomic_write(written[-1], split.chunks)
-        removed = stale_split_files(folder, splits)
-        for path in removed:
-            path.unlink(missing_ok=True)
-        if removed:
-            fsync_dir(folder)
-    except OSError as exc:
-        raise LockError(f"{exc.filename or folder}: cannot write: {_reason(exc)}") from None
-    return written, removed

@@ -16,8 +16,10 @@ from typing import Any, Literal
 
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import hash_file
+from vxds.locks.bare import bare_files, index_file
 from vxds.locks.recovery import restore_set_aside
-from vxds.locks.splits import Split, split_file
+from vxds.locks.shards import SHARD_FILE_RE
+from vxds.locks.splits import Split, digest_chunks, split_file
 from vxds.locks.store import (
     Lock,
     guard_file,
@@ -318,14 +320,14 @@ def lock_script(
 
 def _script_outcomes(splits: Mapping[str, Split], out: Path, *, dry_run: bool) -> list[SplitFileOutcome]:
     """Make ``out`` hold exactly ``splits`` (unless ``dry_run``); what was done to each file."""
-    changed = {name for name, split in splits.items() if not _file_matches(out / split_file(name), split)}
+    changed = {name for name, split in splits.items() if not _files_match(out, name, split)}
     stale = stale_split_files(out, splits)  # an earlier run's splits: OUT holds this run's only
     if not dry_run and (changed or stale):
         write_splits(splits, out, unchanged=[name for name in splits if name not in changed])
     outcomes = [
         SplitFileOutcome(
             name,
-            out / split_file(name),
+            out / (index_file(name) if split.shards else split_file(name)),
             ("would change" if dry_run else "written") if name in changed else "unchanged",
             split.count,
             split.content_digest,
@@ -333,16 +335,20 @@ def _script_outcomes(splits: Mapping[str, Split], out: Path, *, dry_run: bool) -
         for name, split in splits.items()
     ]
     gone: FileState = "would remove" if dry_run else "removed"
-    outcomes += [SplitFileOutcome(_split_of(path), path, gone) for path in stale]
+    # an earlier run's split, named by its file (or index); a shard of it, or a file of a
+    # split this run wrote (cut otherwise now), goes with it unnamed
+    named = [p for p in stale if _split_of(p) not in splits and not SHARD_FILE_RE.match(p.name)]
+    outcomes += [SplitFileOutcome(_split_of(path), path, gone) for path in named]
     return outcomes
 
 
 def _split_of(path: Path) -> str:
-    return path.name.removeprefix("resources.").removesuffix(".jsonl")
+    return path.name.removeprefix("resources.").split(".")[0]
 
 
-def _file_matches(path: Path, split: Split) -> bool:
+def _files_match(out: Path, name: str, split: Split) -> bool:
+    """Whether ``out`` holds the split's bare files with these bytes (``vxds.locks.bare``)."""
     try:
-        return hash_file(path) == split.content_digest
+        return all(hash_file(out / file) == digest_chunks(chunks) for file, chunks in bare_files(name, split))
     except OSError:
         return False

@@ -12,6 +12,7 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.hashing import digest_json
+from vxds.locks.digest_cache import ShardDigests
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.shards import Shard, line_id, listed_files
@@ -81,8 +82,20 @@ def check_integrity(ctx: Context, target: Target) -> list[Finding]:
 
 
 def _integrity(ctx: Context, target: Target) -> tuple[Lock | None, Checked]:
+    digests = ShardDigests.under(ctx.config.cache_dir) if ctx.options.use_cache else None
     try:
-        lock = read_lock(target.path)
+        lock, checked = _read_and_check(ctx, target, digests)
+    finally:
+        if digests is not None:
+            digests.save()
+    return lock, checked
+
+
+def _read_and_check(
+    ctx: Context, target: Target, digests: ShardDigests | None
+) -> tuple[Lock | None, Checked]:
+    try:
+        lock = read_lock(target.path, digests=digests)
     except CorruptLock:
         try:  # read again with every line checked, to point at the lines at fault
             read_lock(target.path, deep=True)
@@ -100,7 +113,10 @@ def _integrity(ctx: Context, target: Target) -> tuple[Lock | None, Checked]:
         found = [ctx.finding(target, "VX311", ERROR, f"{HEADER} names {header.key}, not {target.key}")]
         return None, Checked(found, header, resources)
     before = len(ctx.cache.added)
-    findings = _line_findings(ctx, target, lock)
+    try:
+        findings = _line_findings(ctx, target, lock)
+    except CorruptLock as exc:  # a file the digest cache vouched for changed since: read it now
+        return None, Checked(_corrupt(ctx, target, exc.problems), header, resources)
     return lock, Checked(findings, header, resources, tuple(ctx.cache.added[before:]))
 
 
@@ -111,11 +127,11 @@ PARALLEL_BYTES = 64 << 20
 _worker: Context | None = None
 
 
-def _start_worker(config: Config, passed: set[str]) -> None:
+def _start_worker(config: Config, passed: set[str], use_cache: bool) -> None:
     global _worker
     cache = ResultCache(None)
     cache.passed = passed
-    _worker = Context(config, Options(), cache)
+    _worker = Context(config, Options(use_cache=use_cache), cache)
 
 
 def _integrity_job(target: Target) -> Checked:
@@ -158,7 +174,7 @@ def precheck(ctx: Context, targets: Sequence[Target]) -> dict[str, Checked]:
         max_workers=min(jobs, len(present)),
         mp_context=multiprocessing.get_context("fork"),
         initializer=_start_worker,
-        initargs=(ctx.config, ctx.cache.passed),
+        initargs=(ctx.config, ctx.cache.passed, ctx.options.use_cache),
     )
     try:
         with pool:
@@ -217,10 +233,14 @@ def _split_lines(
     if not all(s.ok for s in scans.values()):
         return None
     sharded = len(files) > 1
-    if sharded and not _edges_ok(header.shards[name], [chunks for _, chunks in files]):
+    edges = _edge_keys(header.shards[name]) if sharded else []
+    unchecked = [i for i, key in enumerate(edges) if key not in ctx.cache]
+    if unchecked and not _edges_ok(header.shards[name], [files[i][1] for i in unchecked], unchecked):
         return None
     if sharded and not all(s.clean for s in scans.values()) and scan(b"".join(split.chunks), None) is None:
         return None  # two ids one name once normalised, in two shards
+    for key in edges:
+        ctx.cache.add(key)
     for i, found in scans.items():
         if found.clean or not sharded:  # a shard alone says nothing of twins in other shards
             ctx.cache.add(keys[i])
@@ -233,13 +253,23 @@ def _split_lines(
     return [rid for i in range(len(files)) for rid in scans[i].ids or ()], groups
 
 
-def _edges_ok(shards: Sequence[Shard], files: Sequence[Sequence[bytes]]) -> bool:
-    """Each shard starts with the first id its header line lists and ends before the next's."""
+def _edge_keys(shards: Sequence[Shard]) -> list[str]:
+    """A result-cache key per shard for ``_edges_ok``: its digest, first id and the next's."""
+    nexts = [*(s.first for s in shards[1:]), None]
+    return [
+        f"edges:{CHECKS_VERSION}:" + digest_json([s.digest, s.first, after])
+        for s, after in zip(shards, nexts, strict=True)
+    ]
+
+
+def _edges_ok(shards: Sequence[Shard], files: Sequence[Sequence[bytes]], which: Sequence[int]) -> bool:
+    """Each shard of ``which`` (``files`` holds their chunks) starts with the first id its
+    header line lists and ends before the next's."""
     try:
-        for i, (shard, chunks) in enumerate(zip(shards, files, strict=True)):
+        for i, chunks in zip(which, files, strict=True):
             first = line_id(chunks[0][: chunks[0].find(b"\n")])
             last = line_id(chunks[-1][chunks[-1].rfind(b"\n", 0, len(chunks[-1]) - 1) + 1 :])
-            if first != shard.first or (i + 1 < len(shards) and last >= shards[i + 1].first):
+            if first != shards[i].first or (i + 1 < len(shards) and last >= shards[i + 1].first):
                 return False
     except (orjson.JSONDecodeError, KeyError, TypeError, IndexError, ValueError):
         return False
