@@ -160,6 +160,7 @@ class _Run:
     root: Path | None
     verbose: bool = False
     refresh: bool = False
+    checksums: str | None = None  # --checksums: over [tool.vxds] checksums
 
     @property
     def writes(self) -> bool:
@@ -174,10 +175,10 @@ def _lock_script(
 ) -> int:
     """``--file``: exit 1 with ``--check`` when a file would change or be removed; like
     ``--check``, ``--dry-run`` writes and removes nothing."""
-    from vxds.project.config import load_config
+    from vxds.project.config import load_config, with_checksums
     from vxds.recipes.locking import lock_script
 
-    config = load_config(run.root)
+    config = with_checksums(load_config(run.root), run.checksums)
     with run.progress() as progress:
         outcomes = lock_script(
             config,
@@ -202,10 +203,12 @@ def _lock_script(
 def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code: bool) -> int:
     """Exit 2 when a dataset failed; 1 with ``--check`` when a lock would change, or with
     ``--exit-code`` when a lock was written."""
+    from vxds.project.config import with_checksums
     from vxds.project.load import open_project
     from vxds.recipes.locking import lock_datasets, select_entries
 
     config, manifest = open_project(run.root)
+    config = with_checksums(config, run.checksums)
     entries = select_entries(config, manifest, names, stale=stale)
     with run.progress() as progress:
 
@@ -289,6 +292,11 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
     is_flag=True,
     help="Run every recipe, even one whose fingerprint says nothing it read changed.",
 )
+@click.option(
+    "--checksums",
+    type=click.Choice(["bytes", "store"]),
+    help="store: take a bucket's own checksum of each object instead of reading it (docs/checksums.md).",
+)
 @verbose_option
 @jobs_option
 @format_option
@@ -308,6 +316,7 @@ def command(
     exit_code: bool,
     at: str | None,
     refresh: bool,
+    checksums: str | None,
     verbose: bool,
     jobs: int | None,
     fmt: str,
@@ -321,7 +330,9 @@ def command(
     run read changed (docs/recipes.md, "When a recipe is skipped").
     """
     _check_usage(click.get_current_context())
-    run = _Run(check, dry_run, jobs, at, fmt, quiet, root, verbose=verbose, refresh=refresh)
+    run = _Run(
+        check, dry_run, jobs, at, fmt, quiet, root, verbose=verbose, refresh=refresh, checksums=checksums
+    )
     if script is not None:
         parsed = _parse_params(params)
         return _lock_script(run, script, out=out, entrypoint=entrypoint, source=source, params=parsed)

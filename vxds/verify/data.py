@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import stat
@@ -10,10 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from blake3 import blake3
-
 from vxds.errors import SourceError, VxdsError
-from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
+from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files, new_hasher
 from vxds.locks.format import HEADER
 from vxds.locks.shards import file_line
 from vxds.locks.splits import split_file
@@ -28,10 +25,10 @@ from vxds.verify.model import Context, Target
 
 def _source(ctx: Context, url: str) -> Source | VxdsError:
     if url not in ctx.sources:
-        # No cache folder: the bytes are read again, and nothing is written.
-        context = SourceContext(
-            base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs, options=ctx.config.storage
-        )
+        # No cache folder: the bytes are read again, and nothing is written; a store's own
+        # checksums are never taken for them (docs/checksums.md).
+        options = {**ctx.config.storage, "checksums": "bytes"}
+        context = SourceContext(base=ctx.config.root, cache_dir=None, jobs=ctx.options.jobs, options=options)
         try:
             ctx.sources[url] = open_source(url, context)
         except VxdsError as exc:
@@ -246,11 +243,11 @@ def _compare(resource: Resource, actual: str | None, path: str) -> tuple[str, st
 
 
 def _other_hash(expected: str, path: str) -> str | None:
-    """The file's digest in the lock's algorithm, when hashlib knows it."""
+    """The file's digest in the lock's algorithm, when ``new_hasher`` knows it."""
     algorithm = expected.partition(":")[0]
     try:
-        hasher = hashlib.new(algorithm)
-    except ValueError:
+        hasher = new_hasher(algorithm)
+    except SourceError:
         return None
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -280,9 +277,11 @@ def _check_opened(
 ) -> Finding | None:
     """Any other source: stream the bytes through ``Source.open``."""
     where = _line_where(ctx, target, split, number)
-    if resource.hash is None or not resource.hash.startswith(PREFIX):
+    algorithm = resource.hash.partition(":")[0] if resource.hash is not None else ""
+    try:  # the lock's own algorithm over the bytes: blake3, or a store's sha256, md5, crc32c
+        hasher = new_hasher(algorithm)
+    except SourceError:
         return _check_listed(ctx, target, source, resource, where)
-    hasher = blake3()
     try:
         if resource.type in ("DICOMSeries", "Zarr") and hasattr(source, "members"):
             source.members(resource)  # the listing's names and hash, checked as materialize checks them
@@ -297,7 +296,7 @@ def _check_opened(
         return ctx.finding(
             target, "VX504", ERROR, f"{resource.id}: cannot read: {exc.strerror or exc}", **where
         )
-    if PREFIX + hasher.hexdigest() != resource.hash:
+    if f"{algorithm}:{hasher.hexdigest()}" != str(resource.hash).lower():
         return ctx.finding(
             target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
         )

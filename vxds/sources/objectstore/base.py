@@ -13,6 +13,9 @@ for all stores and lives here:
   and reads only its sidecars and tables;
 * ``open(resource)`` reads the version the resource records; a store that answers with
   another version is a ``NotFoundError`` for that version, never other bytes;
+* with ``checksums = "store"`` an object's hash is the store's own checksum of it where
+  it keeps one (``checksums``; the series' members are still read, as their manifest
+  names blake3 digests);
 * transient failures are retried a bounded number of times with exponential backoff, then
   reported as one ``SourceError``; credentials given in ``[tool.vxds.storage]`` or the
   environment are blanked out of every message.
@@ -37,6 +40,7 @@ from vxds.hashing import digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, split_series
+from vxds.sources.objectstore.checksums import choose, members_in_blake3, policy_of
 from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
@@ -87,10 +91,12 @@ class BucketSource(IndexedSource):
         self.prefix = f"{prefix}/" if prefix else ""
         top = {k: v for k, v in context.options.items() if not isinstance(v, dict)}
         if not self.shared_options:
-            top = {k: v for k, v in top.items() if k in ("retries", "concurrency", "backoff")}
+            shared = ("retries", "concurrency", "backoff", "checksums", "allow_weak_checksums")
+            top = {k: v for k, v in top.items() if k in shared}
         table = context.options.get(self.options_table) if self.options_table else None
         options = {**top, **(table if isinstance(table, dict) else {})}
         self.record_tables = [str(p) for p in options.pop("record_tables", None) or []]
+        self.checksums = policy_of(options, url)
         self.retries = _count(options.pop("retries", DEFAULT_RETRIES), "retries", url)
         self.backoff = _seconds(options.pop("backoff", DEFAULT_BACKOFF), "backoff", url)
         self.concurrency = max(
@@ -148,6 +154,11 @@ class BucketSource(IndexedSource):
     @abstractmethod
     def _classify(self, exc: BaseException) -> FailureKind | None:
         """The kind of a failure, or None when it is none of the known kinds."""
+
+    async def _checksums(self, listed: Listed) -> tuple[Fetched, int, dict[str, str]] | None:
+        """The version, size and checksums (algorithm -> hex) the store keeps of a listed
+        object, from one request that reads no bytes; None when it keeps none."""
+        return None
 
     def _pins(self, version: str) -> bool:
         """Whether a recorded version names one version to read (an ETag names none)."""
@@ -275,6 +286,11 @@ class BucketSource(IndexedSource):
         self, listed: Listed, keep: bool, gate: asyncio.Semaphore, task: Any
     ) -> tuple[Stored, str]:
         async with gate:
+            if self.checksums.from_store and not keep:
+                taken = await self._taken(listed)
+                if taken is not None:
+                    task.advance()
+                    return taken
             sinks: list[DigestSink] = []
 
             def new_sink() -> Sink:
@@ -292,9 +308,24 @@ class BucketSource(IndexedSource):
             stored = Stored(listed.rel, listed.key, digest.size, fetched.version, digest.value())
             return stored, fetched.tag
 
+    async def _taken(self, listed: Listed) -> tuple[Stored, str] | None:
+        """The object with the store's checksum as its digest (``checksums``), or None."""
+        try:
+            found = await self._retrying(lambda: self._checksums(listed))
+        except Exception as exc:
+            raise self._failure(exc, f"cannot look up {listed.rel}") from None
+        digest = choose(self.checksums, self.url, listed.rel, found[2]) if found is not None else None
+        if found is None or digest is None:
+            return None
+        fetched, size, _ = found
+        return Stored(listed.rel, listed.key, size, fetched.version, digest), fetched.tag
+
     def _scan(self) -> list[Resource]:
-        cache = DigestCache(self.context.cache_dir, self._cache_name())
+        store = self.checksums.from_store  # its digests are cached apart from blake3's
+        cache = DigestCache(self.context.cache_dir, self._cache_name() + (".checksums" if store else ""))
         objects = self._run(lambda: self._collect(cache))
+        if store:
+            objects = self._run(lambda: members_in_blake3(self, objects, cache))
         cache.save()
         digests = {obj.rel: obj.digest for obj in objects}
         versions = {obj.rel: obj.version for obj in objects}
