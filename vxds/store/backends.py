@@ -13,6 +13,12 @@ is never rewritten); nothing is visible under a name before its bytes are on the
 through fsspec's buffered file in exclusive mode, whose upload (a multipart upload for a
 large object) only becomes an object when the file is closed, and only if no object has the
 name by then; a failed check discards it instead.
+
+A bucket's calls are retried as the sources' are: a transient failure (a timeout, a 5xx,
+SlowDown) is tried again up to ``retries`` times with exponential backoff
+(``[tool.vxds.storage]``, docs/sources.md), then reported as one line. An S3 write retries
+each request (parts are held in memory, and an upload is completed only once), so a retry
+never re-reads the source; gcsfs and adlfs retry their own uploads.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from vxds.errors import SourceError, VxdsError
 from vxds.fs import fsync_dir, make_dirs
 
+T = TypeVar("T")
 TMP_SUFFIX = ".tmp"
 # A folder store links its checked writes in batches of this many objects, bytes or seconds.
 BATCH_OBJECTS, BATCH_BYTES, BATCH_SECONDS = 1000, 64 << 20, 2.0
@@ -189,21 +196,28 @@ class BucketBackend:
         return f"{self.base}/{key}"
 
     def _error(self, exc: Exception, what: str) -> SourceError:
-        """The sources' one-line message for a failed call (secrets blanked), about the store.
-        Calls are not retried here, so a transient failure's message says none were."""
+        """The sources' one-line message for a failed call (secrets blanked), about the store."""
+        failure = self._source._failure(exc, what)
+        return SourceError(failure.message.replace("source ", "store ", 1), hint=failure.hint)
+
+    def _retried(self, call: Callable[[], T]) -> T:
+        """``call()``, tried again after a transient failure as the sources' calls are."""
         from vxds.sources.objectstore.failures import TRANSIENT
 
-        failure = self._source._failure(exc, what)
-        message = failure.message.replace("source ", "store ", 1)
-        if failure.kind == TRANSIENT:
-            cause = self._source._scrub(self._source._cause(exc))
-            message = f"store {self.url!r}: {what}: the storage service failed: {cause}"
-        return SourceError(message, hint=failure.hint)
+        source = self._source
+        for attempt in range(source.retries + 1):
+            try:
+                return call()
+            except Exception as exc:
+                if source._classify(exc) != TRANSIENT or attempt == source.retries:
+                    raise
+                time.sleep(source.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     def listing(self, prefix: str) -> Iterator[tuple[str, int]]:
         top = self._path(prefix)
         try:
-            found = self.fs.find(top, detail=True)
+            found = self._retried(lambda: self.fs.find(top, detail=True))
         except FileNotFoundError:
             return iter(())
         except Exception as exc:
@@ -213,7 +227,7 @@ class BucketBackend:
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.fs.exists(self._path(key)))
+            return bool(self._retried(lambda: self.fs.exists(self._path(key))))
         except Exception as exc:
             raise self._error(exc, f"cannot look up {key}") from None
 
@@ -241,7 +255,7 @@ class BucketBackend:
 
         bucket, _, path = self._path(key).partition("/")
         try:
-            PartUpload(self.fs, bucket, path).write(chunks, check)
+            PartUpload(self.fs, bucket, path, self._source._retrying).write(chunks, check)
         except VxdsError:  # the check, or reading the source
             raise
         except Exception as exc:
@@ -259,7 +273,7 @@ class BucketBackend:
 
     def delete(self, key: str) -> None:
         try:
-            self.fs.rm_file(self._path(key))
+            self._retried(lambda: self.fs.rm_file(self._path(key)))
         except FileNotFoundError:
             pass
         except Exception as exc:

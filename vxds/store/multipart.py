@@ -4,15 +4,18 @@ s3fs' buffered file uploads a large object one part at a time; here the chunks a
 on the calling thread while up to ``PARALLEL`` parts are in flight on s3fs' event loop. The
 upload is completed with ``If-None-Match: *`` only after the check passed (so an object that
 appeared meanwhile is kept), and aborted on any failure: no object appears unless whole and
-checked.
+checked. Each request is retried after a transient failure (``retrying``: the source's
+policy); a part is resent from memory, so the source is never read twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
+
+Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 PART = 8 << 20  # boto3's default part size; S3 allows 10,000 parts, so it grows (see _size)
 PARALLEL = 8
@@ -26,15 +29,19 @@ def _size(number: int) -> int:
 class PartUpload:
     """One multipart upload of ``bucket/key`` through an s3fs filesystem ``fs``."""
 
-    def __init__(self, fs: Any, bucket: str, key: str) -> None:
+    def __init__(self, fs: Any, bucket: str, key: str, retrying: Retrying | None = None) -> None:
         self.fs, self.bucket, self.key = fs, bucket, key
+        self.retrying = retrying
         self.upload_id: str | None = None
         self.pending: list[tuple[int, Future[Any]]] = []
         self.done: list[dict[str, Any]] = []
 
     def _call(self, method: str, **kwargs: Any) -> Future[Any]:
-        coro = self.fs._call_s3(method, Bucket=self.bucket, Key=self.key, **kwargs)
-        return asyncio.run_coroutine_threadsafe(coro, self.fs.loop)
+        def once() -> Awaitable[Any]:
+            return self.fs._call_s3(method, Bucket=self.bucket, Key=self.key, **kwargs)  # type: ignore[no-any-return]
+
+        coro = self.retrying(once) if self.retrying is not None else once()
+        return asyncio.run_coroutine_threadsafe(coro, self.fs.loop)  # type: ignore[arg-type]
 
     def _send(self, number: int, body: bytes) -> None:
         if self.upload_id is None:
