@@ -40,7 +40,7 @@ from vxds.hashing import digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, split_series
-from vxds.sources.objectstore.checksums import choose, members_in_blake3, policy_of
+from vxds.sources.objectstore.checksums import members_in_blake3, policy_of, take_checksum
 from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
@@ -52,6 +52,7 @@ from vxds.sources.objectstore.failures import (
     VersionGone,
 )
 from vxds.sources.objectstore.listing import DigestCache, DigestSink, Fetched, Listed, Sink, Stored, visible
+from vxds.sources.objectstore.members import SERIES, fetch_members, listing_file
 
 T = TypeVar("T")
 
@@ -110,6 +111,8 @@ class BucketSource(IndexedSource):
         self._options = self._store_options(options)
         self._fs: Any = None
         self._kept: dict[str, bytes] = {}
+        self._members: dict[str, list[tuple[str, str]]] = {}  # series id -> fetched member files
+        self._spool: str | None = None  # the temporary folder they are in
 
     # --- what a store says -------------------------------------------------------------
 
@@ -287,7 +290,7 @@ class BucketSource(IndexedSource):
     ) -> tuple[Stored, str]:
         async with gate:
             if self.checksums.from_store and not keep:
-                taken = await self._taken(listed)
+                taken = await take_checksum(self, listed)
                 if taken is not None:
                     task.advance()
                     return taken
@@ -307,18 +310,6 @@ class BucketSource(IndexedSource):
             task.advance()
             stored = Stored(listed.rel, listed.key, digest.size, fetched.version, digest.value())
             return stored, fetched.tag
-
-    async def _taken(self, listed: Listed) -> tuple[Stored, str] | None:
-        """The object with the store's checksum as its digest (``checksums``), or None."""
-        try:
-            found = await self._retrying(lambda: self._checksums(listed))
-        except Exception as exc:
-            raise self._failure(exc, f"cannot look up {listed.rel}") from None
-        digest = choose(self.checksums, self.url, listed.rel, found[2]) if found is not None else None
-        if found is None or digest is None:
-            return None
-        fetched, size, _ = found
-        return Stored(listed.rel, listed.key, size, fetched.version, digest), fetched.tag
 
     def _scan(self) -> list[Resource]:
         store = self.checksums.from_store  # its digests are cached apart from blake3's
@@ -345,6 +336,14 @@ class BucketSource(IndexedSource):
         return self._kept[rel]
 
     # --- reading ---------------------------------------------------------------------
+
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
+        """A DICOM series' or Zarr's member objects as local files (``members``)."""
+        return fetch_members(self, resource)
+
+    def open(self, resource: Resource) -> BinaryIO:
+        """A series' bytes are its listing of members, as a catalog's are (``members``)."""
+        return listing_file(self, resource) if resource.type in SERIES else super().open(resource)
 
     def _open_file(self, resource: Resource) -> BinaryIO:
         """The bytes of the version the resource records, spooled (see the module docstring)."""

@@ -91,6 +91,19 @@ def choose(policy: Policy, url: str, rel: str, found: Mapping[str, str]) -> str 
     return None
 
 
+async def take_checksum(source: Any, listed: Listed) -> tuple[Stored, str] | None:
+    """The object with the store's checksum as its digest, or None to read its bytes."""
+    try:
+        found = await source._retrying(lambda: source._checksums(listed))
+    except Exception as exc:
+        raise source._failure(exc, f"cannot look up {listed.rel}") from None
+    digest = choose(source.checksums, source.url, listed.rel, found[2]) if found is not None else None
+    if found is None or digest is None:
+        return None
+    fetched, size, _ = found
+    return Stored(listed.rel, listed.key, size, fetched.version, digest), fetched.tag
+
+
 async def members_in_blake3(source: Any, objects: Sequence[Stored], cache: DigestCache) -> list[Stored]:
     """``objects`` with every member of a DICOM series or Zarr read and hashed with blake3 (a
     series' hash is the digest of its members' blake3 digests, and the store keeps members
