@@ -18,12 +18,22 @@ from typing import Any
 Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 
 PART = 8 << 20  # boto3's default part size; S3 allows 10,000 parts, so it grows (see _size)
-PARALLEL = 8
+PARALLEL = 10  # boto3's transfer default (max_concurrency)
 
 
 def _size(number: int) -> int:
     """Part ``number``'s size: 8 MiB for the first thousand, doubled every thousand after."""
     return PART << ((number - 1) // 1000)
+
+
+def _take(held: list[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of ``held``, removed from it (copied only when they are not
+    one whole chunk: the 8 MiB blocks a push reads are sent as they were read)."""
+    if len(held[0]) == size:
+        return held.pop(0)
+    body = b"".join(held)
+    held[:] = [body[size:]] if len(body) > size else []
+    return body[:size]
 
 
 class PartUpload:
@@ -64,18 +74,22 @@ class PartUpload:
             raise
 
     def _write(self, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
-        buffer, number = bytearray(), 1
+        held: list[bytes] = []  # chunks not sent yet, as they came: a chunk of a part's size is sent as it is
+        count, number = 0, 1
         for chunk in chunks:
-            buffer += chunk
-            while len(buffer) > _size(number):  # the last part is never empty
-                self._send(number, bytes(buffer[: _size(number)]))
-                del buffer[: _size(number)]
+            held.append(chunk)
+            count += len(chunk)
+            while count > _size(number):  # the last part is never empty
+                part = _take(held, _size(number))
+                count -= len(part)
+                self._send(number, part)
                 number += 1
         check()
+        body = held[0] if len(held) == 1 else b"".join(held)
         if self.upload_id is None:  # one part or less: a single conditional put
-            self._call("put_object", Body=bytes(buffer), IfNoneMatch="*").result()
+            self._call("put_object", Body=body, IfNoneMatch="*").result()
             return
-        self._send(number, bytes(buffer))
+        self._send(number, body)
         while self.pending:
             self._settle_one()
         parts = {"Parts": sorted(self.done, key=lambda p: p["PartNumber"])}
