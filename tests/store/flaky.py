@@ -25,6 +25,7 @@ class Rule:
     query: str  # a query parameter the request carries (``partNumber``, ``uploads``), or ""
     times: int
     failed: int = 0
+    forward: bool = False  # send the request on, then answer 503 all the same (a lost answer)
 
     def matches(self, method: str, path: str) -> bool:
         params = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query, keep_blank_values=True)
@@ -38,8 +39,8 @@ class Flaky:
     rules: list[Rule] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)  # "METHOD path" of requests let through
 
-    def fail(self, method: str, query: str = "", times: int = 1) -> Rule:
-        rule = Rule(method, query, times)
+    def fail(self, method: str, query: str = "", times: int = 1, *, forward: bool = False) -> Rule:
+        rule = Rule(method, query, times, forward=forward)
         self.rules.append(rule)
         return rule
 
@@ -59,7 +60,7 @@ def _handler(flaky: Flaky, target: str) -> type[http.server.BaseHTTPRequestHandl
                     rule.failed += 1
                 else:
                     flaky.passed.append(f"{self.command} {self.path}")
-            if rule is not None:
+            if rule is not None and not rule.forward:
                 self._answer(503, {"Content-Type": "application/xml"}, SLOW_DOWN)
                 return
             upstream = http.client.HTTPConnection(host, int(port), timeout=60)
@@ -70,6 +71,9 @@ def _handler(flaky: Flaky, target: str) -> type[http.server.BaseHTTPRequestHandl
                 headers = {k: v for k, v in response.getheaders() if k.lower() != "transfer-encoding"}
             finally:
                 upstream.close()
+            if rule is not None:
+                self._answer(503, {"Content-Type": "application/xml"}, SLOW_DOWN)
+                return
             self._answer(response.status, headers, data, head=self.command == "HEAD")
 
         def _answer(self, status: int, headers: dict[str, str], data: bytes, *, head: bool = False) -> None:

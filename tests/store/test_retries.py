@@ -42,6 +42,21 @@ def test_every_kind_of_write_request_is_retried(s3_server: S3, tmp_path: Path) -
     assert got == BIG
 
 
+def test_a_completion_whose_answer_was_lost_is_not_a_failure(s3_server: S3, tmp_path: Path) -> None:
+    bucket = s3_server.bucket(versioned=False)
+    with flaky_proxy(s3_server.endpoint) as flaky:
+        # completed by the first attempt, but every answer is lost: the retries find it done
+        lost = flaky.fail("POST", "uploadId", times=100, forward=True)
+        options = {**s3_server.options, "endpoint_url": flaky.endpoint, "backoff": 0}
+        store = open_store(f"s3://{bucket}/cas", base=tmp_path, options=options)
+        big = blake3(BIG).hexdigest()
+        assert store.put(big, iter([BIG]), len(BIG)) == len(BIG)
+    assert lost.failed == 5  # retries = 4 by default
+    assert keys(s3_server, bucket) == [f"cas/{key_of(big)}"]
+    got = s3_server.client.get_object(Bucket=bucket, Key=f"cas/{key_of(big)}")["Body"].read()
+    assert got == BIG
+
+
 def test_a_write_that_keeps_failing_is_one_line_and_leaves_nothing(s3_server: S3, tmp_path: Path) -> None:
     bucket = s3_server.bucket(versioned=False)
     with flaky_proxy(s3_server.endpoint) as flaky:

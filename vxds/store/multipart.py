@@ -93,14 +93,32 @@ class PartUpload:
         while self.pending:
             self._settle_one()
         parts = {"Parts": sorted(self.done, key=lambda p: p["PartNumber"])}
-        self._call(
-            "complete_multipart_upload", UploadId=self.upload_id, MultipartUpload=parts, IfNoneMatch="*"
-        ).result()
+        try:
+            self._call(
+                "complete_multipart_upload", UploadId=self.upload_id, MultipartUpload=parts, IfNoneMatch="*"
+            ).result()
+        except Exception:
+            # A completion whose answer was lost is retried, and the retry finds no such upload:
+            # an object under the name is whole and checked (only checked uploads complete).
+            if not self._exists():
+                raise
+            self.abort(quiet=True)  # ours, if another push's completed first
         self.upload_id = None
 
-    def abort(self) -> None:
+    def _exists(self) -> bool:
+        try:
+            self._call("head_object").result()
+        except Exception:
+            return False
+        return True
+
+    def abort(self, *, quiet: bool = False) -> None:
         for _, part in self.pending:
             part.cancel()
         if self.upload_id is not None:
             upload_id, self.upload_id = self.upload_id, None
-            self._call("abort_multipart_upload", UploadId=upload_id).result()
+            try:
+                self._call("abort_multipart_upload", UploadId=upload_id).result()
+            except Exception:
+                if not quiet:
+                    raise
