@@ -11,6 +11,8 @@ is pinned by tests with exact values (``tests/test_hashing.py``). A digest is wr
   (multi-threaded) for large ones; both give the same digest. A file that changes while
   it is read is read again, then refused (``FileChanged``): never a digest of two contents.
 * ``HashCache``: remembers (size, mtime, inode) -> digest so unchanged files are not read.
+* ``new_hasher``: a streaming hasher for an algorithm a lock may record besides blake3 (a
+  store's own ``sha256``, ``md5`` or ``crc32c``, docs/checksums.md), for checking bytes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from blake3 import blake3
@@ -53,6 +55,46 @@ READ_ATTEMPTS = 3
 RACY_NS = 20_000_000
 # Files smaller than this are not worth a thread: see ``hash_files``.
 SMALL_FILE = SMALL_ITEM
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> Any: ...
+
+    def hexdigest(self) -> str: ...
+
+
+class _Crc32c:
+    """CRC-32C (Castagnoli) as GCS and S3 keep it: 8 hex digits of the big-endian value."""
+
+    def __init__(self) -> None:
+        import google_crc32c
+
+        self._value = 0
+        self._extend = google_crc32c.extend
+
+    def update(self, data: bytes | memoryview, /) -> None:
+        self._value = self._extend(self._value, bytes(data))
+
+    def hexdigest(self) -> str:
+        return f"{self._value:08x}"
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    """A streaming hasher for ``algorithm``: ``blake3``, ``crc32c`` or a ``hashlib`` name."""
+    import hashlib
+
+    if algorithm == ALGORITHM:
+        hasher: Hasher = blake3(max_threads=blake3.AUTO)
+        return hasher
+    if algorithm == "crc32c":
+        try:
+            return _Crc32c()
+        except ImportError:
+            raise SourceError("cannot check a 'crc32c' hash: install google-crc32c") from None
+    try:
+        return hashlib.new(algorithm)
+    except ValueError:
+        raise SourceError(f"cannot check a {algorithm!r} hash: no such algorithm in this Python") from None
 
 
 def digest_bytes(data: bytes) -> str:

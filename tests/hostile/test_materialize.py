@@ -243,7 +243,7 @@ def catalog_locked(locked: Path, invoke: Invoke) -> Path:  # noqa: F811
 
 def _store(root: Path, data: bytes) -> str:
     digest = digest_bytes(data)
-    blob = root / "catalog.objects" / digest[len(PREFIX) :][:2] / digest[len(PREFIX) :][2:]
+    blob = root / "catalog.objects/blake3" / digest[len(PREFIX) :][:2] / digest[len(PREFIX) :][2:]
     blob.parent.mkdir(exist_ok=True)
     if blob.exists():
         blob.chmod(0o644)
@@ -262,7 +262,7 @@ def _member_digest(root: Path) -> str:
     db = sqlite3.connect(root / "catalog.db")
     (digest,) = db.execute("SELECT hash FROM versions WHERE id = ?", (SERIES,)).fetchone()
     db.close()
-    blob = root / "catalog.objects" / digest[len(PREFIX) :][:2] / digest[len(PREFIX) :][2:]
+    blob = root / "catalog.objects/blake3" / digest[len(PREFIX) :][:2] / digest[len(PREFIX) :][2:]
     listing: list[list[str]] = orjson.loads(blob.read_bytes())
     return listing[0][1]
 
@@ -309,7 +309,7 @@ def test_a_listing_that_does_not_match_its_hash_is_refused_before_writing(
         for line in (root / "locks/all_basel_data/1/resources.all.jsonl").read_text().splitlines()
         if json.loads(line)["id"] == SERIES
     )
-    blob = root / "catalog.objects" / locked_hash[len(PREFIX) :][:2] / locked_hash[len(PREFIX) :][2:]
+    blob = root / "catalog.objects/blake3" / locked_hash[len(PREFIX) :][:2] / locked_hash[len(PREFIX) :][2:]
     listing = orjson.loads(blob.read_bytes())
     blob.chmod(0o644)
     blob.write_bytes(canonical_json(listing[:1]))  # swapped in the store: one member left

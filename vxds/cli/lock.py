@@ -176,6 +176,7 @@ class _Run:
     verbose: bool = False
     refresh: bool = False
     executor: str | None = None  # --executor: where the hashing runs
+    checksums: str | None = None  # --checksums: over [tool.vxds] checksums
 
     @property
     def writes(self) -> bool:
@@ -190,10 +191,10 @@ def _lock_script(
 ) -> int:
     """``--file``: exit 1 with ``--check`` when a file would change or be removed; like
     ``--check``, ``--dry-run`` writes and removes nothing."""
-    from vxds.project.config import load_config
+    from vxds.project.config import load_config, with_checksums
     from vxds.recipes.locking import lock_script
 
-    config = with_executor(load_config(run.root), run.executor)
+    config = with_checksums(with_executor(load_config(run.root), run.executor), run.checksums)
     with run.progress() as progress:
         outcomes = lock_script(
             config,
@@ -220,11 +221,12 @@ def _lock_script(
 def _lock_datasets(run: _Run, names: tuple[str, ...], *, stale: bool, exit_code: bool) -> int:
     """Exit 2 when a dataset failed; 1 with ``--check`` when a lock would change, or with
     ``--exit-code`` when a lock was written."""
+    from vxds.project.config import with_checksums
     from vxds.project.load import open_project
     from vxds.recipes.locking import lock_datasets, select_entries
 
     config, manifest = open_project(run.root)
-    config = with_executor(config, run.executor)
+    config = with_checksums(with_executor(config, run.executor), run.checksums)
     entries = select_entries(config, manifest, names, stale=stale)
     with run.progress() as progress:
 
@@ -309,6 +311,11 @@ def _exit_code(outcomes: list[LockOutcome], run: _Run, *, exit_code: bool) -> in
     is_flag=True,
     help="Run every recipe, even one whose fingerprint says nothing it read changed.",
 )
+@click.option(
+    "--checksums",
+    type=click.Choice(["bytes", "store"]),
+    help="store: take a bucket's own checksum of each object instead of reading it (docs/checksums.md).",
+)
 @verbose_option
 @jobs_option
 @executor_option
@@ -329,6 +336,7 @@ def command(
     exit_code: bool,
     at: str | None,
     refresh: bool,
+    checksums: str | None,
     verbose: bool,
     jobs: int | None,
     executor: str | None,
@@ -344,7 +352,17 @@ def command(
     """
     _check_usage(click.get_current_context())
     run = _Run(
-        check, dry_run, jobs, at, fmt, quiet, root, verbose=verbose, refresh=refresh, executor=executor
+        check,
+        dry_run,
+        jobs,
+        at,
+        fmt,
+        quiet,
+        root,
+        verbose=verbose,
+        refresh=refresh,
+        executor=executor,
+        checksums=checksums,
     )
     if script is not None:
         parsed = _parse_params(params)

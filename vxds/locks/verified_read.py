@@ -1,7 +1,7 @@
 """Checking bytes against a lock while they are read.
 
 A resource's ``hash`` is ``<algorithm>:<hex>``: blake3 (what vxds writes) or an algorithm
-``hashlib`` knows (what another source may record, such as ``md5`` or ``sha256``).
+``new_hasher`` knows (what a store or another source may record: ``sha256``, ``md5``, ``crc32c``).
 ``VerifiedReader`` wraps a source's stream and raises ``IntegrityError`` when the last byte
 has been read and the digest or size is not the locked one, so a caller that reads to the
 end never uses bytes the lock does not promise.
@@ -9,34 +9,15 @@ end never uses bytes the lock does not promise.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any, BinaryIO, Protocol
-
-from blake3 import blake3
+from typing import BinaryIO
 
 from vxds.errors import SourceError
+from vxds.hashing import new_hasher as new_hasher  # its home was here
 from vxds.resource import Resource
 
 
 class IntegrityError(SourceError):
     """Bytes read for a resource do not match its locked hash or size."""
-
-
-class Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> Any: ...
-
-    def hexdigest(self) -> str: ...
-
-
-def new_hasher(algorithm: str) -> Hasher:
-    """A streaming hasher for ``algorithm`` (``blake3`` or a ``hashlib`` name)."""
-    if algorithm == "blake3":
-        hasher: Hasher = blake3(max_threads=blake3.AUTO)
-        return hasher
-    try:
-        return hashlib.new(algorithm)
-    except ValueError:
-        raise SourceError(f"cannot check a {algorithm!r} hash: no such algorithm in this Python") from None
 
 
 def expected(resource: Resource) -> tuple[str, str] | None:

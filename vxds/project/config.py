@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ KNOWN_KEYS = (
     "dicom_bids",
     "store",
     "executor",
+    "checksums",
+    "allow_weak_checksums",
 )
 _BIDS_TARGET = re.compile(r"[a-z]+/[A-Za-z0-9]+\Z")  # datatype/suffix, e.g. anat/T1w
 
@@ -143,6 +145,7 @@ def load_config(root: Path | None = None) -> Config:
     allow = _dicom_allow(pyproject, table.pop("dicom_allow", []))
     if allow:
         storage = {**storage, "dicom_allow": list(allow)}
+    storage = {**storage, **_checksums(pyproject, table)}
     dicom_bids = _dicom_bids(pyproject, table.pop("dicom_bids", {}))
     if dicom_bids:  # -m bids reads it where the source's options are (vxds.materialize.bids.dicom)
         storage = {**storage, "dicom_bids": [list(rule) for rule in dicom_bids]}
@@ -183,6 +186,35 @@ def _executor_url(pyproject: Path, value: object) -> str | None:
         return check_url(url)
     except ExecutorError as exc:
         raise ConfigError(f"{pyproject}: [tool.vxds.executor] url: {exc.message}") from None
+
+
+def _checksums(pyproject: Path, table: dict[str, Any]) -> dict[str, Any]:
+    """``checksums = "store"`` and ``allow_weak_checksums``, as bucket sources are given them
+    (docs/checksums.md)."""
+    found: dict[str, Any] = {}
+    if "checksums" in table:
+        mode = table.pop("checksums")
+        if mode not in ("bytes", "store"):
+            raise ConfigError(
+                f"{pyproject}: [tool.vxds] checksums must be 'bytes' or 'store', got {mode!r:.80}"
+            )
+        found["checksums"] = mode
+    if "allow_weak_checksums" in table:
+        allow = table.pop("allow_weak_checksums")
+        if not isinstance(allow, list) or not all(name in ("md5", "crc32c") for name in allow):
+            raise ConfigError(
+                f"{pyproject}: [tool.vxds] allow_weak_checksums must list some of md5, crc32c,"
+                f" got {allow!r:.80}"
+            )
+        found["allow_weak_checksums"] = sorted(set(allow))
+    return found
+
+
+def with_checksums(config: Config, mode: str | None) -> Config:
+    """``config`` with ``--checksums MODE`` (when given) over ``[tool.vxds] checksums``."""
+    if mode is None:
+        return config
+    return replace(config, storage={**config.storage, "checksums": mode})
 
 
 def _record_tables(pyproject: Path, value: object) -> tuple[str, ...]:

@@ -7,12 +7,18 @@ runs after the last chunk and before the object becomes visible: when it raises,
 left under the key.
 
 A folder writes a uniquely named temporary file beside the object, checks it, and at the
-next ``flush`` (every thousand objects, 64 MiB or two seconds, and at the end of a push)
+next ``flush`` (every 5,000 objects, 64 MiB or five seconds, and at the end of a push)
 syncs the disk and links each to its name (a link fails when the name exists, so an object
 is never rewritten); nothing is visible under a name before its bytes are on the disk. A bucket writes
 through fsspec's buffered file in exclusive mode, whose upload (a multipart upload for a
 large object) only becomes an object when the file is closed, and only if no object has the
 name by then; a failed check discards it instead.
+
+A bucket's calls are retried as the sources' are: a transient failure (a timeout, a 5xx,
+SlowDown) is tried again up to ``retries`` times with exponential backoff
+(``[tool.vxds.storage]``, docs/sources.md), then reported as one line. An S3 write retries
+each request (parts are held in memory, and an upload is completed only once), so a retry
+never re-reads the source; gcsfs and adlfs retry their own uploads.
 """
 
 from __future__ import annotations
@@ -25,14 +31,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from vxds.errors import SourceError, VxdsError
 from vxds.fs import fsync_dir, make_dirs
 
+T = TypeVar("T")
 TMP_SUFFIX = ".tmp"
 # A folder store links its checked writes in batches of this many objects, bytes or seconds.
-BATCH_OBJECTS, BATCH_BYTES, BATCH_SECONDS = 1000, 64 << 20, 2.0
+# (Each flush is a sync and a folder sync per folder touched: at a thousand objects, ten
+# flushes were a third of a push of 10,000 small files.)
+BATCH_OBJECTS, BATCH_BYTES, BATCH_SECONDS = 5000, 64 << 20, 5.0
+SYNC_THREADS = 16
 
 
 class Backend(Protocol):
@@ -64,6 +74,7 @@ class FolderBackend:
         self._since = time.monotonic()
         self._guard = threading.Lock()
         self._linking = threading.Lock()
+        self._folders: set[Path] = set()  # made (and their parents synced) by this backend
 
     def listing(self, prefix: str) -> Iterator[tuple[str, int]]:
         top = self.root / prefix
@@ -83,7 +94,7 @@ class FolderBackend:
         from concurrent.futures import ThreadPoolExecutor
 
         target = self.root / key
-        make_dirs(target.parent)
+        self._folder(target.parent)
         tmp = self._tmp(target)
         try:
             before = os.stat(src)
@@ -104,6 +115,11 @@ class FolderBackend:
         self._ready(tmp, target, after.st_size)
         return after.st_size
 
+    def _folder(self, folder: Path) -> None:
+        if folder not in self._folders:
+            make_dirs(folder)
+            self._folders.add(folder)
+
     def _tmp(self, target: Path) -> Path:
         return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}{TMP_SUFFIX}"
 
@@ -120,7 +136,7 @@ class FolderBackend:
         """Write and check a temporary file; it becomes the object at the next ``flush``
         (one ``sync`` for many objects: a flush per object was 25x slower for small files)."""
         target = self.root / key
-        make_dirs(target.parent)
+        self._folder(target.parent)
         tmp = self._tmp(target)
         try:
             size = 0
@@ -136,7 +152,8 @@ class FolderBackend:
 
     def flush(self) -> None:
         """Make the checked writes objects: their bytes on the disk first (``sync``), then
-        each linked to its name (a link fails when the name exists: never rewritten)."""
+        each linked to its name (a link fails when the name exists: never rewritten), then
+        their folders synced, many at once (one after the other, a batch's took a second)."""
         with self._linking:
             with self._guard:
                 batch, self._checked, self._bytes = self._checked, [], 0
@@ -148,8 +165,7 @@ class FolderBackend:
                 with contextlib.suppress(FileExistsError):
                     os.link(tmp, target)
                 tmp.unlink(missing_ok=True)
-            for folder in sorted({target.parent for _, target in batch}):
-                fsync_dir(folder)
+            _fsync_folders(sorted({target.parent for _, target in batch}))
 
     def open(self, key: str) -> BinaryIO:
         try:
@@ -175,6 +191,18 @@ class FolderBackend:
         return found
 
 
+def _fsync_folders(folders: list[Path]) -> None:
+    """fsync every folder, many at once (a journal commits concurrent fsyncs together)."""
+    if len(folders) <= 1:
+        for folder in folders:
+            fsync_dir(folder)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(folders))) as pool:
+        list(pool.map(fsync_dir, folders))
+
+
 class BucketBackend:
     """Objects under a bucket prefix, through the filesystem of the matching source class
     (so URLs, credentials, options and error messages are the sources' own)."""
@@ -189,21 +217,28 @@ class BucketBackend:
         return f"{self.base}/{key}"
 
     def _error(self, exc: Exception, what: str) -> SourceError:
-        """The sources' one-line message for a failed call (secrets blanked), about the store.
-        Calls are not retried here, so a transient failure's message says none were."""
+        """The sources' one-line message for a failed call (secrets blanked), about the store."""
+        failure = self._source._failure(exc, what)
+        return SourceError(failure.message.replace("source ", "store ", 1), hint=failure.hint)
+
+    def _retried(self, call: Callable[[], T]) -> T:
+        """``call()``, tried again after a transient failure as the sources' calls are."""
         from vxds.sources.objectstore.failures import TRANSIENT
 
-        failure = self._source._failure(exc, what)
-        message = failure.message.replace("source ", "store ", 1)
-        if failure.kind == TRANSIENT:
-            cause = self._source._scrub(self._source._cause(exc))
-            message = f"store {self.url!r}: {what}: the storage service failed: {cause}"
-        return SourceError(message, hint=failure.hint)
+        source = self._source
+        for attempt in range(source.retries + 1):
+            try:
+                return call()
+            except Exception as exc:
+                if source._classify(exc) != TRANSIENT or attempt == source.retries:
+                    raise
+                time.sleep(source.backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     def listing(self, prefix: str) -> Iterator[tuple[str, int]]:
         top = self._path(prefix)
         try:
-            found = self.fs.find(top, detail=True)
+            found = self._retried(lambda: self.fs.find(top, detail=True))
         except FileNotFoundError:
             return iter(())
         except Exception as exc:
@@ -213,7 +248,7 @@ class BucketBackend:
 
     def exists(self, key: str) -> bool:
         try:
-            return bool(self.fs.exists(self._path(key)))
+            return bool(self._retried(lambda: self.fs.exists(self._path(key))))
         except Exception as exc:
             raise self._error(exc, f"cannot look up {key}") from None
 
@@ -241,7 +276,7 @@ class BucketBackend:
 
         bucket, _, path = self._path(key).partition("/")
         try:
-            PartUpload(self.fs, bucket, path).write(chunks, check)
+            PartUpload(self.fs, bucket, path, self._source._retrying).write(chunks, check)
         except VxdsError:  # the check, or reading the source
             raise
         except Exception as exc:
@@ -259,7 +294,7 @@ class BucketBackend:
 
     def delete(self, key: str) -> None:
         try:
-            self.fs.rm_file(self._path(key))
+            self._retried(lambda: self.fs.rm_file(self._path(key)))
         except FileNotFoundError:
             pass
         except Exception as exc:

@@ -4,6 +4,8 @@ What is kept: every stored digest of every lock at the named revisions (by defau
 branch and tag, remote-tracking branches included) and in the working tree, and the member
 objects of each series manifest among them. Everything else under ``blake3/`` goes, and so
 do the temporary files of writes killed a day ago or more; a dry run only says what would.
+A catalog's own object store (``NAME.objects`` beside ``NAME.db``) holds every version the
+catalog ever ingested, referenced or not: removing from it is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vxds.errors import UsageError
 from vxds.project.config import Config
 from vxds.store.cas import SERIES, TOP, Store
 from vxds.store.wanted import lock_refs, wanted
@@ -65,11 +68,23 @@ def gc(config: Config, store: Store, revs: Sequence[str], *, dry_run: bool = Tru
     stale = _stale_temporaries(store)
     report.temporaries = len(stale)
     if not dry_run:
+        _refuse_a_catalog(store)
         for digest, _ in report.removed:
             store.delete(digest)
         for path in stale:
             path.unlink(missing_ok=True)
     return report
+
+
+def _refuse_a_catalog(store: Store) -> None:
+    root = getattr(store.backend, "root", None)
+    if isinstance(root, Path) and root.name.endswith(".objects"):
+        db = root.with_name(root.name.removesuffix(".objects") + ".db")
+        if db.is_file():
+            raise UsageError(
+                f"store {store.url!r} is the object store of the catalog {db.name}, which keeps every"
+                " version it ingested: vxds gc does not remove from it"
+            )
 
 
 def _stale_temporaries(store: Store) -> list[Path]:

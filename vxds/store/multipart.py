@@ -4,18 +4,21 @@ s3fs' buffered file uploads a large object one part at a time; here the chunks a
 on the calling thread while up to ``PARALLEL`` parts are in flight on s3fs' event loop. The
 upload is completed with ``If-None-Match: *`` only after the check passed (so an object that
 appeared meanwhile is kept), and aborted on any failure: no object appears unless whole and
-checked.
+checked. Each request is retried after a transient failure (``retrying``: the source's
+policy); a part is resent from memory, so the source is never read twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
+Retrying = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+
 PART = 8 << 20  # boto3's default part size; S3 allows 10,000 parts, so it grows (see _size)
-PARALLEL = 8
+PARALLEL = 10  # boto3's transfer default (max_concurrency)
 
 
 def _size(number: int) -> int:
@@ -23,18 +26,32 @@ def _size(number: int) -> int:
     return PART << ((number - 1) // 1000)
 
 
+def _take(held: list[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of ``held``, removed from it (copied only when they are not
+    one whole chunk: the 8 MiB blocks a push reads are sent as they were read)."""
+    if len(held[0]) == size:
+        return held.pop(0)
+    body = b"".join(held)
+    held[:] = [body[size:]] if len(body) > size else []
+    return body[:size]
+
+
 class PartUpload:
     """One multipart upload of ``bucket/key`` through an s3fs filesystem ``fs``."""
 
-    def __init__(self, fs: Any, bucket: str, key: str) -> None:
+    def __init__(self, fs: Any, bucket: str, key: str, retrying: Retrying | None = None) -> None:
         self.fs, self.bucket, self.key = fs, bucket, key
+        self.retrying = retrying
         self.upload_id: str | None = None
         self.pending: list[tuple[int, Future[Any]]] = []
         self.done: list[dict[str, Any]] = []
 
     def _call(self, method: str, **kwargs: Any) -> Future[Any]:
-        coro = self.fs._call_s3(method, Bucket=self.bucket, Key=self.key, **kwargs)
-        return asyncio.run_coroutine_threadsafe(coro, self.fs.loop)
+        def once() -> Awaitable[Any]:
+            return self.fs._call_s3(method, Bucket=self.bucket, Key=self.key, **kwargs)  # type: ignore[no-any-return]
+
+        coro = self.retrying(once) if self.retrying is not None else once()
+        return asyncio.run_coroutine_threadsafe(coro, self.fs.loop)  # type: ignore[arg-type]
 
     def _send(self, number: int, body: bytes) -> None:
         if self.upload_id is None:
@@ -57,29 +74,51 @@ class PartUpload:
             raise
 
     def _write(self, chunks: Iterable[bytes], check: Callable[[], None]) -> None:
-        buffer, number = bytearray(), 1
+        held: list[bytes] = []  # chunks not sent yet, as they came: a chunk of a part's size is sent as it is
+        count, number = 0, 1
         for chunk in chunks:
-            buffer += chunk
-            while len(buffer) > _size(number):  # the last part is never empty
-                self._send(number, bytes(buffer[: _size(number)]))
-                del buffer[: _size(number)]
+            held.append(chunk)
+            count += len(chunk)
+            while count > _size(number):  # the last part is never empty
+                part = _take(held, _size(number))
+                count -= len(part)
+                self._send(number, part)
                 number += 1
         check()
+        body = held[0] if len(held) == 1 else b"".join(held)
         if self.upload_id is None:  # one part or less: a single conditional put
-            self._call("put_object", Body=bytes(buffer), IfNoneMatch="*").result()
+            self._call("put_object", Body=body, IfNoneMatch="*").result()
             return
-        self._send(number, bytes(buffer))
+        self._send(number, body)
         while self.pending:
             self._settle_one()
         parts = {"Parts": sorted(self.done, key=lambda p: p["PartNumber"])}
-        self._call(
-            "complete_multipart_upload", UploadId=self.upload_id, MultipartUpload=parts, IfNoneMatch="*"
-        ).result()
+        try:
+            self._call(
+                "complete_multipart_upload", UploadId=self.upload_id, MultipartUpload=parts, IfNoneMatch="*"
+            ).result()
+        except Exception:
+            # A completion whose answer was lost is retried, and the retry finds no such upload:
+            # an object under the name is whole and checked (only checked uploads complete).
+            if not self._exists():
+                raise
+            self.abort(quiet=True)  # ours, if another push's completed first
         self.upload_id = None
 
-    def abort(self) -> None:
+    def _exists(self) -> bool:
+        try:
+            self._call("head_object").result()
+        except Exception:
+            return False
+        return True
+
+    def abort(self, *, quiet: bool = False) -> None:
         for _, part in self.pending:
             part.cancel()
         if self.upload_id is not None:
             upload_id, self.upload_id = self.upload_id, None
-            self._call("abort_multipart_upload", UploadId=upload_id).result()
+            try:
+                self._call("abort_multipart_upload", UploadId=upload_id).result()
+            except Exception:
+                if not quiet:
+                    raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import stat
@@ -10,11 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from blake3 import blake3
-
 from vxds.errors import SourceError, VxdsError
 from vxds.executor import for_url
-from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files
+from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_files, new_hasher
 from vxds.locks.format import HEADER
 from vxds.locks.shards import file_line
 from vxds.locks.splits import split_file
@@ -29,12 +26,13 @@ from vxds.verify.model import Context, Target
 
 def _source(ctx: Context, url: str) -> Source | VxdsError:
     if url not in ctx.sources:
-        # No cache folder: the bytes are read again, and nothing is written.
+        # No cache folder: the bytes are read again, and nothing is written; a store's own
+        # checksums are never taken for them (docs/checksums.md).
         context = SourceContext(
             base=ctx.config.root,
             cache_dir=None,
             jobs=ctx.options.jobs,
-            options=ctx.config.storage,
+            options=source_options(ctx),
             executor=ctx.config.executor,
         )
         try:
@@ -269,11 +267,11 @@ def _compare(resource: Resource, actual: str | None, path: str) -> tuple[str, st
 
 
 def _other_hash(expected: str, path: str) -> str | None:
-    """The file's digest in the lock's algorithm, when hashlib knows it."""
+    """The file's digest in the lock's algorithm, when ``new_hasher`` knows it."""
     algorithm = expected.partition(":")[0]
     try:
-        hasher = hashlib.new(algorithm)
-    except ValueError:
+        hasher = new_hasher(algorithm)
+    except SourceError:
         return None
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -303,15 +301,28 @@ def _check_opened(
 ) -> Finding | None:
     """Any other source: stream the bytes through ``Source.open``."""
     where = line_where(ctx, target, split, number)
-    if resource.hash is None or not resource.hash.startswith(PREFIX):
+    try:  # the lock's own algorithm over the bytes: blake3, or a store's sha256, md5, crc32c
+        new_hasher(_algorithm(resource))
+    except SourceError:
         return _check_listed(ctx, target, source, resource, where)
     return opened_finding(ctx, target, resource, rehash(source, resource), where)
 
 
+def source_options(ctx: Context) -> dict[str, Any]:
+    """A source's options for a check of its bytes: a store's own checksums never vouch."""
+    return {**ctx.config.storage, "checksums": "bytes"}
+
+
+def _algorithm(resource: Resource) -> str:
+    return resource.hash.partition(":")[0] if resource.hash is not None else ""
+
+
 def rehash(source: Source, resource: Resource) -> tuple[str, str]:
-    """``("digest", blake3)`` of a resource's bytes as ``source.open`` streams them, or the
-    finding's code and message when they cannot be read (``VX501``, ``VX504``)."""
-    hasher = blake3()
+    """``("digest", "<algorithm>:<hex>")`` of a resource's bytes as ``source.open`` streams
+    them, in the lock's algorithm, or the finding's code and message when they cannot be read
+    (``VX501``, ``VX504``)."""
+    algorithm = _algorithm(resource)
+    hasher = new_hasher(algorithm)
     try:
         if resource.type in ("DICOMSeries", "Zarr") and hasattr(source, "members"):
             source.members(resource)  # the listing's names and hash, checked as materialize checks them
@@ -324,7 +335,7 @@ def rehash(source: Source, resource: Resource) -> tuple[str, str]:
         return "VX504", _named(resource, exc.message)
     except OSError as exc:
         return "VX504", f"{resource.id}: cannot read: {exc.strerror or exc}"
-    return "digest", PREFIX + hasher.hexdigest()
+    return "digest", f"{algorithm}:{hasher.hexdigest()}"
 
 
 def opened_finding(
@@ -334,7 +345,7 @@ def opened_finding(
     kind, value = outcome
     if kind != "digest":
         return ctx.finding(target, kind, ERROR, value, **where)
-    if value != resource.hash:
+    if value != str(resource.hash).lower():
         return ctx.finding(
             target, "VX502", ERROR, f"{resource.id}: changed in the source (hash differs)", **where
         )

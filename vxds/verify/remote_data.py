@@ -20,7 +20,7 @@ from vxds.executor import for_url
 from vxds.hashing import PREFIX
 from vxds.resource import Resource
 from vxds.sources import Source, SourceContext, open_source
-from vxds.verify.data import SPECIAL, line_where, opened_finding, rehash
+from vxds.verify.data import SPECIAL, line_where, opened_finding, rehash, source_options
 from vxds.verify.findings import Finding
 from vxds.verify.model import Context, Target
 
@@ -34,7 +34,7 @@ def check_remote(
     from vxds.verify.data import _check_opened
 
     sent = [i for i, (_, _, r) in enumerate(todo) if _remote(r)]
-    work = Rehash(source.url, str(ctx.config.root), dict(ctx.config.storage))
+    work = Rehash(source.url, str(ctx.config.root), source_options(ctx))
     resources = [todo[i][2] for i in sent]
     outcomes = dict(
         zip(

@@ -9,6 +9,7 @@ their digest, each checked on the way. One ingest runs at a time: a second waits
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -21,26 +22,29 @@ from typing import Any, BinaryIO
 from blake3 import blake3
 
 from vxds.errors import SourceError
-from vxds.fs import StagedFile, exclusive, make_dirs, temp_owner
+from vxds.fs import StagedFile, exclusive, fsync_dir, make_dirs, temp_owner
 from vxds.hashing import PREFIX, canonical_json
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.resource import Resource
 from vxds.sources.base import SourceContext
-from vxds.sources.catalog.store import COLUMNS, Catalog, Snapshot
+from vxds.sources.catalog.store import COLUMNS, LAYOUT, Catalog, Snapshot
 from vxds.sources.folder.source import FolderSource
 from vxds.sources.folder.tree import series_listing
 
 INGEST_LOCK = ".ingest.lock"  # in the object store; held for the whole of an ingest
 _LEGACY_TEMP_RE = re.compile(r"tmp[a-z0-9_]{8}\Z")  # tempfile's names: earlier vxds
+_OLD_FOLDER_RE, _OLD_NAME_RE = re.compile(r"[0-9a-f]{2}\Z"), re.compile(r"[0-9a-f]{62}\Z")  # before LAYOUT
 
 
 def ingest(catalog: Catalog, folder: Path, *, context: SourceContext, origin: str) -> Snapshot:
     """Record the folder as the catalog's next snapshot; see the module docstring.
 
-    Temporary files a killed ingest left in the store are removed first.
+    Temporary files a killed ingest left in the store are removed first, and objects kept
+    in the layout before the store's (``ab/<62 hex>``) moved into it.
     """
     with exclusive(catalog.objects / INGEST_LOCK):
         _remove_temps(catalog.objects)
+        _move_to_layout(catalog.objects)
         return _ingest(catalog, folder, context=context, origin=origin)
 
 
@@ -111,6 +115,26 @@ def _remove_temps(objects: Path) -> None:
     for name in names:
         if temp_owner(name) is not None or _LEGACY_TEMP_RE.match(name):
             (objects / name).unlink(missing_ok=True)
+
+
+def _move_to_layout(objects: Path) -> None:
+    """Move objects from ``ab/<62 hex>`` to ``blake3/ab/<62 hex>``: linked under the new name
+    (and the folder synced) before the old name goes, so a reader finds each at one of them
+    at every moment. Only called under the ingest lock."""
+    for folder in sorted(objects.iterdir()) if objects.is_dir() else []:
+        if not _OLD_FOLDER_RE.match(folder.name) or not folder.is_dir():
+            continue
+        target = objects / LAYOUT / folder.name
+        make_dirs(target)
+        names = [name for name in os.listdir(folder) if _OLD_NAME_RE.match(name)]
+        for name in names:
+            with contextlib.suppress(FileExistsError):  # moved by an ingest killed after linking
+                os.link(folder / name, target / name)
+        fsync_dir(target)
+        for name in names:
+            (folder / name).unlink()
+        with contextlib.suppress(OSError):  # not empty: something else is in it, kept
+            folder.rmdir()
 
 
 def _stat_key(fh: BinaryIO) -> tuple[int, int, int, int] | None:

@@ -2,8 +2,11 @@
 
 ``NAME.db`` holds the snapshots and every version of every resource, each version with the
 snapshot that made it current and the one that changed or deleted it; ``NAME.objects/``
-holds the bytes of every version under their blake3 digest. ``Catalog`` opens both (checking
-the format), creates them (``init``), and reads them as of any snapshot.
+holds the bytes of every version under their blake3 digest, in the content store's layout
+(``blake3/ab/<62 hex>``, docs/store.md), so that a push of a catalog's locks to that folder
+finds every object there. A catalog made before keeps ``ab/<62 hex>``: read from there until
+the next ingest moves them (``vxds.sources.catalog.ingest``). ``Catalog`` opens both
+(checking the format), creates them (``init``), and reads them as of any snapshot.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ CREATE TABLE versions (
 CREATE INDEX versions_current ON versions (removed_at, id);
 """
 COLUMNS = "id, version, type, hash, size, attrs"
+LAYOUT = "blake3"  # the folder every object is under, as in a store (vxds.store.cas.TOP)
 # How long a write waits for another connection's write to finish before it gives up.
 BUSY_TIMEOUT = 60.0
 
@@ -185,8 +189,15 @@ class Catalog:
         ]
 
     def blob(self, digest: str) -> Path:
+        """Where the object with this digest is: the store's layout, or where a catalog made
+        before it kept the object (and no ingest has moved it yet)."""
         hexdigest = digest.split(":", 1)[1]
-        return self.objects / hexdigest[:2] / hexdigest[2:]
+        path = self.objects / LAYOUT / hexdigest[:2] / hexdigest[2:]
+        if not path.exists():
+            old = self.objects / hexdigest[:2] / hexdigest[2:]
+            if old.exists():
+                return old
+        return path
 
     # --- ingesting ---------------------------------------------------------------------
 

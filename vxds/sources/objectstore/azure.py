@@ -10,7 +10,10 @@ Azure's own version:
 * ``open(resource)`` reads the version id the resource records; a store that answers with
   another version (or none, as an account without versioning does) is a ``NotFoundError``
   for that version. An ETag-labelled resource reads the one copy the container has, and
-  whoever re-hashes it sees whether it changed.
+  whoever re-hashes it sees whether it changed;
+* with ``checksums = "store"``, a blob is not read: its properties (one HEAD) give its
+  version and ``Content-MD5`` (weak, docs/checksums.md: taken only when the project allows
+  md5). A blob uploaded in blocks has one only when the uploader set it.
 
 adlfs gives the credentials (``account_name`` with ``account_key``, ``sas_token``, a
 service principal or Azure's default credential chain; or a ``connection_string``; or
@@ -150,6 +153,13 @@ class AzureBlobSource(BucketSource):
             raise ConnectionError(f"{key}: {size} of {properties.size} bytes arrived")
         etag = _etag(properties.etag)
         return Fetched(str(found) if found else etag, etag)
+
+    async def _checksums(self, listed: Listed) -> tuple[Fetched, int, dict[str, str]] | None:
+        properties = await self._container().get_blob_client(listed.key).get_blob_properties(retry_total=0)
+        md5 = properties.content_settings.content_md5
+        found, etag = properties.version_id, _etag(properties.etag)
+        sums = {"md5": bytes(md5).hex()} if md5 and len(md5) == 16 else {}
+        return Fetched(str(found) if found else etag, etag), int(properties.size or 0), sums
 
     def _classify(self, exc: BaseException) -> FailureKind | None:
         names = {cls.__name__ for cls in type(exc).__mro__}

@@ -13,6 +13,9 @@ for all stores and lives here:
   and reads only its sidecars and tables;
 * ``open(resource)`` reads the version the resource records; a store that answers with
   another version is a ``NotFoundError`` for that version, never other bytes;
+* with ``checksums = "store"`` an object's hash is the store's own checksum of it where
+  it keeps one (``checksums``; the series' members are still read, as their manifest
+  names blake3 digests);
 * transient failures are retried a bounded number of times with exponential backoff, then
   reported as one ``SourceError``; credentials given in ``[tool.vxds.storage]`` or the
   environment are blanked out of every message.
@@ -38,6 +41,7 @@ from vxds.hashing import digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, split_series
+from vxds.sources.objectstore.checksums import members_in_blake3, take_checksum
 from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
@@ -58,13 +62,12 @@ from vxds.sources.objectstore.listing import (
     fan_out,
     visible,
 )
+from vxds.sources.objectstore.members import SERIES, fetch_members, listing_file
+from vxds.sources.objectstore.settings import settings_of
 
 T = TypeVar("T")
 
 CHUNK = 1 << 20
-DEFAULT_CONCURRENCY = 32
-DEFAULT_RETRIES = 4
-DEFAULT_BACKOFF = 0.2  # seconds before the first retry; doubled each time
 KEEP_EXTENSIONS = (".json", ".tsv", ".csv")  # sidecars and tables are read again to build attrs
 
 
@@ -95,17 +98,10 @@ class BucketSource(IndexedSource):
         self.bucket, prefix = self._parse_url(url)
         prefix = prefix.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
-        top = {k: v for k, v in context.options.items() if not isinstance(v, dict)}
-        if not self.shared_options:
-            top = {k: v for k, v in top.items() if k in ("retries", "concurrency", "backoff")}
-        table = context.options.get(self.options_table) if self.options_table else None
-        options = {**top, **(table if isinstance(table, dict) else {})}
-        self.record_tables = [str(p) for p in options.pop("record_tables", None) or []]
-        self.retries = _count(options.pop("retries", DEFAULT_RETRIES), "retries", url)
-        self.backoff = _seconds(options.pop("backoff", DEFAULT_BACKOFF), "backoff", url)
-        self.concurrency = max(
-            1, _count(options.pop("concurrency", context.jobs or DEFAULT_CONCURRENCY), "concurrency", url)
-        )
+        settings = settings_of(context.options, url, self.options_table, self.shared_options, context.jobs)
+        self.record_tables, self.checksums = settings.record_tables, settings.checksums
+        self.retries, self.backoff = settings.retries, settings.backoff
+        self.concurrency, options = settings.concurrency, settings.rest
         self._secrets = sorted(
             {str(v) for k, v in options.items() if k in self.secret_keys and self._is_secret(v)},
             key=len,
@@ -114,6 +110,8 @@ class BucketSource(IndexedSource):
         self._options = self._store_options(options)
         self._fs: Any = None
         self._kept: dict[str, bytes] = {}
+        self._members: dict[str, list[tuple[str, str]]] = {}  # series id -> fetched member files
+        self._spool: str | None = None  # the temporary folder they are in
 
     # --- what a store says -------------------------------------------------------------
 
@@ -158,6 +156,11 @@ class BucketSource(IndexedSource):
     @abstractmethod
     def _classify(self, exc: BaseException) -> FailureKind | None:
         """The kind of a failure, or None when it is none of the known kinds."""
+
+    async def _checksums(self, listed: Listed) -> tuple[Fetched, int, dict[str, str]] | None:
+        """The version, size and checksums (algorithm -> hex) the store keeps of a listed
+        object, from one request that reads no bytes; None when it keeps none."""
+        return None
 
     def _pins(self, version: str) -> bool:
         """Whether a recorded version names one version to read (an ETag names none)."""
@@ -295,6 +298,11 @@ class BucketSource(IndexedSource):
         self, listed: Listed, keep: bool, gate: asyncio.Semaphore, task: Any
     ) -> tuple[Stored, str]:
         async with gate:
+            if self.checksums.from_store and not keep:
+                taken = await take_checksum(self, listed)
+                if taken is not None:
+                    task.advance()
+                    return taken
             sinks: list[DigestSink] = []
 
             def new_sink() -> Sink:
@@ -313,14 +321,17 @@ class BucketSource(IndexedSource):
             return stored, fetched.tag
 
     def _scan(self) -> list[Resource]:
-        cache = DigestCache(self.context.cache_dir, self._cache_name())
+        store = self.checksums.from_store  # its digests are cached apart from blake3's
+        cache = DigestCache(self.context.cache_dir, self._cache_name() + (".checksums" if store else ""))
         executor = for_url(self.context.executor)
-        if executor.remote:
+        if executor.remote and not store:  # a store's checksums are HEADs, not reads: asked here
             from vxds.sources.objectstore.remote import collect
 
             objects = collect(self, cache, executor)
         else:
             objects = self._run(lambda: self._collect(cache))
+        if store:
+            objects = self._run(lambda: members_in_blake3(self, objects, cache))
         cache.save()
         digests = {obj.rel: obj.digest for obj in objects}
         versions = {obj.rel: obj.version for obj in objects}
@@ -340,6 +351,14 @@ class BucketSource(IndexedSource):
         return self._kept[rel]
 
     # --- reading ---------------------------------------------------------------------
+
+    def members(self, resource: Resource) -> list[tuple[str, str]]:
+        """A DICOM series' or Zarr's member objects as local files (``members``)."""
+        return fetch_members(self, resource)
+
+    def open(self, resource: Resource) -> BinaryIO:
+        """A series' bytes are its listing of members, as a catalog's are (``members``)."""
+        return listing_file(self, resource) if resource.type in SERIES else super().open(resource)
 
     def _open_file(self, resource: Resource) -> BinaryIO:
         """The bytes of the version the resource records, spooled (see the module docstring)."""
@@ -369,20 +388,6 @@ class BucketSource(IndexedSource):
             raise SourceError(f"source {self.url!r}: cannot read {resource.id}: {cause}") from None
         spool.seek(0)
         return spool  # type: ignore[return-value]
-
-
-def _count(value: object, name: str, url: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SourceError(f"source {url!r}: [tool.vxds.storage] {name} must be a whole number, got {value!r}")
-    return value
-
-
-def _seconds(value: object, name: str, url: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 60:
-        raise SourceError(
-            f"source {url!r}: [tool.vxds.storage] {name} must be 0 to 60 seconds, got {value!r}"
-        )
-    return float(value)
 
 
 def shown(url: str) -> str:

@@ -8,7 +8,10 @@ It gives what an S3 prefix gives (``vxds.sources.objectstore.base``), with GCS' 
   reading it is a ``NotFoundError`` for that version (as for a deleted S3 version);
 * a read takes its generation from the response's ``x-goog-generation``; a pinned read whose
   response does not say (some emulators) is checked against the object's metadata for
-  that generation, so it never returns another generation's bytes as the one asked for.
+  that generation, so it never returns another generation's bytes as the one asked for;
+* with ``checksums = "store"``, an object is not read: its metadata (one request for the
+  listed generation) gives ``md5Hash`` (absent for composed objects) and ``crc32c``, both
+  weak (docs/checksums.md), so they are taken only when the project allows them.
 
 gcsfs gives the credentials (``token``: a service-account file, ``"anon"``,
 ``"google_default"``, ``"cloud"``; by default gcloud's application-default credentials) and
@@ -25,6 +28,7 @@ from typing import Any, ClassVar
 import orjson
 
 from vxds.sources.objectstore.base import CHUNK, BucketSource
+from vxds.sources.objectstore.checksums import hex_of
 from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
@@ -164,6 +168,17 @@ class GCSSource(BucketSource):
         if pin is not None and generation != pin:
             raise VersionGone(generation)
         return Fetched(generation, generation)
+
+    async def _checksums(self, listed: Listed) -> tuple[Fetched, int, dict[str, str]] | None:
+        params = {"generation": listed.tag} if listed.tag else {}
+        info = await self._get(self._object_url(listed.key, media=False), params)
+        generation = str(info.get("generation", ""))
+        sums: dict[str, str] = {}
+        for algorithm, field, size in (("md5", "md5Hash", 16), ("crc32c", "crc32c", 4)):
+            value = hex_of(info.get(field), size)
+            if value is not None:
+                sums[algorithm] = value
+        return Fetched(generation, generation), int(info.get("size", listed.size)), sums
 
     def _classify(self, exc: BaseException) -> FailureKind | None:
         if isinstance(exc, GCSError):

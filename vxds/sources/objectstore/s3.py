@@ -10,6 +10,10 @@ rows, DICOM series: ``vxds.sources.folder.tree``), except for ``version``:
   the read returned, so it always names the bytes hashed. Each upload's version and digest
   are cached under ``.vxds/objects/`` by (key, ETag, Last-Modified, size), so relocking an
   unchanged prefix lists it and reads only its sidecars and tables;
+* with ``checksums = "store"``, an object uploaded with an additional checksum is not read:
+  one HEAD (``ChecksumMode=ENABLED``) gives its VersionId and ``ChecksumSHA256`` (or a
+  whole-object ``ChecksumCRC32C``). A multipart upload's SHA-256 is a checksum of its parts'
+  checksums (``COMPOSITE``), not of its bytes: such an object is read and hashed as usual;
 * ``open(resource)`` reads the VersionId the resource records, so an old lock reads the
   old bytes. A resource labelled by an ETag reads the bucket's only copy, and whoever
   re-hashes it sees whether it changed.
@@ -31,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from vxds.sources.objectstore.base import CHUNK, BucketSource
+from vxds.sources.objectstore.checksums import hex_of
 from vxds.sources.objectstore.failures import (
     DENIED,
     MISSING,
@@ -169,6 +174,21 @@ class ObjectStoreSource(BucketSource):
         if pin is not None and found != pin:
             raise VersionGone(found)
         return Fetched(found if found != "null" else etag, etag)
+
+    async def _checksums(self, listed: Listed) -> tuple[Fetched, int, dict[str, str]] | None:
+        call = self.fs._call_s3
+        head = await call("head_object", Bucket=self.bucket, Key=listed.key, ChecksumMode="ENABLED")
+        etag = str(head.get("ETag", "")).strip('"')
+        found = str(head.get("VersionId") or "null")
+        kind = head.get("ChecksumType")  # absent from older S3 APIs (and moto): judged by the ETag
+        whole = kind == "FULL_OBJECT" or (kind != "COMPOSITE" and "-" not in etag)
+        sums: dict[str, str] = {}
+        for algorithm, field, size in (("sha256", "ChecksumSHA256", 32), ("crc32c", "ChecksumCRC32C", 4)):
+            value = hex_of(head.get(field), size) if whole else None
+            if value is not None:
+                sums[algorithm] = value
+        fetched = Fetched(found if found != "null" else etag, etag)
+        return fetched, int(head.get("ContentLength", listed.size)), sums
 
     def _classify(self, exc: BaseException) -> FailureKind | None:
         code = _error_code(exc)
