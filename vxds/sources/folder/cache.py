@@ -5,11 +5,9 @@
   or renamed in it, so an unchanged folder need not be listed again; its files are still
   stat'ed, since editing a file does not touch its folder. When every folder and file
   stats as before, the whole tree is known unchanged without listing anything.
-* ``IndexCache``: the resources built from the whole tree (and the snapshot), keyed by the
-  digest of every path with its size, modification time and inode: the same test the
-  hash cache makes file by file, made once for the tree. Resources are a function of the
-  paths and bytes alone, so an unchanged listing means unchanged resources, and neither
-  the hash cache nor any file needs to be read.
+* The resource index (``index.py``, ``FolderIndex``) is kept beside them, folder by folder:
+  an unchanged listing reuses every resource without reading the hash cache or any file,
+  and a changed one rebuilds only the folders whose files or sidecars changed.
 * ``tree_digest``: the tree's root digest, built from per-folder digests (each over the
   folder's stat, names and its files' stats), while every folder and file stats as the
   last walk saw them. It is what a recipe's fingerprint records of a folder source; see
@@ -26,7 +24,6 @@ import operator
 import os
 import stat
 import time
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,6 @@ import orjson
 
 from vxds.fs import JsonCache
 from vxds.hashing import digest_bytes
-from vxds.resource import Resource
 
 RACY_NS = 2_000_000_000
 VERSION = 4  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI;
@@ -245,71 +241,3 @@ def file_key(path: str) -> Key:
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
-
-
-@dataclass(frozen=True)
-class Index:
-    snapshot: str
-    resources: list[Resource]
-    rows: dict[str, bytes]
-
-
-class IndexCache:
-    """The resources of the whole tree, keyed by the digest of its listing with stats."""
-
-    def __init__(self, folder: Path | None, settings: str = "") -> None:
-        self.folder = folder
-        self.settings = settings  # what else resources depend on (record_tables), as text
-
-    def _key(self, listing: str) -> str:
-        return listing if not self.settings else digest_bytes(f"{listing}\n{self.settings}".encode())
-
-    def _path(self, listing: str) -> Path | None:
-        return self.folder / f"index-{listing.partition(':')[2][:32]}.json" if self.folder else None
-
-    def load(self, listing: str) -> Index | None:
-        listing = self._key(listing)
-        data = JsonCache(self._path(listing), VERSION).data
-        if data.get("listing") != listing:
-            return None
-        try:
-            resources = [_resource(row) for row in data["resources"]]
-            rows = {rid: body.encode() for rid, body in data["rows"].items()}
-            return Index(str(data["snapshot"]), resources, rows)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-
-    def save(self, listing: str, snapshot: str, resources: list[Resource], rows: dict[str, bytes]) -> None:
-        listing = self._key(listing)
-        path = self._path(listing)
-        if path is None:
-            return
-        cache = JsonCache(path, VERSION)
-        cache.data = {
-            "listing": listing,
-            "snapshot": snapshot,
-            "resources": [_row(r) for r in resources],
-            "rows": {rid: body.decode() for rid, body in rows.items()},
-        }
-        cache.mark()
-        cache.save()
-        for old in path.parent.glob("index-*.json"):
-            if old != path:
-                old.unlink(missing_ok=True)
-
-
-def _row(r: Resource) -> list[Any]:
-    # A file's version is its hash and its uri its id: store 0 rather than the same text twice.
-    version = 0 if r.version == r.hash else r.version
-    uri = 0 if r.uri == r.id else r.uri
-    return [r.id, version, r.type, r.hash, r.size, uri, r.attrs, r._checked]
-
-
-def _resource(row: list[Any]) -> Resource:
-    rid, version, rtype, digest, size, uri, attrs, ok = row
-    resource = Resource(
-        rid, digest if version == 0 else version, rtype, digest, size, rid if uri == 0 else uri, attrs
-    )
-    if ok:
-        object.__setattr__(resource, "_checked", True)  # it was checked when the index was built
-    return resource
