@@ -75,6 +75,7 @@ class FolderSource(IndexedSource):
         self._digests: dict[str, str] = {}
         self._real_root: str | None = None
         self._safe_parents: set[str] = set()
+        self._real_folders: dict[str, str] = {}  # folder -> its real path (``_real_folder``)
         self._hash_cache: HashCache | None = None
         self._few = False  # this scan rebuilds a few files: reading them beats loading the caches
 
@@ -270,15 +271,28 @@ class FolderSource(IndexedSource):
         path = f"{root}/{rel}" if plain else os.path.normpath(os.path.join(root, rel))  # the same path
         parent = path.rpartition("/")[0]
         if parent not in self._safe_parents:
-            real = os.path.realpath(parent)
+            real = self._real_folder(parent)
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
         return path
 
+    def _real_folder(self, folder: str) -> str:
+        """``os.path.realpath(folder)``, from its parent's when that is known and ``folder``
+        is no link: one ``lstat`` per folder rather than one per folder on its path."""
+        known = self._real_folders.get(folder)
+        if known is None:
+            up, _, name = folder.rpartition("/")
+            above = self._real_folders.get(up)
+            plain = above is not None and name not in ("", ".", "..") and not os.path.islink(folder)
+            known = f"{above}/{name}" if plain else os.path.realpath(folder)
+            self._real_folders[folder] = known
+        return known
+
     def _root_real(self) -> str:
         if self._real_root is None:
             self._real_root = os.path.realpath(self.root)
+            self._real_folders[self._real_root] = self._real_root
         return self._real_root
 
     def _refuse_link_out(self, rid: str, path: str) -> None:
