@@ -182,7 +182,7 @@ def test_a_folders_context_is_every_json_above_it() -> None:
     by_rel = {g.rel: g for g in groups(files, {}, racy=10)}
     assert set(by_rel) == {"", "s/b", "t"}
     assert by_rel["s/b"].context == by_rel["t"].context == by_rel[""].context != ""
-    assert by_rel["s/b"].stamp == ["c.nii", 3, 5, 7, "d.txt", 3, 5, 7]
+    assert by_rel["s/b"].stamp == "c.nii\t3\t5\t7\nd.txt\t3\t5\t7\n"
     moved = {g.rel: g for g in groups([*files[:3], _walked("t/e.nii"), _walked("t/f.json")], {}, racy=10)}
     assert moved["t"].context != by_rel["t"].context
     assert moved["s/b"].context == by_rel["s/b"].context  # a sidecar beside it does not apply

@@ -42,7 +42,7 @@ class Group(NamedTuple):
     kind: str  # FOLDERS or ZARRS
     rel: str  # the folder ("" for the root) or the Zarr store, no trailing slash
     files: list[WalkedFile]
-    stamp: list[Any]  # name, size, mtime_ns, inode of each file, flat, in path order
+    stamp: str  # a line of name, size, mtime_ns and inode per file, in the walk's order
     context: str  # digest of the sidecars that may apply (see the module docstring)
     settled: bool  # nothing in it or its context is too recent to trust
 
@@ -77,7 +77,7 @@ def _group(
     kind: str, rel: str, members: list[WalkedFile], folder: str, contexts: _Contexts, racy: int
 ) -> Group:
     cut = len(rel) + 1 if rel else 0
-    stamp = [item for f in members for item in (f.rel[cut:], *f.key)]
+    stamp = "".join([f"{f.rel[cut:]}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in members])
     context, context_racy = contexts.of(folder)
     settled = not context_racy and max(f.key[1] for f in members) < racy
     return Group(kind, rel, members, stamp, context, settled)
@@ -144,18 +144,15 @@ class FolderIndex:
         name, size, modification time and inode are as they were."""
         table = self.cache.data.get(group.kind)
         old = table.get(group.rel) if isinstance(table, dict) else None
-        if not isinstance(old, list) or len(old) != 5 or not isinstance(old[0], list):
+        if not isinstance(old, list) or len(old) != 5 or not isinstance(old[0], str):
             return {}
-        stamp, digests = old[0], old[4]
-        starts = range(0, len(stamp), 4)
-        was = {tuple(stamp[i : i + 4]): digest for i, digest in zip(starts, digests, strict=False)}
-        cut = len(group.rel) + 1 if group.rel else 0
-        found = {}
-        for f in group.files:
-            digest = was.get((f.rel[cut:], *f.key))
-            if isinstance(digest, str):
-                found[f.rel] = digest
-        return found
+        was = dict(zip(old[0].split("\n")[:-1], old[4], strict=False))  # names hold no control character
+        now = group.stamp.split("\n")[:-1]
+        return {
+            f.rel: digest
+            for f, line in zip(group.files, now, strict=True)
+            if isinstance(digest := was.get(line), str)
+        }
 
     def save(self, listing: str | None, snapshot: str, entries: dict[str, dict[str, list[Any]]]) -> None:
         """Keep ``entries`` (kind -> rel -> entry); ``listing`` when the whole tree was settled."""
