@@ -17,7 +17,7 @@ from vxds import hashing
 from vxds.hashing import StatKey
 from vxds.resource import Resource
 from vxds.sources.base import SourceContext
-from vxds.sources.folder import source
+from vxds.sources.folder import source, walk
 from vxds.sources.folder.index import FOLDERS, Group, groups
 from vxds.sources.folder.source import FolderSource
 from vxds.sources.folder.walk import WalkedFile
@@ -196,3 +196,30 @@ def test_a_recent_file_or_sidecar_leaves_its_folder_unsettled() -> None:
     assert [found[rel].settled for rel in ("", "s", "t")] == [False, False, False]
     settled = {g.rel: g for g in groups([_walked("a.json"), _walked("s/c.nii")], {}, 10)}
     assert all(g.settled and g.kind == FOLDERS for g in settled.values())
+
+
+def test_a_file_edited_in_place_is_found_and_only_its_folder_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    _scan(root, cache)
+    target = root / EVENTS
+    folder = os.stat(target.parent)
+    target.write_bytes(b"onset\tduration\n5\t6\n")  # in place: its folder's time does not change
+    when = time.time_ns() - 300 * 10**9
+    os.utime(target, ns=(when, when))
+    assert os.stat(target.parent).st_mtime_ns == folder.st_mtime_ns
+    lstats: list[str] = []
+    real = os.lstat
+
+    def counting(path: str, *args: object, **kwargs: object) -> os.stat_result:
+        lstats.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(walk.os, "lstat", counting)
+    after = _scan(root, cache)
+    monkeypatch.undo()
+    assert after == _scan(root, None)
+    inside = {os.path.dirname(p) for p in lstats if p.startswith(f"{root}/")}  # not realpath's of root
+    assert inside == {str(target.parent)}  # the changed folder's files were stat'ed, no other's

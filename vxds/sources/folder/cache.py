@@ -74,6 +74,7 @@ class TreeCache:
         self._stamp = JsonCache(folder / "stats.json" if folder is not None else None, VERSION).data
         self._new: dict[str, Any] = {}
         self.complete = True  # every folder walked was old enough to cache
+        self.stale: set[str] | None = None  # what ``unchanged_listing`` found changed (stats.json)
 
     @property
     def _tree(self) -> JsonCache:
@@ -122,6 +123,8 @@ class TreeCache:
     def _unchanged_stamp(self, root: str) -> str | None:
         """``unchanged_listing`` from ``stats.json``: every stat made and compared in C loops.
 
+        When something differs, ``stale`` is left holding the folders (as ``tree.json`` names
+        them) whose own stat or one of whose files' differs, so that a walk trusts the rest.
         A file is not checked to be a regular file here, as ``tree.json``'s check does: only
         trees whose every name was one have a ``stats.json``, and a file cannot become
         anything else without an unlink or rename in its folder, which changes the folder's
@@ -130,21 +133,37 @@ class TreeCache:
         data = self._stamp
         try:
             base = root + "/"
-            for rels, keys, key_of, width in (
-                (data["folders"], data["folder_keys"], _FOLDER_KEY, 2),  # width: numbers per key
-                (data["files"], data["file_keys"], _FILE_KEY, 3),
-            ):
-                if len(keys) != width * len(rels):
-                    return None
-                for start in range(0, len(rels), STAMP_CHUNK):  # stop at the first change
-                    paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
-                    now = list(chain.from_iterable(map(key_of, map(os.stat, paths))))
-                    if now != keys[start * width : (start + STAMP_CHUNK) * width]:
-                        return None
+            stale: set[str] = set()
+            folders, files = data["folders"], data["files"]
+            for index in _differing(folders, data["folder_keys"], base, _FOLDER_KEY, 2):
+                stale.add(folders[index])
+            for index in _differing(files, data["file_keys"], base, _FILE_KEY, 3):
+                folder, slash, _name = files[index].rpartition("/")
+                stale.add(folder + slash)
             listing = data["listing"]
-        except (OSError, TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, IndexError):
             return None
-        return listing if isinstance(listing, str) else None
+        if not isinstance(listing, str):
+            return None
+        if stale:
+            self.stale = stale if self._tree.data.get("listing") == listing else None  # the same walk's
+            return None
+        return listing
+
+    def trusted(self, rel: str) -> tuple[tuple[int, int], Listing, list[list[int]]] | None:
+        """A folder's key, listing and file keys as the last walk saw them, when the stats
+        made by ``unchanged_listing`` found nothing of it changed since."""
+        if self.stale is None or rel in self.stale:
+            return None
+        entry = self._old.get(rel)
+        if not isinstance(entry, list) or len(entry) != 5:
+            return None
+        mtime, inode, names, subdirs, keys = entry
+        if not isinstance(names, list) or not isinstance(keys, list) or len(names) != len(keys):
+            return None
+        if not all(isinstance(key, list) and len(key) == 3 for key in keys):
+            return None
+        return (mtime, inode), (names, subdirs), keys
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
         entry = self._old.get(rel)
@@ -173,6 +192,30 @@ class TreeCache:
         stamp.data = _stamp(self._new, listing, root) if listing is not None else {}
         stamp.mark()
         stamp.save()
+
+
+def _differing(rels: list[str], keys: list[int], base: str, key_of: Any, width: int) -> list[int]:
+    """The indexes of the paths whose stat key (``width`` numbers each, flat in ``keys``)
+    differs now, or which cannot be stat'ed; the stats are made in C loops, chunk by chunk."""
+    if len(keys) != width * len(rels):
+        raise ValueError("stats.json: keys and paths disagree")
+    found: list[int] = []
+    for start in range(0, len(rels), STAMP_CHUNK):
+        paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
+        was = keys[start * width : (start + len(paths)) * width]
+        try:
+            if list(chain.from_iterable(map(key_of, map(os.stat, paths)))) == was:
+                continue
+        except OSError:
+            pass
+        for offset, path in enumerate(paths):
+            try:
+                now = list(key_of(os.stat(path)))
+            except OSError:
+                now = []
+            if now != was[offset * width : (offset + 1) * width]:
+                found.append(start + offset)
+    return found
 
 
 def _stamp(dirs: dict[str, Any], listing: str, root: str | None) -> dict[str, Any]:
