@@ -71,7 +71,9 @@ def test_a_child_killed_by_sigbus_is_answered_by_reading_here(
         expected,
         (SIZE, os.stat(path).st_mtime_ns, os.stat(path).st_ino),
     )
-    assert sum(reads) == SIZE  # every byte read by this process instead
+    # every byte read by this process instead: once, or twice when the file's change time
+    # (set by utime just now) is as recent as the read (hashing.RACY_NS)
+    assert sum(reads) in (SIZE, 2 * SIZE)
 
 
 def test_a_child_that_prints_no_digest_is_not_believed(
