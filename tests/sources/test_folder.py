@@ -243,7 +243,7 @@ def test_index_cache_rebuilds_after_a_change(tree: Path, tmp_path: Path) -> None
     cache = tmp_path / "cache"
     _age(tree)
     first = _by_id(_source(tree, cache))
-    assert list((cache / "folders").glob("*/index-*.json"))
+    assert list((cache / "folders").glob("*/index.json"))
     assert _by_id(_source(tree, cache)) == first
     (tree / "participants.tsv").write_text("participant_id\tage\nsub-01\t31\n")
     (tree / "sub-02").mkdir()
@@ -251,7 +251,7 @@ def test_index_cache_rebuilds_after_a_change(tree: Path, tmp_path: Path) -> None
     changed = _by_id(_source(tree, cache))
     assert changed["participants.tsv#sub-01"].attrs["age"] == 31
     assert "sub-02/extra.txt" in changed
-    assert len(list((cache / "folders").glob("*/index-*.json"))) == 1
+    assert len(list((cache / "folders").glob("*/index.json"))) == 1
 
 
 def test_no_cache_dir_hashes_every_time(tree: Path, hash_calls: list[str]) -> None:

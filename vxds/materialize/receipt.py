@@ -95,7 +95,7 @@ class Entry:
             "resource": self.resource,
             "locked": self.locked,
             "module": self.module,
-            "stat": list(self.stat) if self.stat is not None else None,
+            "stat": self.stat,  # a tuple is written as a JSON array
         }
 
     @classmethod
@@ -143,7 +143,7 @@ class Receipt:
             "source": self.source,
             "splits": {n: {"count": c, "digest": d} for n, (c, d) in sorted(self.splits.items())},
             "modules": sorted(self.modules),
-            "files": {path: entry.to_json() for path, entry in sorted(self.files.items())},
+            "files": {path: entry.to_json() for path, entry in self.files.items()},  # sorted by orjson
             "failed": self.failed,
         }
         if self.converters:  # only where a program made files: older receipts stay as they were

@@ -10,7 +10,7 @@ revision is ``"REV:name@version"`` (also ``"name@version"`` when one revision is
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from vxds.errors import LockError, UsageError
 from vxds.git.repo import Repository
 from vxds.project.config import Config, load_config
+from vxds.query import parquet
 from vxds.query.tables import LockFolder, revision_locks, worktree_locks
 
 EXTRA_HINT = "pip install 'vxds[query]'"
@@ -65,19 +66,30 @@ def query(sql: str, *, rev: str | Sequence[str] | None = None, root: str | Path 
     duckdb_module()  # before anything else: without the extra, say so whatever the project
     config = load_config(Path(root) if root is not None else None)
     revs = [rev] if isinstance(rev, str) else list(dict.fromkeys(rev or ()))
-    with connection(config, revs) as con:
+    with connection(config, revs, sql=sql) as con:
         return run(con, sql)
 
 
 @contextmanager
-def connection(config: Config, revs: Sequence[str]) -> Iterator[Any]:
-    """An in-memory DuckDB with the views of the locks; revisions' copies removed after."""
+def connection(config: Config, revs: Sequence[str], *, sql: str = "", cache: bool = True) -> Iterator[Any]:
+    """An in-memory DuckDB with the views of the locks; revisions' copies removed after.
+
+    With ``cache``, views read the Parquet copies under ``.vxds/query/`` where they exist,
+    made first for the locks ``sql`` names (``vxds.query.parquet``)."""
     duckdb = duckdb_module()
     with tempfile.TemporaryDirectory(prefix="vxds-query-") as tmp:
         locks = _locks(config, revs, Path(tmp))
         con = duckdb.connect(":memory:")
         try:
-            for statement in view_statements(locks, with_rev=bool(revs), single=len(revs) <= 1):
+            cached: dict[Path, Path] = {}
+            if cache:
+                convert = parquet.wanted(locks, sql)
+                cached = parquet.cached_files(
+                    con, locks, config.cache_dir / "query", convert, _read_json("{files}")
+                )
+            for statement in view_statements(
+                locks, with_rev=bool(revs), single=len(revs) <= 1, cached=cached
+            ):
                 con.execute(statement)
             yield con
         finally:
@@ -137,12 +149,16 @@ def _one_line(exc: Exception) -> str:
 # --- the views ---------------------------------------------------------------------------
 
 
-def view_statements(locks: Sequence[LockFolder], *, with_rev: bool, single: bool) -> list[str]:
+def view_statements(
+    locks: Sequence[LockFolder], *, with_rev: bool, single: bool, cached: Mapping[Path, Path] | None = None
+) -> list[str]:
     """``CREATE VIEW`` statements: one per lock, then ``resources`` over all of them."""
     statements, names = [], []
     for lock in locks:
         name = _quoted(f"{lock.rev}:{lock.key}" if lock.rev is not None else lock.key)
-        statements.append(f"CREATE VIEW {name} AS {lock_select(lock, with_rev=with_rev)}")
+        statements.append(
+            f"CREATE VIEW {name} AS {lock_select(lock, with_rev=with_rev, cached=cached or {})}"
+        )
         if lock.rev is not None and single:
             statements.append(f"CREATE VIEW {_quoted(lock.key)} AS SELECT * FROM {name}")
         names.append(name)
@@ -151,21 +167,38 @@ def view_statements(locks: Sequence[LockFolder], *, with_rev: bool, single: bool
     return statements
 
 
-def lock_select(lock: LockFolder, *, with_rev: bool) -> str:
-    """A ``SELECT`` of one lock's rows in ``COLUMNS`` order (``rev`` first when asked)."""
+def lock_select(lock: LockFolder, *, with_rev: bool, cached: Mapping[Path, Path] | None = None) -> str:
+    """A ``SELECT`` of one lock's rows in ``COLUMNS`` order (``rev`` first when asked); files
+    with a Parquet copy in ``cached`` are read from it."""
     header = lock.header
     parts = []
     for split in sorted(header.splits):
-        files = ", ".join(sql_literal(str(path)) for path in lock.files(split))
         constants = [f"{sql_literal(header.name)} AS dataset", f"CAST({header.version} AS BIGINT) AS version"]
         if with_rev:
             constants.insert(0, f"{sql_literal(lock.rev or '')} AS rev")
+        lines = _lines(lock.files(split), cached or {})
         parts.append(
             f"SELECT {', '.join(constants)}, {sql_literal(split)} AS split, id, type, "
-            "version AS resource_version, hash, size, uri, attrs "
-            f"FROM read_json([{files}], format = 'newline_delimited', columns = {_columns()})"
+            f"version AS resource_version, hash, size, uri, attrs FROM ({lines})"
         )
     return " UNION ALL ".join(parts) or _empty(with_rev=with_rev)
+
+
+def _lines(files: list[Path], cached: Mapping[Path, Path]) -> str:
+    """A ``SELECT`` of the line columns of ``files``: JSON, or their Parquet copies."""
+    copies = [cached[path] for path in files if path in cached]
+    text = [path for path in files if path not in cached]
+    reads = [_read_json(", ".join(sql_literal(str(path)) for path in text))] if text or not copies else []
+    if copies:
+        listed = ", ".join(sql_literal(str(path)) for path in copies)
+        casts = ", ".join(f"CAST({column} AS {kind}) AS {column}" for column, kind in LINE_COLUMNS.items())
+        reads.append(f"SELECT {casts} FROM read_parquet([{listed}])")
+    return " UNION ALL ".join(reads)
+
+
+def _read_json(files: str) -> str:
+    """A ``SELECT`` of the line columns of the JSON ``files`` (quoted paths, comma-separated)."""
+    return f"SELECT * FROM read_json([{files}], format = 'newline_delimited', columns = {_columns()})"
 
 
 def _empty(*, with_rev: bool) -> str:

@@ -8,8 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vxds.resource import Resource
-from vxds.sources.folder.cache import VERSION, IndexCache, TreeCache, cache_folder, root_digest, tree_digest
+from vxds.sources.folder.cache import VERSION, TreeCache, cache_folder, root_digest, tree_digest
 
 LISTING = "blake3:" + "1" * 64
 OTHER = "blake3:" + "2" * 64
@@ -56,32 +55,6 @@ def test_a_tree_cache_that_cannot_be_trusted_is_empty(tmp_path: Path, content: b
     tree = TreeCache(tmp_path)
     assert tree.get("a/", (5, 7)) is None
     assert tree.unchanged_listing(str(tmp_path)) is None
-
-
-def test_the_index_cache_round_trips_and_keeps_one_index(tmp_path: Path) -> None:
-    resource = Resource("a.txt", "blake3:" + "a" * 64, "File", "blake3:" + "a" * 64, 3, "a.txt", {})
-    index = IndexCache(tmp_path)
-    index.save(OTHER, "blake3:" + "0" * 64, [resource], {})
-    index.save(LISTING, "blake3:" + "9" * 64, [resource], {"a.txt": b"{}"})
-    loaded = index.load(LISTING)
-    assert loaded is not None
-    assert loaded.snapshot == "blake3:" + "9" * 64
-    assert loaded.resources == [resource]
-    assert loaded.rows == {"a.txt": b"{}"}
-    assert index.load(OTHER) is None  # replaced by the newer index
-    assert [p.name for p in tmp_path.iterdir()] == [f"index-{'1' * 32}.json"]
-
-
-def test_an_index_of_another_listing_or_version_is_not_used(tmp_path: Path) -> None:
-    index = IndexCache(tmp_path)
-    index.save(LISTING, "blake3:" + "9" * 64, [], {})
-    path = tmp_path / f"index-{'1' * 32}.json"
-    data = orjson.loads(path.read_bytes())
-    path.write_bytes(orjson.dumps({**data, "listing": LISTING + "0"}))
-    assert index.load(LISTING) is None
-    path.write_bytes(orjson.dumps({**data, "version": VERSION - 1}))
-    assert index.load(LISTING) is None
-    assert IndexCache(None).load(LISTING) is None
 
 
 def test_the_root_digest_is_built_from_each_folders_digest() -> None:

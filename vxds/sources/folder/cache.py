@@ -5,11 +5,9 @@
   or renamed in it, so an unchanged folder need not be listed again; its files are still
   stat'ed, since editing a file does not touch its folder. When every folder and file
   stats as before, the whole tree is known unchanged without listing anything.
-* ``IndexCache``: the resources built from the whole tree (and the snapshot), keyed by the
-  digest of every path with its size, modification time and inode: the same test the
-  hash cache makes file by file, made once for the tree. Resources are a function of the
-  paths and bytes alone, so an unchanged listing means unchanged resources, and neither
-  the hash cache nor any file needs to be read.
+* The resource index (``index.py``, ``FolderIndex``) is kept beside them, folder by folder:
+  an unchanged listing reuses every resource without reading the hash cache or any file,
+  and a changed one rebuilds only the folders whose files or sidecars changed.
 * ``tree_digest``: the tree's root digest, built from per-folder digests (each over the
   folder's stat, names and its files' stats), while every folder and file stats as the
   last walk saw them. It is what a recipe's fingerprint records of a folder source; see
@@ -26,7 +24,6 @@ import operator
 import os
 import stat
 import time
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,6 @@ import orjson
 
 from vxds.fs import JsonCache
 from vxds.hashing import digest_bytes
-from vxds.resource import Resource
 
 RACY_NS = 2_000_000_000
 VERSION = 4  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI;
@@ -78,6 +74,7 @@ class TreeCache:
         self._stamp = JsonCache(folder / "stats.json" if folder is not None else None, VERSION).data
         self._new: dict[str, Any] = {}
         self.complete = True  # every folder walked was old enough to cache
+        self.stale: set[str] | None = None  # what ``unchanged_listing`` found changed (stats.json)
 
     @property
     def _tree(self) -> JsonCache:
@@ -126,6 +123,8 @@ class TreeCache:
     def _unchanged_stamp(self, root: str) -> str | None:
         """``unchanged_listing`` from ``stats.json``: every stat made and compared in C loops.
 
+        When something differs, ``stale`` is left holding the folders (as ``tree.json`` names
+        them) whose own stat or one of whose files' differs, so that a walk trusts the rest.
         A file is not checked to be a regular file here, as ``tree.json``'s check does: only
         trees whose every name was one have a ``stats.json``, and a file cannot become
         anything else without an unlink or rename in its folder, which changes the folder's
@@ -134,21 +133,37 @@ class TreeCache:
         data = self._stamp
         try:
             base = root + "/"
-            for rels, keys, key_of, width in (
-                (data["folders"], data["folder_keys"], _FOLDER_KEY, 2),  # width: numbers per key
-                (data["files"], data["file_keys"], _FILE_KEY, 3),
-            ):
-                if len(keys) != width * len(rels):
-                    return None
-                for start in range(0, len(rels), STAMP_CHUNK):  # stop at the first change
-                    paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
-                    now = list(chain.from_iterable(map(key_of, map(os.stat, paths))))
-                    if now != keys[start * width : (start + STAMP_CHUNK) * width]:
-                        return None
+            stale: set[str] = set()
+            folders, files = data["folders"], data["files"]
+            for index in _differing(folders, data["folder_keys"], base, _FOLDER_KEY, 2):
+                stale.add(folders[index])
+            for index in _differing(files, data["file_keys"], base, _FILE_KEY, 3):
+                folder, slash, _name = files[index].rpartition("/")
+                stale.add(folder + slash)
             listing = data["listing"]
-        except (OSError, TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, KeyError, IndexError):
             return None
-        return listing if isinstance(listing, str) else None
+        if not isinstance(listing, str):
+            return None
+        if stale:
+            self.stale = stale if self._tree.data.get("listing") == listing else None  # the same walk's
+            return None
+        return listing
+
+    def trusted(self, rel: str) -> tuple[tuple[int, int], Listing, list[list[int]]] | None:
+        """A folder's key, listing and file keys as the last walk saw them, when the stats
+        made by ``unchanged_listing`` found nothing of it changed since."""
+        if self.stale is None or rel in self.stale:
+            return None
+        entry = self._old.get(rel)
+        if not isinstance(entry, list) or len(entry) != 5:
+            return None
+        mtime, inode, names, subdirs, keys = entry
+        if not isinstance(names, list) or not isinstance(keys, list) or len(names) != len(keys):
+            return None
+        if not all(isinstance(key, list) and len(key) == 3 for key in keys):
+            return None
+        return (mtime, inode), (names, subdirs), keys
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
         entry = self._old.get(rel)
@@ -177,6 +192,30 @@ class TreeCache:
         stamp.data = _stamp(self._new, listing, root) if listing is not None else {}
         stamp.mark()
         stamp.save()
+
+
+def _differing(rels: list[str], keys: list[int], base: str, key_of: Any, width: int) -> list[int]:
+    """The indexes of the paths whose stat key (``width`` numbers each, flat in ``keys``)
+    differs now, or which cannot be stat'ed; the stats are made in C loops, chunk by chunk."""
+    if len(keys) != width * len(rels):
+        raise ValueError("stats.json: keys and paths disagree")
+    found: list[int] = []
+    for start in range(0, len(rels), STAMP_CHUNK):
+        paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
+        was = keys[start * width : (start + len(paths)) * width]
+        try:
+            if list(chain.from_iterable(map(key_of, map(os.stat, paths)))) == was:
+                continue
+        except OSError:
+            pass
+        for offset, path in enumerate(paths):
+            try:
+                now = list(key_of(os.stat(path)))
+            except OSError:
+                now = []
+            if now != was[offset * width : (offset + 1) * width]:
+                found.append(start + offset)
+    return found
 
 
 def _stamp(dirs: dict[str, Any], listing: str, root: str | None) -> dict[str, Any]:
@@ -245,71 +284,3 @@ def file_key(path: str) -> Key:
     except OSError:
         return None
     return [st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None
-
-
-@dataclass(frozen=True)
-class Index:
-    snapshot: str
-    resources: list[Resource]
-    rows: dict[str, bytes]
-
-
-class IndexCache:
-    """The resources of the whole tree, keyed by the digest of its listing with stats."""
-
-    def __init__(self, folder: Path | None, settings: str = "") -> None:
-        self.folder = folder
-        self.settings = settings  # what else resources depend on (record_tables), as text
-
-    def _key(self, listing: str) -> str:
-        return listing if not self.settings else digest_bytes(f"{listing}\n{self.settings}".encode())
-
-    def _path(self, listing: str) -> Path | None:
-        return self.folder / f"index-{listing.partition(':')[2][:32]}.json" if self.folder else None
-
-    def load(self, listing: str) -> Index | None:
-        listing = self._key(listing)
-        data = JsonCache(self._path(listing), VERSION).data
-        if data.get("listing") != listing:
-            return None
-        try:
-            resources = [_resource(row) for row in data["resources"]]
-            rows = {rid: body.encode() for rid, body in data["rows"].items()}
-            return Index(str(data["snapshot"]), resources, rows)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            return None
-
-    def save(self, listing: str, snapshot: str, resources: list[Resource], rows: dict[str, bytes]) -> None:
-        listing = self._key(listing)
-        path = self._path(listing)
-        if path is None:
-            return
-        cache = JsonCache(path, VERSION)
-        cache.data = {
-            "listing": listing,
-            "snapshot": snapshot,
-            "resources": [_row(r) for r in resources],
-            "rows": {rid: body.decode() for rid, body in rows.items()},
-        }
-        cache.mark()
-        cache.save()
-        for old in path.parent.glob("index-*.json"):
-            if old != path:
-                old.unlink(missing_ok=True)
-
-
-def _row(r: Resource) -> list[Any]:
-    # A file's version is its hash and its uri its id: store 0 rather than the same text twice.
-    version = 0 if r.version == r.hash else r.version
-    uri = 0 if r.uri == r.id else r.uri
-    return [r.id, version, r.type, r.hash, r.size, uri, r.attrs, r._checked]
-
-
-def _resource(row: list[Any]) -> Resource:
-    rid, version, rtype, digest, size, uri, attrs, ok = row
-    resource = Resource(
-        rid, digest if version == 0 else version, rtype, digest, size, rid if uri == 0 else uri, attrs
-    )
-    if ok:
-        object.__setattr__(resource, "_checked", True)  # it was checked when the index was built
-    return resource

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vxds import hashing
 from vxds.errors import SourceError
@@ -30,10 +30,15 @@ from vxds.hashing import FileChanged, HashCache, StatKey, digest_bytes
 from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder import dicom
-from vxds.sources.folder.cache import IndexCache, TreeCache, cache_folder, racy_after, tree_digest
+from vxds.sources.folder.cache import TreeCache, cache_folder, racy_after, tree_digest
+from vxds.sources.folder.index import FOLDERS, ZARRS, FolderIndex, Group, entry, groups, kept
 from vxds.sources.folder.nifti import Headers
-from vxds.sources.folder.tree import TreeBuilder, record_tables
+from vxds.sources.folder.tree import TreeBuilder, TreeFile, record_tables
 from vxds.sources.folder.walk import WalkedFile, leads_out, shown, walk
+
+FEW_FILES = 256  # a rebuild of at most this many files and bytes reads them without the caches
+FEW_BYTES = 64 << 20
+CACHED_SHARE = 64  # ... and when the tree holds at least 64 times as many (the caches' size)
 
 
 def folder_path(url: str, base: Path) -> Path:
@@ -71,13 +76,15 @@ class FolderSource(IndexedSource):
         self._digests: dict[str, str] = {}
         self._real_root: str | None = None
         self._safe_parents: set[str] = set()
+        self._real_folders: dict[str, str] = {}  # folder -> its real path (``_real_folder``)
         self._hash_cache: HashCache | None = None
+        self._few = False  # this scan rebuilds a few files: reading them beats loading the caches
 
     # --- hashing -----------------------------------------------------------------------
 
     def _hash_all(self, files: list[WalkedFile]) -> tuple[dict[str, str], dict[str, WalkedFile]]:
         """Digests by path, and the files that changed since they were listed, as hashed."""
-        cache = HashCache(self.context.cache_dir / "hashes.json" if self.context.cache_dir else None)
+        cache = HashCache(self._caches / "hashes.json" if self._caches else None)
         digests: dict[str, str] = {}
         todo: list[WalkedFile] = []
         for f in files:
@@ -124,9 +131,9 @@ class FolderSource(IndexedSource):
 
     def _scan(self) -> list[Resource]:
         folder = cache_folder(self.context.cache_dir, self.root)
-        tree, index = TreeCache(folder), IndexCache(folder, self._settings())
+        tree, index = TreeCache(folder), FolderIndex(folder, self._settings())
         listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
-        cached = index.load(listing) if listing is not None else None
+        cached = index.whole(listing) if listing is not None else None
         if cached is None:
             files, series = walk(self.root, tree, url=self.url)
             every = files + [f for members in series.values() for f in members]
@@ -134,7 +141,7 @@ class FolderSource(IndexedSource):
             racy = racy_after()
             settled = all(f.key[1] < racy for f in every)  # racy files could change unseen
             tree.save(listing if settled else None)
-            cached = index.load(listing)
+            cached = index.whole(listing)
             if cached is None:
                 return self._index(files, series, listing if settled else None, index)
         self._snapshot, self._rows = cached.snapshot, cached.rows
@@ -145,20 +152,44 @@ class FolderSource(IndexedSource):
         files: list[WalkedFile],
         series: dict[str, list[WalkedFile]],
         listing: str | None,
-        index: IndexCache,
+        index: FolderIndex,
     ) -> list[Resource]:
-        """Hash what changed, build every resource, and keep them for an unchanged next scan."""
-        every = files + [f for members in series.values() for f in members]
-        self._digests, moved = self._hash_all(every)
-        if moved:  # the listing no longer describes these files: keep no index of it
-            files = [moved.get(f.rel, f) for f in files]
-            series = {rel: [moved.get(f.rel, f) for f in members] for rel, members in series.items()}
+        """Reuse every folder the index vouches for, hash and build the others, keep them all."""
+        plan = groups(files, series, racy_after())
+        reused = {(g.kind, g.rel): e for g in plan if (e := index.reusable(g)) is not None}
+        todo = [g for g in plan if (g.kind, g.rel) not in reused]
+        self._digests = {}
+        for g in plan:
+            if (g.kind, g.rel) in reused:
+                self._digests.update(zip((f.rel for f in g.files), reused[g.kind, g.rel][4], strict=True))
+        for g in todo:
+            self._digests.update(index.known(g))
+        unknown = [f for g in todo for f in g.files if f.rel not in self._digests]
+        rebuilt = sum(len(g.files) for g in todo)
+        few = rebuilt <= FEW_FILES and rebuilt * CACHED_SHARE <= len(files)
+        self._few = few and sum(f.size for f in unknown) <= FEW_BYTES
+        hashed, moved = self._hash_all(unknown)
+        self._digests.update(hashed)
+        if moved:  # the listing no longer describes these files: keep none of their folders
+            todo = [g._replace(files=[moved.get(f.rel, f) for f in g.files]) for g in todo]
             listing = None
         lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
         self._snapshot = digest_bytes(lines.encode("utf-8"))
-        found = [checked(resource) for resource in self._build(files, series)]
-        if listing is not None:
-            index.save(listing, self._snapshot, found, self._rows)
+        built = self._build(todo, [f for f in files if f.rel.endswith(".json")])
+        found: list[Resource] = []
+        entries: dict[str, dict[str, list[Any]]] = {FOLDERS: {}, ZARRS: {}}
+        for g in plan:
+            old = reused.get((g.kind, g.rel))
+            if old is not None:
+                found.extend(kept(old))
+                entries[g.kind][g.rel] = old
+                self._rows.update((rid, body.encode()) for rid, body in old[3].items())
+        for g in todo:
+            made = [checked(resource) for resource in built.get((g.kind, g.rel), ())]
+            found.extend(made)
+            if g.settled and not any(f.rel in moved for f in g.files):
+                entries[g.kind][g.rel] = entry(g, made, self._rows, self._digests)
+        index.save(listing, self._snapshot, entries)
         return found
 
     def _settings(self) -> str:
@@ -166,15 +197,23 @@ class FolderSource(IndexedSource):
         options = self.context.options
         return "\n".join(record_tables(options)) + "\ndicom:1:" + ",".join(dicom.allowed(options))
 
-    def _dicom_headers(self) -> dicom.DicomHeaders:
-        return dicom.DicomHeaders(self.context.cache_dir, dicom.allowed(self.context.options))
+    @property
+    def _caches(self) -> Path | None:
+        """Where the hash and header caches are, or None when this scan rebuilds so few files
+        that reading them (and their headers) again costs less than loading the caches."""
+        return None if self._few else self.context.cache_dir
 
-    def _build(self, files: list[WalkedFile], zarrs: dict[str, list[WalkedFile]]) -> list[Resource]:
+    def _dicom_headers(self) -> dicom.DicomHeaders:
+        return dicom.DicomHeaders(self._caches, dicom.allowed(self.context.options))
+
+    def _build(self, todo: list[Group], sidecars: list[WalkedFile]) -> dict[tuple[str, str], list[Resource]]:
+        """The resources of each group in ``todo``, by (kind, rel); ``sidecars``: every JSON file."""
+        files = [f for g in todo if g.kind == FOLDERS for f in g.files]
+        zarrs: dict[str, list[TreeFile]] = {g.rel: list(g.files) for g in todo if g.kind == ZARRS}
         dicom_headers = self._dicom_headers()
         plain, series = dicom.group(files, dicom_headers)
         dicom_headers.cache.save()
-        files = plain
-        headers = Headers(self.context.cache_dir, {f.rel: (f.path, f.key) for f in files})
+        headers = Headers(self._caches, {f.rel: (f.path, f.key) for f in plain})
         builder = TreeBuilder(
             self.url,
             self._digests,
@@ -182,11 +221,19 @@ class FolderSource(IndexedSource):
             record_tables=record_tables(self.context.options),
             header=headers,
         )
-        found = builder.build(list(files), {rel: list(members) for rel, members in zarrs.items()})
-        found.extend(dicom.series_resource(s, self._digests) for s in series)
+        made = builder.build(list(plain), zarrs, context=sidecars)
         headers.cache.save()
         self._rows = builder.rows
-        return found
+        out: dict[tuple[str, str], list[Resource]] = {}
+        for r in made:
+            if r.id in zarrs:
+                key = (ZARRS, r.id)
+            else:
+                key = (FOLDERS, builder.tables.get(r.id, r.id).rpartition("/")[0])
+            out.setdefault(key, []).append(r)
+        for s in series:
+            out.setdefault((FOLDERS, s.folder), []).append(dicom.series_resource(s, self._digests))
+        return out
 
     def _read(self, rel: str) -> bytes:
         return (self.root / rel).read_bytes()
@@ -226,15 +273,28 @@ class FolderSource(IndexedSource):
         path = f"{root}/{rel}" if plain else os.path.normpath(os.path.join(root, rel))  # the same path
         parent = path.rpartition("/")[0]
         if parent not in self._safe_parents:
-            real = os.path.realpath(parent)
+            real = self._real_folder(parent)
             if not path.startswith(root + "/") or not (real == root or real.startswith(root + "/")):
                 raise SourceError(f"resource {resource.id!r} points outside the source folder")
             self._safe_parents.add(parent)
         return path
 
+    def _real_folder(self, folder: str) -> str:
+        """``os.path.realpath(folder)``, from its parent's when that is known and ``folder``
+        is no link: one ``lstat`` per folder rather than one per folder on its path."""
+        known = self._real_folders.get(folder)
+        if known is None:
+            up, _, name = folder.rpartition("/")
+            above = self._real_folders.get(up)
+            plain = above is not None and name not in ("", ".", "..") and not os.path.islink(folder)
+            known = f"{above}/{name}" if plain else os.path.realpath(folder)
+            self._real_folders[folder] = known
+        return known
+
     def _root_real(self) -> str:
         if self._real_root is None:
             self._real_root = os.path.realpath(self.root)
+            self._real_folders[self._real_root] = self._real_root
         return self._real_root
 
     def _refuse_link_out(self, rid: str, path: str) -> None:

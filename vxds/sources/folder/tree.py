@@ -117,9 +117,18 @@ class TreeBuilder:
         self.record_tables = tuple(record_tables)
         self.header = header
         self.rows: dict[str, bytes] = {}
+        self.tables: dict[str, str] = {}  # a clinical row's id -> its table's path
 
-    def build(self, files: list[TreeFile], series: Mapping[str, list[TreeFile]]) -> list[Resource]:
-        sidecars = Sidecars(files, self._read_json)
+    def build(
+        self,
+        files: list[TreeFile],
+        series: Mapping[str, list[TreeFile]],
+        *,
+        context: Iterable[TreeFile] | None = None,
+    ) -> list[Resource]:
+        """The resources of ``files`` and ``series``; sidecars are looked for among
+        ``context`` (by default ``files``), which holds every JSON file that may apply."""
+        sidecars = Sidecars(files if context is None else context, self._read_json)
         out: list[Resource] = []
         for f in files:
             out.extend(self._file_resources(f, sidecars))
@@ -149,6 +158,7 @@ class TreeBuilder:
             digest = digest_bytes(body)
             rid = f"{rel}#{key}"
             self.rows[rid] = body
+            self.tables[rid] = rel
             yield Resource(
                 id=rid,
                 version=digest,

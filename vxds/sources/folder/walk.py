@@ -133,12 +133,22 @@ def walk(
     stack = [("", str(root))]
     while stack:
         rel, path = stack.pop()
-        try:
-            (names, subdirs), dir_key = listing(rel, path, tree)
-        except OSError as exc:
-            raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
-        stack.extend(state.folders(rel, path, subdirs))
-        found, keys = state.folder(rel, path, names)
+        trusted = tree.trusted(rel) if tree is not None else None
+        if trusted is not None:  # stat'ed unchanged as a whole: its files need no stat here
+            dir_key, (names, subdirs), known = trusted
+            keys: list[Key] = list(known)
+            found = [
+                WalkedFile(rel + n, f"{path}/{n}", k[0], (k[0], k[1], k[2]))
+                for n, k in zip(names, known, strict=True)
+            ]
+            stack.extend(state.folders(rel, path, subdirs))
+        else:
+            try:
+                (names, subdirs), dir_key = listing(rel, path, tree)
+            except OSError as exc:
+                raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
+            stack.extend(state.folders(rel, path, subdirs))
+            found, keys = state.folder(rel, path, names)
         if tree is not None:
             tree.put(rel, dir_key, (names, subdirs), keys, state.racy)
         zarr = bids.zarr_root(rel) if rel else None

@@ -1,0 +1,195 @@
+"""The folder source's resource index, kept folder by folder, so one changed file rebuilds
+the resources of its own folder and nothing else.
+
+A folder's resources (its files', its record tables' rows, its DICOM series: a series never
+spans folders) are a function of
+
+* its own files: names, sizes, modification times and inodes (the hash cache's own test);
+* its **context**: every ``.json`` file, with its stat, in the folder and in each folder
+  above it up to the source's root. BIDS inheritance reads sidecars from the nearest
+  dataset root down; taking every level above is the safe superset, so a sidecar edited
+  anywhere above a folder rebuilds it, and a ``dataset_description.json`` added or removed
+  (which moves a dataset root) does too;
+* the settings (record tables, DICOM fields) and this cache's version.
+
+A Zarr store is one entry of its own: its members' stats, and the context of the folder
+holding it. An entry whose files or context are younger than ``cache.RACY_NS`` is not kept.
+When every folder is unchanged the whole index is taken as it is (``whole``), keyed by the
+listing digest as before. The index is an optimisation only: a missing or damaged file is
+an empty index and everything is built again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from vxds.fs import JsonCache
+from vxds.hashing import digest_bytes
+from vxds.resource import Resource
+from vxds.sources.folder.cache import VERSION
+from vxds.sources.folder.walk import WalkedFile
+
+INDEX_VERSION = f"{VERSION}.1"  # .1: kept per folder
+FOLDERS, ZARRS = "folders", "zarrs"
+
+
+class Group(NamedTuple):
+    """One folder's files (or one Zarr's members), and what its resources depend on."""
+
+    kind: str  # FOLDERS or ZARRS
+    rel: str  # the folder ("" for the root) or the Zarr store, no trailing slash
+    files: list[WalkedFile]
+    stamp: str  # a line of name, size, mtime_ns and inode per file, in the walk's order
+    context: str  # digest of the sidecars that may apply (see the module docstring)
+    settled: bool  # nothing in it or its context is too recent to trust
+
+
+@dataclass(frozen=True)
+class Index:
+    snapshot: str
+    resources: list[Resource]
+    rows: dict[str, bytes]
+
+
+def groups(files: Iterable[WalkedFile], zarrs: dict[str, list[WalkedFile]], racy: int) -> list[Group]:
+    """Every folder holding files, and every Zarr store, with their stamps and contexts.
+
+    A group's files are in the walk's order (a folder's listing order): a folder listed
+    in another order gets another stamp, and is only built again."""
+    by_folder: dict[str, list[WalkedFile]] = {}
+    sidecars: dict[str, list[WalkedFile]] = {}
+    for f in files:
+        folder = f.rel.rpartition("/")[0]
+        by_folder.setdefault(folder, []).append(f)
+        if f.rel.endswith(".json"):
+            sidecars.setdefault(folder, []).append(f)
+    contexts = _Contexts(sidecars, racy)
+    found = [_group(FOLDERS, rel, members, rel, contexts, racy) for rel, members in by_folder.items()]
+    for rel, members in zarrs.items():
+        found.append(_group(ZARRS, rel, members, rel.rpartition("/")[0], contexts, racy))
+    return found
+
+
+def _group(
+    kind: str, rel: str, members: list[WalkedFile], folder: str, contexts: _Contexts, racy: int
+) -> Group:
+    cut = len(rel) + 1 if rel else 0
+    stamp = "".join([f"{f.rel[cut:]}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in members])
+    context, context_racy = contexts.of(folder)
+    settled = not context_racy and max(f.key[1] for f in members) < racy
+    return Group(kind, rel, members, stamp, context, settled)
+
+
+class _Contexts:
+    """Each folder's context digest, from the ``.json`` files of it and every folder above."""
+
+    def __init__(self, sidecars: dict[str, list[WalkedFile]], racy: int) -> None:
+        self.racy = racy
+        self.sidecars = {rel: sorted(here, key=lambda f: f.rel) for rel, here in sidecars.items()}
+        self.known: dict[str, tuple[str, bool]] = {}
+
+    def of(self, folder: str) -> tuple[str, bool]:
+        """(digest, whether a sidecar in it is too recent to trust) of ``folder``'s context."""
+        found = self.known.get(folder)
+        if found is None:
+            above = self.of(folder.rpartition("/")[0]) if folder else ("", False)
+            here = self.sidecars.get(folder) or []
+            if not here:
+                found = above
+            else:
+                lines = "".join(f"{f.rel}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in here)
+                racy = above[1] or any(f.key[1] >= self.racy for f in here)
+                found = (digest_bytes(f"{above[0]}\n{lines}".encode("utf-8", "surrogateescape")), racy)
+            self.known[folder] = found
+        return found
+
+
+class FolderIndex:
+    """The resources of each folder of the tree, in ``index.json`` beside the tree cache."""
+
+    def __init__(self, folder: Path | None, settings: str) -> None:
+        self.folder = folder
+        self.cache = JsonCache(folder / "index.json" if folder is not None else None, INDEX_VERSION)
+        self._first = not self.cache.data  # no index.json of this version yet: old ones may lie about
+        if self.cache.data.get("settings") != settings:
+            self.cache.data = {}
+        self.settings = settings
+
+    def whole(self, listing: str) -> Index | None:
+        """Every resource, when the last build was of exactly this listing."""
+        data = self.cache.data
+        if not data or data.get("listing") != listing:
+            return None
+        try:
+            entries = [*data[FOLDERS].values(), *data[ZARRS].values()]
+            resources = [_resource(row) for entry in entries for row in entry[2]]
+            rows = {rid: body.encode() for entry in entries for rid, body in entry[3].items()}
+            return Index(str(data["snapshot"]), resources, rows)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            return None
+
+    def reusable(self, group: Group) -> list[Any] | None:
+        """The kept entry of ``group`` (stamp, context, rows, records, digests), if it matches."""
+        table = self.cache.data.get(group.kind)
+        entry = table.get(group.rel) if isinstance(table, dict) else None
+        if not isinstance(entry, list) or len(entry) != 5:
+            return None
+        return entry if entry[0] == group.stamp and entry[1] == group.context else None
+
+    def known(self, group: Group) -> dict[str, str]:
+        """Digests the kept entry of a changed ``group`` still vouches for: its files whose
+        name, size, modification time and inode are as they were."""
+        table = self.cache.data.get(group.kind)
+        old = table.get(group.rel) if isinstance(table, dict) else None
+        if not isinstance(old, list) or len(old) != 5 or not isinstance(old[0], str):
+            return {}
+        was = dict(zip(old[0].split("\n")[:-1], old[4], strict=False))  # names hold no control character
+        now = group.stamp.split("\n")[:-1]
+        return {
+            f.rel: digest
+            for f, line in zip(group.files, now, strict=True)
+            if isinstance(digest := was.get(line), str)
+        }
+
+    def save(self, listing: str | None, snapshot: str, entries: dict[str, dict[str, list[Any]]]) -> None:
+        """Keep ``entries`` (kind -> rel -> entry); ``listing`` when the whole tree was settled."""
+        self.cache.data = {"settings": self.settings, "listing": listing, "snapshot": snapshot, **entries}
+        self.cache.mark()
+        self.cache.save()
+        if self.folder is not None and self._first:
+            for old in self.folder.glob("index-*.json"):  # the whole-tree index of cache version 4
+                old.unlink(missing_ok=True)
+
+
+def entry(
+    group: Group, built: Sequence[Resource], rows: dict[str, bytes], digests: dict[str, str]
+) -> list[Any]:
+    """What the index keeps of a group that was just built."""
+    records = {r.id: rows[r.id].decode() for r in built if r.type == "ClinicalRecord"}
+    kept_digests = [digests[f.rel] for f in group.files]
+    return [group.stamp, group.context, [_row(r) for r in built], records, kept_digests]
+
+
+def kept(entry: list[Any]) -> Iterator[Resource]:
+    """The resources of a reused entry."""
+    return (_resource(row) for row in entry[2])
+
+
+def _row(r: Resource) -> list[Any]:
+    # A file's version is its hash and its uri its id: store 0 rather than the same text twice.
+    version = 0 if r.version == r.hash else r.version
+    uri = 0 if r.uri == r.id else r.uri
+    return [r.id, version, r.type, r.hash, r.size, uri, r.attrs, r._checked]
+
+
+def _resource(row: list[Any]) -> Resource:
+    rid, version, rtype, digest, size, uri, attrs, ok = row
+    resource = Resource(
+        rid, digest if version == 0 else version, rtype, digest, size, rid if uri == 0 else uri, attrs
+    )
+    if ok:
+        object.__setattr__(resource, "_checked", True)  # it was checked when the index was built
+    return resource
