@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import vxds
 from tests.helpers import Invoke, R, commit_all, git, make_lock, make_split
 from vxds.errors import LockError
+from vxds.locks import digest_cache
 from vxds.locks.store import write_lock
 from vxds.query.engine import COLUMNS, QueryError, query
 from vxds.query.render import is_json
@@ -155,3 +157,20 @@ def test_two_folders_holding_one_lock_are_named(project: Path) -> None:
         LockError, match=r"\AHEAD:locks/viseg_training/3: holds viseg_training@1, as HEAD:locks/"
     ):
         query("SELECT 1", rev="HEAD")
+
+
+def test_a_lock_file_edited_after_a_query_is_read_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stat-keyed digests spare a second query the re-hashing, never an edited file."""
+    monkeypatch.setattr(digest_cache, "RACY_NS", 0)  # the fixture's files are seconds old
+    assert query("SELECT count(*) AS n FROM resources").to_pylist() == [{"n": 180}]
+    assert (project / ".vxds" / "shard-digests.json").is_file()
+    path = project / "locks/all_basel_data/1/resources.all.jsonl"
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[data.index(b'"size":') + 7] ^= 1  # one digit of a size: same length, other bytes
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # size and mtime as before; ctime moves
+    with pytest.raises(LockError, match=r"all_basel_data/1: corrupt lock: .*resources\.all\.jsonl"):
+        query("SELECT count(*) FROM resources")

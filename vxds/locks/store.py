@@ -229,9 +229,10 @@ def read_lock(directory: Path, *, deep: bool = False, digests: ShardDigests | No
     return Lock(*settled(directory, lambda: _checked(directory, load=True, deep=deep, digests=digests)))
 
 
-def check_lock(directory: Path) -> Header:
-    """The same checks as ``read_lock`` (but not ``deep``), streaming the files: nothing is kept."""
-    return settled(directory, lambda: _checked(directory, load=False, deep=False))[0]
+def check_lock(directory: Path, *, digests: ShardDigests | None = None) -> Header:
+    """The same checks as ``read_lock`` (but not ``deep``), streaming the files: nothing is
+    kept (files ``digests`` vouches for are not read)."""
+    return settled(directory, lambda: _checked(directory, load=False, deep=False, digests=digests))[0]
 
 
 # --- writing -----------------------------------------------------------------------------

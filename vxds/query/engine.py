@@ -78,7 +78,7 @@ def connection(config: Config, revs: Sequence[str], *, sql: str = "", cache: boo
     made first for the locks ``sql`` names (``vxds.query.parquet``)."""
     duckdb = duckdb_module()
     with tempfile.TemporaryDirectory(prefix="vxds-query-") as tmp:
-        locks = _locks(config, revs, Path(tmp))
+        locks = _locks(config, revs, Path(tmp), cache=cache)
         con = duckdb.connect(":memory:")
         try:
             cached: dict[Path, Path] = {}
@@ -96,10 +96,10 @@ def connection(config: Config, revs: Sequence[str], *, sql: str = "", cache: boo
             con.close()
 
 
-def _locks(config: Config, revs: Sequence[str], tmp: Path) -> list[LockFolder]:
+def _locks(config: Config, revs: Sequence[str], tmp: Path, *, cache: bool) -> list[LockFolder]:
     """The working tree's locks, or every lock at each revision (copied under ``tmp``)."""
     if not revs:
-        return _unique(worktree_locks(config))
+        return _unique(worktree_locks(config, cache=cache))
     repo = Repository(config.root)
     return [
         lock

@@ -47,9 +47,20 @@ def lock_files(header: Header, split: str) -> list[str]:
     return split_files(header, split)
 
 
-def worktree_locks(config: Config) -> list[LockFolder]:
-    """Every lock under the project's locks folder, each checked (digests and counts)."""
-    return [LockFolder(check_lock(path), path, config.relative(path)) for path in _version_dirs(config.locks)]
+def worktree_locks(config: Config, *, cache: bool = True) -> list[LockFolder]:
+    """Every lock under the project's locks folder, each checked (digests and counts); with
+    ``cache``, a file the stat-keyed digests under ``.vxds/`` vouch for is not read again."""
+    from vxds.locks.digest_cache import ShardDigests
+
+    digests = ShardDigests.under(config.cache_dir) if cache else None
+    try:
+        return [
+            LockFolder(check_lock(path, digests=digests), path, config.relative(path))
+            for path in _version_dirs(config.locks)
+        ]
+    finally:
+        if digests is not None:
+            digests.save()
 
 
 def _version_dirs(locks: Path) -> list[Path]:
