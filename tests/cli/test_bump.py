@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,21 @@ def test_a_frozen_version_is_never_relocked(project: Path, invoke: Invoke) -> No
     assert {d["name"] + "@" + str(d["version"]): d["status"] for d in doc["datasets"]}[
         "all_basel_data@1"
     ] == ("frozen")
+
+
+def test_a_frozen_lock_that_is_missing_is_restored_from_git_not_relocked(
+    project: Path, invoke: Invoke
+) -> None:
+    _published(project, invoke)
+    assert invoke("bump", "all_basel_data").exit_code == 0
+    shutil.rmtree(project / "locks/all_basel_data/1")
+    result = invoke("verify", "--no-exec", "all_basel_data@1")
+    assert result.exit_code == 1
+    assert (
+        "VX201 locks/all_basel_data/1: no lock at locks/all_basel_data/1; all_basel_data@1 is frozen: "
+        "restore its lock from Git ('git checkout HEAD -- locks/all_basel_data/1')"
+    ) in result.output
+    assert "vxds lock all_basel_data@1" not in result.output
 
 
 @pytest.mark.parametrize("edit", ["rewrite", "delete"])

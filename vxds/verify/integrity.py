@@ -39,9 +39,14 @@ def check_presence(ctx: Context, target: Target) -> list[Finding]:
     if (target.path / HEADER).is_file() or restore_set_aside(target.path):
         return []
     where = ctx.config.relative(target.path)
-    return [
-        ctx.finding(target, "VX201", ERROR, f"no lock at {where}; run 'vxds lock {target.key}'", file=where)
-    ]
+    return [ctx.finding(target, "VX201", ERROR, f"no lock at {where}; {_remedy(target, where)}", file=where)]
+
+
+def _remedy(target: Target, where: str) -> str:
+    """How the missing lock comes back: a frozen (or imported) version is never relocked."""
+    if target.entry is not None and (target.entry.frozen or target.entry.imported is not None):
+        return f"{target.key} is frozen: restore its lock from Git ('git checkout HEAD -- {where}')"
+    return f"run 'vxds lock {target.key}'"
 
 
 def _problem_finding(ctx: Context, target: Target, problem: Problem) -> Finding:
