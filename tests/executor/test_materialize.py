@@ -1,0 +1,115 @@
+"""``vxds materialize --executor``: files copied and checked by the workers, placed by the client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.executor.conftest import Cluster, invoke, vxds_tasks
+from tests.executor.test_lock import s3_project
+from tests.helpers import REPO
+from tests.s3server import S3, SECRET
+from tests.sources.test_s3 import upload_folder
+
+DATASET = "all_basel_data@1"
+BOTH = ("-m", "files", "-m", "bids")
+T1 = "sub-BS01/ses-01/anat/sub-BS01_ses-01_T1w.nii.gz"
+
+
+def tree(out: Path) -> dict[str, bytes]:
+    """Every file under ``out`` but the receipt, by path: the bytes a run left there."""
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != ".vxds-receipt.json"
+    }
+
+
+def receipt(out: Path) -> dict[str, object]:
+    """The receipt without the stat keys (size, mtime, inode: another file's in another OUT)."""
+    data = json.loads((out / ".vxds-receipt.json").read_text())
+    for entry in data["files"].values():
+        assert len(entry.pop("stat")) == 3
+    return data
+
+
+def materialize(dataset: str, out: Path, *extra: str) -> tuple[int, str]:
+    result = invoke("materialize", dataset, "-o", str(out), "-q", *extra)
+    return result.exit_code, result.output
+
+
+def same_as_local(root: Path, cluster: Cluster, dataset: str, *modules: str) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    assert materialize(dataset, root / "local", *modules) == (0, "")
+    before = vxds_tasks(cluster)
+    code, output = materialize(dataset, root / "remote", *modules, "--executor", cluster.url)
+    assert (code, output) == (0, "")
+    assert vxds_tasks(cluster) > before  # the files were copied by the workers
+    local = tree(root / "local")
+    assert len(local) > 20
+    assert tree(root / "remote") == local
+    assert receipt(root / "remote") == receipt(root / "local")
+    assert not (root / "remote/.vxds-tmp").exists()
+
+
+def test_a_folder_materialized_on_the_cluster_is_the_local_one(project: Path, cluster: Cluster) -> None:
+    same_as_local(project, cluster, DATASET, *BOTH)
+    # A second run finds every file in place: nothing goes to the workers.
+    before = vxds_tasks(cluster)
+    assert materialize(DATASET, project / "remote", *BOTH, "--executor", cluster.url) == (0, "")
+    assert vxds_tasks(cluster) == before
+
+
+def test_an_s3_source_materialized_on_the_cluster_is_the_local_one(
+    tmp_path: Path, s3_server: S3, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.bucket()
+    upload_folder(s3_server, bucket, "trials/basel/", REPO / "sample-data/basel")
+    root = s3_project(tmp_path / "p", s3_server, f"s3://{bucket}/trials/basel")
+    monkeypatch.chdir(root)
+    same_as_local(root, cluster, "trial@1", "-m", "files")
+
+
+def test_a_changed_object_is_refused_as_locally(
+    tmp_path: Path, s3_server: S3, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = s3_server.bucket(versioned=False)
+    upload_folder(s3_server, bucket, "trials/basel/", REPO / "sample-data/basel")
+    root = s3_project(tmp_path / "p", s3_server, f"s3://{bucket}/trials/basel")
+    monkeypatch.chdir(root)
+    assert invoke("lock", "--all").exit_code == 0
+    data = (REPO / "sample-data/basel" / T1).read_bytes()
+    s3_server.put_tree(bucket, "trials/basel/", {T1: data[:-1] + bytes([data[-1] ^ 1])})
+    local = materialize("trial@1", root / "local", "-m", "files")
+    before = vxds_tasks(cluster)
+    remote = materialize("trial@1", root / "remote", "-m", "files", "--executor", cluster.url)
+    assert vxds_tasks(cluster) > before
+    assert remote[0] == local[0] == 1
+    assert remote[1].replace("remote", "OUT") == local[1].replace("local", "OUT")
+    assert T1 in remote[1]
+    assert SECRET not in remote[1]
+    assert not [rel for rel in tree(root / "remote") if rel.endswith(T1)]  # a refused file gets no name
+    assert tree(root / "remote") == tree(root / "local")
+
+
+def test_workers_that_cannot_see_out_refuse_the_run(
+    project: Path, cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "what-the-workers-see"
+    elsewhere.mkdir()
+    # The workers are asked for the probe at the path their file system would give it.
+    seen = lambda path: str(elsewhere / Path(path).name)  # noqa: E731
+    monkeypatch.setattr("vxds.materialize.remote.seen_by_workers", seen)
+    assert invoke("lock", "--all").exit_code == 0
+    result = invoke("materialize", DATASET, "-m", "files", "-o", "out", "--executor", cluster.url)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "cannot see the output folder" in lines[0]
+    assert "(2 of 2 workers)" in lines[0]
+    assert sorted(p.name for p in (project / "out").iterdir()) == [".vxds-lock"]
+    monkeypatch.undo()
+    monkeypatch.chdir(project)
+    assert materialize(DATASET, project / "out", *BOTH, "--executor", cluster.url) == (0, "")  # seen
