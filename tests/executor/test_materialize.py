@@ -113,3 +113,16 @@ def test_workers_that_cannot_see_out_refuse_the_run(
     monkeypatch.undo()
     monkeypatch.chdir(project)
     assert materialize(DATASET, project / "out", *BOTH, "--executor", cluster.url) == (0, "")  # seen
+
+
+def test_a_missing_file_is_reported_as_locally(project: Path, cluster: Cluster) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    (project / "sample-data/basel" / T1).unlink()
+    local = materialize(DATASET, project / "local", "-m", "files")
+    before = vxds_tasks(cluster)
+    remote = materialize(DATASET, project / "remote", "-m", "files", "--executor", cluster.url)
+    assert vxds_tasks(cluster) > before
+    assert remote[0] == local[0] == 1
+    assert "is missing from the source" in remote[1]
+    assert remote[1].replace("remote", "OUT") == local[1].replace("local", "OUT")
+    assert tree(project / "remote") == tree(project / "local")
