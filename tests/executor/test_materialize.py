@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from tests.executor.test_lock import s3_project
 from tests.helpers import REPO
 from tests.s3server import S3, SECRET
 from tests.sources.test_s3 import upload_folder
+from vxds.executor.dask import BATCH_VARIABLE, DELAY_VARIABLE
 
 DATASET = "all_basel_data@1"
 BOTH = ("-m", "files", "-m", "bids")
@@ -126,3 +128,37 @@ def test_a_missing_file_is_reported_as_locally(project: Path, cluster: Cluster) 
     assert "is missing from the source" in remote[1]
     assert remote[1].replace("remote", "OUT") == local[1].replace("local", "OUT")
     assert tree(project / "remote") == tree(project / "local")
+
+
+def test_a_worker_killed_mid_run_does_not_change_the_output(
+    project: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    assert materialize(DATASET, project / "local", *BOTH) == (0, "")
+    cluster.wait_for_workers()
+    # Small, slow tasks: about 2 s of them on two workers, each busy with one when one dies.
+    monkeypatch.setenv(BATCH_VARIABLE, "4")
+    monkeypatch.setenv(DELAY_VARIABLE, "0.25")
+    done = threading.Event()
+    killed: list[int] = []
+
+    def kill_when_running() -> None:
+        while not done.is_set() and vxds_tasks(cluster) - before < 2:  # a few tasks in
+            done.wait(0.05)
+        if not done.is_set():
+            killed.append(cluster.kill_one())
+
+    before = vxds_tasks(cluster)
+    killer = threading.Thread(target=kill_when_running)
+    killer.start()
+    try:
+        remote = materialize(DATASET, project / "remote", *BOTH, "--executor", cluster.url)
+    finally:
+        done.set()
+        killer.join()
+    assert killed, "the run ended before a worker could be killed"
+    assert remote == (0, "")
+    assert tree(project / "remote") == tree(project / "local")
+    assert receipt(project / "remote") == receipt(project / "local")
+    assert killed[0] not in cluster.worker_pids()
+    cluster.wait_for_workers()  # the nanny started a new one: later tests have two again
