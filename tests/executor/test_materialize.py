@@ -162,3 +162,20 @@ def test_a_worker_killed_mid_run_does_not_change_the_output(
     assert receipt(project / "remote") == receipt(project / "local")
     assert killed[0] not in cluster.worker_pids()
     cluster.wait_for_workers()  # the nanny started a new one: later tests have two again
+
+
+def test_a_file_linked_out_of_the_source_is_refused_as_locally(
+    project: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    path = project / "sample-data/basel" / T1
+    outside = tmp_path / "outside.nii.gz"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    local = materialize(DATASET, project / "local", "-m", "files")
+    remote = materialize(DATASET, project / "remote", "-m", "files", "--executor", cluster.url)
+    assert remote[0] == local[0] == 1
+    assert T1 in remote[1]
+    assert remote[1].replace("remote", "OUT") == local[1].replace("local", "OUT")
+    assert tree(project / "remote") == tree(project / "local")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vxds.errors import SourceError
+from vxds.errors import SourceError, VxdsError
 from vxds.executor import Executor, ExecutorError, for_url
 from vxds.executor.batches import Raised
 from vxds.hashing import PREFIX
@@ -161,8 +161,11 @@ class RemoteCopies:
         """Queue ``resource`` for the workers when it is theirs to copy (False: place it here)."""
         if not self._theirs(placer, resource, rel):
             return False
+        try:
+            src = self.access.local_path(resource) if self.access.is_local else None
+        except (VxdsError, OSError):  # refused (a link out of the tree): placed, and reported, here
+            return False
         tmp = placer.claims.tmp_name(rel)
-        src = self.access.local_path(resource) if self.access.is_local else None
         self._queue.append((Copy(resource, src, tmp), rel, module))
         self._bytes += resource.size or 0
         if len(self._queue) >= FLUSH_ITEMS or self._bytes >= FLUSH_BYTES:
