@@ -179,3 +179,21 @@ def test_a_file_linked_out_of_the_source_is_refused_as_locally(
     assert T1 in remote[1]
     assert remote[1].replace("remote", "OUT") == local[1].replace("local", "OUT")
     assert tree(project / "remote") == tree(project / "local")
+
+
+def test_a_changed_file_comes_from_the_store_as_locally(
+    project: Path, cluster: Cluster, tmp_path: Path
+) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    store = str(tmp_path / "store")
+    assert invoke("push", "--all", "--store", store).exit_code == 0
+    path = project / "sample-data/basel" / T1
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    local = materialize(DATASET, project / "local", *BOTH, "--store", store)
+    remote = materialize(DATASET, project / "remote", *BOTH, "--store", store, "--executor", cluster.url)
+    assert remote == local == (0, "")
+    placed = tree(project / "remote")
+    assert placed == tree(project / "local")
+    assert [placed[rel] for rel in placed if rel.endswith(T1)] == [data, data]  # files and bids
+    assert receipt(project / "remote") == receipt(project / "local")
