@@ -197,3 +197,16 @@ def test_a_changed_file_comes_from_the_store_as_locally(
     assert placed == tree(project / "local")
     assert [placed[rel] for rel in placed if rel.endswith(T1)] == [data, data]  # files and bids
     assert receipt(project / "remote") == receipt(project / "local")
+
+
+def test_the_executor_can_come_from_pyproject(project: Path, cluster: Cluster) -> None:
+    assert invoke("lock", "--all").exit_code == 0
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f'\n[tool.vxds.executor]\nurl = "{cluster.url}"\n')
+    before = vxds_tasks(cluster)
+    assert materialize(DATASET, project / "remote", "-m", "files") == (0, "")
+    assert vxds_tasks(cluster) > before
+    here = vxds_tasks(cluster)
+    assert materialize(DATASET, project / "local", "-m", "files", "--executor", "local") == (0, "")
+    assert vxds_tasks(cluster) == here  # --executor local wins over the configuration
+    assert tree(project / "remote") == tree(project / "local")
