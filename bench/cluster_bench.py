@@ -1,4 +1,4 @@
-"""The same first lock on this machine and on a 2-worker Dask LocalCluster (``--executor``).
+"""The same first lock, and materialize, on this machine and on a 2-worker Dask LocalCluster.
 
 Folder (the tree of hash_bench.py, written here):
 
@@ -8,6 +8,10 @@ Folder (the tree of hash_bench.py, written here):
 Each is locked cold (no ``.vxds`` cache) with ``vxds lock`` on this machine (the baseline,
 same run), then with ``vxds lock --executor tcp://...`` on a LocalCluster of 2 worker
 processes (one thread each) started here; the two locks must be byte-identical.
+
+After each folder lock, ``vxds materialize tree@1 -m files`` copies the tree into a fresh
+OUT on this machine, then into another with ``--executor`` (the workers copy and check each
+file into ``OUT/.vxds-tmp``, the client renames); the two trees must be byte-identical.
 
 S3 (``--s3-objects``, default 10,000; moto's server in its own process, 10 ms added per
 request as real S3 answers small GETs in tens of ms): ``ObjectStoreSource.resources()``
@@ -19,6 +23,7 @@ what one worker does on one core while another process competes for the other. T
 the cluster's locks are byte-identical to the local ones (and the numbers for docs/scale.md).
 
     python bench/cluster_bench.py [--files 100000] [--large 64] [--s3-objects 10000] [--no-s3]
+        [--no-materialize]
 """
 
 from __future__ import annotations
@@ -78,6 +83,35 @@ def locks(report: Report, root: Path, url: str, label: str, objects: int, size: 
     return size / remote.seconds / WORKERS
 
 
+def tree_bytes(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != ".vxds-receipt.json"
+    }
+
+
+def materializes(report: Report, root: Path, url: str, label: str, objects: int, size: int) -> None:
+    """``materialize -m files`` into a fresh OUT locally, then on the cluster; rows for both."""
+    argv = [*vxds_argv(), "materialize", "tree@1", "-m", "files", "--root", str(root), "--quiet"]
+    local = run([*argv, "-o", str(root / "out-local")]).check()
+    remote = run([*argv, "-o", str(root / "out-cluster"), "--executor", url]).check()
+    same = tree_bytes(root / "out-local") == tree_bytes(root / "out-cluster")
+    for name, workers, r in (
+        ("this machine", 1, local),
+        (f"LocalCluster, {WORKERS} workers", WORKERS, remote),
+    ):
+        per_s, mib_s = objects / r.seconds, size / MiB / r.seconds
+        report.row(
+            f"materialize {label}: {name}", workers, fmt_s(r.seconds), f"{per_s:,.0f}",
+            f"{mib_s:,.0f}", f"{per_s / workers:,.0f}", f"{mib_s / workers:,.0f}",
+        )  # fmt: skip
+    detail = "identical" if same else "differs"
+    report.target(f"materialize {label}: the cluster's tree is byte-identical", detail, same)
+    shutil.rmtree(root / "out-local")
+    shutil.rmtree(root / "out-cluster")
+
+
 def bench_s3(report: Report, url: str, count: int, seed: int) -> None:
     from source_bench import KEY, SECRET, moto_server, s3_client, set_latency, upload
 
@@ -112,6 +146,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--large", type=int, default=64, help="Files of 32 MiB (64).")
     p.add_argument("--s3-objects", type=int, default=10_000, help="Objects in the bucket (10,000).")
     p.add_argument("--no-s3", action="store_true")
+    p.add_argument("--no-materialize", action="store_true", help="Lock rows only.")
     p.add_argument("--seed", type=int, default=2)
     args = p.parse_args(argv)
     from distributed import LocalCluster
@@ -131,10 +166,14 @@ def main(argv: list[str]) -> int:
         make_project(small)
         total = make_tree(small / "data", args.files, 1024, 8192, args.seed)
         locks(report, small, url, f"{args.files:,} files", args.files, total)
+        if not args.no_materialize:
+            materializes(report, small, url, f"{args.files:,} files", args.files, total)
         large = scratch / "large"
         make_project(large)
         total = make_large(large / "data", args.large, 32 * MiB)
         per_worker = locks(report, large, url, f"{args.large} x 32 MiB", args.large, total)
+        if not args.no_materialize:
+            materializes(report, large, url, f"{args.large} x 32 MiB", args.large, total)
         if not args.no_s3:
             bench_s3(report, url, args.s3_objects, args.seed)
         from vxds.executor import close_all

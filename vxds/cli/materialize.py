@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from vxds.cli.completion import complete_datasets
-from vxds.cli.options import format_option, jobs_option, quiet_option, root_option
+from vxds.cli.options import (
+    executor_option,
+    format_option,
+    jobs_option,
+    quiet_option,
+    root_option,
+    with_executor,
+)
 from vxds.cli.output import note, print_json, progress_bar
 from vxds.cli.push import store_reader
 from vxds.errors import UsageError
@@ -191,6 +198,7 @@ def _print(report: Report) -> None:
 )
 @click.option("--force", is_flag=True, help="Write into a folder that holds another dataset or version.")
 @jobs_option
+@executor_option
 @format_option
 @quiet_option
 @root_option
@@ -207,6 +215,7 @@ def command(
     prune: bool,
     force: bool,
     jobs: int | None,
+    executor: str | None,
     fmt: str,
     quiet: bool,
     root: Path | None,
@@ -217,11 +226,10 @@ def command(
 
     if bool(dataset) == bool(files):
         raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")
-    config = load_config(root)
+    config = with_executor(load_config(root), executor)
     target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
     if target.source_url is None and not from_store:
         raise UsageError(f"no source to read the locked bytes from; {_source_fix(config)}")
-    reader = store_reader(config, store, from_store)
     out = out if out is not None else _default_out(config, target, bool(files))
     with progress_bar(quiet or fmt == "json") as progress:
         report = materialize(
@@ -233,10 +241,11 @@ def command(
             jobs=jobs,
             progress=progress,
             cache_dir=config.cache_dir,
-            store=reader,
+            store=store_reader(config, store, from_store),
             from_store=from_store,
             prune=prune,
             force=force,
+            executor=config.executor,
         )
     if fmt == "json":
         print_json(report.to_json())

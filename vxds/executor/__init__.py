@@ -63,6 +63,10 @@ class Executor(Protocol):
         """``work`` over batches of the items (one result per item), flattened in input order."""
         ...
 
+    def each_worker(self, work: Callable[[], R]) -> dict[str, R]:
+        """``work()`` once on every worker, by the worker's name (this machine: ``local``)."""
+        ...
+
 
 _open: dict[str, Executor] = {}
 

@@ -65,6 +65,18 @@ class DaskExecutor:
             self._client.close()
             self._client = None
 
+    def each_worker(self, work: Callable[[], R]) -> dict[str, R]:
+        """``work()`` on every worker now connected (``Client.run``), by worker address."""
+        try:
+            done: dict[str, R] = self.client.run(work)
+        except ExecutorError:
+            raise
+        except Exception as exc:
+            raise ExecutorError(f"executor {self.url!r}: the workers did not answer: {_cause(exc)}") from None
+        if not done:
+            raise ExecutorError(f"executor {self.url!r}: the scheduler has no workers")
+        return done
+
     def map(
         self,
         work: Callable[[T], R],

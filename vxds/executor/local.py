@@ -77,5 +77,8 @@ class LocalExecutor:
                 on_done(size)
         return results
 
+    def each_worker(self, work: Callable[[], R]) -> dict[str, R]:
+        return {self.url: work()}
+
 
 LOCAL = LocalExecutor()

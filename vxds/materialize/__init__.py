@@ -230,6 +230,7 @@ def materialize(
     from_store: bool = False,
     prune: bool = False,
     force: bool = False,
+    executor: str | None = None,
 ) -> Report:
     """Write ``target``'s splits under ``out`` in each module's layout (the module doc says
     what ``prune`` and ``force`` allow)."""
@@ -244,7 +245,7 @@ def materialize(
         total = sum(split.count for split in selected.values()) * len(chosen)
         task = progress.task(f"materializing into {out.name}", total=total or None)
         access = SourceAccess(source, store, from_store=from_store)
-        placer = Placer(out, access, mode=mode, jobs=jobs, previous=previous, task=task)
+        placer = Placer(out, access, mode=mode, jobs=jobs, previous=previous, task=task, executor=executor)
         placer.ledger.prune = prune
         tools: dict[str, str] = {}
         try:

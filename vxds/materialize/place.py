@@ -29,6 +29,7 @@ from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
 from vxds.materialize.inside import member_problem
 from vxds.materialize.ledger import Ledger, Outcome, oserror_text, stat_key
 from vxds.materialize.receipt import Entry, path_problem
+from vxds.materialize.remote import remote_copies
 from vxds.materialize.transfer import (
     StatKey,
     Unsupported,
@@ -58,12 +59,14 @@ class Placer:
         jobs: int | None = None,
         previous: dict[str, Entry] | None = None,
         task: Task | None = None,
+        executor: str | None = None,
     ) -> None:
         self.out = out
         self.access = access
         self.mode = mode
         self.task = task or NO_PROGRESS.task("")
         self.claims = Claims(out)
+        self.remote = remote_copies(executor, out, self.claims.tmp, access)  # --executor URL
         self.ledger = Ledger(out, previous or {})
         workers = jobs if jobs is not None else min(8, (os.cpu_count() or 1) * 2)
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -92,6 +95,8 @@ class Placer:
             self._place_claimed(resource, rel, module)
 
     def _place_claimed(self, resource: Resource, rel: str, module: str) -> None:
+        if self.remote is not None and self.remote.take(self, resource, rel, module):
+            return
         if self.access.is_local and (self.mode in LINK_MODES or (resource.size or 0) < SMALL_FILE):
             self._place_one(resource, rel, module)
         else:
@@ -138,6 +143,8 @@ class Placer:
 
     def finish(self) -> Outcome:
         """Wait for every placement; remove files of the previous run no longer wanted."""
+        if self.remote is not None:
+            self.remote.flush(self)
         for future in self._pending:
             future.result()
         self._pending.clear()

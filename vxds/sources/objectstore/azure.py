@@ -122,21 +122,43 @@ class AzureBlobSource(BucketSource):
         return self.fs.service_client.get_container_client(self.bucket)
 
     async def _list_page(self, token: str | None) -> tuple[list[Listed], str | None]:
-        pages = (
-            self._container()
-            .list_blobs(name_starts_with=self.prefix or None, retry_total=0)
-            .by_page(continuation_token=token)
+        items, _, token = await self._level(self.prefix, token, False)
+        return items, token
+
+    async def _list_level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        return await self._level(prefix, token, delimited)
+
+    async def _level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        """A page of ``prefix``, by delimiter (``/``, ``walk_blobs``) when ``delimited``: a
+        sub-prefix comes as a ``BlobPrefix``, whose name ends with the delimiter."""
+        from azure.storage.blob.aio import BlobPrefix
+
+        container = self._container()
+        start = prefix or None
+        listed = (
+            container.walk_blobs(name_starts_with=start, delimiter="/", retry_total=0)
+            if delimited
+            else container.list_blobs(name_starts_with=start, retry_total=0)
         )
+        pages = listed.by_page(continuation_token=token)
         items: list[Listed] = []
+        below: list[str] = []
         async for page in pages:
             async for blob in page:
                 name = str(blob.name)
+                if isinstance(blob, BlobPrefix):  # a level below
+                    below.append(name)
+                    continue
                 modified = blob.last_modified.isoformat() if blob.last_modified is not None else ""
                 items.append(
                     Listed(name[len(self.prefix) :], name, int(blob.size or 0), _etag(blob.etag), modified)
                 )
             break
-        return items, (str(pages.continuation_token) if pages.continuation_token else None)
+        return items, below, (str(pages.continuation_token) if pages.continuation_token else None)
 
     async def _fetch(self, key: str, pin: str | None, sink: Sink, listed: Listed | None) -> Fetched:
         blob = self._container().get_blob_client(key)

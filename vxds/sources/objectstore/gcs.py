@@ -119,7 +119,21 @@ class GCSSource(BucketSource):
         return f"{base}{path}"
 
     async def _list_page(self, token: str | None) -> tuple[list[Listed], str | None]:
-        params = {"prefix": self.prefix, "fields": "items(name,size,generation,updated),nextPageToken"}
+        items, _, token = await self._level(self.prefix, token, False)
+        return items, token
+
+    async def _list_level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        return await self._level(prefix, token, delimited)
+
+    async def _level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        """A page of ``prefix``, by delimiter (``/``) when ``delimited``: its sub-prefixes too."""
+        params = {"prefix": prefix, "fields": "items(name,size,generation,updated),prefixes,nextPageToken"}
+        if delimited:
+            params["delimiter"] = "/"
         if token is not None:
             params["pageToken"] = token
         page = await self._get(f"{self.fs.base}b/{_quote(self.bucket)}/o", params, listing=True)
@@ -133,7 +147,8 @@ class GCSSource(BucketSource):
             )
             for item in page.get("items") or []
         ]
-        return items, (str(page["nextPageToken"]) if page.get("nextPageToken") else None)
+        below = [str(sub) for sub in page.get("prefixes") or []]
+        return items, below, (str(page["nextPageToken"]) if page.get("nextPageToken") else None)
 
     async def _fetch(self, key: str, pin: str | None, sink: Sink, listed: Listed | None) -> Fetched:
         fs = self.fs
