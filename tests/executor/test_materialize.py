@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,7 @@ from tests.helpers import REPO
 from tests.s3server import S3, SECRET
 from tests.sources.test_s3 import upload_folder
 from vxds.executor.dask import BATCH_VARIABLE, DELAY_VARIABLE
+from vxds.materialize import remote
 
 DATASET = "all_basel_data@1"
 BOTH = ("-m", "files", "-m", "bids")
@@ -210,3 +213,53 @@ def test_the_executor_can_come_from_pyproject(project: Path, cluster: Cluster) -
     assert materialize(DATASET, project / "local", "-m", "files", "--executor", "local") == (0, "")
     assert vxds_tasks(cluster) == here  # --executor local wins over the configuration
     assert tree(project / "remote") == tree(project / "local")
+
+
+class _Events:
+    """One progress bar recording each advance, beside the renames of workers' copies."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._lock = threading.Lock()
+
+    def task(self, label: str, total: int | None = None) -> _Events:
+        return self
+
+    def advance(self, amount: int = 1) -> None:
+        with self._lock:
+            self.seen.extend(["advance"] * amount)
+
+    def close(self) -> None:
+        pass
+
+    def renamed(self) -> None:
+        with self._lock:
+            self.seen.append("rename")
+
+
+def test_the_bar_counts_each_file_once_as_the_workers_finish(
+    tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.locks.store import lock_dir, read_lock
+    from vxds.materialize import Target, materialize
+
+    lock = read_lock(lock_dir(REPO / "locks", "all_basel_data", 1))
+    target = Target("all_basel_data", 1, lock.header, lock.splits, "./sample-data", REPO)
+    events, into_place = _Events(), remote._into_place
+
+    def placing(*args: Any) -> Callable[[], None]:
+        work = into_place(*args)
+
+        def renaming() -> None:
+            events.renamed()  # a worker's checked copy about to be given its name
+            work()
+
+        return renaming
+
+    monkeypatch.setattr(remote, "_into_place", placing)
+    result = materialize(target, tmp_path / "out", ["files"], progress=events, executor=cluster.url)
+    assert result.ok
+    assert events.seen.count("advance") == 102  # each resource once, never again at its rename
+    assert "rename" in events.seen
+    # The workers' files were counted as their tasks ended, before the client renamed any.
+    assert "advance" not in events.seen[events.seen.index("rename") :]

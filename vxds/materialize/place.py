@@ -175,7 +175,7 @@ class Placer:
         else:
             self._pending.append(self._pool.submit(work))
 
-    def _guard(self, rid: str | None, rel: str, work: Callable[[], None]) -> None:
+    def _guard(self, rid: str | None, rel: str, work: Callable[[], None], *, counted: bool = False) -> None:
         try:
             if self._full is not None:  # queued work after the disk filled up: stop at once
                 raise self._full
@@ -190,8 +190,8 @@ class Placer:
         except VxdsError as exc:
             self.ledger.fail(rid, rel, exc)
         finally:
-            if rid is not None:  # the bar counts resources, not the files generated beside them
-                self.task.advance()
+            if rid is not None and not counted:  # the bar counts resources, not generated files
+                self.task.advance()  # (``counted``: already, as the workers finished them)
 
     # --- one resource --------------------------------------------------------------------
 
@@ -207,7 +207,7 @@ class Placer:
 
         return check
 
-    def _place_one(self, resource: Resource, rel: str, module: str) -> None:
+    def _place_one(self, resource: Resource, rel: str, module: str, *, counted: bool = False) -> None:
         def work() -> None:
             target = self.claims.parent(rel)
             # A path no run recorded is written straight away (one system call less per
@@ -223,7 +223,7 @@ class Placer:
             digest, size, key = self._transfer(resource, target, free=state is None)
             self.ledger.record(rel, Entry(digest, size, resource.id, resource.hash, module, key), placed=True)
 
-        self._guard(resource.id, rel, lambda: self.access.fallback(resource, work))
+        self._guard(resource.id, rel, lambda: self.access.fallback(resource, work), counted=counted)
 
     def _transfer(self, resource: Resource, target: str, *, free: bool) -> tuple[str, int, StatKey]:
         """Put checked bytes at ``target``: a new link directly (links appear whole), else

@@ -189,13 +189,17 @@ class RemoteCopies:
         if not queue:
             return
         copies = [copy for copy, _, _ in queue]
-        results = self.executor.map_batches(self._work, copies, [c.resource.size or 0 for c in copies])
+        sizes = [c.resource.size or 0 for c in copies]
+        # The bar moves as each task ends, not when the renames below are done.
+        results = self.executor.map_batches(
+            self._work, copies, sizes, on_done=lambda _: placer.task.advance()
+        )
         for (copy, rel, module), result in zip(queue, results, strict=True):
             if isinstance(result, Raised) and self.access.store is not None:
-                placer._place_one(copy.resource, rel, module)  # the store stands in
+                placer._place_one(copy.resource, rel, module, counted=True)  # the store stands in
                 continue
             resource = copy.resource
-            placer._guard(resource.id, rel, _into_place(placer, copy, rel, module, result))
+            placer._guard(resource.id, rel, _into_place(placer, copy, rel, module, result), counted=True)
 
 
 def _into_place(
