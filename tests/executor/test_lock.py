@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from tests.executor.conftest import Cluster, invoke, lock_bytes, vxds_tasks
 from tests.helpers import REPO
 from tests.s3server import S3, SECRET
 from tests.sources.test_s3 import upload_folder
+from vxds.sources.folder import dicom, nifti
 
 
 def test_a_lock_on_the_cluster_is_byte_identical_to_a_local_one(project: Path, cluster: Cluster) -> None:
@@ -25,6 +28,40 @@ def test_a_lock_on_the_cluster_is_byte_identical_to_a_local_one(project: Path, c
     assert vxds_tasks(cluster) > before  # the files were hashed on the workers
     assert lock_bytes(project) == local
     assert local
+
+
+# Header reads made in this process; a worker appends to its own copy of the list.
+CLIENT_READS: list[str] = []
+_NIFTI, _DICOM = nifti.header_attrs, dicom.read_header
+
+
+def counted_nifti(path: str) -> dict[str, Any]:
+    CLIENT_READS.append(path)
+    return _NIFTI(path)
+
+
+def counted_dicom(path: str, keywords: Sequence[str], allow: Sequence[str]) -> dict[str, Any]:
+    CLIENT_READS.append(path)
+    return _DICOM(path, keywords, allow)
+
+
+def test_headers_are_read_on_the_workers(
+    project: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NIfTI and DICOM headers the caches lack are read by the workers, not here."""
+    monkeypatch.setattr(nifti, "header_attrs", counted_nifti)
+    monkeypatch.setattr(dicom, "read_header", counted_dicom)
+    assert invoke("lock", "--all").exit_code == 0
+    local = lock_bytes(project)
+    assert any(p.endswith(".nii.gz") for p in CLIENT_READS)  # the control: a local lock reads here
+    assert any(p.endswith(".dcm") for p in CLIENT_READS)
+    shutil.rmtree(project / "locks")
+    shutil.rmtree(project / ".vxds")
+    CLIENT_READS.clear()
+    result = invoke("lock", "--all", "--executor", cluster.url)
+    assert result.exit_code == 0, result.output
+    assert lock_bytes(project) == local
+    assert CLIENT_READS == []
 
 
 RECIPE = """\

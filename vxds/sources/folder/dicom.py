@@ -25,14 +25,16 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from vxds.executor import Executor
 from vxds.hashing import StatKey
 from vxds.resource import Resource
 from vxds.sources.folder import bids
 from vxds.sources.folder.cache import RACY_NS
-from vxds.sources.folder.nifti import HeaderCache
+from vxds.sources.folder.nifti import HeaderCache, prefetch
 from vxds.sources.folder.ps3_15 import without_identifying
 from vxds.sources.folder.tree import series_digest
 
@@ -114,6 +116,11 @@ def header_attrs(path: str, keywords: Sequence[str]) -> dict[str, Any]:
     return {keyword: value for keyword, value in found.items() if value is not None}
 
 
+def read_header(path: str, keywords: Sequence[str], allow: Sequence[str]) -> dict[str, Any]:
+    """``header_attrs`` without the identifying attributes the project does not allow."""
+    return without_identifying(header_attrs(path, keywords), allow)
+
+
 class DicomHeaders:
     """Header attrs of DICOM files (``{}`` for any other file), through a stat cache."""
 
@@ -124,10 +131,19 @@ class DicomHeaders:
         version = "1:" + ",".join(self.keywords)
         self.cache = HeaderCache(cache_dir / "dicom.json" if cache_dir else None, version)
 
+    def read(self, path: str) -> dict[str, Any]:
+        """The header attrs of one file, read now (picklable: a cluster's workers call it)."""
+        return read_header(path, self.keywords, self.allow)
+
+    def prefetch(self, files: Iterable[DicomFile], executor: Executor) -> None:
+        """The headers of ``files`` that may be DICOM read by ``executor``'s workers."""
+        wanted = [(f.path, f.key) for f in files if may_be_dicom(f.rel)]
+        prefetch(self.cache, wanted, partial(read_header, keywords=self.keywords, allow=self.allow), executor)
+
     def __call__(self, path: str, key: StatKey) -> dict[str, Any]:
         found = self.cache.get(path, key)
         if found is None:
-            found = without_identifying(header_attrs(path, self.keywords), self.allow)
+            found = read_header(path, self.keywords, self.allow)
             if key[1] < time.time_ns() - RACY_NS:  # a file changed just now might change again
                 self.cache.put(path, key, found)
         return found

@@ -19,9 +19,11 @@ import math
 import time
 import warnings
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vxds.executor import Executor
 from vxds.fs import JsonCache
 from vxds.hashing import StatKey
 from vxds.sources.folder.cache import RACY_NS
@@ -103,12 +105,35 @@ class HeaderCache(JsonCache):
         self.mark()
 
 
+def prefetch(
+    cache: HeaderCache,
+    files: Sequence[tuple[str, StatKey]],
+    read: Callable[[str], dict[str, Any]],
+    executor: Executor,
+) -> None:
+    """Read on ``executor`` (a cluster's workers) the headers of ``files`` that ``cache`` lacks,
+    so the scan that follows finds them there; a file changed just now is left to the scan,
+    which reads it again, as it never vouches for itself."""
+    settled = time.time_ns() - RACY_NS
+    todo = [(path, key) for path, key in files if key[1] < settled and cache.get(path, key) is None]
+    # A header is a few KiB of a file: thousands go in one task whatever the files' sizes.
+    found = executor.map(read, [path for path, _ in todo], [0] * len(todo))
+    for (path, key), attrs in zip(todo, found, strict=True):
+        cache.put(path, key, attrs)
+
+
 class Headers:
     """``rel -> header attrs`` of a tree's files (``{}`` but for NIfTI), through the cache."""
 
     def __init__(self, cache_dir: Path | None, files: dict[str, tuple[str, StatKey]]) -> None:
         self.cache = HeaderCache(cache_dir / "headers.json" if cache_dir else None)
         self.files = files
+
+    def prefetch(self, executor: Executor) -> None:
+        """The NIfTI headers read by ``executor``'s workers (``prefetch``)."""
+        prefetch(
+            self.cache, [found for rel, found in self.files.items() if is_nifti(rel)], header_attrs, executor
+        )
 
     def __call__(self, rel: str) -> dict[str, Any]:
         if not is_nifti(rel):

@@ -210,10 +210,15 @@ class FolderSource(IndexedSource):
         """The resources of each group in ``todo``, by (kind, rel); ``sidecars``: every JSON file."""
         files = [f for g in todo if g.kind == FOLDERS for f in g.files]
         zarrs: dict[str, list[TreeFile]] = {g.rel: list(g.files) for g in todo if g.kind == ZARRS}
+        executor = for_url(self.context.executor)
         dicom_headers = self._dicom_headers()
+        if executor.remote:  # the headers the caches lack are read on the cluster's workers
+            dicom_headers.prefetch(files, executor)
         plain, series = dicom.group(files, dicom_headers)
         dicom_headers.cache.save()
         headers = Headers(self._caches, {f.rel: (f.path, f.key) for f in plain})
+        if executor.remote:
+            headers.prefetch(executor)
         builder = TreeBuilder(
             self.url,
             self._digests,
