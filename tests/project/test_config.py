@@ -65,3 +65,24 @@ def test_dicom_allow_and_bids_rules(tmp_path: Path) -> None:
 def test_dicom_settings_are_checked(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(_config(tmp_path, body))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[tool.vxds]\nsource = \n", r"not valid TOML: Invalid value \(at line 2, column 10\)"),
+        (
+            "[tool.vxds]\nsource = 'a'\nsource = 'b'\n",
+            r"not valid TOML: Cannot overwrite a value \(at line 3",
+        ),
+        ("[tool.vxds]\nx = " + "[" * 5000 + "]" * 5000 + "\n", "not valid TOML: values nested too deeply"),
+        ("tool = 1\n", r"'tool' must be a table \(\[tool.vxds\]\), got"),
+    ],
+)
+def test_a_pyproject_that_is_not_valid_toml_is_one_line_naming_it(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/pyproject.toml: {message}") as caught:
+        load_config(tmp_path)
+    assert "\n" not in str(caught.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -88,13 +89,18 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def _read_tool_table(pyproject: Path) -> dict[str, Any]:
-    import tomlkit
-    from tomlkit.exceptions import TOMLKitError
+    """``[tool.vxds]``, read with ``tomllib`` (``tomli`` on Python 3.10); tomlkit only edits."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
 
     try:
-        document = tomlkit.parse(pyproject.read_text(encoding="utf-8")).unwrap()
-    except TOMLKitError as exc:  # a ParseError, or a key given twice (KeyAlreadyPresent)
+        document = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:  # bad syntax, or a key given twice
         raise ConfigError(f"{pyproject}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{pyproject}: not valid TOML: values nested too deeply") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{pyproject}: cannot read: {exc}") from None
     tool = document.get("tool", {})
