@@ -174,3 +174,16 @@ def test_a_zarr_is_a_folder_of_its_members_with_their_paths(tmp_path: Path) -> N
     )
     assert len(made) == zarr.attrs["files"] == 4
     assert all((folder / name).read_bytes() == (data / zarr.id / name).read_bytes() for name in made)
+
+
+@pytest.mark.parametrize("name", ["../outside.dcm", "/etc/passwd", "a/./b.dcm", ""])
+def test_a_member_name_that_leaves_the_series_is_refused(tmp_path: Path, name: str) -> None:
+    """A name from a listing or a store's manifest becomes a path under .vxds/series/."""
+    from vxds.api.series import SeriesFiles
+    from vxds.resource import Resource
+
+    member = tmp_path / "IM0001.dcm"
+    member.write_bytes(b"member")
+    series = Resource(id="sub-01/dicom", version="1", hash="blake3:" + "0" * 64, size=6, type="DICOMSeries")
+    with pytest.raises(SourceError, match=r"^sub-01/dicom: a member is not a path inside the series"):
+        SeriesFiles(series, [(name, str(member))])

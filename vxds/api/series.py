@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 from vxds.errors import NotFoundError, SourceError
 from vxds.locks.verified_read import IntegrityError, VerifiedReader, mismatch
-from vxds.resource import Resource
+from vxds.resource import InvalidResource, Resource, check_id
 
 
 class SeriesFiles:
@@ -23,6 +23,12 @@ class SeriesFiles:
         self.resource = resource
         self._members: dict[str, tuple[str, Resource]] = {}
         for name, path in members:
+            try:  # a name becomes a path under .vxds/series/ and in OUT: never '..' or absolute
+                check_id(name)
+            except InvalidResource as exc:
+                raise SourceError(
+                    f"{resource.id}: a member is not a path inside the series ({exc})"
+                ) from None
             try:
                 digest, key = hash_file_key(path)
             except OSError as exc:
