@@ -156,8 +156,8 @@ class FolderBackend:
 
     def flush(self) -> None:
         """Make the checked writes objects: their bytes on the disk first, then each renamed
-        to its name unless the name exists (never rewritten), then the folders touched (and
-        those made) flushed, all at once."""
+        to its name unless the name exists (never rewritten), then the folders touched, their
+        parents and those of the folders made flushed, all at once."""
         with self._linking:
             with self._guard:
                 batch, self._checked, self._bytes = self._checked, [], 0
@@ -171,7 +171,9 @@ class FolderBackend:
                     rename_new(tmp, target)
                 except FileExistsError:  # the same bytes, written by another push meanwhile
                     _remove(tmp)
-            sync_folders({os.path.dirname(target) for _, target in batch} | set(map(os.path.dirname, made)))
+            touched = {os.path.dirname(target) for _, target in batch}
+            # and their parents: a folder a killed push made may never have been flushed
+            sync_folders(touched | set(map(os.path.dirname, touched | made)))
 
     def open(self, key: str) -> BinaryIO:
         try:
