@@ -116,3 +116,92 @@ def test_a_json_cache_that_cannot_be_written_is_only_slower(tmp_path: Path) -> N
     cache.mark()
     assert cache.save() is False
     assert cache.dirty
+
+
+def test_make_dirs_without_a_sync_says_which_folders_it_made(tmp_path: Path) -> None:
+    from vxds.fs import make_dirs
+
+    (tmp_path / "a").mkdir()
+    assert make_dirs(tmp_path / "a/b/c", sync=False) == [tmp_path / "a/b", tmp_path / "a/b/c"]
+    assert (tmp_path / "a/b/c").is_dir()
+    assert make_dirs(tmp_path / "a/b/c", sync=False) == []
+    assert make_dirs(tmp_path / "a/d") == [tmp_path / "a/d"]
+
+
+def _files(folder: Path, count: int) -> list[str]:
+    folder.mkdir()
+    paths = [str(folder / f"f{n}") for n in range(count)]
+    for path in paths:
+        Path(path).write_bytes(path.encode())
+    return paths
+
+
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    import vxds.fs
+
+    calls: list[int] = []
+    real = os.fsync
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(vxds.fs.os, "fsync", counted)
+    return calls
+
+
+def test_a_few_files_are_fsynced_each_and_many_by_one_syncfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from vxds.fs import SYNC_EACH_MAX, sync_files, sync_folders
+
+    calls = _count_fsyncs(monkeypatch)
+    few = _files(tmp_path / "few", 3)
+    sync_files(few)
+    assert len(calls) == 3
+    sync_folders([str(tmp_path / "few"), str(tmp_path), str(tmp_path / "few")])
+    assert len(calls) == 5  # each folder once
+    many = _files(tmp_path / "many", SYNC_EACH_MAX + 1)
+    del calls[:]
+    sync_files(many)
+    assert len(calls) == (0 if sys.platform.startswith("linux") else SYNC_EACH_MAX + 1)
+
+
+def test_without_syncfs_many_files_are_fsynced_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vxds.fs
+    from vxds.fs import SYNC_EACH_MAX, sync_files, sync_folders
+
+    monkeypatch.setattr(vxds.fs, "_linux_call", lambda name: None)
+    calls = _count_fsyncs(monkeypatch)
+    sync_files(_files(tmp_path / "many", SYNC_EACH_MAX + 5))
+    assert len(calls) == SYNC_EACH_MAX + 5
+    folders = [tmp_path / f"d{n}" for n in range(SYNC_EACH_MAX + 1)]
+    for folder in folders:
+        folder.mkdir()
+    sync_folders(map(str, folders))
+    assert len(calls) == 2 * SYNC_EACH_MAX + 6
+
+
+@pytest.mark.parametrize("renameat2", [True, False])
+def test_rename_new_never_replaces_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renameat2: bool
+) -> None:
+    import vxds.fs
+    from vxds.fs import rename_new
+
+    if not renameat2:  # another system, or an old C library: a link and an unlink
+        monkeypatch.setattr(vxds.fs, "_linux_call", lambda name: None)
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.write_bytes(b"new")
+    rename_new(str(src), str(dst))
+    assert not src.exists()
+    assert dst.read_bytes() == b"new"
+    src.write_bytes(b"other")
+    with pytest.raises(FileExistsError):
+        rename_new(str(src), str(dst))
+    assert src.read_bytes() == b"other"
+    assert dst.read_bytes() == b"new"
+    with pytest.raises(FileNotFoundError):
+        rename_new(str(tmp_path / "gone"), str(tmp_path / "to"))

@@ -10,6 +10,7 @@ digest of (``vxds.hashing.digest_json``), so the manifest too is named by its ow
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,6 +30,7 @@ TOP = ALGORITHM  # the folder every object is under
 SERIES = ("DICOMSeries", "Zarr")  # stored as members plus a manifest
 UNSTORED = ("ClinicalRecord",)  # rows of a table: the table is stored, not each row
 COPY_THRESHOLD = 32 << 20  # from this size a folder store copies a local file in the kernel
+BLOCK = 8 << 20  # bytes read at a time from a local file
 _HEX_RE = re.compile(r"[0-9a-f]{64}\Z")
 _KEY_RE = re.compile(rf"{TOP}/([0-9a-f]{{2}})/([0-9a-f]{{62}})\Z")
 
@@ -77,6 +79,12 @@ class Store:
                 found[digest] = size
         return found
 
+    def digests(self) -> set[str]:
+        """Every object's digest, from one listing of the store (no size: a folder store
+        lists its folders and stats no file)."""
+        found = (digest_of(key) for key in self.backend.names(TOP))
+        return {digest for digest in found if digest is not None}
+
     def has(self, hexdigest: str) -> bool:
         return self.backend.exists(key_of(hexdigest))
 
@@ -106,9 +114,9 @@ class Store:
         """``put`` of a local file: a folder store copies it in the kernel, hashing it on
         another thread; any other store streams it."""
         copy = getattr(self.backend, "copy", None)
-        if copy is None or os.path.getsize(path) < COPY_THRESHOLD:
-            with open(path, "rb") as fh:
-                return self.put(hexdigest, iter(lambda: fh.read(8 << 20), b""), size, what)
+        if copy is None or (size if size is not None else os.path.getsize(path)) < COPY_THRESHOLD:
+            with open(path, "rb", buffering=0) as fh:
+                return self.put(hexdigest, _blocks(fh), size, what)
         from vxds.hashing import hash_file
 
         def digest(at: str) -> str:
@@ -146,6 +154,15 @@ class Store:
         if not all(_HEX_RE.match(digest) for _, digest in pairs):
             raise SourceError(f"store {self.url!r}: {key_of(hexdigest)} is not a series manifest")
         return pairs
+
+
+def _blocks(fh: io.FileIO) -> Iterator[bytes]:
+    """An open file's bytes block by block, the first block sized by its size (one read
+    and one at the end for a small file, never more than ``BLOCK`` bytes at a time)."""
+    count = min(os.fstat(fh.fileno()).st_size + 1, BLOCK)
+    while data := fh.read(count):
+        yield data
+        count = BLOCK
 
 
 def _check(label: str, found: str, hexdigest: str, count: int, size: int | None) -> None:

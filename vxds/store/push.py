@@ -15,7 +15,7 @@ not the store has them (the same bytes under the same name).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -23,13 +23,14 @@ from typing import Any, BinaryIO
 from vxds.errors import SourceError, VxdsError
 from vxds.executor import for_url
 from vxds.hashing import hash_file
-from vxds.progress import NO_PROGRESS, Progress
+from vxds.progress import NO_PROGRESS, Progress, Task
 from vxds.project.config import Config
 from vxds.store.cas import SERIES, Store, manifest_bytes
 from vxds.store.wanted import Wanted
 
 BLOCK = 8 << 20
 DEFAULT_JOBS = 8
+PART_ITEMS, PART_BYTES = 64, 64 << 20  # resources a thread takes at a time, at most
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def push(
     progress: Progress = NO_PROGRESS,
 ) -> PushReport:
     """Write every digest in ``needed`` that the store lacks; see the module docstring."""
-    present = store.listing()
+    present = store.digests()
     report = PushReport(store.url)
     todo = [item for digest, item in sorted(needed.items()) if digest not in present]
     report.present = len(needed) - len(todo)
@@ -112,12 +113,7 @@ def push(
             sizes = [item.resource.size or 0 for item in todo]
             outcomes = executor.map_batches(work, todo, sizes, on_done=lambda _: task.advance())
         else:
-            with ThreadPoolExecutor(max_workers=jobs or DEFAULT_JOBS) as pool:
-                futures = [pool.submit(_outcome, store, sources, item, present) for item in todo]
-                outcomes = []
-                for future in futures:
-                    outcomes.append(future.result())
-                    task.advance()
+            outcomes = _push_here(store, sources, todo, present, jobs or DEFAULT_JOBS, task)
         for item, (written, message) in zip(todo, outcomes, strict=True):
             _collect(report, item, written, message)
     finally:
@@ -129,7 +125,40 @@ def push(
 Outcome = tuple[int, str | None]  # bytes written, or why the resource could not be
 
 
-def _outcome(store: Store, sources: _Sources, item: Wanted, present: Mapping[str, int]) -> Outcome:
+def _push_here(
+    store: Store, sources: _Sources, todo: list[Wanted], present: Container[str], jobs: int, task: Task
+) -> list[Outcome]:
+    """Push ``todo`` from ``jobs`` threads, each taking a part of it at a time (a future
+    per resource cost more than a small file's copy)."""
+
+    def run(part: list[Wanted]) -> list[Outcome]:
+        return [_outcome(store, sources, item, present) for item in part]
+
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for done in pool.map(run, _parts(todo, jobs)):
+            outcomes.extend(done)
+            task.advance(len(done))
+    return outcomes
+
+
+def _parts(todo: list[Wanted], jobs: int) -> Iterator[list[Wanted]]:
+    """``todo`` in runs of at most ``PART_ITEMS`` resources or ``PART_BYTES`` bytes, and
+    small enough that every thread has several."""
+    most = max(1, min(PART_ITEMS, len(todo) // (4 * jobs)))
+    part: list[Wanted] = []
+    size = 0
+    for item in todo:
+        part.append(item)
+        size += item.resource.size or 0
+        if len(part) >= most or size >= PART_BYTES:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part
+
+
+def _outcome(store: Store, sources: _Sources, item: Wanted, present: Container[str]) -> Outcome:
     try:
         return _push_one(store, sources, item, present), None
     except (VxdsError, OSError) as exc:
@@ -173,7 +202,7 @@ def _opened(work: PushBatch) -> tuple[Store, _Sources]:
     return _workers[key]
 
 
-def _push_one(store: Store, sources: _Sources, item: Wanted, present: Mapping[str, int]) -> int:
+def _push_one(store: Store, sources: _Sources, item: Wanted, present: Container[str]) -> int:
     source = sources.get(item.source)
     resource = item.resource
     if resource.type in SERIES:
@@ -184,7 +213,7 @@ def _push_one(store: Store, sources: _Sources, item: Wanted, present: Mapping[st
     return store.put(item.digest, chunks_of(source.open(resource)), resource.size, what=resource.id)
 
 
-def _push_series(store: Store, source: Any, item: Wanted, present: Mapping[str, int]) -> int:
+def _push_series(store: Store, source: Any, item: Wanted, present: Container[str]) -> int:
     """Members first, the manifest last: a manifest in the store means its members are."""
     from vxds.locks.verified_read import IntegrityError
 
