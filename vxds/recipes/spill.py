@@ -32,7 +32,7 @@ from vxds.locks import shards as shards_module
 from vxds.locks.shards import Shard, cut_value, split_digest
 from vxds.locks.splits import Split
 
-SPILL_BYTES = 128 << 20  # lines held in memory before a sorted run is written (tests lower it)
+SPILL_BYTES = 256 << 20  # lines held in memory before a sorted run is written (tests lower it)
 _RECORD_COST = 100  # a held line's bytes object, list slot and id, beyond its own length
 
 
@@ -81,11 +81,10 @@ class Sorter:
             records, self._held = self._held, []
             yield from records
             return
-        if self._held:
-            self._spill()
+        held, self._held = self._held, []  # the last run is merged from memory, never written
         with contextlib.ExitStack() as stack:
             files = [stack.enter_context(open(path, "rb", buffering=1 << 20)) for path in self._runs]
-            yield from heapq.merge(*files)
+            yield from heapq.merge(*files, held)
         for path in self._runs:
             path.unlink(missing_ok=True)
 
