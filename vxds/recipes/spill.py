@@ -124,7 +124,7 @@ class _Builder:
         self.shards: list[Shard] = []
         self.paths: list[Path] = []
         self.lines: list[bytes] = []
-        self.firsts: list[bytes] = []  # the ids of the current shard's lines
+        self.rids: list[bytes] = []  # the ids of the current shard's lines
 
     def shard(self) -> None:
         """End the current shard: write its file and its ids, and list it."""
@@ -133,11 +133,11 @@ class _Builder:
         with open(path, "wb") as out:
             out.write(data)
         digest = PREFIX + blake3(data).hexdigest()
-        self.shards.append(Shard(self.firsts[0].decode("utf-8"), len(self.lines), digest))
+        self.shards.append(Shard(self.rids[0].decode("utf-8"), len(self.lines), digest))
         self.paths.append(path)
-        self.firsts.append(b"")
-        self.ids.write(b"\n".join(self.firsts))
-        self.lines, self.firsts = [], []
+        self.rids.append(b"")
+        self.ids.write(b"\n".join(self.rids))
+        self.lines, self.rids = [], []
 
     def split(self) -> Split:
         if self.lines:
@@ -164,7 +164,7 @@ def build(records: Iterable[bytes], folder: Path, name: str) -> tuple[Split, lis
     previous = None
     with open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids:
         builder = _Builder(folder, name, ids)
-        lines, firsts = builder.lines, builder.firsts
+        lines, rids = builder.lines, builder.rids
         for record in records:
             at = record.index(b"\0")
             rid, line = record[:at], record[at + 1 :]
@@ -174,13 +174,13 @@ def build(records: Iterable[bytes], folder: Path, name: str) -> tuple[Split, lis
             candidate = cut_value(rid) < n * per_byte
             if lines and ((candidate and gap >= min_bytes) or size + n > max_bytes):
                 builder.shard()
-                lines, firsts, size = builder.lines, builder.firsts, 0
+                lines, rids, size = builder.lines, builder.rids, 0
             if candidate:
                 gap = 0
             size += n
             gap += n
             lines.append(line)
-            firsts.append(rid)
+            rids.append(rid)
         split = builder.split()
     return split, repeated
 
