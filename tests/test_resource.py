@@ -274,3 +274,83 @@ def test_a_full_record_is_checked_as_a_partial_one_is() -> None:
     for bad in ({"uri": "../x"}, {"uri": "a\u2028b"}, {"id": "/x"}, {"size": -1}, {"attrs": {1: 2}}):
         with pytest.raises(InvalidResource):
             normalize({**full, **bad})
+
+
+# The fast path of a full record (``_plain_record``) is held to the exact rules
+# (``_validate_exactly``) in both directions: whatever it accepts they accept, and
+# ``validate_record`` raises exactly when they do, with their message.
+_HASH_PIECES = ["blake3", "md5", "sha-256", "BLAKE3", ":", "ab", "0", "f", "x", " ", "_", "+", "é", "0x"]
+_field_values = {
+    "id": st.lists(st.sampled_from(PIECES), min_size=1, max_size=6).map("".join) | st.none() | st.just(3),
+    "version": st.sampled_from([0, 7, "v1", "", True, 1.5, None]),
+    "type": st.sampled_from(["File", "Volume", "9Volume", "Vol ume", 3, None, ("File",)]),
+    "hash": st.none() | st.lists(st.sampled_from(_HASH_PIECES), max_size=6).map("".join) | st.just(5),
+    "size": st.sampled_from([None, 0, 12, -1, True, 1.0, "12"]),
+    "uri": st.sampled_from([None, 5, "a/b.nii"]) | st.lists(st.sampled_from(PIECES), max_size=6).map("".join),
+    "attrs": st.sampled_from([{}, {"a": 1}, {1: "x"}, ["a"], "ab", None]),
+}
+_VALID = {
+    "id": "a/b.nii",
+    "version": 1,
+    "type": "File",
+    "hash": "blake3:00",
+    "size": 3,
+    "uri": "s3://b/a/b.nii",
+    "attrs": {"k": 1},
+}
+# A valid record with up to three of its fields drawn at random (valid or not).
+_full_records = (
+    st.lists(st.sampled_from(sorted(_VALID)), max_size=3, unique=True)
+    .flatmap(lambda keys: st.fixed_dictionaries({k: _field_values[k] for k in keys}))
+    .map(lambda changes: {**_VALID, **changes})
+)
+
+
+def _exact_outcome(record: dict[str, Any]) -> str | None:
+    from vxds.resource import _validate_exactly
+
+    try:
+        _validate_exactly(record)
+    except InvalidResource as exc:
+        return str(exc)
+    return None
+
+
+@settings(max_examples=800, deadline=None)
+@given(_full_records)
+def test_the_record_fast_path_agrees_with_the_exact_rules(record: dict[str, Any]) -> None:
+    from vxds.resource import _check_hash, _check_type, _plain_record
+
+    for seen in ("blake3:00", "md5:ab"):  # algorithms and types become "seen" once checked
+        _check_hash(seen)
+    _check_type("File")
+    expected = _exact_outcome(record)
+    if _plain_record(record):
+        assert expected is None
+    try:
+        validate_record(record)
+    except InvalidResource as exc:
+        assert str(exc) == expected
+    else:
+        assert expected is None
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(_HASH_PIECES), max_size=8).map("".join))
+def test_the_hash_fast_path_accepts_only_what_the_hash_rule_accepts(value: str) -> None:
+    from vxds.resource import _HASH_RE, _check_hash, _plain_hash
+
+    _check_hash("blake3:00")
+    if _plain_hash(value):
+        assert _HASH_RE.match(value)
+    if _HASH_RE.match(value) and value.startswith("blake3:") and len(value) % 2 == 1:
+        assert _plain_hash(value)  # a seen algorithm and an even number of digits: fast
+
+
+def test_a_lock_line_is_the_canonical_line_and_a_newline() -> None:
+    from vxds.resource import lock_line
+
+    record = normalize({"id": "a/é", "version": 1, "attrs": {"b": [1, {"z": 0, "a": None}], "a": "x"}})
+    assert lock_line(record) == canonical_line(record) + b"\n"
+    with pytest.raises(InvalidResource, match="not JSON-serialisable"):
+        lock_line({**record, "attrs": {"s": {1, 2}}})

@@ -114,6 +114,14 @@ def canonical_json(value: Any) -> bytes:
         raise TypeError(str(exc)) from None
 
 
+def canonical_json_line(value: Any) -> bytes:
+    """``canonical_json(value) + b"\\n"``, made by one ``orjson.dumps`` (a lock line)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc)) from None
+
+
 def digest_json(value: Any) -> str:
     """``blake3:<hex>`` of the canonical JSON of ``value``."""
     return digest_bytes(canonical_json(value))

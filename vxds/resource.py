@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from binascii import unhexlify
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import filterfalse
@@ -15,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from vxds.hashing import canonical_json
+from vxds.hashing import canonical_json, canonical_json_line
 
 FIELDS = ("id", "version", "type", "hash", "size", "uri", "attrs")
 _FIELD_SET = frozenset(FIELDS)
@@ -220,11 +221,17 @@ def _plain_uri(value: str) -> bool:
     )
 
 
-def _plain_hash(value: object) -> bool:
-    if type(value) is not str:
+def _plain_hash(value: str) -> bool:
+    """True for a hash of an algorithm seen before with an even number of hex digits (what
+    ``unhexlify`` takes: no sign, space or underscore); False sends it to ``_check_hash``."""
+    algorithm, _, hexpart = value.partition(":")
+    if algorithm not in _seen_algorithms or not hexpart or len(hexpart) % 2:
         return False
-    algorithm, sep, hexpart = value.partition(":")
-    return bool(sep and hexpart) and algorithm in _seen_algorithms and not hexpart.strip(_HEX)
+    try:
+        unhexlify(hexpart)
+    except ValueError:  # binascii.Error is one; so is a string that is not ASCII
+        return False
+    return True
 
 
 def _check_hash(value: object) -> None:
@@ -241,7 +248,7 @@ def _check_type(value: object) -> None:
 
 
 def _string_keys(attrs: object) -> bool:
-    if not isinstance(attrs, Mapping):
+    if type(attrs) is not dict and not isinstance(attrs, Mapping):  # an ABC check is slow
         return False
     try:
         "".join(attrs)  # a C-speed test that every key is a string
@@ -250,8 +257,30 @@ def _string_keys(attrs: object) -> bool:
     return True
 
 
+def _plain_record(record: Mapping[str, Any]) -> bool:
+    """True for a full record whose every field passes the fast paths above at once (the
+    common case, with one call); False sends it through ``_validate_exactly``."""
+    rid, version, rtype, digest = record["id"], record["version"], record["type"], record["hash"]
+    size, uri = record["size"], record["uri"]
+    return (
+        _plain_id(rid)
+        and (type(version) is int or (type(version) is str and version != ""))
+        and type(rtype) is str
+        and rtype in _seen_types
+        and (digest is None or (type(digest) is str and _plain_hash(digest)))
+        and (size is None or (type(size) is int and size >= 0))
+        and (uri is None or (type(uri) is str and "@" not in uri and (uri == rid or _plain_uri(uri))))
+        and _string_keys(record["attrs"])
+    )
+
+
 def validate_record(record: Mapping[str, Any]) -> None:
     """Raise ``InvalidResource`` if a full record breaks a rule."""
+    if not _plain_record(record):
+        _validate_exactly(record)
+
+
+def _validate_exactly(record: Mapping[str, Any]) -> None:
     rid = record["id"]
     if not _plain_id(rid):
         check_id(rid)
@@ -262,7 +291,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
     if type(rtype) is not str or rtype not in _seen_types:
         _check_type(rtype)
     digest = record["hash"]
-    if digest is not None and not _plain_hash(digest):
+    if digest is not None and not (type(digest) is str and _plain_hash(digest)):
         _check_hash(digest)
     size = record["size"]
     if size is not None and not (type(size) is int and size >= 0):
@@ -284,6 +313,14 @@ def canonical_line(record: Mapping[str, Any]) -> bytes:
     """The canonical line of a validated record; ``InvalidResource`` if not JSON-able."""
     try:
         return canonical_json(record)
+    except TypeError as exc:
+        raise InvalidResource(f"resource {record.get('id')!r} is not JSON-serialisable: {exc}") from None
+
+
+def lock_line(record: Mapping[str, Any]) -> bytes:
+    """``canonical_line(record) + b"\\n"``, made by one ``orjson.dumps``."""
+    try:
+        return canonical_json_line(record)
     except TypeError as exc:
         raise InvalidResource(f"resource {record.get('id')!r} is not JSON-serialisable: {exc}") from None
 

@@ -195,7 +195,15 @@ def test_a_full_disk_names_the_file_and_the_dataset(proj: Path, monkeypatch: pyt
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_write(self, data)
 
+    real_link = os.link
+
+    def no_room(source: Path, target: Path, **kwargs: bool) -> None:  # a full disk refuses links too
+        if Path(target).parent.name.startswith(".1.tmp-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_link(source, target, **kwargs)
+
     monkeypatch.setattr(vxds.fs.StagedFile, "write", full)
+    monkeypatch.setattr(os, "link", no_room)
     result = CliRunner().invoke(cli, ["lock", "big"], env={"VXDS_TEST_N": "10"}, catch_exceptions=False)
     assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.startswith("error")]

@@ -187,3 +187,50 @@ def test_a_recipe_may_import_its_neighbours(tmp_path: Path) -> None:
     assert run(choose(module, None, label="L", script=script), None, {}, label="L", script=script) == {
         "all": [42]
     }
+
+
+LAZY = """\
+import vxds
+
+
+@vxds.recipe()
+def lazy(client, n, fail_at=None):
+    def items():
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError(f"item {i} is bad")
+            print("yielding", i)  # recipe code reading a split prints to stderr, not stdout
+            yield {"id": f"x/{i:03d}", "version": 1}
+
+    return {"all": items()}
+"""
+
+
+@pytest.mark.parametrize("n", [0, 6, 7, 8, 23])
+def test_a_split_iterator_is_read_in_batches_giving_every_item_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], n: int
+) -> None:
+    from vxds.recipes import decorator
+
+    monkeypatch.setattr(decorator, "READ_BATCH", 7)
+    script = _script(tmp_path, LAZY)
+    func = choose(load_script(script), None, label="x", script=script)
+    output = run(func, None, {"n": n}, label="x", script=script)
+    assert [item["id"] for item in output["all"]] == [f"x/{i:03d}" for i in range(n)]
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("yielding") == n
+
+
+@pytest.mark.parametrize("fail_at", [0, 6, 7, 15])
+def test_a_split_iterator_that_raises_in_any_batch_is_a_recipe_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    from vxds.recipes import decorator
+
+    monkeypatch.setattr(decorator, "READ_BATCH", 7)
+    script = _script(tmp_path, LAZY)
+    func = choose(load_script(script), None, label="x", script=script)
+    output = run(func, None, {"n": 20, "fail_at": fail_at}, label="x", script=script)
+    with pytest.raises(RecipeError, match=f"reading split 'all', raised ValueError: item {fail_at} is bad"):
+        list(output["all"])

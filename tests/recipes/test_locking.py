@@ -154,3 +154,26 @@ def test_lock_script_raises_its_errors(project: Path) -> None:
     with pytest.raises(RecipeError, match="raised ValueError: no volumes today"):
         lock_script(config, project / "recipes/broken.py", out=project / "out")
     assert not (project / "out").exists()
+
+
+def test_lock_file_digests_a_spilled_split_shard_by_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from blake3 import blake3
+
+    from tests.helpers import make_resource
+    from vxds.locks import shards as shards_module
+    from vxds.locks.shards import ShardRule
+    from vxds.recipes import spill
+    from vxds.recipes.locking import _content_digest
+    from vxds.recipes.resolver import build_splits
+
+    monkeypatch.setattr(shards_module, "RULE", ShardRule(min_bytes=400, target_bytes=1600, max_bytes=3200))
+    items = [make_resource(f"sub-{i:04d}/anat/T1w.nii.gz", subject=f"{i:04d}") for i in range(300)]
+    with spill.workspace(tmp_path) as work:
+        [split] = build_splits({"train": items}, label="x", work=work).values()
+        assert len(split.shards) > 5
+        whole = b"".join(split.chunks)
+        assert _content_digest(split) == "blake3:" + blake3(whole).hexdigest()
+    [single] = build_splits({"train": items[:1]}, label="x").values()
+    assert _content_digest(single) == single.digest == "blake3:" + blake3(b"".join(single.chunks)).hexdigest()

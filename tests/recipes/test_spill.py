@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import os
 import random
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_resource
+from tests.helpers import make_lock, make_resource
 from vxds.errors import RecipeError
 from vxds.locks import shards as shards_module
 from vxds.locks.shards import ShardRule
-from vxds.locks.splits import Split
-from vxds.locks.store import read_lock
+from vxds.locks.splits import Split, header_shards
+from vxds.locks.store import Lock, read_lock, write_lock
 from vxds.project.config import load_config
 from vxds.project.manifest import load_manifest
 from vxds.recipes import spill
@@ -132,3 +135,60 @@ def test_a_generator_recipe_locks_the_bytes_of_the_list_recipe_and_leaves_no_tem
     assert failed.state == "error"
     assert "lists these ids more than once" in str(failed.error)
     assert not list((project / ".vxds/tmp").iterdir())
+
+
+def _locked(work_parent: Path, items: list[Resource], target: Path) -> None:
+    """Build ``items`` as split ``train`` in a workspace and write them as a lock at ``target``."""
+    with spill.workspace(work_parent) as work:
+        splits = build_splits({"train": items}, label="x", work=work)
+        lock = make_lock(train=splits["train"])
+        lock = Lock(dataclasses.replace(lock.header, shards=header_shards(splits)), lock.splits)
+        assert write_lock(lock, target)
+
+
+@pytest.mark.usefixtures("tiny")
+def test_the_lock_writer_links_the_shard_files_built_and_copies_where_links_fail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _resources(600)
+    expected = build_splits({"train": items}, label="x")["train"]  # in memory, never linked
+    want = {name: b"".join(chunks) for name, chunks in expected.files("train")}
+    linked: list[str] = []
+    real_link = os.link
+
+    def recording(source: Path, target: Path, **kwargs: bool) -> None:
+        linked.append(Path(target).name)
+        real_link(source, target, **kwargs)
+
+    monkeypatch.setattr(os, "link", recording)
+    _locked(tmp_path / "cache", items, tmp_path / "linked")
+    files = {p.name: p.read_bytes() for p in (tmp_path / "linked").glob("resources.*")}
+    assert files == want
+    assert len(files) == len(expected.shards) > 5
+    assert sorted(linked) == sorted(files)  # every shard linked, none copied
+    assert {p.stat().st_nlink for p in (tmp_path / "linked").iterdir()} == {1}  # the workspace is gone
+    assert read_lock(tmp_path / "linked", deep=True).splits["train"] == expected
+
+    def refusing(source: Path, target: Path, **kwargs: bool) -> None:
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "link", refusing)  # the workspace on another file system: copied
+    _locked(tmp_path / "cache", items, tmp_path / "copied")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "copied").glob("resources.*")} == want
+
+
+@pytest.mark.usefixtures("tiny")
+def test_the_last_run_is_merged_from_memory_not_written(tmp_path: Path) -> None:
+    items = _resources(100)
+    sorter = spill.Sorter(tmp_path, "train")
+    for item in items:
+        sorter.add(item.id, canonical_line(item.to_record()) + b"\n")
+    runs = sorted(tmp_path.glob("run.train.*"))
+    assert len(runs) > 1
+    assert sorter._held  # what came after the last run is still in memory
+    merged = sorter.merged()
+    first = next(merged)
+    assert sorted(tmp_path.glob("run.train.*")) == runs  # merging wrote no run of it
+    records = [first, *merged]
+    assert records == sorted(r.id.encode() + b"\0" + canonical_line(r.to_record()) + b"\n" for r in items)
+    assert not list(tmp_path.glob("run.*"))

@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -292,6 +292,27 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
 
 
+def _write_file(path: Path, chunks: Sequence[bytes]) -> None:
+    """One file of the new folder: a hard link to the finished file that already holds
+    exactly these bytes (``whole_file``, a shard ``vxds lock`` wrote in its workspace),
+    flushed to the disk first, so a lock's lines are not copied again; else ``atomic_write``
+    (which flushes the file and the folder). The header, written last, flushes the folder."""
+    source = getattr(chunks, "whole_file", None)
+    if not isinstance(source, Path):
+        atomic_write(path, chunks)
+        return
+    try:
+        os.link(source, path, follow_symlinks=False)
+    except OSError:  # another file system, or one without hard links: copied instead
+        atomic_write(path, chunks)
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _swap_in(lock: Lock, directory: Path) -> None:
     """Write the lock beside ``directory`` and swap it in; an ``OSError`` names the file it
     was writing by its final path."""
@@ -305,7 +326,7 @@ def _swap_in(lock: Lock, directory: Path) -> None:
         tmp.mkdir()
         for name, chunks in files:
             try:
-                atomic_write(tmp / name, chunks)  # flushes the file and the folder
+                _write_file(tmp / name, chunks)
             except OSError as exc:
                 exc.filename = str(directory / name)
                 raise

@@ -16,7 +16,7 @@ from vxds.errors import NotFoundError, RecipeError
 from vxds.hashing import canonical_json
 from vxds.locks.splits import Split
 from vxds.recipes import spill
-from vxds.resource import InvalidResource, Resource, canonical_line, check_id, lookup, nfc_twins, normalize
+from vxds.resource import InvalidResource, Resource, check_id, lock_line, lookup, nfc_twins, normalize
 from vxds.sources import Source
 
 MAX_LISTED = 10
@@ -141,7 +141,7 @@ class _Checker:
         for index, item in enumerate(items):
             try:
                 record = _checked_record(item) or normalize(self._resolve(item, split, index))
-                line = canonical_line(record) + b"\n"
+                line = lock_line(record)
             except InvalidResource as exc:
                 self.invalid.append(f"split {split!r}, item {index}: {exc}")
                 continue
@@ -162,6 +162,8 @@ class _Checker:
         return built
 
     def _resolve(self, item: object, split: str, index: int) -> object:
+        if type(item) is dict and item.get("hash") is not None:  # hashed: from_source keeps it
+            return item
         try:
             return from_source(item, self.source, f"split {split!r}, item {index}")
         except RecipeError as exc:

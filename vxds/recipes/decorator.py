@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, redirect_stdout
+from itertools import chain, islice
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, TypeVar, overload
@@ -179,15 +180,22 @@ def run(func: Callable[..., Any], client: Any, params: Mapping[str, Any], *, lab
     }
 
 
+READ_BATCH = 4096  # items read from a recipe's iterator under one ``recipe_code`` block
+
+
 def _read_lazily(items: Iterator[object], what: str, script: Path) -> Iterator[object]:
     """A split given as an iterator (a generator, ``client.query(...)``) runs recipe code while
-    it is read, so it is read under ``recipe_code`` too."""
+    it is read, so it is read under ``recipe_code`` too: ``READ_BATCH`` items at a time, as
+    entering the block per item cost more than the rest of locking an item."""
+    return chain.from_iterable(_batches(items, what, script))
+
+
+def _batches(items: Iterator[object], what: str, script: Path) -> Iterator[list[object]]:
     while True:
-        # Only ``next`` is guarded: the ``yield`` stays outside, so closing this generator
+        # Only the reading is guarded: the ``yield`` stays outside, so closing this generator
         # (its GeneratorExit) is not mistaken for the recipe's.
         with recipe_code(what, script):
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-        yield item
+            batch = list(islice(items, READ_BATCH))
+        if not batch:
+            return
+        yield batch

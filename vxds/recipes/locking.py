@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from blake3 import blake3
+
 from vxds.errors import UsageError, VxdsError
-from vxds.hashing import hash_file
+from vxds.hashing import PREFIX, hash_file
 from vxds.locks.bare import bare_files, index_file
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.shards import SHARD_FILE_RE
@@ -330,7 +332,7 @@ def _script_outcomes(splits: Mapping[str, Split], out: Path, *, dry_run: bool) -
             out / (index_file(name) if split.shards else split_file(name)),
             ("would change" if dry_run else "written") if name in changed else "unchanged",
             split.count,
-            split.content_digest,
+            _content_digest(split),
         )
         for name, split in splits.items()
     ]
@@ -340,6 +342,17 @@ def _script_outcomes(splits: Mapping[str, Split], out: Path, *, dry_run: bool) -
     named = [p for p in stale if _split_of(p) not in splits and not SHARD_FILE_RE.match(p.name)]
     outcomes += [SplitFileOutcome(_split_of(path), path, gone) for path in named]
     return outcomes
+
+
+def _content_digest(split: Split) -> str:
+    """blake3 of the split's lines as one file, hashed a chunk at a time: a spilled split's
+    chunk is a shard read from its file (``spill.FileChunks``), so memory stays bounded."""
+    if not split.shards:
+        return split.digest
+    hasher = blake3()
+    for chunk in split.chunks:
+        hasher.update(chunk)
+    return PREFIX + hasher.hexdigest()
 
 
 def _split_of(path: Path) -> str:

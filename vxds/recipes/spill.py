@@ -4,9 +4,10 @@ A recipe may yield millions of resources; ``Sorter`` keeps at most ``SPILL_BYTES
 canonical lines in memory, sorts them by id and writes them to a *run* file in a workspace
 folder (``workspace``: under the project's ``.vxds/tmp/``, removed when the block ends,
 however it ends). ``Sorter.merged`` merges the runs (``heapq.merge``) into one id-ordered
-stream, and ``write_split`` writes that stream to the split's file in the workspace, cutting
-shards as it goes (``vxds.locks.shards``' rule, the same cuts as ``Split.from_terminated``),
-so that the split handed to the lock writer reads its shards back one at a time.
+stream, and ``build`` cuts that stream into shards as it goes (``vxds.locks.shards``' rule,
+the same cuts as ``Split.from_terminated``), one file per shard in the workspace, so that
+the split handed to the lock writer reads its shards back one at a time (or links them into
+the lock folder: ``FileChunks.whole_file``).
 
 A record of a run file is ``id + b"\\0" + line``: ids hold no control character, so plain
 byte order of records is id order (UTF-8 bytes sort as code points do) and the merge
@@ -21,7 +22,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import overload
+from typing import BinaryIO, overload
 
 from blake3 import blake3
 
@@ -31,7 +32,7 @@ from vxds.locks import shards as shards_module
 from vxds.locks.shards import Shard, cut_value, split_digest
 from vxds.locks.splits import Split
 
-SPILL_BYTES = 128 << 20  # lines held in memory before a sorted run is written (tests lower it)
+SPILL_BYTES = 256 << 20  # lines held in memory before a sorted run is written (tests lower it)
 _RECORD_COST = 100  # a held line's bytes object, list slot and id, beyond its own length
 
 
@@ -68,41 +69,34 @@ class Sorter:
         self._held.sort()
         path = self._folder / f"run.{self._name}.{len(self._runs)}"
         with open(path, "wb") as out:
-            out.writelines(self._held)
+            out.writelines(self._held)  # not joined: that would hold the run twice
         self._runs.append(path)
         self._held, self._size = [], 0
 
-    def merged(self) -> Iterator[tuple[bytes, bytes]]:
-        """Each ``(id as UTF-8, line)`` in id order; run files are removed once read."""
+    def merged(self) -> Iterator[bytes]:
+        """Each record (``id + b"\\0" + line``, as UTF-8) in id order; run files are removed
+        once read."""
         self._held.sort()
         if not self._runs:
-            records: Iterable[bytes] = self._held
-            self._held = []
-            yield from _pairs(records)
+            records, self._held = self._held, []
+            yield from records
             return
-        if self._held:
-            self._spill()
+        held, self._held = self._held, []  # the last run is merged from memory, never written
         with contextlib.ExitStack() as stack:
             files = [stack.enter_context(open(path, "rb", buffering=1 << 20)) for path in self._runs]
-            yield from _pairs(heapq.merge(*files))
+            yield from heapq.merge(*files, held)
         for path in self._runs:
             path.unlink(missing_ok=True)
 
 
-def _pairs(records: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
-    for record in records:
-        at = record.index(b"\0")
-        yield record[:at], record[at + 1 :]
-
-
 class FileChunks(Sequence[bytes]):
-    """A split file's shards as chunks, each read from the file when it is asked for."""
+    """A split's shards as chunks, each read from its file (one per shard) when asked for."""
 
-    def __init__(self, path: Path, spans: Sequence[tuple[int, int]]) -> None:
-        self._path, self._spans = path, list(spans)
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self._paths = list(paths)
 
     def __len__(self) -> int:
-        return len(self._spans)
+        return len(self._paths)
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...
@@ -110,97 +104,91 @@ class FileChunks(Sequence[bytes]):
     def __getitem__(self, index: slice) -> FileChunks: ...
     def __getitem__(self, index: int | slice) -> bytes | FileChunks:
         if isinstance(index, slice):
-            return FileChunks(self._path, self._spans[index])
-        start, end = self._spans[index]
-        with open(self._path, "rb") as fh:
-            fh.seek(start)
-            return fh.read(end - start)
+            return FileChunks(self._paths[index])
+        return self._paths[index].read_bytes()
+
+    @property
+    def whole_file(self) -> Path | None:
+        """The file holding exactly these chunks' bytes (one shard's), for the lock writer
+        to link rather than copy (``vxds.locks.store``); None for several or none."""
+        return self._paths[0] if len(self._paths) == 1 else None
 
 
-class _Cutter:
-    """Shard boundaries of a stream of sorted lines, cut as ``shards.starts`` cuts them."""
+class _Builder:
+    """One split's sorted records made into shard files in a workspace, cut by the shard
+    rule as ``shards.starts`` cuts (the same cuts as ``Split.from_terminated``); each
+    shard's bytes are joined once, written once and hashed once."""
 
-    def __init__(self) -> None:
-        self.rule = shards_module.RULE
-        self.size = self.gap = 0
-        self.first = True
+    def __init__(self, folder: Path, name: str, ids: BinaryIO) -> None:
+        self.folder, self.name, self.ids = folder, name, ids
+        self.shards: list[Shard] = []
+        self.paths: list[Path] = []
+        self.lines: list[bytes] = []
+        self.rids: list[bytes] = []  # the ids of the current shard's lines
 
-    def starts_here(self, rid: bytes, n: int) -> bool:
-        candidate = cut_value(rid) < n * self.rule.per_byte
-        cut = not self.first and (
-            (candidate and self.gap >= self.rule.min_bytes) or self.size + n > self.rule.max_bytes
-        )
-        if cut:
-            self.size = 0
-        if candidate:
-            self.gap = 0
-        self.first = False
-        self.size += n
-        self.gap += n
-        return cut
+    def shard(self) -> None:
+        """End the current shard: write its file and its ids, and list it."""
+        data = b"".join(self.lines)
+        path = self.folder / f"shard.{self.name}.{len(self.paths)}"
+        with open(path, "wb") as out:
+            out.write(data)
+        digest = PREFIX + blake3(data).hexdigest()
+        self.shards.append(Shard(self.rids[0].decode("utf-8"), len(self.lines), digest))
+        self.paths.append(path)
+        self.rids.append(b"")
+        self.ids.write(b"\n".join(self.rids))
+        self.lines, self.rids = [], []
 
-
-def write_split(pairs: Iterable[tuple[bytes, bytes]], path: Path) -> Split:
-    """Write sorted ``(id, line)`` pairs to ``path`` and return the split, its shards cut
-    by the shard rule; its chunks (one per shard) are read back from ``path`` when used."""
-    cutter, whole = _Cutter(), blake3()
-    spans: list[tuple[int, int]] = []
-    shards: list[Shard] = []
-    hasher, first, count, start, offset = blake3(), "", 0, 0, 0
-    with open(path, "wb", buffering=1 << 20) as out:
-        for rid, line in pairs:
-            if cutter.starts_here(rid, len(line)):
-                shards.append(Shard(first, count, PREFIX + hasher.hexdigest()))
-                spans.append((start, offset))
-                hasher, count, start = blake3(), 0, offset
-            if not count:
-                first = rid.decode("utf-8")
-            out.write(line)
-            hasher.update(line)
-            whole.update(line)
-            count += 1
-            offset += len(line)
-    total = sum(s.count for s in shards) + count
-    if count:
-        shards.append(Shard(first, count, PREFIX + hasher.hexdigest()))
-        spans.append((start, offset))
-    return _split(FileChunks(path, spans), shards, total, PREFIX + whole.hexdigest())
+    def split(self) -> Split:
+        if self.lines:
+            self.shard()
+        count = sum(s.count for s in self.shards)
+        chunks = FileChunks(self.paths)
+        if len(self.shards) <= 1:
+            return Split(chunks, count, self.shards[0].digest if self.shards else _EMPTY)
+        parts = tuple(range(len(self.shards)))
+        return Split(chunks, count, split_digest(self.shards), shards=tuple(self.shards), parts=parts)
 
 
-def _split(chunks: FileChunks, shards: list[Shard], total: int, whole: str) -> Split:
-    if len(shards) <= 1:
-        return Split(chunks, total, whole)
-    parts = tuple(range(len(shards)))
-    split = Split(chunks, total, split_digest(shards), shards=tuple(shards), parts=parts)
-    split.__dict__["content_digest"] = whole  # known already: reading every shard is not needed
-    return split
+_EMPTY = PREFIX + blake3().hexdigest()
+
+
+def build(records: Iterable[bytes], folder: Path, name: str) -> tuple[Split, list[str]]:
+    """The split of sorted records (``Sorter.merged``), written in ``folder``, and the ids
+    found more than once. Its ids are written to ``ids.<name>`` too, one a line, for
+    ``shared_ids``."""
+    repeated: list[str] = []
+    rule = shards_module.RULE
+    per_byte, min_bytes, max_bytes = rule.per_byte, rule.min_bytes, rule.max_bytes
+    size = gap = 0
+    previous = None
+    with open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids:
+        builder = _Builder(folder, name, ids)
+        lines, rids = builder.lines, builder.rids
+        for record in records:
+            at = record.index(b"\0")
+            rid, line = record[:at], record[at + 1 :]
+            if rid == previous and (not repeated or repeated[-1] != rid.decode("utf-8")):
+                repeated.append(rid.decode("utf-8"))
+            previous, n = rid, len(line)
+            candidate = cut_value(rid) < n * per_byte
+            if lines and ((candidate and gap >= min_bytes) or size + n > max_bytes):
+                builder.shard()
+                lines, rids, size = builder.lines, builder.rids, 0
+            if candidate:
+                gap = 0
+            size += n
+            gap += n
+            lines.append(line)
+            rids.append(rid)
+        split = builder.split()
+    return split, repeated
 
 
 def in_memory(split: Split) -> Split:
     """The split with its chunks read into memory (for a caller that outlives the workspace)."""
     chunks = list(split.chunks)
     return Split(chunks, split.count, split.digest, shards=split.shards, parts=split.parts)
-
-
-def build(pairs: Iterable[tuple[bytes, bytes]], folder: Path, name: str) -> tuple[Split, list[str]]:
-    """The split of sorted pairs, written in ``folder``, and the ids found more than once.
-
-    Its ids are written to ``ids.<name>`` too, one a line, for ``shared_ids``.
-    """
-    repeated: list[str] = []
-    with open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids:
-
-        def checked() -> Iterator[tuple[bytes, bytes]]:
-            previous = None
-            for rid, line in pairs:
-                if rid == previous and (not repeated or repeated[-1] != rid.decode("utf-8")):
-                    repeated.append(rid.decode("utf-8"))
-                previous = rid
-                ids.write(rid + b"\n")
-                yield rid, line
-
-        split = write_split(checked(), folder / f"lines.{name}")
-    return split, repeated
 
 
 def shared_ids(folder: Path, names: Sequence[str]) -> dict[str, set[str]]:
