@@ -95,6 +95,7 @@ class TreeCache:
         self._starts: list[int] = []  # each folder's first name in ``files``
         self._children: dict[str, list[str]] | None = None
         self.stale: set[str] | None = None  # what ``unchanged_listing`` found changed
+        self.gone: set[str] = set()  # ... and, of the folders, those no longer there
 
     @property
     def root(self) -> str | None:
@@ -118,6 +119,7 @@ class TreeCache:
         base = root + "/"
         folders, files, keys = data["folders"], data["files"], data["file_keys"]
         stale = {folders[i] for i in _differing(folders, data["folder_keys"], base, _FOLDER_KEY, 2)}
+        self.gone = {rel for rel in stale if not os.path.isdir(base + rel)}
         for index in _differing(files, keys, base, _FILE_KEY, 3):
             if keys[index * 3] == OTHER_KEY and file_key(base + files[index]) is None:
                 continue  # not a regular file then, and still not one
@@ -161,16 +163,21 @@ class TreeCache:
         if self.stale is None or rel in self.stale:
             return None
         seen = self.folder(rel)
-        if seen is None or seen.key[0] == RACY_KEY or any(key is None for key in seen.keys):
+        if seen is None or any(key is None for key in seen.keys):
             return None
-        return seen.key, (seen.names, self.subdirs(rel)), [key for key in seen.keys if key is not None]
+        listing = self.get(rel, seen.key)
+        return None if listing is None else (seen.key, listing, [key for key in seen.keys if key is not None])
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
-        """A folder's listing, when its key is the one the last walk saw."""
+        """A folder's listing, when its key is the one the last walk saw and none of its
+        folders was found stale (gone, say, while the folder's time was put back)."""
         seen = self.folder(rel)
         if seen is None or seen.key != (key[0], key[1]):
             return None
-        return seen.names, self.subdirs(rel)
+        subdirs = self.subdirs(rel)
+        if self.gone and any(f"{rel}{name}/" in self.gone for name in subdirs):
+            return None
+        return seen.names, subdirs
 
     def put(self, rel: str, key: tuple[int, int], listing: Listing, keys: list[Key], racy: int) -> None:
         """Note what a walk saw of folder ``rel``; what changed after ``racy`` is kept stale."""
