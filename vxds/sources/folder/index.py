@@ -34,7 +34,7 @@ from vxds.resource import Resource
 from vxds.sources.folder.cache import VERSION
 from vxds.sources.folder.walk import WalkedFile
 
-INDEX_VERSION = f"{VERSION}.2"  # .1: kept per folder; .2: in buckets
+INDEX_VERSION = f"{VERSION}.3"  # .1: kept per folder; .2: in buckets; .3: snapshot lines
 BUCKETS = 64
 FOLDERS, ZARRS = "folders", "zarrs"
 
@@ -184,7 +184,8 @@ class FolderIndex:
         return entry if isinstance(entry, list) and len(entry) == 5 else None
 
     def reusable(self, group: Group) -> list[Any] | None:
-        """The kept entry of ``group`` (stamp, context, rows, records, digests), if it matches."""
+        """The kept entry of ``group`` (stamp, context, rows, records, the snapshot's lines of its
+        files: ``path<TAB>digest``), if it matches."""
         entry = self._entry(group)
         return entry if entry is not None and entry[0] == group.stamp and entry[1] == group.context else None
 
@@ -194,7 +195,8 @@ class FolderIndex:
         old = self._entry(group)
         if old is None or not isinstance(old[0], str):
             return {}
-        was = dict(zip(old[0].split("\n")[:-1], old[4], strict=False))  # names hold no control character
+        digests = list(digests_of(old).values()) if isinstance(old[4], str) else []
+        was = dict(zip(old[0].split("\n")[:-1], digests, strict=False))  # names hold no control character
         now = group.stamp.split("\n")[:-1]
         return {
             f.rel: digest
@@ -248,8 +250,14 @@ def entry(
 ) -> list[Any]:
     """What the index keeps of a group that was just built."""
     records = {r.id: rows[r.id].decode() for r in built if r.type == "ClinicalRecord"}
-    kept_digests = [digests[f.rel] for f in group.files]
-    return [group.stamp, group.context, [_row(r) for r in built], records, kept_digests]
+    lines = "".join([f"{f.rel}\t{digests[f.rel]}\n" for f in group.files])  # the snapshot's lines
+    return [group.stamp, group.context, [_row(r) for r in built], records, lines]
+
+
+def digests_of(entry: list[Any]) -> dict[str, str]:
+    """Each file's digest in a kept entry, by path."""
+    pairs = (line.partition("\t") for line in entry[4].split("\n")[:-1])
+    return {rel: digest for rel, _, digest in pairs}
 
 
 def kept(entry: list[Any]) -> Iterator[Resource]:

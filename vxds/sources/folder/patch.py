@@ -22,7 +22,6 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from vxds.errors import SourceError
 from vxds.sources.folder import bids
@@ -178,11 +177,3 @@ def _plan(
         group(kind, rel, found, holder, contexts, racy) for (kind, rel), (found, holder) in members.items()
     ]
     return plan, [f for found in sidecars.values() for f in found]
-
-
-def digests_of(key: GroupKey, entry: list[Any]) -> zip[tuple[str, str]]:
-    """(path, digest) of each file of a kept entry, from its stamp."""
-    rel = key[1]
-    prefix = rel + "/" if rel else ""
-    names = (prefix + line.partition("\t")[0] for line in entry[0].split("\n")[:-1])
-    return zip(names, entry[4], strict=True)

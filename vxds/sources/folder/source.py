@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import stat
-from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,9 +31,19 @@ from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder import dicom
 from vxds.sources.folder.cache import TreeCache, cache_folder, racy_after, tree_digest
-from vxds.sources.folder.index import FOLDERS, ZARRS, FolderIndex, Group, entry, groups, kept
+from vxds.sources.folder.index import (
+    FOLDERS,
+    ZARRS,
+    FolderIndex,
+    Group,
+    Kept,
+    digests_of,
+    entry,
+    groups,
+    kept,
+)
 from vxds.sources.folder.nifti import Headers
-from vxds.sources.folder.patch import Patch, digests_of, patch
+from vxds.sources.folder.patch import Patch, patch
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, record_tables
 from vxds.sources.folder.walk import WalkedFile, leads_out, shown, walk
 
@@ -55,6 +64,15 @@ def folder_path(url: str, base: Path) -> Path:
 
 def _series_names(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n[0] != "." and os.path.isfile(f"{folder}/{n}"))
+
+
+def _snapshot(kept: Kept, digests: dict[str, str]) -> str:
+    """The digest of every file's ``path<TAB>digest`` line, sorted (a tab sorts before any
+    character a path can hold, so by path): the kept entries' lines as they are, and those
+    of the files in ``digests``."""
+    text = "".join([*(entry[4] for entry in kept.values()), *(f"{r}\t{d}\n" for r, d in digests.items())])
+    lines = sorted(text.split("\n")[:-1])
+    return digest_bytes(("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
 
 
 class FolderSource(IndexedSource):
@@ -165,8 +183,8 @@ class FolderSource(IndexedSource):
         reused = {(g.kind, g.rel): e for g in plan if (e := index.reusable(g)) is not None}
         todo = [g for g in plan if (g.kind, g.rel) not in reused]
         self._digests = {}
-        for key, old in chain(work.kept.items(), reused.items()):
-            self._digests.update(digests_of(key, old))
+        for old in reused.values():
+            self._digests.update(digests_of(old))
         for g in todo:
             self._digests.update(index.known(g))
         unknown = [f for g in todo for f in g.files if f.rel not in self._digests]
@@ -178,8 +196,7 @@ class FolderSource(IndexedSource):
         if moved:  # the listing no longer describes these files: keep none of their folders
             todo = [g._replace(files=[moved.get(f.rel, f) for f in g.files]) for g in todo]
             listing = None
-        lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
-        self._snapshot = digest_bytes(lines.encode("utf-8"))
+        self._snapshot = _snapshot(work.kept, self._digests)
         built = self._build(todo, work.sidecars)
         found: list[Resource] = []
         entries = {**work.kept, **reused}
