@@ -15,15 +15,18 @@ spans folders) are a function of
 A Zarr store is one entry of its own: its members' stats, and the context of the folder
 holding it. An entry whose files or context are younger than ``cache.RACY_NS`` is not kept.
 When every folder is unchanged the whole index is taken as it is (``whole``), keyed by the
-listing digest as before. The index is an optimisation only: a missing or damaged file is
-an empty index and everything is built again.
+tree cache's root digest; after a change, ``patch.py`` says which groups to build again.
+Entries are kept in ``BUCKETS`` files by a hash of their path, so a change rewrites only the
+buckets it touched; ``index.json`` names each bucket's token, and a bucket whose token is
+not the head's is empty. The index is an optimisation only: a missing or damaged file is an
+empty index and everything is built again.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -172,7 +175,7 @@ class FolderIndex:
         try:
             if entries is None:
                 return None
-            resources = [_resource(row) for entry in entries.values() for row in entry[2]]
+            resources = kept(entries.values())
             rows = {rid: body.encode() for entry in entries.values() for rid, body in entry[3].items()}
             return Index(str(self.head.data["snapshot"]), resources, rows)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
@@ -260,9 +263,9 @@ def digests_of(entry: list[Any]) -> dict[str, str]:
     return {rel: digest for rel, _, digest in pairs}
 
 
-def kept(entry: list[Any]) -> Iterator[Resource]:
-    """The resources of a reused entry."""
-    return (_resource(row) for row in entry[2])
+def kept(entries: Iterable[list[Any]]) -> list[Resource]:
+    """The resources of reused entries."""
+    return [_resource(row) for entry in entries for row in entry[2]]
 
 
 def _row(r: Resource) -> list[Any]:

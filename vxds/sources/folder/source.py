@@ -200,9 +200,10 @@ class FolderSource(IndexedSource):
         built = self._build(todo, work.sidecars)
         found: list[Resource] = []
         entries = {**work.kept, **reused}
+        found.extend(kept(entries.values()))
         for old in entries.values():
-            found.extend(kept(old))
-            self._rows.update((rid, body.encode()) for rid, body in old[3].items())
+            if old[3]:
+                self._rows.update((rid, body.encode()) for rid, body in old[3].items())
         for g in todo:
             made = [checked(resource) for resource in built.get((g.kind, g.rel), ())]
             found.extend(made)
