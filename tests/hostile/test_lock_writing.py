@@ -423,7 +423,7 @@ def test_an_ingest_never_records_a_file_torn_by_a_concurrent_rewrite(proj: Path)
     if listed.exit_code == 0:
         for version in json.loads(listed.output)["versions"]:
             hexdigest = version["hash"].split(":", 1)[1]
-            data = (proj / "c.objects" / hexdigest[:2] / hexdigest[2:]).read_bytes()
+            data = (proj / "c.objects" / "blake3" / hexdigest[:2] / hexdigest[2:]).read_bytes()  # its layout
             assert digest_bytes(data) == version["hash"]
             assert _a_state_the_file_held(data, size)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers import BIDS_EXAMPLES
 from vxds.cli.main import cli
 from vxds.locks.format import FORMAT
 from vxds.recipes import fingerprint
@@ -277,3 +279,72 @@ def test_refresh_takes_auto_or_always(root: Path) -> None:
     assert "Traceback" not in result.output
     edit(root / "datasets.yaml", MANIFEST + "  refresh: auto\n")
     assert lock(root)["recipe"] == SKIPPED  # auto is the default, and not part of the entry digest
+
+
+TREE_MANIFEST = """- name: demo
+  version: 1
+  description: Every resource of a BIDS tree.
+  script_location: recipes/tree.py
+"""
+TREE_RECIPE = """import vxds
+
+
+@vxds.recipe()
+def tree(client):
+    return {"all": list(client.list())}
+"""
+BOLD_SIDECAR = "data/task-balloonanalogrisktask_bold.json"
+SOURCE_CHANGES: dict[str, Callable[[Path], list[Path]]] = {
+    "edit a file": lambda r: _written(r / "data/sub-01/anat/sub-01_T1w.nii.gz", b"new bytes"),
+    "add a file": lambda r: _written(r / "data/sub-02/anat/sub-02_notes.txt", b"new"),
+    "remove a file": lambda r: _gone(r / "data/sub-03/anat/sub-03_inplaneT2.nii.gz"),
+    "rename a file": lambda r: _renamed(r / "data/sub-04/anat/sub-04_T1w.nii.gz", "sub-04_run-2_T1w.nii.gz"),
+    "edit a sidecar (a neighbour's attrs)": lambda r: _written(r / BOLD_SIDECAR, b'{"RepetitionTime": 7}'),
+    "add a folder": lambda r: _written(r / "data/sub-99/anat/sub-99_T1w.nii.gz", b"x"),
+    "remove a folder": lambda r: _gone(r / "data/sub-05/func"),
+}
+
+
+def _written(path: Path, data: bytes) -> list[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return [path, path.parent, path.parent.parent]
+
+
+def _gone(path: Path) -> list[Path]:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return [path.parent]
+
+
+def _renamed(path: Path, name: str) -> list[Path]:
+    path.rename(path.with_name(name))
+    return [path.with_name(name), path.parent]
+
+
+def _lock_bytes(root: Path) -> dict[str, bytes]:
+    folder = root / "locks" / "demo" / "1"
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", list(SOURCE_CHANGES))
+def test_a_relock_after_a_source_change_is_the_lock_made_from_scratch(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(BIDS_EXAMPLES / "ds001", root / "data")
+    (root / "recipes").mkdir()
+    (root / "recipes/tree.py").write_text(TREE_RECIPE)
+    (root / "datasets.yaml").write_text(TREE_MANIFEST)
+    (root / "pyproject.toml").write_text('[tool.vxds]\nsource = "./data"\n')
+    age(root)
+    lock(root)
+    age(root / "locks")
+    assert lock(root)["recipe"] == "ran: no fingerprint of an earlier run"
+    assert lock(root)["recipe"] == SKIPPED
+    aged(*(p for p in SOURCE_CHANGES[name](root) if p.exists()))
+    assert lock(root)["recipe"] == "ran: its source changed"
+    relocked = _lock_bytes(root)
+    shutil.rmtree(root / ".vxds")
+    assert lock(root, "--refresh")["status"] == "unchanged"  # from scratch: the same bytes
+    assert _lock_bytes(root) == relocked

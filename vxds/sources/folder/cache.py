@@ -1,21 +1,23 @@
 """Local caches that let an unchanged folder be relisted without reading it again.
 
-* ``TreeCache``: each folder's listing, keyed by the folder's (mtime, inode), with the stats
-  of its files. A folder's modification time changes whenever an entry is added, removed
-  or renamed in it, so an unchanged folder need not be listed again; its files are still
-  stat'ed, since editing a file does not touch its folder. When every folder and file
-  stats as before, the whole tree is known unchanged without listing anything.
-* The resource index (``index.py``, ``FolderIndex``) is kept beside them, folder by folder:
+* ``TreeCache`` (``stats.json``): every folder of the last walk with its (mtime, inode), and
+  every name in it with its file's (size, mtime, inode), as flat lists in path order. A
+  folder's modification time changes whenever an entry is added, removed or renamed in it,
+  so an unchanged folder need not be listed again; its files are still stat'ed, since
+  editing a file does not touch its folder. When every folder and file stats as before, the
+  whole tree is known unchanged without listing anything; when some do not, they are the
+  ``stale`` folders, and only they are listed again (``patch.py``).
+* The resource index (``index.py``, ``FolderIndex``) is kept beside it, folder by folder:
   an unchanged listing reuses every resource without reading the hash cache or any file,
   and a changed one rebuilds only the folders whose files or sidecars changed.
-* ``tree_digest``: the tree's root digest, built from per-folder digests (each over the
-  folder's stat, names and its files' stats), while every folder and file stats as the
-  last walk saw them. It is what a recipe's fingerprint records of a folder source; see
-  docs/recipes.md for exactly what it trusts.
+* ``tree_digest``: the tree's root digest, over every folder's and file's path and stat
+  key, while every folder and file stats as the last walk saw them. It is what a recipe's
+  fingerprint records of a folder source; see docs/recipes.md for exactly what it trusts.
 
 Both live under ``.vxds/`` and are optimisations only: a missing, stale or unreadable cache
 is rebuilt. Entries younger than ``RACY_NS`` are not trusted, as git does for its index: a
-file system with coarse timestamps could hide a change made within the same tick.
+file system with coarse timestamps could hide a change made within the same tick. Such an
+entry is kept with a key no stat gives (``RACY_KEY``), so the next walk finds it stale.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import operator
 import os
 import stat
 import time
-from itertools import chain
+from bisect import bisect_left
+from collections.abc import Iterable
+from itertools import accumulate, chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -34,8 +38,10 @@ from vxds.fs import JsonCache
 from vxds.hashing import digest_bytes
 
 RACY_NS = 2_000_000_000
-VERSION = 4  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI;
-# 4: a dataset root's .bidsignore is listed (vxds.sources.folder.listing)
+VERSION = 5  # 2: links out of the tree and names no id can hold are refused; 3: Zarr, NIfTI;
+# 4: a dataset root's .bidsignore is listed (vxds.sources.folder.listing); 5: stats.json alone
+RACY_KEY = -1  # every number of a folder's or file's key too recent to trust
+OTHER_KEY = -2  # every number of the key of a name that is not a regular file
 
 
 def cache_folder(cache_dir: Path | None, root: Path) -> Path | None:
@@ -54,151 +60,220 @@ Listing = tuple[list[str], list[str]]  # file names, folder names
 Key = list[int] | None  # a file's [size, mtime_ns, inode]; None when it is not a regular file
 
 
+class Folder(NamedTuple):
+    """One folder as a walk saw it: its key, its names and each name's key (``Key``)."""
+
+    key: tuple[int, int]
+    names: list[str]
+    keys: list[Key]
+
+
 STAMP_CHUNK = 4096  # paths stat'ed per C loop: a change is found without stat'ing the rest
 _FOLDER_KEY = operator.attrgetter("st_mtime_ns", "st_ino")
 _FILE_KEY = operator.attrgetter("st_size", "st_mtime_ns", "st_ino")
+_FIELDS = ("folders", "folder_keys", "counts", "files", "file_keys")
 
 
 class TreeCache:
-    """Every folder's listing and its files' stats, from the last walk of the tree.
+    """Every folder and file of the last walk of the tree, with their stat keys.
 
     ``unchanged_listing`` re-stats what was seen last time and, when nothing differs,
-    returns the listing digest the last walk computed, without listing any folder. It reads
-    ``stats.json`` (every folder and file path with its stat key, flat) when the last walk
-    left one, and the per-folder ``tree.json`` (read only when needed) otherwise.
+    returns the root digest the last walk computed, without listing any folder; otherwise
+    ``stale`` holds the folders whose own stat or one of whose files' differs. ``stats.json``
+    holds ``folders`` (paths with a trailing slash, ``""`` the root, sorted), ``folder_keys``
+    (flat: mtime, inode, ...), ``counts`` (each folder's names), ``files`` (every name's path,
+    folder by folder, in listing order) and ``file_keys`` (flat: size, mtime, inode, ...).
     """
 
     def __init__(self, folder: Path | None) -> None:
-        self._folder = folder
-        self._file: JsonCache | None = None
-        self._stamp = JsonCache(folder / "stats.json" if folder is not None else None, VERSION).data
-        self._new: dict[str, Any] = {}
-        self.complete = True  # every folder walked was old enough to cache
-        self.stale: set[str] | None = None  # what ``unchanged_listing`` found changed (stats.json)
-
-    @property
-    def _tree(self) -> JsonCache:
-        if self._file is None:
-            self._file = JsonCache(self._folder / "tree.json" if self._folder is not None else None, VERSION)
-        return self._file
-
-    @property
-    def _old(self) -> dict[str, Any]:
-        return self._tree.table("dirs")
+        self._path = folder / "stats.json" if folder is not None else None
+        self.data = JsonCache(self._path, VERSION).data
+        if not _valid(self.data):
+            self.data = {}
+        self._new: dict[str, Folder] = {}
+        self._at: dict[str, int] | None = None  # folder -> its index in ``folders``
+        self._starts: list[int] = []  # each folder's first name in ``files``
+        self._children: dict[str, list[str]] | None = None
+        self.stale: set[str] | None = None  # what ``unchanged_listing`` found changed
+        self.gone: set[str] = set()  # ... and, of the folders, those no longer there
 
     @property
     def root(self) -> str | None:
         """The root digest of the last settled walk, if there was one."""
-        found = self._stamp.get("root") if self._stamp else self._tree.data.get("root")
+        found = self.data.get("root")
+        return found if isinstance(found, str) else None
+
+    @property
+    def token(self) -> str | None:
+        """Names the walk that wrote this cache (the resource index records it)."""
+        found = self.data.get("token")
         return found if isinstance(found, str) else None
 
     def unchanged_listing(self, root: str) -> str | None:
-        """The last listing digest, if every folder and file still stats the same."""
-        if self._stamp:
-            return self._unchanged_stamp(root)
-        listing = self._tree.data.get("listing")
-        if not isinstance(listing, str) or not self._old:
+        """The root digest, if every folder and file still stats the same; every stat is
+        made and compared in C loops. When something differs, ``stale`` holds the folders
+        whose own stat or one of whose files' differs, so that only they are listed again."""
+        data = self.data
+        if not data:
             return None
-        stat_ = os.stat  # the hot loop of a warm relock: one stat per folder and per file
-        try:
-            for rel, (mtime, inode, names, _subdirs, keys) in self._old.items():
-                folder = f"{root}/{rel}"
-                st = stat_(folder)
-                if st.st_mtime_ns != mtime or st.st_ino != inode:
-                    return None
-                for name, key in zip(names, keys, strict=True):
-                    if key is None:  # not a regular file last time: must still not be one
-                        if file_key(folder + name) is not None:
-                            return None
-                        continue
-                    st = stat_(folder + name)
-                    if st.st_size != key[0] or st.st_mtime_ns != key[1] or st.st_ino != key[2]:
-                        return None
-                    if not stat.S_ISREG(st.st_mode):
-                        return None
-        except (OSError, TypeError, ValueError, IndexError):
-            return None
-        return listing
+        base = root + "/"
+        folders, files, keys = data["folders"], data["files"], data["file_keys"]
+        stale = {folders[i] for i in _differing(folders, data["folder_keys"], base, _FOLDER_KEY, 2)}
+        self.gone = {rel for rel in stale if not os.path.isdir(base + rel)}
+        for index in _differing(files, keys, base, _FILE_KEY, 3):
+            if keys[index * 3] == OTHER_KEY and file_key(base + files[index]) is None:
+                continue  # not a regular file then, and still not one
+            folder, slash, _name = files[index].rpartition("/")
+            stale.add(folder + slash)
+        self.stale = stale
+        return None if stale else self.root
 
-    def _unchanged_stamp(self, root: str) -> str | None:
-        """``unchanged_listing`` from ``stats.json``: every stat made and compared in C loops.
+    def folder(self, rel: str) -> Folder | None:
+        """What the last walk saw of folder ``rel``."""
+        if self._at is None:
+            folders = self.data.get("folders", [])
+            self._at = {rel: at for at, rel in enumerate(folders)}
+            self._starts = [0, *accumulate(self.data.get("counts", []))]
+        at = self._at.get(rel)
+        if at is None:
+            return None
+        data = self.data
+        start, end = self._starts[at], self._starts[at + 1]
+        cut = len(rel)
+        names = [path[cut:] for path in data["files"][start:end]]
+        flat = data["file_keys"][start * 3 : end * 3]
+        keys: list[Key] = [
+            None if k == OTHER_KEY else [k, flat[i + 1], flat[i + 2]] for i, k in _triples(flat)
+        ]
+        return Folder((data["folder_keys"][at * 2], data["folder_keys"][at * 2 + 1]), names, keys)
 
-        When something differs, ``stale`` is left holding the folders (as ``tree.json`` names
-        them) whose own stat or one of whose files' differs, so that a walk trusts the rest.
-        A file is not checked to be a regular file here, as ``tree.json``'s check does: only
-        trees whose every name was one have a ``stats.json``, and a file cannot become
-        anything else without an unlink or rename in its folder, which changes the folder's
-        modification time.
-        """
-        data = self._stamp
-        try:
-            base = root + "/"
-            stale: set[str] = set()
-            folders, files = data["folders"], data["files"]
-            for index in _differing(folders, data["folder_keys"], base, _FOLDER_KEY, 2):
-                stale.add(folders[index])
-            for index in _differing(files, data["file_keys"], base, _FILE_KEY, 3):
-                folder, slash, _name = files[index].rpartition("/")
-                stale.add(folder + slash)
-            listing = data["listing"]
-        except (TypeError, ValueError, KeyError, IndexError):
-            return None
-        if not isinstance(listing, str):
-            return None
-        if stale:
-            self.stale = stale if self._tree.data.get("listing") == listing else None  # the same walk's
-            return None
-        return listing
+    def subdirs(self, rel: str) -> list[str]:
+        """The names of the folders the last walk entered in ``rel``."""
+        if self._children is None:
+            self._children = {}
+            for path in self.data.get("folders", []):
+                if path:
+                    parent, slash, name = path[:-1].rpartition("/")
+                    self._children.setdefault(parent + slash, []).append(name)
+        return self._children.get(rel, [])
 
     def trusted(self, rel: str) -> tuple[tuple[int, int], Listing, list[list[int]]] | None:
         """A folder's key, listing and file keys as the last walk saw them, when the stats
         made by ``unchanged_listing`` found nothing of it changed since."""
         if self.stale is None or rel in self.stale:
             return None
-        entry = self._old.get(rel)
-        if not isinstance(entry, list) or len(entry) != 5:
+        seen = self.folder(rel)
+        if seen is None or any(key is None for key in seen.keys):
             return None
-        mtime, inode, names, subdirs, keys = entry
-        if not isinstance(names, list) or not isinstance(keys, list) or len(names) != len(keys):
-            return None
-        if not all(isinstance(key, list) and len(key) == 3 for key in keys):
-            return None
-        return (mtime, inode), (names, subdirs), keys
+        listing = self.get(rel, seen.key)
+        return None if listing is None else (seen.key, listing, [key for key in seen.keys if key is not None])
 
     def get(self, rel: str, key: tuple[int, int]) -> Listing | None:
-        entry = self._old.get(rel)
-        try:
-            if entry is not None and entry[0] == key[0] and entry[1] == key[1]:
-                return entry[2], entry[3]
-        except (TypeError, IndexError, KeyError):
-            pass
-        return None
+        """A folder's listing, when its key is the one the last walk saw and none of its
+        folders was found stale (gone, say, while the folder's time was put back)."""
+        seen = self.folder(rel)
+        if seen is None or seen.key != (key[0], key[1]):
+            return None
+        subdirs = self.subdirs(rel)
+        if self.gone and any(f"{rel}{name}/" in self.gone for name in subdirs):
+            return None
+        return seen.names, subdirs
 
     def put(self, rel: str, key: tuple[int, int], listing: Listing, keys: list[Key], racy: int) -> None:
-        if key[0] < racy:
-            self._new[rel] = [key[0], key[1], listing[0], listing[1], keys]
-        else:
-            self.complete = False
+        """Note what a walk saw of folder ``rel``; what changed after ``racy`` is kept stale."""
+        self._new[rel] = _settled(Folder(key, listing[0], keys), racy)
 
-    def save(self, listing: str | None) -> None:
-        """Write what this walk saw; ``listing`` only when nothing in the tree was racy."""
-        listing = listing if self.complete else None
-        root = root_digest(self._new) if listing is not None else None
-        tree = self._tree
-        tree.data = {"listing": listing, "root": root, "dirs": self._new}
-        tree.mark()
-        tree.save()
-        stamp = JsonCache(self._folder / "stats.json" if self._folder is not None else None, VERSION)
-        stamp.data = _stamp(self._new, listing, root) if listing is not None else {}
-        stamp.mark()
-        stamp.save()
+    def save(self) -> str | None:
+        """Write what this walk saw; return the root digest (None when something was too
+        recent to trust: it is kept as stale, for the next walk to list again)."""
+        return self._write(_flat(sorted(self._new.items())))
+
+    def splice(self, changed: dict[str, Folder], removed: set[str], racy: int) -> str | None:
+        """Write the last walk's tree with the ``changed`` folders (new or listed again) in
+        and the ``removed`` ones (with everything below them) out; return its root digest."""
+        data = self.data
+        self.folder("")  # the offsets
+        folders = data["folders"]
+        cuts = sorted({*changed, *removed})
+        pieces: list[dict[str, list[Any]]] = []
+        done = 0
+        for rel in cuts:
+            at = bisect_left(folders, rel)
+            if at < done:
+                continue  # below a folder already removed
+            pieces.append(self._slice(done, at))
+            if rel in removed:
+                done = bisect_left(folders, rel + "\U0010ffff", at)  # its whole subtree
+            else:
+                done = at + 1 if at < len(folders) and folders[at] == rel else at
+                pieces.append(_flat([(rel, _settled(changed[rel], racy))]))
+        pieces.append(self._slice(done, len(folders)))
+        return self._write({name: list(chain.from_iterable(p[name] for p in pieces)) for name in _FIELDS})
+
+    def _slice(self, begin: int, end: int) -> dict[str, list[Any]]:
+        data, first, last = self.data, self._starts[begin], self._starts[end]
+        return {
+            "folders": data["folders"][begin:end],
+            "folder_keys": data["folder_keys"][begin * 2 : end * 2],
+            "counts": data["counts"][begin:end],
+            "files": data["files"][first:last],
+            "file_keys": data["file_keys"][first * 3 : last * 3],
+        }
+
+    def _write(self, flat: dict[str, list[Any]]) -> str | None:
+        body = orjson.dumps([flat[name] for name in _FIELDS])
+        settled = RACY_KEY not in flat["folder_keys"] and RACY_KEY not in flat["file_keys"]
+        root = digest_bytes(body) if settled else None
+        cache = JsonCache(self._path, VERSION)
+        cache.data = {"root": root, "token": os.urandom(8).hex(), **flat}
+        cache.mark()
+        if cache.save() and self._path is not None:
+            (self._path.parent / "tree.json").unlink(missing_ok=True)  # cache version 4's listings
+        self.data, self._at, self._children = cache.data, None, None
+        return root
+
+
+def _triples(flat: list[int]) -> Iterable[tuple[int, int]]:
+    return ((i, flat[i]) for i in range(0, len(flat), 3))
+
+
+def _settled(seen: Folder, racy: int) -> Folder:
+    """``seen`` with each key modified after ``racy`` (ns) replaced by ``RACY_KEY``s."""
+    key = seen.key if seen.key[0] < racy else (RACY_KEY, RACY_KEY)
+    keys = [k if k is None or k[1] < racy else [RACY_KEY] * 3 for k in seen.keys]
+    return Folder(key, seen.names, keys)
+
+
+def _flat(folders: Iterable[tuple[str, Folder]]) -> dict[str, list[Any]]:
+    """The flat lists of ``stats.json`` for ``folders`` (given in path order)."""
+    out: dict[str, list[Any]] = {name: [] for name in _FIELDS}
+    for rel, seen in folders:
+        out["folders"].append(rel)
+        out["folder_keys"].extend(seen.key)
+        out["counts"].append(len(seen.names))
+        out["files"].extend(rel + name for name in seen.names)
+        for key in seen.keys:
+            out["file_keys"].extend((OTHER_KEY, OTHER_KEY, OTHER_KEY) if key is None else key)
+    return out
+
+
+def _valid(data: dict[str, Any]) -> bool:
+    """Whether ``stats.json``'s lists agree with each other."""
+    try:
+        folders, files, counts = data["folders"], data["files"], data["counts"]
+        return (
+            len(data["folder_keys"]) == 2 * len(folders) == 2 * len(counts)
+            and sum(counts) == len(files)
+            and len(data["file_keys"]) == 3 * len(files)
+            and all(isinstance(x, list) for x in (folders, files))
+        )
+    except (KeyError, TypeError):
+        return False
 
 
 def _differing(rels: list[str], keys: list[int], base: str, key_of: Any, width: int) -> list[int]:
     """The indexes of the paths whose stat key (``width`` numbers each, flat in ``keys``)
     differs now, or which cannot be stat'ed; the stats are made in C loops, chunk by chunk."""
-    if len(keys) != width * len(rels):
-        raise ValueError("stats.json: keys and paths disagree")
     found: list[int] = []
     for start in range(0, len(rels), STAMP_CHUNK):
         paths = [base + rel for rel in rels[start : start + STAMP_CHUNK]]
@@ -218,59 +293,34 @@ def _differing(rels: list[str], keys: list[int], base: str, key_of: Any, width: 
     return found
 
 
-def _stamp(dirs: dict[str, Any], listing: str, root: str | None) -> dict[str, Any]:
-    """``stats.json``'s data: flat lists of paths and keys; empty when a name was not a
-    regular file (``tree.json``'s own check handles that case)."""
-    files: list[str] = []
-    file_keys: list[int] = []
-    for rel, (_mtime, _inode, names, _subdirs, keys) in dirs.items():
-        if None in keys:
-            return {}
-        files.extend(rel + name for name in names)
-        file_keys.extend(chain.from_iterable(keys))
-    return {
-        "listing": listing,
-        "root": root,
-        "folders": list(dirs),
-        "folder_keys": list(chain.from_iterable(entry[:2] for entry in dirs.values())),  # flat
-        "files": files,
-        "file_keys": file_keys,  # flat: size, mtime_ns, inode, size, ...
-    }
-
-
-def root_digest(dirs: dict[str, Any]) -> str:
-    """The digest of a tree: over each folder's path and digest, in path order; a folder's
-    digest is over its (mtime, inode), its file and folder names and its files' stats, so a
-    change anywhere changes its folder's digest and the root's, and nothing else."""
-    lines = [
-        f"{rel}\t{digest_bytes(orjson.dumps(dirs[rel]))}\n".encode("utf-8", "surrogateescape")
-        for rel in sorted(dirs)
-    ]
-    return digest_bytes(b"".join(lines))
-
-
 def tree_digest(
-    cache_dir: Path | None, root: Path, settings: str, *, saved_before: int | None = None
+    cache_dir: Path | None,
+    root: Path,
+    settings: str,
+    *,
+    saved_before: int | None = None,
+    tree: TreeCache | None = None,
 ) -> str | None:
     """The root digest of the folder source at ``root`` (with ``settings``, what else its
     resources depend on, and this cache's version), or None when it is not known.
 
-    By default every folder and file the last walk saw is stat'ed again and any difference
-    gives None. With ``saved_before`` (ns), right after a scan that just wrote it, the saved
-    digest is taken as it is, unless the cache was written at or after that time (by another
-    process, whose walk this process did not see).
+    By default every folder and file the last walk saw is stat'ed again (by ``tree``, which
+    keeps what it found stale for a walk) and any difference gives None. With
+    ``saved_before`` (ns), right after a scan that just wrote it, the saved digest is taken
+    as it is, unless the cache was written at or after that time (by another process, whose
+    walk this process did not see).
     """
     folder = cache_folder(cache_dir, root)
     if folder is None:
         return None
     if saved_before is not None:
         try:
-            if (folder / "tree.json").stat().st_mtime_ns >= saved_before:
+            if (folder / "stats.json").stat().st_mtime_ns >= saved_before:
                 return None
         except OSError:
             return None
-    tree = TreeCache(folder)
-    if not isinstance(tree.root, str):
+    tree = tree or TreeCache(folder)
+    if tree.root is None:
         return None
     if saved_before is None and tree.unchanged_listing(str(root)) is None:
         return None

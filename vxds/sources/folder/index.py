@@ -15,13 +15,18 @@ spans folders) are a function of
 A Zarr store is one entry of its own: its members' stats, and the context of the folder
 holding it. An entry whose files or context are younger than ``cache.RACY_NS`` is not kept.
 When every folder is unchanged the whole index is taken as it is (``whole``), keyed by the
-listing digest as before. The index is an optimisation only: a missing or damaged file is
-an empty index and everything is built again.
+tree cache's root digest; after a change, ``patch.py`` says which groups to build again.
+Entries are kept in ``BUCKETS`` files by a hash of their path, so a change rewrites only the
+buckets it touched; ``index.json`` names each bucket's token, and a bucket whose token is
+not the head's is empty. The index is an optimisation only: a missing or damaged file is an
+empty index and everything is built again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import os
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,7 +37,8 @@ from vxds.resource import Resource
 from vxds.sources.folder.cache import VERSION
 from vxds.sources.folder.walk import WalkedFile
 
-INDEX_VERSION = f"{VERSION}.1"  # .1: kept per folder
+INDEX_VERSION = f"{VERSION}.3"  # .1: kept per folder; .2: in buckets; .3: snapshot lines
+BUCKETS = 64
 FOLDERS, ZARRS = "folders", "zarrs"
 
 
@@ -66,15 +72,15 @@ def groups(files: Iterable[WalkedFile], zarrs: dict[str, list[WalkedFile]], racy
         by_folder.setdefault(folder, []).append(f)
         if f.rel.endswith(".json"):
             sidecars.setdefault(folder, []).append(f)
-    contexts = _Contexts(sidecars, racy)
-    found = [_group(FOLDERS, rel, members, rel, contexts, racy) for rel, members in by_folder.items()]
+    contexts = Contexts(sidecars, racy)
+    found = [group(FOLDERS, rel, members, rel, contexts, racy) for rel, members in by_folder.items()]
     for rel, members in zarrs.items():
-        found.append(_group(ZARRS, rel, members, rel.rpartition("/")[0], contexts, racy))
+        found.append(group(ZARRS, rel, members, rel.rpartition("/")[0], contexts, racy))
     return found
 
 
-def _group(
-    kind: str, rel: str, members: list[WalkedFile], folder: str, contexts: _Contexts, racy: int
+def group(
+    kind: str, rel: str, members: list[WalkedFile], folder: str, contexts: Contexts, racy: int
 ) -> Group:
     cut = len(rel) + 1 if rel else 0
     stamp = "".join([f"{f.rel[cut:]}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in members])
@@ -83,7 +89,7 @@ def _group(
     return Group(kind, rel, members, stamp, context, settled)
 
 
-class _Contexts:
+class Contexts:
     """Each folder's context digest, from the ``.json`` files of it and every folder above."""
 
     def __init__(self, sidecars: dict[str, list[WalkedFile]], racy: int) -> None:
@@ -107,46 +113,93 @@ class _Contexts:
         return found
 
 
+Kept = dict[tuple[str, str], list[Any]]  # (kind, rel) -> entry
+
+
+def bucket(kind: str, rel: str) -> int:
+    """The index file a group's entry is kept in (stable across runs and machines)."""
+    return zlib.crc32(f"{kind}:{rel}".encode("utf-8", "surrogateescape")) % BUCKETS
+
+
 class FolderIndex:
-    """The resources of each folder of the tree, in ``index.json`` beside the tree cache."""
+    """The resources of each folder of the tree: ``index.json`` (the settings, the listing
+    and snapshot of the last build, the tree cache's token and each bucket's token) and
+    ``index/NN.json``, the entries of the groups ``bucket`` puts there. A bucket whose
+    token is not the head's (a write cut short) is empty: its groups are built again."""
 
     def __init__(self, folder: Path | None, settings: str) -> None:
         self.folder = folder
-        self.cache = JsonCache(folder / "index.json" if folder is not None else None, INDEX_VERSION)
-        self._first = not self.cache.data  # no index.json of this version yet: old ones may lie about
-        if self.cache.data.get("settings") != settings:
-            self.cache.data = {}
+        self.head = JsonCache(folder / "index.json" if folder is not None else None, INDEX_VERSION)
+        self._first = not self.head.data  # no index.json of this version yet: old ones may lie about
+        if self.head.data.get("settings") != settings or not isinstance(self.head.data.get("buckets"), list):
+            self.head.data = {}
         self.settings = settings
+        self._loaded: dict[int, dict[str, dict[str, list[Any]]] | None] = {}
+
+    def _bucket(self, number: int) -> dict[str, dict[str, list[Any]]] | None:
+        """Bucket ``number``'s entries by kind and rel; None when it cannot be trusted."""
+        if number not in self._loaded:
+            tokens = self.head.data.get("buckets") or []
+            found = None
+            if self.folder is not None and number < len(tokens):
+                data = JsonCache(self.folder / "index" / f"{number:02d}.json", INDEX_VERSION).data
+                tables = data.get(FOLDERS), data.get(ZARRS)
+                if data.get("token") == tokens[number] and all(isinstance(t, dict) for t in tables):
+                    found = {FOLDERS: data[FOLDERS], ZARRS: data[ZARRS]}
+            self._loaded[number] = found
+        return self._loaded[number]
+
+    def matches(self, listing: str | None = None, tree: str | None = None) -> bool:
+        """Whether the last build was of ``listing`` (or of the walk that wrote ``tree``)."""
+        data = self.head.data
+        if listing is not None:
+            return bool(data) and data.get("listing") == listing
+        return bool(data) and tree is not None and data.get("tree") == tree
+
+    def entries(self) -> Kept | None:
+        """Every kept entry; None when a bucket cannot be trusted."""
+        out: Kept = {}
+        for number in range(BUCKETS):
+            found = self._bucket(number)
+            if found is None:
+                return None
+            for kind in (FOLDERS, ZARRS):
+                out.update(((kind, rel), entry) for rel, entry in found[kind].items())
+        return out
 
     def whole(self, listing: str) -> Index | None:
         """Every resource, when the last build was of exactly this listing."""
-        data = self.cache.data
-        if not data or data.get("listing") != listing:
+        if not self.matches(listing):
             return None
+        entries = self.entries()
         try:
-            entries = [*data[FOLDERS].values(), *data[ZARRS].values()]
-            resources = [_resource(row) for entry in entries for row in entry[2]]
-            rows = {rid: body.encode() for entry in entries for rid, body in entry[3].items()}
-            return Index(str(data["snapshot"]), resources, rows)
+            if entries is None:
+                return None
+            resources = kept(entries.values())
+            rows = {rid: body.encode() for entry in entries.values() for rid, body in entry[3].items()}
+            return Index(str(self.head.data["snapshot"]), resources, rows)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             return None
 
+    def _entry(self, group: Group) -> list[Any] | None:
+        found = self._bucket(bucket(group.kind, group.rel))
+        entry = found[group.kind].get(group.rel) if found is not None else None
+        return entry if isinstance(entry, list) and len(entry) == 5 else None
+
     def reusable(self, group: Group) -> list[Any] | None:
-        """The kept entry of ``group`` (stamp, context, rows, records, digests), if it matches."""
-        table = self.cache.data.get(group.kind)
-        entry = table.get(group.rel) if isinstance(table, dict) else None
-        if not isinstance(entry, list) or len(entry) != 5:
-            return None
-        return entry if entry[0] == group.stamp and entry[1] == group.context else None
+        """The kept entry of ``group`` (stamp, context, rows, records, the snapshot's lines of its
+        files: ``path<TAB>digest``), if it matches."""
+        entry = self._entry(group)
+        return entry if entry is not None and entry[0] == group.stamp and entry[1] == group.context else None
 
     def known(self, group: Group) -> dict[str, str]:
         """Digests the kept entry of a changed ``group`` still vouches for: its files whose
         name, size, modification time and inode are as they were."""
-        table = self.cache.data.get(group.kind)
-        old = table.get(group.rel) if isinstance(table, dict) else None
-        if not isinstance(old, list) or len(old) != 5 or not isinstance(old[0], str):
+        old = self._entry(group)
+        if old is None or not isinstance(old[0], str):
             return {}
-        was = dict(zip(old[0].split("\n")[:-1], old[4], strict=False))  # names hold no control character
+        digests = list(digests_of(old).values()) if isinstance(old[4], str) else []
+        was = dict(zip(old[0].split("\n")[:-1], digests, strict=False))  # names hold no control character
         now = group.stamp.split("\n")[:-1]
         return {
             f.rel: digest
@@ -154,11 +207,42 @@ class FolderIndex:
             if isinstance(digest := was.get(line), str)
         }
 
-    def save(self, listing: str | None, snapshot: str, entries: dict[str, dict[str, list[Any]]]) -> None:
-        """Keep ``entries`` (kind -> rel -> entry); ``listing`` when the whole tree was settled."""
-        self.cache.data = {"settings": self.settings, "listing": listing, "snapshot": snapshot, **entries}
-        self.cache.mark()
-        self.cache.save()
+    def save(
+        self,
+        listing: str | None,
+        snapshot: str,
+        tree: str | None,
+        entries: Kept,
+        *,
+        touched: set[tuple[str, str]] | None = None,
+    ) -> None:
+        """Keep ``entries`` (every group's); ``listing`` when the whole tree was settled.
+        With ``touched``, only the buckets of those groups are written again."""
+        numbers = range(BUCKETS) if touched is None else sorted({bucket(*key) for key in touched})
+        tokens = list(self.head.data.get("buckets") or []) if touched is not None else []
+        tokens += [""] * (BUCKETS - len(tokens))
+        by_bucket: dict[int, dict[str, dict[str, list[Any]]]] = {n: {FOLDERS: {}, ZARRS: {}} for n in numbers}
+        for (kind, rel), entry in entries.items():
+            target = by_bucket.get(bucket(kind, rel))
+            if target is not None:
+                target[kind][rel] = entry
+        for number, tables in by_bucket.items():
+            tokens[number] = os.urandom(8).hex()
+            cache = JsonCache(
+                self.folder / "index" / f"{number:02d}.json" if self.folder else None, INDEX_VERSION
+            )
+            cache.data = {"token": tokens[number], **tables}
+            cache.mark()
+            cache.save()
+        self.head.data = {
+            "settings": self.settings,
+            "listing": listing,
+            "snapshot": snapshot,
+            "tree": tree,
+            "buckets": tokens,
+        }
+        self.head.mark()
+        self.head.save()
         if self.folder is not None and self._first:
             for old in self.folder.glob("index-*.json"):  # the whole-tree index of cache version 4
                 old.unlink(missing_ok=True)
@@ -169,13 +253,19 @@ def entry(
 ) -> list[Any]:
     """What the index keeps of a group that was just built."""
     records = {r.id: rows[r.id].decode() for r in built if r.type == "ClinicalRecord"}
-    kept_digests = [digests[f.rel] for f in group.files]
-    return [group.stamp, group.context, [_row(r) for r in built], records, kept_digests]
+    lines = "".join([f"{f.rel}\t{digests[f.rel]}\n" for f in group.files])  # the snapshot's lines
+    return [group.stamp, group.context, [_row(r) for r in built], records, lines]
 
 
-def kept(entry: list[Any]) -> Iterator[Resource]:
-    """The resources of a reused entry."""
-    return (_resource(row) for row in entry[2])
+def digests_of(entry: list[Any]) -> dict[str, str]:
+    """Each file's digest in a kept entry, by path."""
+    pairs = (line.partition("\t") for line in entry[4].split("\n")[:-1])
+    return {rel: digest for rel, _, digest in pairs}
+
+
+def kept(entries: Iterable[list[Any]]) -> list[Resource]:
+    """The resources of reused entries."""
+    return [_resource(row) for entry in entries for row in entry[2]]
 
 
 def _row(r: Resource) -> list[Any]:

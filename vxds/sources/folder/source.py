@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from vxds import hashing
 from vxds.errors import SourceError
@@ -31,8 +31,19 @@ from vxds.resource import Resource, checked
 from vxds.sources.base import IndexedSource, SourceContext
 from vxds.sources.folder import dicom
 from vxds.sources.folder.cache import TreeCache, cache_folder, racy_after, tree_digest
-from vxds.sources.folder.index import FOLDERS, ZARRS, FolderIndex, Group, entry, groups, kept
+from vxds.sources.folder.index import (
+    FOLDERS,
+    ZARRS,
+    FolderIndex,
+    Group,
+    Kept,
+    digests_of,
+    entry,
+    groups,
+    kept,
+)
 from vxds.sources.folder.nifti import Headers
+from vxds.sources.folder.patch import Patch, patch
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, record_tables
 from vxds.sources.folder.walk import WalkedFile, leads_out, shown, walk
 
@@ -55,10 +66,13 @@ def _series_names(folder: str) -> list[str]:
     return sorted(n for n in os.listdir(folder) if n[0] != "." and os.path.isfile(f"{folder}/{n}"))
 
 
-def _listing_digest(files: list[WalkedFile]) -> str:
-    """Digest of every path with its size, modification time and inode."""
-    lines = sorted(f"{f.rel}\t{f.key[0]}\t{f.key[1]}\t{f.key[2]}\n" for f in files)
-    return digest_bytes("".join(lines).encode("utf-8"))
+def _snapshot(kept: Kept, digests: dict[str, str]) -> str:
+    """The digest of every file's ``path<TAB>digest`` line, sorted (a tab sorts before any
+    character a path can hold, so by path): the kept entries' lines as they are, and those
+    of the files in ``digests``."""
+    text = "".join([*(entry[4] for entry in kept.values()), *(f"{r}\t{d}\n" for r, d in digests.items())])
+    lines = sorted(text.split("\n")[:-1])
+    return digest_bytes(("\n".join(lines) + "\n" if lines else "").encode("utf-8"))
 
 
 class FolderSource(IndexedSource):
@@ -79,6 +93,7 @@ class FolderSource(IndexedSource):
         self._real_folders: dict[str, str] = {}  # folder -> its real path (``_real_folder``)
         self._hash_cache: HashCache | None = None
         self._few = False  # this scan rebuilds a few files: reading them beats loading the caches
+        self._tree: TreeCache | None = None  # stat'ed by ``listing_digest``, for the scan
 
     # --- hashing -----------------------------------------------------------------------
 
@@ -123,73 +138,79 @@ class FolderSource(IndexedSource):
             task.close()
 
     def listing_digest(self, *, saved_before: int | None = None) -> str | None:
-        """The tree cache's root digest (``cache.tree_digest``): what a recipe's fingerprint keeps."""
+        """The tree cache's root digest (``cache.tree_digest``): what a recipe's fingerprint keeps.
+
+        The stats made to check it are kept for this source's scan, which then lists again
+        only the folders they found changed."""
         settings = "\n".join(record_tables(self.context.options))
-        return tree_digest(self.context.cache_dir, self.root, settings, saved_before=saved_before)
+        tree = None
+        if saved_before is None and self._resources is None:
+            tree = self._tree = TreeCache(cache_folder(self.context.cache_dir, self.root))
+        return tree_digest(self.context.cache_dir, self.root, settings, saved_before=saved_before, tree=tree)
 
     # --- scanning ----------------------------------------------------------------------
 
     def _scan(self) -> list[Resource]:
         folder = cache_folder(self.context.cache_dir, self.root)
-        tree, index = TreeCache(folder), FolderIndex(folder, self._settings())
-        listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
+        tree, self._tree = self._tree or TreeCache(folder), None
+        index = FolderIndex(folder, self._settings())
+        if tree.stale is None:
+            listing = tree.unchanged_listing(str(self.root))  # stats only: no folder is listed
+        else:  # stat'ed just now, by ``listing_digest``
+            listing = None if tree.stale else tree.root
         cached = index.whole(listing) if listing is not None else None
+        if cached is None and tree.stale:
+            changed = patch(self.root, tree, index, self.url)
+            if changed is not None:
+                return self._index(changed, index, tree.token)
         if cached is None:
             files, series = walk(self.root, tree, url=self.url)
-            every = files + [f for members in series.values() for f in members]
-            listing = _listing_digest(every)
-            racy = racy_after()
-            settled = all(f.key[1] < racy for f in every)  # racy files could change unseen
-            tree.save(listing if settled else None)
-            cached = index.whole(listing)
+            listing = tree.save()
+            cached = index.whole(listing) if listing is not None else None
             if cached is None:
-                return self._index(files, series, listing if settled else None, index)
+                plan = groups(files, series, racy_after())
+                sidecars = [f for f in files if f.rel.endswith(".json")]
+                whole = Patch(plan, {}, set(), sidecars, listing, len(files))
+                return self._index(whole, index, tree.token, complete=True)
         self._snapshot, self._rows = cached.snapshot, cached.rows
         return cached.resources
 
     def _index(
-        self,
-        files: list[WalkedFile],
-        series: dict[str, list[WalkedFile]],
-        listing: str | None,
-        index: FolderIndex,
+        self, work: Patch, index: FolderIndex, token: str | None, *, complete: bool = False
     ) -> list[Resource]:
-        """Reuse every folder the index vouches for, hash and build the others, keep them all."""
-        plan = groups(files, series, racy_after())
+        """Reuse every group the index vouches for, hash and build the others, keep them all."""
+        plan, listing = work.plan, work.root
         reused = {(g.kind, g.rel): e for g in plan if (e := index.reusable(g)) is not None}
         todo = [g for g in plan if (g.kind, g.rel) not in reused]
         self._digests = {}
-        for g in plan:
-            if (g.kind, g.rel) in reused:
-                self._digests.update(zip((f.rel for f in g.files), reused[g.kind, g.rel][4], strict=True))
+        for old in reused.values():
+            self._digests.update(digests_of(old))
         for g in todo:
             self._digests.update(index.known(g))
         unknown = [f for g in todo for f in g.files if f.rel not in self._digests]
         rebuilt = sum(len(g.files) for g in todo)
-        few = rebuilt <= FEW_FILES and rebuilt * CACHED_SHARE <= len(files)
+        few = rebuilt <= FEW_FILES and rebuilt * CACHED_SHARE <= work.total
         self._few = few and sum(f.size for f in unknown) <= FEW_BYTES
         hashed, moved = self._hash_all(unknown)
         self._digests.update(hashed)
         if moved:  # the listing no longer describes these files: keep none of their folders
             todo = [g._replace(files=[moved.get(f.rel, f) for f in g.files]) for g in todo]
             listing = None
-        lines = "".join(f"{rel}\t{digest}\n" for rel, digest in sorted(self._digests.items()))
-        self._snapshot = digest_bytes(lines.encode("utf-8"))
-        built = self._build(todo, [f for f in files if f.rel.endswith(".json")])
+        self._snapshot = _snapshot(work.kept, self._digests)
+        built = self._build(todo, work.sidecars)
         found: list[Resource] = []
-        entries: dict[str, dict[str, list[Any]]] = {FOLDERS: {}, ZARRS: {}}
-        for g in plan:
-            old = reused.get((g.kind, g.rel))
-            if old is not None:
-                found.extend(kept(old))
-                entries[g.kind][g.rel] = old
+        entries = {**work.kept, **reused}
+        found.extend(kept(entries.values()))
+        for old in entries.values():
+            if old[3]:
                 self._rows.update((rid, body.encode()) for rid, body in old[3].items())
         for g in todo:
             made = [checked(resource) for resource in built.get((g.kind, g.rel), ())]
             found.extend(made)
             if g.settled and not any(f.rel in moved for f in g.files):
-                entries[g.kind][g.rel] = entry(g, made, self._rows, self._digests)
-        index.save(listing, self._snapshot, entries)
+                entries[g.kind, g.rel] = entry(g, made, self._rows, self._digests)
+        touched = None if complete else work.touched
+        index.save(listing, self._snapshot, token, entries, touched=touched)
         return found
 
     def _settings(self) -> str:

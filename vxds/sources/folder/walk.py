@@ -12,7 +12,7 @@ from typing import NamedTuple
 from vxds.errors import SourceError
 from vxds.resource import InvalidResource, check_id
 from vxds.sources.folder import bids
-from vxds.sources.folder.cache import Key, TreeCache, racy_after
+from vxds.sources.folder.cache import Folder, Key, TreeCache, racy_after
 from vxds.sources.folder.listing import listing
 
 
@@ -77,16 +77,20 @@ def _file_key(path: str, real_root: str) -> tuple[Key, str | None]:
     return ([st.st_size, st.st_mtime_ns, st.st_ino] if stat.S_ISREG(st.st_mode) else None), None
 
 
-class _Walk:
-    """What a walk found: files, Zarr stores, and what it refused (see ``walk``)."""
+class Walker:
+    """What a walk found: files, Zarr stores, each folder as seen (``seen``), and what it
+    refused (see ``walk``)."""
 
     def __init__(self, root: Path, tree: TreeCache | None) -> None:
+        self.root = str(root)
         self.real_root = os.path.realpath(root)
         self.tree = tree
         self.racy = racy_after()
         self.files: list[WalkedFile] = []
         self.series: dict[str, list[WalkedFile]] = {}
         self.refused: list[str] = []
+        self.seen: dict[str, Folder] = {}  # folder (trailing slash, "" the root) -> what it held
+        self.found: dict[str, list[WalkedFile]] = {}  # folder -> its regular files
 
     def folders(self, rel: str, path: str, subdirs: list[str]) -> list[tuple[str, str]]:
         """The subfolders to enter; one whose name no id can hold is refused as a whole."""
@@ -118,6 +122,41 @@ class _Walk:
                     self.refused.append(f"{shown(rel + name)}: {problem}")
         return found, keys
 
+    def run(self, stack: list[tuple[str, str]]) -> None:
+        """Walk the folders on ``stack`` (rel, path) and everything below them."""
+        tree = self.tree
+        while stack:
+            rel, path = stack.pop()
+            trusted = tree.trusted(rel) if tree is not None else None
+            if trusted is not None:  # stat'ed unchanged as a whole: its files need no stat here
+                dir_key, (names, subdirs), known = trusted
+                keys: list[Key] = list(known)
+                found = [
+                    WalkedFile(rel + n, f"{path}/{n}", k[0], (k[0], k[1], k[2]))
+                    for n, k in zip(names, known, strict=True)
+                ]
+            else:
+                try:
+                    (names, subdirs), dir_key = listing(rel, path, tree)
+                except OSError as exc:
+                    raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
+                found, keys = self.folder(rel, path, names)
+            stack.extend(self.folders(rel, path, subdirs))
+            self.seen[rel] = Folder(dir_key, names, keys)
+            self.found[rel] = found
+            if tree is not None:
+                tree.put(rel, dir_key, (names, subdirs), keys, self.racy)
+            zarr = bids.zarr_root(rel) if rel else None
+            if zarr is not None:
+                self.series.setdefault(zarr, []).extend(found)
+            else:
+                self.files.extend(found)
+
+    def check(self, url: str) -> None:
+        """Stop with one ``SourceError`` naming everything refused, if anything was."""
+        if self.refused:
+            raise SourceError(_refusal(url, self.refused))
+
 
 def walk(
     root: Path, tree: TreeCache | None = None, *, url: str | None = None
@@ -129,35 +168,9 @@ def walk(
     of the tree, and a name no resource id can hold, stop the walk with one
     ``SourceError`` naming them all, before any file is read.
     """
-    state = _Walk(root, tree)
-    stack = [("", str(root))]
-    while stack:
-        rel, path = stack.pop()
-        trusted = tree.trusted(rel) if tree is not None else None
-        if trusted is not None:  # stat'ed unchanged as a whole: its files need no stat here
-            dir_key, (names, subdirs), known = trusted
-            keys: list[Key] = list(known)
-            found = [
-                WalkedFile(rel + n, f"{path}/{n}", k[0], (k[0], k[1], k[2]))
-                for n, k in zip(names, known, strict=True)
-            ]
-            stack.extend(state.folders(rel, path, subdirs))
-        else:
-            try:
-                (names, subdirs), dir_key = listing(rel, path, tree)
-            except OSError as exc:
-                raise SourceError(f"cannot read folder {path}: {exc.strerror}") from None
-            stack.extend(state.folders(rel, path, subdirs))
-            found, keys = state.folder(rel, path, names)
-        if tree is not None:
-            tree.put(rel, dir_key, (names, subdirs), keys, state.racy)
-        zarr = bids.zarr_root(rel) if rel else None
-        if zarr is not None:
-            state.series.setdefault(zarr, []).extend(found)
-        else:
-            state.files.extend(found)
-    if state.refused:
-        raise SourceError(_refusal(url or str(root), state.refused))
+    state = Walker(root, tree)
+    state.run([("", str(root))])
+    state.check(url or str(root))
     return state.files, state.series
 
 
