@@ -129,6 +129,6 @@ def test_table_and_json_output_import_neither_pyarrow_nor_numpy(project: Path, f
         text=True,
         check=True,
     )
-    assert dated.stderr == "loaded: numpy pyarrow\n"  # the check above can fail
+    assert "pyarrow" in dated.stderr.split()  # a date goes through Arrow: the check above can fail
     if fmt == "json":
         assert json.loads(dated.stdout) == [{"d": "2020-01-01"}]
