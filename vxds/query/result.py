@@ -5,7 +5,7 @@ and structs of numbers and text) or HUGEINT (what ``sum`` of integers gives) is 
 from DuckDB as Python values, without pyarrow or numpy; those are the types whose Python
 values are the same either way (a HUGEINT made the ``Decimal`` Arrow gives), so the output
 does not depend on which way a result came. Any other result (dates, times, maps, UUIDs,
-huge integers...) is read through Arrow (``engine.run``), as the Python API returns it,
+unsigned HUGEINTs...) is read through Arrow (``engine.arrow_table``), as the Python API gets it,
 and its rows taken from the Arrow table.
 """
 
