@@ -14,7 +14,7 @@ import pytest
 
 from vxds.query.engine import QueryError, run
 from vxds.query.render import json_bytes
-from vxds.query.result import from_arrow
+from vxds.query.result import fetch, from_arrow
 
 # Each fetched as Python values (plain types), then each read through Arrow (the rest).
 PLAIN = {
@@ -46,8 +46,6 @@ THROUGH_ARROW = {
 
 def _both(sql: str) -> tuple[object, object]:
     """``sql``'s rows fetched by ``fetch`` and read through Arrow, each on a fresh database."""
-    from vxds.query.result import fetch
-
     with duckdb.connect(":memory:") as fetched, duckdb.connect(":memory:") as through_arrow:
         return fetch(fetched, sql), from_arrow(run(through_arrow, sql))
 
@@ -65,8 +63,6 @@ def _no_arrow(relation: object) -> None:
 
 @pytest.mark.parametrize("sql", PLAIN.values(), ids=PLAIN)
 def test_plain_results_are_fetched_without_arrow(sql: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vxds.query.result import fetch
-
     monkeypatch.setattr("vxds.query.engine.arrow_table", _no_arrow)
     with duckdb.connect(":memory:") as con:
         fetch(con, sql)
@@ -74,16 +70,12 @@ def test_plain_results_are_fetched_without_arrow(sql: str, monkeypatch: pytest.M
 
 @pytest.mark.parametrize("sql", THROUGH_ARROW.values(), ids=THROUGH_ARROW)
 def test_other_results_are_read_through_arrow(sql: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vxds.query.result import fetch
-
     monkeypatch.setattr("vxds.query.engine.arrow_table", _no_arrow)
     with duckdb.connect(":memory:") as con, pytest.raises(AssertionError, match="through Arrow"):
         fetch(con, sql)
 
 
 def test_a_script_runs_once_either_way() -> None:
-    from vxds.query.result import fetch
-
     for last in ("SELECT * FROM t", "SELECT a, DATE '2020-01-01' d FROM t"):
         with duckdb.connect(":memory:") as con:
             rows = fetch(con, f"CREATE TABLE t AS SELECT 1 a; INSERT INTO t VALUES (2); {last}")
@@ -91,8 +83,6 @@ def test_a_script_runs_once_either_way() -> None:
 
 
 def test_errors_while_fetching_are_one_line() -> None:
-    from vxds.query.result import fetch
-
     with duckdb.connect(":memory:") as con, pytest.raises(QueryError, match=r"\Athe query failed: Conv"):
         fetch(con, "SELECT 'x'::INTEGER")
     with duckdb.connect(":memory:") as con, pytest.raises(QueryError, match=r"\Athe query failed: Conv"):
