@@ -85,7 +85,7 @@ def _decimals(rows: list[tuple[Any, ...]], types: Sequence[Any]) -> list[tuple[A
 
 
 def from_arrow(table: Any) -> Rows:
-    """The rows of an Arrow table (``engine.run``'s, JSON columns marked in its schema)."""
+    """The rows of an Arrow table (``engine.arrow_table``'s, JSON columns marked in its schema)."""
     from vxds.query.render import is_json
 
     return Rows(
