@@ -18,6 +18,7 @@ Targets (issue 18): vxds at least 3x faster than the baseline, and under 1 GB pe
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -112,6 +113,7 @@ def main(argv: list[str]) -> int:
         baseline = [sys.executable, str(script), str(folder)]
         command = [*vxds_argv(), "query", SQL, "--format", "json", "--root", str(root)]
         shutil.rmtree(root / ".vxds" / "query", ignore_errors=True)
+        load_before = os.getloadavg()[0]
         cold = run(command).check()  # converts each shard to Parquet under .vxds/query, then reads it
         base, vxds = turns(baseline, command, args.repeat)
         same = orjson.loads(vxds.stdout) == orjson.loads(base.stdout) == orjson.loads(cold.stdout)
@@ -136,6 +138,8 @@ def main(argv: list[str]) -> int:
             f"fastest of {args.repeat} runs per side, in turns; all print the same rows: {same}"
         )
         report.notes.append(f"cold vs baseline: {base.seconds / cold.seconds:.1f}x")
+        load = f"{load_before:.1f} before the runs, {os.getloadavg()[0]:.1f} after"
+        report.notes.append(f"load average (1 min): {load}")
         speedup = base.seconds / vxds.seconds
         report.target(
             f"at least {SPEEDUP:g}x faster than the baseline", f"{speedup:.1f}x", speedup >= SPEEDUP
@@ -143,6 +147,8 @@ def main(argv: list[str]) -> int:
         peak = vxds.peak_mib * 2**20
         report.target("under 1 GB peak", f"{peak / 1e9:.2f} GB", peak < PEAK_BYTES)
         report.target("the same rows as the baseline", str(same), same)
+        identical = vxds.stdout == cold.stdout
+        report.target("warm prints the bytes cold prints", str(identical), identical)
     return finish(report, args.strict)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,27 @@ def test_the_python_example_runs() -> None:
     exec(block["code"], names)
     assert names["table"].num_rows == 2  # type: ignore[attr-defined]
     assert set(names["moved"].column("rev").to_pylist()) == {"v1", "main"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("tagged")
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_every_statement_gives_the_same_answer_cold_and_warm(project: Path, invoke: Invoke, fmt: str) -> None:
+    """Cold: no Parquet copy, each statement's locks converted first; warm: read from the
+    copies. Both print what the page shows, and JSON the rows Arrow gives (``vxds.query``)."""
+    import vxds
+    from vxds.query.render import json_bytes
+    from vxds.query.result import from_arrow
+
+    for args, sql, output in _examples():
+        shutil.rmtree(project / ".vxds" / "query", ignore_errors=True)
+        cold = invoke("query", *args, sql, "--format", fmt)
+        assert (project / ".vxds" / "query").is_dir(), sql  # the copies were made
+        warm = invoke("query", *args, sql, "--format", fmt)
+        assert (cold.exit_code, warm.exit_code) == (0, 0), cold.output + warm.output
+        assert cold.output == warm.output, sql
+        if fmt == "table":
+            assert _shown(warm.output) == _shown(output), sql
+        if fmt == "json":
+            revs = [value for flag, value in itertools.pairwise(args) if flag == "--rev"]
+            through_arrow = json_bytes(from_arrow(vxds.query(sql, rev=revs)))
+            assert warm.output == through_arrow.decode(), sql

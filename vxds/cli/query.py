@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from vxds.cli.options import root_option
 from vxds.errors import UsageError
+
+if TYPE_CHECKING:
+    from vxds.query.result import Rows
 
 EPILOG = """\b
 Each lock is a view "name@version"; the view resources holds every lock's rows:
@@ -47,16 +50,28 @@ def command(sql: str, revs: tuple[str, ...], fmt: str, output: Path | None, root
     """Run SQL (DuckDB) over the project's locks."""
     if fmt == "parquet" and output is None:
         raise UsageError("--format parquet writes a binary file: give it -o FILE")
-    from vxds.query.engine import query
+    if fmt in ("csv", "parquet"):
+        from vxds.query import render
+        from vxds.query.engine import query
 
-    table = query(sql, rev=list(revs), root=root)
+        write = render.csv_bytes if fmt == "csv" else render.parquet_bytes
+        return _emit(write(query(sql, rev=list(revs), root=root)), output)
+    from vxds.query.engine import over_locks
+    from vxds.query.result import fetch
+
+    result = over_locks(sql, rev=list(revs), root=root, read=fetch)
     if fmt == "table" and output is None:
-        _print_table(table)
+        _print_table(result)
         return 0
-    from vxds.query import render
+    if fmt == "json":
+        from vxds.query.render import json_bytes
 
-    data = {"json": render.json_bytes, "csv": render.csv_bytes, "parquet": render.parquet_bytes}
-    rendered = data.get(fmt, _text_table)(table)
+        return _emit(json_bytes(result), output)
+    return _emit(_text_table(result), output)
+
+
+def _emit(rendered: bytes, output: Path | None) -> int:
+    """Print ``rendered``, or write it to ``output`` atomically."""
     if output is None:
         click.echo(rendered.decode("utf-8"), nl=False)
         return 0
@@ -66,38 +81,38 @@ def command(sql: str, revs: tuple[str, ...], fmt: str, output: Path | None, root
     return 0
 
 
-def _print_table(table: Any) -> None:
+def _print_table(result: Rows) -> None:
     """Through rich: folded to a terminal's width, at its own width in a pipe or file."""
     import sys
 
     from rich.console import Console
 
     width = None if sys.stdout.isatty() else WIDE
-    Console(highlight=False, width=width).print(_rich_table(table))
+    Console(highlight=False, width=width).print(_rich_table(result))
 
 
-def _rich_table(table: Any) -> Any:
+def _rich_table(result: Rows) -> Any:
     from rich import box
     from rich.table import Table
 
     from vxds.query.render import cell
 
     shown = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for field in table.schema:
-        numeric = str(field.type).startswith(("int", "uint", "float", "double", "decimal"))
-        shown.add_column(field.name, justify="right" if numeric else "left", overflow="fold")
-    for row in zip(*(column.to_pylist() for column in table.columns), strict=True):
+    for name, numeric in zip(result.names, result.numeric, strict=True):
+        shown.add_column(name, justify="right" if numeric else "left", overflow="fold")
+    for row in result.rows:
         shown.add_row(*(cell(value) for value in row))
-    shown.caption = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"
+    count = len(result.rows)
+    shown.caption = f"{count} row{'s' if count != 1 else ''}"
     return shown
 
 
-def _text_table(table: Any) -> bytes:
+def _text_table(result: Rows) -> bytes:
     """The table as ``-o FILE`` holds it: what the terminal shows, without colour."""
     import io
 
     from rich.console import Console
 
     out = io.StringIO()
-    Console(file=out, highlight=False, no_color=True, width=WIDE).print(_rich_table(table))
+    Console(file=out, highlight=False, no_color=True, width=WIDE).print(_rich_table(result))
     return out.getvalue().encode("utf-8")

@@ -10,10 +10,10 @@ revision is ``"REV:name@version"`` (also ``"name@version"`` when one revision is
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vxds.errors import LockError, UsageError
 from vxds.git.repo import Repository
@@ -21,6 +21,7 @@ from vxds.project.config import Config, load_config
 from vxds.query import parquet
 from vxds.query.tables import LockFolder, revision_locks, worktree_locks
 
+T = TypeVar("T")
 EXTRA_HINT = "pip install 'vxds[query]'"
 # The columns of every lock's rows, as DuckDB reads them from a resource line.
 LINE_COLUMNS = {
@@ -45,10 +46,15 @@ class MissingExtra(UsageError):
 
 
 def duckdb_module() -> Any:
-    """``duckdb``, after checking pyarrow is there too; ``MissingExtra`` says what to install."""
+    """``duckdb``, after checking pyarrow is there too (without importing it: a result
+    shown as a table or JSON does not need it); ``MissingExtra`` says what to install."""
+    from importlib.util import find_spec
+
     try:
         import duckdb
-        import pyarrow  # noqa: F401  (results are Arrow tables)
+
+        if find_spec("pyarrow") is None:
+            raise ImportError("No module named 'pyarrow'", name="pyarrow")
     except ImportError as exc:
         raise MissingExtra(
             f"vxds query needs DuckDB and pyarrow, which are not installed ({exc.name} is missing)",
@@ -63,11 +69,18 @@ def query(sql: str, *, rev: str | Sequence[str] | None = None, root: str | Path 
     ``rev`` is a revision or a list of them (``"main"``, ``"v1"``, ``"HEAD"``): the locks as
     they were there, read from Git's objects; None reads the working tree's locks.
     """
+    return over_locks(sql, rev=rev, root=root, read=run)
+
+
+def over_locks(
+    sql: str, *, rev: str | Sequence[str] | None, root: str | Path | None, read: Callable[[Any, str], T]
+) -> T:
+    """``read(connection, sql)`` over the views of the project's locks (at ``rev``)."""
     duckdb_module()  # before anything else: without the extra, say so whatever the project
     config = load_config(Path(root) if root is not None else None)
     revs = [rev] if isinstance(rev, str) else list(dict.fromkeys(rev or ()))
     with connection(config, revs, sql=sql) as con:
-        return run(con, sql)
+        return read(con, sql)
 
 
 @contextmanager
@@ -123,16 +136,33 @@ def _unique(locks: list[LockFolder]) -> list[LockFolder]:
 def run(con: Any, sql: str) -> Any:
     """``sql``'s last statement's rows as an Arrow table (JSON columns marked in the schema)."""
     import duckdb
-    import pyarrow as pa
 
     try:
-        relation = con.sql(sql)
-        if relation is None:  # the last statement returned no rows (a SET, a CREATE)
-            return pa.table({})
-        types = [str(t) for t in relation.types]
-        table = relation.to_arrow_table()
+        return arrow_table(statement(con, sql))
     except duckdb.Error as exc:
-        raise QueryError(_one_line(exc)) from None
+        raise QueryError(one_line(exc)) from None
+
+
+def statement(con: Any, sql: str) -> Any:
+    """DuckDB's relation of ``sql``'s last statement (the ones before it are run), or None
+    when it returns no rows; ``QueryError`` when DuckDB refuses one."""
+    import duckdb
+
+    try:
+        return con.sql(sql)
+    except duckdb.Error as exc:
+        raise QueryError(one_line(exc)) from None
+
+
+def arrow_table(relation: Any) -> Any:
+    """A relation's rows as an Arrow table, its JSON columns marked (``JSON_TYPE``); an
+    empty table for None."""
+    import pyarrow as pa
+
+    if relation is None:  # the last statement returned no rows (a SET, a CREATE)
+        return pa.table({})
+    types = [str(t) for t in relation.types]
+    table = relation.to_arrow_table()
     fields = [
         field.with_metadata({b"vxds.type": JSON_TYPE}) if kind == "JSON" else field
         for field, kind in zip(table.schema, types, strict=True)
@@ -140,7 +170,7 @@ def run(con: Any, sql: str) -> Any:
     return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
-def _one_line(exc: Exception) -> str:
+def one_line(exc: Exception) -> str:
     """DuckDB's message without the caret lines under the statement."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"the query failed: {first}"

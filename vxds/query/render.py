@@ -1,4 +1,5 @@
-"""A query's result (an Arrow table) as the bytes of a JSON array, a CSV file or Parquet.
+"""A query's result as the bytes of a JSON array (from its ``Rows``), a CSV file or Parquet
+(from its Arrow table).
 
 JSON columns (field metadata ``vxds.type = JSON``) are written as the JSON they hold in a
 JSON array, and as their text in CSV; other nested values (lists, structs) are JSON text in
@@ -10,24 +11,27 @@ from __future__ import annotations
 import datetime
 import decimal
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vxds.query.engine import JSON_TYPE
+
+if TYPE_CHECKING:
+    from vxds.query.result import Rows
 
 
 def is_json(field: Any) -> bool:
     return bool(field.metadata and field.metadata.get(b"vxds.type") == JSON_TYPE)
 
 
-def json_bytes(table: Any) -> bytes:
+def json_bytes(result: Rows) -> bytes:
     """One JSON array with an object per row, columns in the result's order."""
-    columns = []
-    for field, column in zip(table.schema, table.columns, strict=True):
-        values = column.to_pylist()
-        columns.append([_loads(v) for v in values] if is_json(field) else values)
-    rows = [dict(zip(table.column_names, row, strict=True)) for row in zip(*columns, strict=True)]
+    columns = list(zip(result.names, result.json, strict=True))
+    rows = [
+        {name: _loads(value) if text else value for (name, text), value in zip(columns, row, strict=True)}
+        for row in result.rows
+    ]
     return orjson.dumps(rows, default=_plain, option=orjson.OPT_INDENT_2) + b"\n"
 
 
