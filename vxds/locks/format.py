@@ -87,10 +87,20 @@ class Header:
                 "script_digest": self.script_digest,
             },
             "source": {"snapshot": self.snapshot, "url": self.source},
-            "splits": {name: {"count": c, "digest": d} for name, (c, d) in sorted(self.splits.items())},
+            "splits": {name: self._split_body(name) for name in sorted(self.splits)},
         }
         if self.merged:
             body["merged"] = True
+        return body
+
+    def _split_body(self, name: str) -> dict[str, Any]:
+        """A split's count and digest, and its shards' types when they list them (only then,
+        so that the digests of locks written without them do not change)."""
+        count, digest = self.splits[name]
+        body: dict[str, Any] = {"count": count, "digest": digest}
+        shards = self.shards.get(name, ())
+        if shards and shards[0].types:
+            body["types"] = [dict(s.types) for s in shards]
         return body
 
     @property

@@ -19,6 +19,7 @@ import contextlib
 import heapq
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import overload
@@ -29,6 +30,7 @@ from vxds.fs import make_dirs
 from vxds.hashing import PREFIX
 from vxds.locks import shards as shards_module
 from vxds.locks.shards import Shard, cut_value, split_digest
+from vxds.locks.split_diff import type_of
 from vxds.locks.splits import Split
 
 SPILL_BYTES = 128 << 20  # lines held in memory before a sorted run is written (tests lower it)
@@ -147,22 +149,24 @@ def write_split(pairs: Iterable[tuple[bytes, bytes]], path: Path) -> Split:
     spans: list[tuple[int, int]] = []
     shards: list[Shard] = []
     hasher, first, count, start, offset = blake3(), "", 0, 0, 0
+    types: Counter[str] = Counter()  # the shard's resources by type (Shard.types)
     with open(path, "wb", buffering=1 << 20) as out:
         for rid, line in pairs:
             if cutter.starts_here(rid, len(line)):
-                shards.append(Shard(first, count, PREFIX + hasher.hexdigest()))
+                shards.append(Shard(first, count, PREFIX + hasher.hexdigest(), tuple(sorted(types.items()))))
                 spans.append((start, offset))
-                hasher, count, start = blake3(), 0, offset
+                hasher, count, start, types = blake3(), 0, offset, Counter()
             if not count:
                 first = rid.decode("utf-8")
             out.write(line)
+            types[type_of(line)] += 1
             hasher.update(line)
             whole.update(line)
             count += 1
             offset += len(line)
     total = sum(s.count for s in shards) + count
     if count:
-        shards.append(Shard(first, count, PREFIX + hasher.hexdigest()))
+        shards.append(Shard(first, count, PREFIX + hasher.hexdigest(), tuple(sorted(types.items()))))
         spans.append((start, offset))
     return _split(FileChunks(path, spans), shards, total, PREFIX + whole.hexdigest())
 
