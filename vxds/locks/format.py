@@ -28,6 +28,7 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.hashing import digest_json
+from vxds.locks import header_toml
 from vxds.locks import shards as sharding
 from vxds.locks.shards import Shard
 
@@ -279,7 +280,7 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
 def _toml(text: str, where: Path) -> dict[str, Any]:
     """The TOML document, or ``CorruptLock`` with one line saying where it breaks."""
     try:
-        return tomllib.loads(text)
+        return header_toml.loads(text)
     except tomllib.TOMLDecodeError as exc:
         reason, line = _toml_reason(str(exc), text)
     except RecursionError:  # tomllib recurses once per nested array or inline table

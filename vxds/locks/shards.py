@@ -35,6 +35,7 @@ it, the counts add up to the shard's ``count``, the lock digest covers it
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -93,6 +94,7 @@ def split_file(split: str) -> str:
     return f"resources.{split}.jsonl"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every reader of a header names each shard several times
 def shard_key(first: str) -> str:
     return blake3(first.encode("utf-8")).hexdigest()[16:32]
 
