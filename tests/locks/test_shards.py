@@ -226,6 +226,7 @@ def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataO
     assert len(new) - _common_tail(old, new) - kept <= 3
 
 
+@settings(deadline=None)  # two cuts of 300 lines: over 200 ms on a loaded machine
 @given(IDS.filter(lambda s: len(s) > 20))
 def test_an_insert_before_every_id_rewrites_a_few_shards(ids: set[str]) -> None:
     old, new = _bounds(_lines(ids)), _bounds(_lines({*ids, "a-first"}))

@@ -101,7 +101,7 @@ class Header:
         body: dict[str, Any] = {"count": count, "digest": digest}
         shards = self.shards.get(name, ())
         if shards and shards[0].types:
-            body["types"] = [dict(s.types) for s in shards]
+            body["types"] = [s.types for s in shards]  # [[type, count], ...] per shard
         return body
 
     @property

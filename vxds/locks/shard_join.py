@@ -175,7 +175,7 @@ def _join_runs(
             unchanged += same
         if anchor is not None:
             for tally in tallies:
-                absorb(tally, _equal_tally(anchor, tally, listed, new))
+                _add_equal(tally, anchor, listed, new)
             unchanged += anchor[1][0]
         i, j = ia + 1, jb + 1
     return changes, unchanged
@@ -189,16 +189,18 @@ def _types(header: HasShards, split: str) -> Types:
     return {shard_file(split, s.first): s.types for s in header.shards.get(split, ()) if s.types}
 
 
-def _equal_tally(anchor: tuple[str, tuple[int, str]], like: Tally, listed: Types, side: Shards) -> Tally:
-    """A tally like ``like`` of an equal shard: from the types its header line lists when
-    that is all ``like`` counts, else from the cache (the shard read once)."""
+def _add_equal(tally: Tally, anchor: tuple[str, tuple[int, str]], listed: Types, side: Shards) -> None:
+    """Add an equal shard to ``tally``: the types its header line lists when that is all
+    ``tally`` counts, else its tally from the cache (the shard read once)."""
     name, (count, digest) = anchor
-    if not like.parse and name in listed:
-        tally = _fresh(like)
-        tally.count = count
-        tally.types.update(dict(listed[name]))
-        return tally
-    return side.types.get(digest, like, functools.partial(_lines, side, [anchor]))
+    types = listed.get(name)
+    if tally.parse or types is None:
+        absorb(tally, side.types.get(digest, tally, functools.partial(_lines, side, [anchor])))
+        return
+    tally.count += count
+    counter = tally.types
+    for kind, n in types:
+        counter[kind] += n
 
 
 def _lines(side: Shards, files: Listed) -> Iterator[bytes]:

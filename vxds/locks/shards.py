@@ -241,10 +241,11 @@ def parse(split: str, value: Any, count: int, digest: str) -> tuple[tuple[Shard,
 
 
 FIELDS = {"file", "first", "count", "digest"}
+OPTIONAL = {*FIELDS, "types"}
 
 
 def _shard(split: str, item: Any) -> Shard | None:
-    if not isinstance(item, dict) or not FIELDS <= set(item) <= {*FIELDS, "types"}:
+    if not isinstance(item, dict) or not FIELDS <= item.keys() <= OPTIONAL:
         return None
     first, count, digest = item["first"], item["count"], item["digest"]
     if not (isinstance(first, str) and isinstance(digest, str) and type(count) is int and count >= 1):
