@@ -22,6 +22,7 @@ lock peak < 600 MB at 1M, < 1 GB at 10M, time within 2x the baseline.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import sys
@@ -33,7 +34,7 @@ import lock_bench
 import orjson
 from benchlib import Report, finish, fmt_s, parser, workdir
 from blake3 import blake3
-from shard_readers import Sides, diff_times, git_diff, project, verify_times
+from shard_readers import Folders, Sides, diff_times, git_diff, project, verify_times
 
 from vxds.locks.shards import MAX_FILE, RULE, ShardRule, starts
 from vxds.locks.splits import Split
@@ -142,21 +143,24 @@ def sides(n: int) -> Sides:
 MILLION = 1_000_000
 
 
-def diff_part(scratch: Path, n: int, report: Report) -> dict[str, float]:
-    made = sides(n)
-    t = diff_times(scratch, made, RULE, ONE_FILE, repeat=1 if n > MILLION else 5)
-    report.row(
-        f"diff {n:,}, 200 clustered",
-        f"{fmt_s(t['changed 2 warm'])} (cold {fmt_s(t['changed 2 cold'])})",
-        "-",
-        fmt_s(t["changed 1"]),
-    )
-    report.row(
-        f"diff {n:,}, one change per shard",
-        f"{fmt_s(t['spread 2 warm'])} (cold {fmt_s(t['spread 2 cold'])})",
-        "no slower than format 1",
-        fmt_s(t["spread 1"]),
-    )
+def diff_part(
+    scratch: Path, n: int, report: Report, store: Path | None = None, repeat: int | None = None
+) -> dict[str, float]:
+    """The diff rows at ``n``: warm (tallies cached), cold (none cached: a fresh clone), and
+    cold of the same locks with lock.toml listing no shard types (a lock of the last stop)."""
+    folders = Folders(scratch, store, n, functools.cache(lambda: sides(n)))
+    t = diff_times(folders, RULE, ONE_FILE, repeat=repeat or (1 if n > MILLION else 5))
+    for change, words, target in (
+        ("changed", "200 clustered", "-"),
+        ("spread", "one change per shard", "no slower than format 1"),
+    ):
+        report.row(
+            f"diff {n:,}, {words}",
+            f"{fmt_s(t[f'{change} 2 warm'])} (cold {fmt_s(t[f'{change} 2 cold'])}; "
+            f"no types listed {fmt_s(t[f'{change} 2 untyped'])})",
+            target,
+            fmt_s(t[f"{change} 1"]),
+        )
     return t
 
 
@@ -225,32 +229,36 @@ def readers(args: argparse.Namespace, report: Report) -> None:
         shutil.copytree(lock, scratch / "template")
         diffs = {}
         for n in sizes:
-            diffs[n] = diff_part(scratch, n, report)
-            if n == sizes[0]:
+            diffs[n] = diff_part(scratch, n, report, args.locks, args.diff_repeat if n > MILLION else None)
+            if n == sizes[0] or args.diff_only:
                 continue
             verify_part(scratch, lock, n, report)
             if not args.no_lock:
                 lock_part(scratch, n, report, args.baseline_max)
-        small = sizes[0]
-        for n in sizes[1:]:
-            ratio = diffs[n]["changed 2 warm"] / diffs[small]["changed 2 warm"]
-            report.target(
-                f"diff {n:,} clustered <= 3x {small:,} (tallies cached)", f"{ratio:.1f}x", ratio <= 3
-            )
-            cold = diffs[n]["changed 2 cold"] / diffs[small]["changed 2 cold"]
-            report.target("  the same, first diff (no .vxds/shard-tallies)", f"{cold:.1f}x", cold <= 3)
-            spread = diffs[n]["spread 2 warm"] / diffs[n]["spread 1"]
-            report.target(
-                f"diff {n:,}, change in every shard: no slower than format 1 (+10% noise)",
-                f"{spread:.2f}x",
-                spread <= 1.1,
-            )
+        _diff_targets(report, sizes, diffs)
+        if args.diff_only:
+            return
         git_cold, git_warm = git_diff(scratch / "project", lock, sides(sizes[1]), RULE)
         report.row(
             f"vxds diff HEAD~1 HEAD {sizes[1]:,}, 200 clustered (CLI, in Git)",
             f"{fmt_s(git_warm)} (cold {fmt_s(git_cold)})",
             "-",
             "-",
+        )
+
+
+def _diff_targets(report: Report, sizes: list[int], diffs: dict[int, dict[str, float]]) -> None:
+    small = sizes[0]
+    for n in sizes[1:]:
+        ratio = diffs[n]["changed 2 warm"] / diffs[small]["changed 2 warm"]
+        report.target(f"diff {n:,} clustered <= 3x {small:,} (tallies cached)", f"{ratio:.1f}x", ratio <= 3)
+        cold = diffs[n]["changed 2 cold"] / diffs[small]["changed 2 cold"]
+        report.target("  the same, first diff (no .vxds/shard-tallies)", f"{cold:.1f}x", cold <= 3)
+        spread = diffs[n]["spread 2 warm"] / diffs[n]["spread 1"]
+        report.target(
+            f"diff {n:,}, change in every shard: no slower than format 1 (+10% noise)",
+            f"{spread:.2f}x",
+            spread <= 1.1,
         )
 
 
@@ -284,6 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--no-readers", action="store_true", help="Only the file sizes, no diff, verify or lock.")
     p.add_argument("--no-lock", action="store_true", help="No lock rows.")
+    p.add_argument("--diff-only", action="store_true", help="Only the diff rows and their targets.")
+    p.add_argument(
+        "--diff-repeat", type=int, help="Runs of each diff above 1M (the median; default 1, 5 up to 1M)."
+    )
+    p.add_argument(
+        "--locks",
+        type=Path,
+        help="Keep the diff rows' lock folders here and reuse them in a later run (10M takes minutes).",
+    )
     args = p.parse_args(argv)
     if len(args.sizes) < 2:
         p.error("--sizes needs two sizes or more")
@@ -299,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "front insert: files / bytes",
         ],
     )
+    if args.diff_only:  # the file sizes at 10M take minutes of their own
+        return _readers_only(args)
     measure(report, n, ONE_FILE, "1 (baseline: one file)")
     sharded = measure(report, n, RULE, "2 (shards)")
     report.target("largest file <= 16 MiB", mib(sharded["largest"]), sharded["largest"] <= MAX_FILE)
@@ -321,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_readers:
         readers(args, readers_report)
     return finish(readers_report, args.strict) or (1 if args.strict and report.failed else 0)
+
+
+def _readers_only(args: argparse.Namespace) -> int:
+    report = Echoed("diff of format 2", ["measure", "format 2 / vxds", "target", "baseline (format 1)"])
+    readers(args, report)
+    return finish(report, args.strict)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from benchlib import Report, fmt_s, run, vxds_argv
 
 from vxds.locks import shard_join
 from vxds.locks.diff import diff_refs
+from vxds.locks.format import render_header
 from vxds.locks.refs import folder_lock
 from vxds.locks.shards import ShardRule
 from vxds.locks.splits import Split, header_shards
@@ -65,12 +66,15 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def folder_diff(old: Path, new: Path, cache: Path, repeat: int = 1) -> float:
+def folder_diff(old: Path, new: Path, cache: Path, repeat: int = 1, cold: bool = False) -> float:
     """In-process ``diff_refs`` of two lock folders, the shard tallies cached under ``cache``
-    (the median of ``repeat`` runs: the machine is shared)."""
+    (the median of ``repeat`` runs: the machine is shared); ``cold``: the cache removed
+    before each run, as in a fresh clone."""
 
     def once() -> float:
         shard_join.shard_types.cache_clear()  # read the cache from disk, as a new process does
+        if cold:
+            shutil.rmtree(cache, ignore_errors=True)
         return timed(lambda: diff_refs(folder_lock(old, "old", cache), folder_lock(new, "new", cache)))
 
     return sorted(once() for _ in range(repeat))[repeat // 2]
@@ -89,29 +93,93 @@ class Sides:
     spread: list[bytes]
 
 
-def diff_times(
-    scratch: Path, sides: Sides, sharded: ShardRule, one_file: ShardRule, repeat: int = REPEAT
-) -> dict[str, float]:
-    """Diff seconds: format 2 cold (no tally cache) and warm, format 1; both for the
-    clustered change, then for a change in every shard. The warm clustered diff is the
-    median of ``REPEAT`` runs; the others of ``repeat`` (fewer at 10M: each reads it all)."""
-    out: dict[str, float] = {}
-    for change in ("changed", "spread"):
-        folders = {}
-        for fmt, rule in (("2", sharded), ("1", one_file)):
-            for side, lines in (("a", sides.base), ("b", getattr(sides, change))):
-                folder = scratch / f"{change}-{fmt}{side}"
-                shutil.copytree(scratch / "template", folder)
-                put(folder, lines, rule)
-                folders[fmt + side] = folder
-        cache = scratch / f"cache-{change}"
-        out[f"{change} 2 cold"] = folder_diff(folders["2a"], folders["2b"], cache)
-        warm = REPEAT if change == "changed" else repeat
-        out[f"{change} 2 warm"] = folder_diff(folders["2a"], folders["2b"], cache, warm)
-        out[f"{change} 1"] = folder_diff(folders["1a"], folders["1b"], scratch / "no-cache", repeat)
-        for folder in folders.values():
+def untyped(folder: Path) -> None:
+    """Rewrite ``folder``'s lock.toml as a vxds of the last stop wrote it: no shard lists its
+    types (only the header changes; the lock digest is recomputed)."""
+    header = read_lock(folder).header
+    shards = {
+        n: tuple(dataclasses.replace(s, types=()) for s in listed) for n, listed in header.shards.items()
+    }
+    (folder / "lock.toml").write_text(render_header(dataclasses.replace(header, shards=shards)))
+
+
+class Folders:
+    """The lock folders a diff row reads, each written once: under ``store`` they are kept and
+    reused by a later run (``--locks``: 10M lines take minutes to write), else under
+    ``scratch`` and removed. A shard equal to the base's is a hard link to it (as Git stores
+    it once), so the clustered change costs one shard of disk."""
+
+    def __init__(self, scratch: Path, store: Path | None, n: int, sides: Callable[[], Sides]) -> None:
+        self.root = store / str(n) if store is not None else scratch / "diff"
+        self.keep = store is not None
+        self.sides = sides
+        self.template = scratch / "template"
+
+    def get(self, name: str, lines: str, rule: ShardRule, like: Path | None = None) -> Path:
+        folder = self.root / name
+        if (folder / ".written").exists():
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(self.template, folder)
+        put(folder, getattr(self.sides(), lines), rule)
+        for path in folder.glob("*.jsonl") if like is not None else ():
+            twin = like / path.name
+            if (
+                twin.exists()
+                and twin.stat().st_size == path.stat().st_size
+                and twin.read_bytes() == path.read_bytes()
+            ):
+                path.unlink()
+                os.link(twin, path)
+        (folder / ".written").touch()
+        return folder
+
+    def done(self, *folders: Path) -> None:
+        for folder in folders if not self.keep else ():
             shutil.rmtree(folder)
+
+
+def diff_times(
+    folders: Folders, sharded: ShardRule, one_file: ShardRule, repeat: int = REPEAT
+) -> dict[str, float]:
+    """Diff seconds: format 2 cold (no tally cache: the types come from lock.toml), warm (the
+    cache filled), cold with lock.toml listing no types (a lock of the last stop), and format
+    1; both for the clustered change, then for a change in every shard. The warm clustered
+    diff is the median of ``REPEAT`` runs; the others of ``repeat`` (fewer at 10M)."""
+    out: dict[str, float] = {}
+    base2 = folders.get("base-2", "base", sharded)
+    base1 = folders.get("base-1", "base", one_file)
+    for change in ("changed", "spread"):
+        new2 = folders.get(f"{change}-2", change, sharded, like=base2)
+        new1 = folders.get(f"{change}-1", change, one_file)
+        cache = folders.root / f"cache-{change}"
+        shutil.rmtree(cache, ignore_errors=True)
+        out[f"{change} 2 cold"] = folder_diff(base2, new2, cache, repeat, cold=True)
+        warm = REPEAT if change == "changed" else repeat
+        runs: dict[str, list[float]] = {"2": [], "1": []}
+        for i in range(max(warm, repeat)):  # alternated: neither format gets the warmer page cache
+            if i < warm:
+                runs["2"].append(folder_diff(base2, new2, cache))
+            if i < repeat:
+                runs["1"].append(folder_diff(base1, new1, folders.root / "no-cache"))
+        out[f"{change} 2 warm"], out[f"{change} 1"] = (sorted(r)[len(r) // 2] for r in runs.values())
+        out[f"{change} 2 untyped"] = _untyped_diff(base2, new2, folders.root / f"cache-{change}-untyped")
+        folders.done(new1, new2)
+    folders.done(base1, base2)
     return out
+
+
+def _untyped_diff(old: Path, new: Path, cache: Path) -> float:
+    """The first diff (no tally cache) with lock.toml listing no types; the headers are put back."""
+    headers = {folder: (folder / "lock.toml").read_bytes() for folder in (old, new)}
+    try:
+        for folder in headers:
+            untyped(folder)
+        shutil.rmtree(cache, ignore_errors=True)
+        return folder_diff(old, new, cache)
+    finally:
+        for folder, text in headers.items():
+            (folder / "lock.toml").write_bytes(text)
 
 
 def git_diff(root: Path, lock: Path, sides: Sides, rule: ShardRule) -> tuple[float, float]:

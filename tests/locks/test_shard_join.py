@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from tests.locks.test_shards import ONE_SHARD, SMALL_RULE, _header, _line, _lock, _written
 from vxds.locks.diff import diff_locks, diff_refs
+from vxds.locks.format import HEADER, render_header
 from vxds.locks.refs import LockRef, folder_lock
 from vxds.locks.shard_join import ShardTypes
 from vxds.locks.shards import ShardRule
 from vxds.locks.split_diff import Tally
 from vxds.locks.splits import Split
-from vxds.locks.store import Lock
+from vxds.locks.store import Lock, read_header
 
 IDS = [f"sub-{i:04d}/anat/f{i}.nii.gz" for i in range(600)]
 
@@ -57,22 +58,50 @@ def test_a_local_edit_diffs_as_the_whole_join(start: int, length: int, removed: 
     assert sharded.splits == flat.splits
 
 
-def test_equal_shards_are_not_read_once_their_types_are_cached(tmp_path: Path) -> None:
+def _untyped(folder: Path) -> None:
+    """The lock in ``folder`` as a vxds of the last stop wrote it: no shard lists its types."""
+    header = read_header(folder)[0]
+    shards = {
+        n: tuple(dataclasses.replace(s, types=()) for s in listed) for n, listed in header.shards.items()
+    }
+    (folder / HEADER).write_text(render_header(dataclasses.replace(header, shards=shards)))
+
+
+def _reads(a: Path, b: Path, cache: Path) -> list[str]:
+    """The files one diff of ``a`` and ``b`` reads one at a time."""
+    seen: list[str] = []
+    diff = diff_refs(
+        _recording(folder_lock(a, "old", cache), seen), _recording(folder_lock(b, "new", cache), seen)
+    )
+    assert [c.kind for c in diff.changes] == ["removed", "added"]
+    assert diff.unchanged == len(IDS) - 1
+    assert diff.splits["train"].by["type"] == {"File": [len(IDS), len(IDS)]}
+    return seen
+
+
+def _one_replaced() -> tuple[Lock, Lock]:
     before = set(IDS)
-    after = (before - {IDS[300]}) | {"sub-0300/anat/g.nii.gz"}
+    return _lock(before, SMALL_RULE), _lock((before - {IDS[300]}) | {"sub-0300/anat/g.nii.gz"}, SMALL_RULE)
+
+
+def test_a_first_diff_reads_only_the_shards_that_differ(tmp_path: Path) -> None:
+    with _written(*_one_replaced()) as (a, b):
+        files = [p.name for p in b.iterdir() if p.name != HEADER]
+        assert len(files) > 10
+        seen = _reads(a, b, tmp_path / "cache")  # no tally cached: the types come from lock.toml
+        assert 2 <= len(seen) <= 4  # the changed shard on both sides, maybe its neighbour
+        assert not (tmp_path / "cache" / "shard-tallies").exists()
+
+
+def test_a_lock_listing_no_types_reads_each_equal_shard_once(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    with _written(_lock(before, SMALL_RULE), _lock(after, SMALL_RULE)) as (a, b):
-        files = sorted(p.name for p in b.iterdir() if p.name != "lock.toml")
-        for expected_reads in (len(files), 2):  # cold: every file once; warm: the changed ones
-            seen: list[str] = []
-            old = _recording(folder_lock(a, "old", cache), seen)
-            new = _recording(folder_lock(b, "new", cache), seen)
-            diff = diff_refs(old, new)
-            assert [c.kind for c in diff.changes] == ["removed", "added"]
-            assert diff.unchanged == len(IDS) - 1
-            assert len(files) > 10
-            assert len(seen) <= expected_reads + 2  # the changed shard on both sides, maybe its neighbour
+    with _written(*_one_replaced()) as (a, b):
+        _untyped(a)
+        _untyped(b)
+        files = [p.name for p in b.iterdir() if p.name != HEADER]
+        assert len(_reads(a, b, cache)) >= len(files)  # cold: every file once
         assert len(ShardTypes(cache).types) >= len(files) - 2  # saved under the cache folder
+        assert len(_reads(a, b, cache)) <= 4  # warm: the changed ones
 
 
 def test_a_damaged_cache_is_an_empty_one(tmp_path: Path) -> None:

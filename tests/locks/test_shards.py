@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vxds.errors import LockError
@@ -133,6 +133,43 @@ def test_a_header_whose_shards_do_not_add_up_is_corrupt(old: str, new: str, word
         parse_header(text.replace(old, new, 1), Path("x"))
 
 
+TYPED = (
+    Shard("a", 2, D + "3" * 64, (("File", 1), ("Volume", 1))),
+    Shard("m", 1, D + "4" * 64, (("File", 1),)),
+)
+
+
+def test_shard_types_are_one_line_each_pinned_and_covered_by_the_lock_digest() -> None:
+    header = _header({}, splits={"train": (3, split_digest(TYPED))}, shards={"train": TYPED})
+    text = render_header(header)
+    assert (
+        f'  {{ file = "{shard_file("train", "a")}", first = "a", count = 2, digest = "{D + "3" * 64}", '
+        'types = { "File" = 1, "Volume" = 1 } },\n'
+    ) in text
+    assert parse_header(text, Path("x")) == (header, header.digest)
+    untyped = {"train": tuple(dataclasses.replace(s, types=()) for s in TYPED)}
+    assert split_digest(untyped["train"]) == split_digest(TYPED)  # the split digest is its files'
+    assert dataclasses.replace(header, shards=untyped).digest != header.digest
+    parsed, claimed = parse_header(text.replace('"File" = 1, "Volume" = 1', '"File" = 2', 1), Path("x"))
+    assert parsed.shards["train"][0].types == (("File", 2),)
+    assert claimed != parsed.digest  # check_header: "the lock digest does not match the header"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ('"File" = 1, "Volume" = 1', '"File" = 1, "Volume" = 2', "shard 1 is not"),  # 3 types, count 2
+        ('"File" = 1, "Volume" = 1', '"File" = "2"', "shard 1 is not"),
+        ('"File" = 1, "Volume" = 1', "", "shard 1 is not"),
+        (', types = { "File" = 1 }', "", "some shards list their types and some do not"),
+    ],
+)
+def test_malformed_shard_types_are_a_corrupt_header(old: str, new: str, words: str) -> None:
+    header = _header({}, splits={"train": (3, split_digest(TYPED))}, shards={"train": TYPED})
+    with pytest.raises(CorruptLock, match=words):
+        parse_header(render_header(header).replace(old, new, 1), Path("x"))
+
+
 def test_a_million_resources_are_cut_into_files_under_16_mib() -> None:
     lines = [b'{"id":"%07d","pad":"%s"}\n' % (i, b"x" * 400) for i in range(200_000)]
     bounds = starts(lines)
@@ -168,6 +205,7 @@ def _common_tail(old: list[tuple[str, int, str]], new: list[tuple[str, int, str]
     return n
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow])  # regex ids: slow to draw on a loaded machine
 @given(IDS.filter(lambda s: len(s) > 20), st.data())
 def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataObject) -> None:
     ordered = sorted(ids)
@@ -189,6 +227,7 @@ def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataO
     assert len(new) - _common_tail(old, new) - kept <= 3
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine (see above)
 @given(IDS.filter(lambda s: len(s) > 20))
 def test_an_insert_before_every_id_rewrites_a_few_shards(ids: set[str]) -> None:
     old, new = _bounds(_lines(ids)), _bounds(_lines({*ids, "a-first"}))
@@ -307,6 +346,46 @@ def test_verify_names_a_tampered_shard_by_file_and_line(project: Path) -> None:
     assert [(f.file, f.line) for f in findings if f.severity == "error"][:1] == [
         (f"{LOCK.as_posix()}/{last}", None)
     ]
+
+
+def _retyped(directory: Path, number: int, types: tuple[tuple[str, int], ...] | None) -> str:
+    """Make lock.toml list ``types`` for shard ``number`` (None: no shard lists any), its
+    digest recomputed, as a hand edit that keeps the header self-consistent would; its file."""
+    header, _ = read_header(directory)
+    listed = list(header.shards["train"])
+    if types is None:
+        listed = [dataclasses.replace(s, types=()) for s in listed]
+    else:
+        listed[number] = dataclasses.replace(listed[number], types=types)
+    (directory / "lock.toml").write_text(
+        render_header(dataclasses.replace(header, shards={"train": tuple(listed)}))
+    )
+    return shard_file("train", listed[number].first)
+
+
+def test_verify_names_a_shard_whose_listed_types_are_not_its_lines(project: Path) -> None:
+    config = load_config(project)
+    entry = load_manifest(config.manifest, default_source=config.source).find("demo")
+    lock = Resolver(config).resolve(entry)
+    lines = [line + b"\n" for line in lock.splits["train"].lines()]
+    splits = {**lock.splits, "train": Split.from_terminated(lines, ShardRule(100, 200, 2000))}
+    header = dataclasses.replace(
+        lock.header, splits={n: (s.count, s.digest) for n, s in splits.items()}, shards=header_shards(splits)
+    )
+    write_lock(Lock(header, splits), project / LOCK)
+    assert all(s.types for s in header.shards["train"])
+    assert verify(config) == []
+    count = header.shards["train"][1].count
+    wrong = (
+        (("Table", count),) if header.shards["train"][1].types != (("Table", count),) else (("File", count),)
+    )
+    file = _retyped(project / LOCK, 1, wrong)
+    for _ in range(2):  # the shard passed before, by its digest: its new types are checked all the same
+        findings = [(f.code, f.file, f.message) for f in verify(config) if f.severity == "error"]
+        assert [(code, where) for code, where, _ in findings] == [("VX304", f"{LOCK.as_posix()}/{file}")]
+        assert "not the types lock.toml lists for it" in findings[0][2]
+    _retyped(project / LOCK, 1, None)  # a lock of the last stop: no types, nothing to check
+    assert verify(config) == []
 
 
 def _relisted(directory: Path) -> None:

@@ -77,8 +77,9 @@ def diff_refs(
     assert ref is not None
     fields = tuple(dict.fromkeys((TYPE, *by)))
     names = sorted(set(old.splits if old else ()) | set(new.splits if new else ()))
-    old_tallies = {s: Tally(fields, group_by if s in held_out else None) for s in names}
-    new_tallies = {s: Tally(fields, group_by) for s in names}
+    old_groups, new_groups = _group_needs(old, new, names, held_out) if group_by else (set(), set())
+    old_tallies = {s: Tally(fields, group_by if s in old_groups else None) for s in names}
+    new_tallies = {s: Tally(fields, group_by if s in new_groups else None) for s in names}
     changes, unchanged = _join_splits(old, new, old_tallies, new_tallies)
     header = header_changes(old.header if old else None, new.header if new else None)
     result = DatasetDiff(
@@ -97,6 +98,27 @@ def diff_refs(
     if new is not None:
         result.warnings += _warnings(changes, group_by, held_out, old_tallies, new_tallies)
     return result
+
+
+def _count(ref: LockRef | None, split: str) -> int:
+    """The split's count as the header says (a bare file's: unknown, taken as not empty)."""
+    if ref is None or split not in ref.splits:
+        return 0
+    return ref.header.splits[split][0] if ref.header is not None else 1
+
+
+def _group_needs(
+    old: LockRef | None, new: LockRef | None, names: Sequence[str], held_out: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """The splits of each side whose group keys a leak warning can depend on (``_warnings``):
+    on the new side every non-empty split when two or more are, and its training splits when
+    the old side has a non-empty held-out split; on the old side those held-out splits, when
+    the new side has a non-empty training split. A lock of one split tallies no group."""
+    filled = [s for s in names if _count(new, s)]
+    training = {s for s in filled if s not in held_out}
+    held = {s for s in names if s in held_out and _count(old, s)}
+    new_groups = (set(filled) if len(filled) > 1 else set()) | (training if held else set())
+    return (held if training else set()), new_groups
 
 
 def _join_splits(

@@ -28,6 +28,7 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.hashing import digest_json
+from vxds.locks import header_toml
 from vxds.locks import shards as sharding
 from vxds.locks.shards import Shard
 
@@ -87,10 +88,20 @@ class Header:
                 "script_digest": self.script_digest,
             },
             "source": {"snapshot": self.snapshot, "url": self.source},
-            "splits": {name: {"count": c, "digest": d} for name, (c, d) in sorted(self.splits.items())},
+            "splits": {name: self._split_body(name) for name in sorted(self.splits)},
         }
         if self.merged:
             body["merged"] = True
+        return body
+
+    def _split_body(self, name: str) -> dict[str, Any]:
+        """A split's count and digest, and its shards' types when they list them (only then,
+        so that the digests of locks written without them do not change)."""
+        count, digest = self.splits[name]
+        body: dict[str, Any] = {"count": count, "digest": digest}
+        shards = self.shards.get(name, ())
+        if shards and shards[0].types:
+            body["types"] = [s.types for s in shards]  # [[type, count], ...] per shard
         return body
 
     @property
@@ -269,7 +280,7 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
 def _toml(text: str, where: Path) -> dict[str, Any]:
     """The TOML document, or ``CorruptLock`` with one line saying where it breaks."""
     try:
-        return tomllib.loads(text)
+        return header_toml.loads(text)
     except tomllib.TOMLDecodeError as exc:
         reason, line = _toml_reason(str(exc), text)
     except RecursionError:  # tomllib recurses once per nested array or inline table

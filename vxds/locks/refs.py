@@ -8,6 +8,7 @@ A ``Side`` is a set of them, one per ``name@version``, with the manifest that go
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -72,7 +73,7 @@ class Side:
 
 def _folder_header(directory: Path) -> Header:
     header, claimed = read_header(directory)
-    files = {p.name for p in directory.iterdir() if is_lock_file(p.name)}
+    files = {name for name in os.listdir(directory) if is_lock_file(name)}
     check_header(header, claimed, files, directory)
     return header
 

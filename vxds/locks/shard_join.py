@@ -4,9 +4,11 @@ digest are equal and are not read; only the runs of shards between them are merg
 Two shards with one file name start at one id, and with one digest hold the same lines, so
 every line before such a shard is below its first id on both sides and every line after it
 above its last: the join of the whole split is the joins of the runs between equal shards,
-plus the equal shards' lines as unchanged. What a diff tallies of an equal shard (its count
-by type and ``--by`` field, the group keys leak checks need) comes from a cache keyed by
-shard digest under ``.vxds/`` (``ShardTypes``): a shard not in it yet is read once.
+plus the equal shards' lines as unchanged. What a diff tallies of an equal shard is its
+count by type, which ``lock.toml`` lists for each shard of a lock written since it does
+(``Shard.types``); the ``--by`` fields and the group keys leak checks need, or the types of
+a lock that lists none, come from a cache keyed by shard digest under ``.vxds/``
+(``ShardTypes``): a shard not in it yet is read once.
 
 A split is joined whole, as before, when either side is not sharded the same way (format 1,
 a bare split file, an in-memory lock) or no shard is equal.
@@ -25,7 +27,7 @@ import orjson
 
 from vxds.fs import JsonCache
 from vxds.locks.changes import Change
-from vxds.locks.shards import HasShards, listed_files
+from vxds.locks.shards import HasShards, listed_files, shard_file
 from vxds.locks.split_diff import TYPE, Tally, join
 
 FileLines = Callable[[str, tuple[int, str]], AbstractContextManager[Iterator[bytes]]]
@@ -37,8 +39,16 @@ class ShardTypes:
     shard digest and what is tallied, in ``.vxds/shard-tallies``."""
 
     def __init__(self, cache_dir: Path | None) -> None:
-        self.cache = JsonCache(None if cache_dir is None else cache_dir / "shard-tallies", CACHE_VERSION)
-        self.types = self.cache.table("tallies")
+        self.path = None if cache_dir is None else cache_dir / "shard-tallies"
+
+    @functools.cached_property
+    def cache(self) -> JsonCache:
+        """Read when a tally is first looked up: a diff the header's types serve never reads it."""
+        return JsonCache(self.path, CACHE_VERSION)
+
+    @property
+    def types(self) -> dict[str, Any]:
+        return self.cache.table("tallies")
 
     def get(self, digest: str, like: Tally, read: Callable[[], Iterator[bytes]]) -> Tally:
         """A tally like ``like`` (its fields and group_by) of the shard with ``digest``."""
@@ -57,7 +67,8 @@ class ShardTypes:
         return tally
 
     def save(self) -> None:
-        self.cache.save()
+        if "cache" in self.__dict__:
+            self.cache.save()
 
 
 def _saved(tally: Tally) -> dict[str, Any]:
@@ -152,6 +163,7 @@ def _join_runs(
 ) -> tuple[list[Change], int]:
     a, b = files
     at_a, at_b = {item: k for k, item in enumerate(a)}, {item: k for k, item in enumerate(b)}
+    listed = {**_types(old.header, split), **_types(new.header, split)}
     changes: list[Change] = []
     unchanged = i = j = 0
     for anchor in [*equal, None]:
@@ -162,12 +174,33 @@ def _join_runs(
             changes += found
             unchanged += same
         if anchor is not None:
-            _, (count, digest) = anchor
             for tally in tallies:
-                absorb(tally, new.types.get(digest, tally, functools.partial(_lines, new, [anchor])))
-            unchanged += count
+                _add_equal(tally, anchor, listed, new)
+            unchanged += anchor[1][0]
         i, j = ia + 1, jb + 1
     return changes, unchanged
+
+
+Types = dict[str, tuple[tuple[str, int], ...]]
+
+
+def _types(header: HasShards, split: str) -> Types:
+    """The types each shard file of ``split`` lists in the header (none in an older lock)."""
+    return {shard_file(split, s.first): s.types for s in header.shards.get(split, ()) if s.types}
+
+
+def _add_equal(tally: Tally, anchor: tuple[str, tuple[int, str]], listed: Types, side: Shards) -> None:
+    """Add an equal shard to ``tally``: the types its header line lists when that is all
+    ``tally`` counts, else its tally from the cache (the shard read once)."""
+    name, (count, digest) = anchor
+    types = listed.get(name)
+    if tally.parse or types is None:
+        absorb(tally, side.types.get(digest, tally, functools.partial(_lines, side, [anchor])))
+        return
+    tally.count += count
+    counter = tally.types
+    for kind, n in types:
+        counter[kind] += n
 
 
 def _lines(side: Shards, files: Listed) -> Iterator[bytes]:

@@ -25,12 +25,20 @@ The name never holds the id itself, so it is short and safe whatever the ids are
 (as in format 1); a split of several has ``digest_json`` of its ``[first, count, digest]``
 list, so any one shard can be checked alone against the header and the header against its
 shards without reading them.
+
+**Types.** A shard line may also list its resources by type (``types = { "Volume" = 9412 }``),
+so that a diff counts an equal shard without reading it. It is optional (a lock written
+before it lists none, and is read the shard's way), all of a split's shards or none list
+it, the counts add up to the shard's ``count``, the lock digest covers it
+(``format.Header.body``), and ``vxds verify`` checks it against the shard's lines.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +46,7 @@ import orjson
 from blake3 import blake3
 
 from vxds.hashing import digest_json
+from vxds.locks.split_diff import type_of
 
 SHARD_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.([0-9a-f]{16})\.jsonl\Z")
 SPLIT_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.jsonl\Z")
@@ -62,11 +71,13 @@ RULE = ShardRule()
 
 @dataclass(frozen=True)
 class Shard:
-    """One shard as the header lists it (its file name follows from the split and ``first``)."""
+    """One shard as the header lists it (its file name follows from the split and ``first``);
+    ``types``: its resources by type, sorted by type (empty: not listed)."""
 
     first: str
     count: int
     digest: str
+    types: tuple[tuple[str, int], ...] = ()
 
 
 class HasShards(Protocol):
@@ -83,6 +94,7 @@ def split_file(split: str) -> str:
     return f"resources.{split}.jsonl"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every reader of a header names each shard several times
 def shard_key(first: str) -> str:
     return blake3(first.encode("utf-8")).hexdigest()[16:32]
 
@@ -134,6 +146,11 @@ def split_digest(shards: Sequence[Shard]) -> str:
     if len(shards) == 1:
         return shards[0].digest
     return digest_json([[s.first, s.count, s.digest] for s in shards])
+
+
+def types_of(lines: Iterable[bytes]) -> tuple[tuple[str, int], ...]:
+    """What ``Shard.types`` lists for these canonical lines."""
+    return tuple(sorted(Counter(map(type_of, lines)).items()))
 
 
 def cut_value(rid: bytes) -> int:
@@ -188,9 +205,10 @@ def render(split: str, shards: Sequence[Shard], quote: Callable[[str], str]) -> 
     out = ["shards = ["]
     for s in shards:
         file = quote(shard_file(split, s.first))
-        out.append(
-            f"  {{ file = {file}, first = {quote(s.first)}, count = {s.count}, digest = {quote(s.digest)} }},"
-        )
+        types = ", ".join(f"{quote(name)} = {n}" for name, n in s.types)
+        listed = f", types = {{ {types} }}" if s.types else ""
+        first, digest = quote(s.first), quote(s.digest)
+        out.append(f"  {{ file = {file}, first = {first}, count = {s.count}, digest = {digest}{listed} }},")
     return [*out, "]"]
 
 
@@ -217,15 +235,31 @@ def parse(split: str, value: Any, count: int, digest: str) -> tuple[tuple[Shard,
         problems.append(f"'splits.{split}.digest' does not match its shards' digests")
     if len({shard_key(f) for f in firsts}) != len(firsts):
         problems.append(f"{where}: two shards have one file name")
+    if len({bool(s.types) for s in shards}) > 1:
+        problems.append(f"{where}: some shards list their types and some do not")
     return tuple(shards), problems
 
 
+FIELDS = {"file", "first", "count", "digest"}
+OPTIONAL = {*FIELDS, "types"}
+
+
 def _shard(split: str, item: Any) -> Shard | None:
-    if not isinstance(item, dict) or set(item) != {"file", "first", "count", "digest"}:
+    if not isinstance(item, dict) or not FIELDS <= item.keys() <= OPTIONAL:
         return None
     first, count, digest = item["first"], item["count"], item["digest"]
     if not (isinstance(first, str) and isinstance(digest, str) and type(count) is int and count >= 1):
         return None
     if item["file"] != shard_file(split, first):
         return None
-    return Shard(first, count, digest)
+    types = _types(item.get("types", {}), count) if "types" in item else ()
+    return None if types is None else Shard(first, count, digest, types)
+
+
+def _types(value: Any, count: int) -> tuple[tuple[str, int], ...] | None:
+    """A shard's ``types``: a table of type -> count (each at least 1) adding up to ``count``."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if not all(type(n) is int and n >= 1 for n in value.values()) or sum(value.values()) != count:
+        return None
+    return tuple(sorted(value.items()))

@@ -34,6 +34,7 @@ from vxds.locks.shards import (
     shard_file,
     split_digest,
     starts,
+    types_of,
 )
 from vxds.locks.shards import split_file as split_file  # re-exported
 from vxds.resource import InvalidResource, Resource, check_id, check_uri, nfc, normalize
@@ -87,7 +88,9 @@ class Split(SplitSequence):
             return cls(lines, len(lines), digest_chunks(lines))
         ends = [*bounds[1:], len(lines)]
         pairs = zip(bounds, ends, strict=True)
-        shards = tuple(Shard(line_id(lines[a]), b - a, digest_chunks(lines[a:b])) for a, b in pairs)
+        shards = tuple(
+            Shard(line_id(lines[a]), b - a, digest_chunks(lines[a:b]), types_of(lines[a:b])) for a, b in pairs
+        )
         return cls(lines, len(lines), split_digest(shards), shards=shards, parts=tuple(bounds))
 
     @classmethod

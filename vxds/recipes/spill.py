@@ -29,7 +29,7 @@ from blake3 import blake3
 from vxds.fs import make_dirs
 from vxds.hashing import PREFIX
 from vxds.locks import shards as shards_module
-from vxds.locks.shards import Shard, cut_value, split_digest
+from vxds.locks.shards import Shard, cut_value, split_digest, types_of
 from vxds.locks.splits import Split
 
 SPILL_BYTES = 256 << 20  # lines held in memory before a sorted run is written (tests lower it)
@@ -133,7 +133,7 @@ class _Builder:
         with open(path, "wb") as out:
             out.write(data)
         digest = PREFIX + blake3(data).hexdigest()
-        self.shards.append(Shard(self.rids[0].decode("utf-8"), len(self.lines), digest))
+        self.shards.append(Shard(self.rids[0].decode("utf-8"), len(self.lines), digest, types_of(self.lines)))
         self.paths.append(path)
         self.rids.append(b"")
         self.ids.write(b"\n".join(self.rids))

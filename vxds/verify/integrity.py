@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,12 +16,12 @@ from vxds.hashing import digest_json
 from vxds.locks.digest_cache import ShardDigests
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem
 from vxds.locks.recovery import restore_set_aside
-from vxds.locks.shards import Shard, line_id, listed_files
+from vxds.locks.shards import Shard, line_id, listed_files, shard_file
 from vxds.locks.splits import Split, split_problems
 from vxds.locks.store import Lock, read_lock
 from vxds.project.config import Config
 from vxds.verify.findings import ERROR, Finding
-from vxds.verify.line_scan import scan, scan_shards, workers
+from vxds.verify.line_scan import ShardScan, scan, scan_shards, workers
 from vxds.verify.model import (
     CHECKS_VERSION,
     PROBLEM_CODES,
@@ -230,13 +231,16 @@ def _split_lines(
     (unless ``keep``: then every shard's ids and group keys are returned, for the leak
     checks); None when a line is at fault (``split_problems`` then names it)."""
     files = split.files(name)
-    keys = [f"lines:{CHECKS_VERSION}:{digest}" for _, (_, digest) in listed_files(header, name)]
+    listed = header.shards.get(name, ())
+    digests = [digest for _, (_, digest) in listed_files(header, name)]
+    keys = [_lines_key(digest, listed[i].types if listed else ()) for i, digest in enumerate(digests)]
     todo = [i for i, key in enumerate(keys) if keep or key not in ctx.cache]
     jobs = [(b"".join(files[i][1]), group_by if keep else None, keep) for i in todo]
     processes = 1 if _worker is not None else workers(ctx.options.jobs)  # none inside a worker
     scans = dict(zip(todo, scan_shards(jobs, processes), strict=True))
     if not all(s.ok for s in scans.values()):
         return None
+    _check_types(name, listed, scans)
     sharded = len(files) > 1
     edges = _edge_keys(header.shards[name]) if sharded else []
     unchecked = [i for i, key in enumerate(edges) if key not in ctx.cache]
@@ -256,6 +260,26 @@ def _split_lines(
         for key, rid in (scans[i].groups or {}).items():
             groups.setdefault(key, rid)
     return [rid for i in range(len(files)) for rid in scans[i].ids or ()], groups
+
+
+def _lines_key(digest: str, types: tuple[tuple[str, int], ...]) -> str:
+    """The result-cache key of a shard whose lines passed: by its digest, and by the types its
+    header line lists (a lock listing other types for the same file is checked again)."""
+    listed = f":{orjson.dumps(types).decode()}" if types else ""
+    return f"lines:{CHECKS_VERSION}:{digest}{listed}"
+
+
+def _check_types(name: str, listed: Sequence[Shard], scans: dict[int, ShardScan]) -> None:
+    """Each scanned shard's resources by type against what its line in lock.toml lists."""
+    problems = []
+    for i, found in sorted(scans.items()):
+        if listed and listed[i].types and listed[i].types != found.types:
+            file = shard_file(name, listed[i].first)
+            counted = ", ".join(f"{kind} {n}" for kind, n in found.types)
+            message = f"{file} holds {counted or 'no resource'}, not the types {HEADER} lists for it"
+            problems.append(Problem(message, kind="split-digest", file=file))
+    if problems:
+        raise CorruptLock(Path(HEADER), problems)
 
 
 def _edge_keys(shards: Sequence[Shard]) -> list[str]:

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -39,6 +40,7 @@ def group_getter(group_by: str) -> Callable[[dict[str, Any]], Any]:
 
 
 _get_id = itemgetter("id")
+_get_type = itemgetter("type")
 _COLUMNS = [itemgetter(name) for name in sorted(FIELDS)]  # attrs, hash, id, size, type, uri, version
 # Controls, line separators, '\\' and ':' (the "\n" separator is counted instead).
 _BAD_ID_CHARS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\\\\:]")
@@ -101,9 +103,10 @@ def valid_block(records: list[dict[str, Any]]) -> bool:
 
 
 def scan(
-    data: bytes, group_of: Callable[[dict[str, Any]], Any] | None
+    data: bytes, group_of: Callable[[dict[str, Any]], Any] | None, types: Counter[str] | None = None
 ) -> tuple[list[str], dict[Any, str]] | None:
-    """The ids (and group keys) of a split file whose every line passes, else None.
+    """The ids (and group keys) of a split file whose every line passes, else None; ``types``
+    counts its resources by type.
 
     Lines are parsed a block at a time as one JSON array; the block re-serialised in
     canonical form must give back the same bytes, so every line is canonical JSON.
@@ -118,7 +121,7 @@ def scan(
     gc.disable()  # millions of small containers, none of them cyclic
     try:
         for start in range(0, len(lines), CHUNK_LINES):
-            block_ids = _scan_block(lines[start : start + CHUNK_LINES], group_of, groups)
+            block_ids = _scan_block(lines[start : start + CHUNK_LINES], group_of, groups, types)
             if block_ids is None:
                 return None
             ids.extend(block_ids)
@@ -133,7 +136,10 @@ def scan(
 
 
 def _scan_block(
-    block: list[bytes], group_of: Callable[[dict[str, Any]], Any] | None, groups: dict[Any, str]
+    block: list[bytes],
+    group_of: Callable[[dict[str, Any]], Any] | None,
+    groups: dict[Any, str],
+    types: Counter[str] | None = None,
 ) -> list[str] | None:
     """One block's ids, its group keys added to ``groups``; None if a line is not canonical.
 
@@ -146,6 +152,8 @@ def _scan_block(
         for record in records:  # the exact rules, one record at a time
             validate_record(record)
     block_ids = list(map(_get_id, records))
+    if types is not None:
+        types.update(map(_get_type, records))
     if group_of is not None:
         for record, rid in zip(records, block_ids, strict=True):
             key = group_of(record)
@@ -180,6 +188,7 @@ class ShardScan:
     clean: bool = False  # every id is in NFC
     ids: list[str] | None = None  # when asked for (leaks between splits are checked)
     groups: dict[Any, str] | None = None
+    types: tuple[tuple[str, int], ...] = ()  # its resources by type, as ``Shard.types`` lists them
 
 
 Job = tuple[bytes, "str | None", bool]  # a shard's bytes, group_by, whether ids are wanted
@@ -188,13 +197,15 @@ Job = tuple[bytes, "str | None", bool]  # a shard's bytes, group_by, whether ids
 def scan_shard(job: Job) -> ShardScan:
     """Check one shard's lines (a worker's job; also run in this process)."""
     data, group_by, keep = job
-    found = scan(data, group_getter(group_by) if group_by is not None else None)
+    types: Counter[str] = Counter()
+    found = scan(data, group_getter(group_by) if group_by is not None else None, types)
     if found is None:
         return ShardScan(False)
     ids, groups = found
     clean = data.isascii() or all(unicodedata.is_normalized("NFC", rid) for rid in ids)
     first, last = (ids[0], ids[-1]) if ids else ("", "")
-    return ShardScan(True, first, last, clean, ids if keep else None, groups if keep else None)
+    listed = tuple(sorted(types.items()))
+    return ShardScan(True, first, last, clean, ids if keep else None, groups if keep else None, listed)
 
 
 def scan_shards(jobs: Sequence[Job], workers: int) -> list[ShardScan]:
