@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +60,7 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
     )
     entry = manifest.find(*parse_spec(dataset))
     # deep: every line checked before anything is written (a resealed lock has any lines)
-    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
+    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True, parsed=True)
     header = lock.header
     return Target(
         header.name, header.version, header, lock.splits, source or header.source, config.root, config.storage
@@ -134,6 +137,20 @@ def _claim_ids(split: Split, path: Path, owner: dict[str, Path]) -> None:
             f"{owner[first]} and {path} both hold {first!r}{more}; a resource belongs to one split"
         )
     owner.update(dict.fromkeys(ids, path))
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused for the run, which keeps every resource and placed file
+    until it ends: the collector would only walk them again and again (a quarter of the CPU
+    of 100,000 hard links, bench/materialize_bench.py); it collects again once the run is over."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _print(report: Report) -> None:
@@ -227,26 +244,27 @@ def command(
     if bool(dataset) == bool(files):
         raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")
     config = with_executor(load_config(root), executor)
-    target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
-    if target.source_url is None and not from_store:
-        raise UsageError(f"no source to read the locked bytes from; {_source_fix(config)}")
-    out = out if out is not None else _default_out(config, target, bool(files))
-    with progress_bar(quiet or fmt == "json") as progress:
-        report = materialize(
-            target,
-            out,
-            modules,
-            splits=splits,
-            mode=mode,
-            jobs=jobs,
-            progress=progress,
-            cache_dir=config.cache_dir,
-            store=store_reader(config, store, from_store),
-            from_store=from_store,
-            prune=prune,
-            force=force,
-            executor=config.executor,
-        )
+    with _collector_paused():
+        target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
+        if target.source_url is None and not from_store:
+            raise UsageError(f"no source to read the locked bytes from; {_source_fix(config)}")
+        out = out if out is not None else _default_out(config, target, bool(files))
+        with progress_bar(quiet or fmt == "json") as progress:
+            report = materialize(
+                target,
+                out,
+                modules,
+                splits=splits,
+                mode=mode,
+                jobs=jobs,
+                progress=progress,
+                cache_dir=config.cache_dir,
+                store=store_reader(config, store, from_store),
+                from_store=from_store,
+                prune=prune,
+                force=force,
+                executor=config.executor,
+            )
     if fmt == "json":
         print_json(report.to_json())
     elif not quiet or report.failures:

@@ -20,14 +20,15 @@ from functools import partial
 from itertools import islice
 from pathlib import Path
 
-from vxds.errors import SourceError, UsageError, VxdsError
+from vxds.errors import SourceError, VxdsError
 from vxds.hashing import SMALL_FILE, digest_bytes, digest_json, hash_file
 from vxds.locks.verified_read import IntegrityError, expected
 from vxds.materialize.access import SourceAccess
 from vxds.materialize.claims import Claims
 from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
 from vxds.materialize.inside import member_problem
-from vxds.materialize.ledger import Ledger, Outcome, oserror_text, stat_key
+from vxds.materialize.ledger import Ledger, Outcome, stat_key
+from vxds.materialize.links import Linker
 from vxds.materialize.receipt import Entry, path_problem
 from vxds.materialize.remote import remote_copies
 from vxds.materialize.transfer import (
@@ -106,16 +107,24 @@ class Placer:
         """``place`` (or ``place_series``) each ``(resource, rel)``, in order, ``PLACE_BATCH``
         at a time: the paths are claimed first, then the folders above them made at once,
         parents first, then the files placed (one ``mkdir`` per folder in a fresh OUT, none
-        interleaved with links)."""
+        interleaved with links). New links the hash cache vouches for are made by a ``Linker``
+        (``vxds.materialize.links``), everything else as ``place`` makes it."""
         pending = iter(placements)
-        while batch := list(islice(pending, PLACE_BATCH)):  # not every resource of a lock at once
-            claimed = [(r, rel) for r, rel in batch if self._claim(rel, r.id, module)]
-            self.claims.make_folders(rel for _, rel in claimed)
-            for resource, rel in claimed:
-                if resource.type in SERIES_TYPES:
-                    self._submit(partial(self._place_series, resource, rel, module))
-                else:
-                    self._place_claimed(resource, rel, module)
+        linker = Linker(self) if Linker.usable(self) else None
+        try:
+            while batch := list(islice(pending, PLACE_BATCH)):  # not every resource of a lock at once
+                claimed = [(r, rel) for r, rel in batch if self._claim(rel, r.id, module)]
+                self.claims.make_folders(rel for _, rel in claimed)
+                for resource, rel in claimed:
+                    if linker is not None and linker.link(resource, rel, module):
+                        continue
+                    if resource.type in SERIES_TYPES:
+                        self._submit(partial(self._place_series, resource, rel, module))
+                    else:
+                        self._place_claimed(resource, rel, module)
+        finally:
+            if linker is not None:
+                linker.flush()
 
     def place_series(self, resource: Resource, rel: str, *, module: str) -> None:
         """Put a DICOM series' files in the folder ``OUT/rel``, checked as one listing."""
@@ -382,15 +391,4 @@ def _check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
         seen.add(name)
 
 
-def prepare_out(out: Path) -> Path:
-    """Create ``out`` if needed and return its real path; a file there is a usage error."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the output folder {out}: {oserror_text(exc)}") from None
-    return out.resolve()
-
-
-__all__ = ["Placer", "prepare_out"]
+__all__ = ["Placer"]
