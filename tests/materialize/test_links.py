@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vxds.materialize import Report, Target, materialize, open_target_source, place
+from vxds.materialize import Report, Target, materialize, open_target_source, transfer
 from vxds.materialize.check import check_output
 from vxds.materialize.receipt import JOURNAL, RECEIPT, read_receipt
 
@@ -32,15 +32,15 @@ def cache(sample: Path, target: MakeTarget) -> Path:
 
 @pytest.fixture
 def general(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The ids the general path links (``place.link_file``), in order."""
+    """The ids the general path links (``link_file`` as ``place`` calls it), in order."""
     seen: list[str] = []
-    real = place.link_file
+    real = transfer.link_file
 
     def spy(resource: object, *args: object, **kwargs: object) -> object:
         seen.append(getattr(resource, "id", ""))
         return real(resource, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(place, "link_file", spy)
+    monkeypatch.setattr("vxds.materialize.place.link_file", spy)
     return seen
 
 
@@ -85,9 +85,9 @@ def test_a_source_file_changed_since_it_was_hashed_is_checked_again(
 
 def _locked(target: MakeTarget, rid: str) -> str:
     split = target("viseg_training", 1).splits["train"]
-    found = [r.hash for r in split.resources() if r.id == rid]
-    assert found and found[0] is not None
-    return found[0]
+    (found,) = [r.hash for r in split.resources() if r.id == rid]
+    assert found is not None
+    return found
 
 
 def test_a_source_file_linked_out_of_the_tree_is_refused(
@@ -153,3 +153,31 @@ def test_a_rerun_finds_the_links_in_place(sample: Path, target: MakeTarget, cach
     again = _run(t, sample / "out", cache)
     assert (again.placed, again.unchanged) == (0, 26)
     assert read_receipt(sample / "out") == first
+
+
+def test_the_command_pauses_the_cycle_collector_while_it_runs(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from click.testing import CliRunner
+
+    import vxds.materialize
+    from vxds.cli.main import cli
+
+    seen: list[bool] = []
+    real = vxds.materialize.materialize
+
+    def spy(*args: object, **kwargs: object) -> Report:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vxds.materialize, "materialize", spy)
+    lockfile = "locks/viseg_training/1/resources.test.jsonl"
+    argv = ["materialize", "-f", lockfile, "-o", "out", "-m", "files", "--source", "./sample-data", "-q"]
+    monkeypatch.chdir(sample)
+    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert seen == [False]
+    assert gc.isenabled()
+    assert check_output(sample / "out") == []

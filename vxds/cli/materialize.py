@@ -219,6 +219,7 @@ def _print(report: Report) -> None:
 @format_option
 @quiet_option
 @root_option
+@_collector_paused()
 def command(
     dataset: str | None,
     files: tuple[Path, ...],
@@ -244,27 +245,26 @@ def command(
     if bool(dataset) == bool(files):
         raise UsageError("give either NAME[@VERSION] or -f resources.<split>.jsonl, not both or neither")
     config = with_executor(load_config(root), executor)
-    with _collector_paused():
-        target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
-        if target.source_url is None and not from_store:
-            raise UsageError(f"no source to read the locked bytes from; {_source_fix(config)}")
-        out = out if out is not None else _default_out(config, target, bool(files))
-        with progress_bar(quiet or fmt == "json") as progress:
-            report = materialize(
-                target,
-                out,
-                modules,
-                splits=splits,
-                mode=mode,
-                jobs=jobs,
-                progress=progress,
-                cache_dir=config.cache_dir,
-                store=store_reader(config, store, from_store),
-                from_store=from_store,
-                prune=prune,
-                force=force,
-                executor=config.executor,
-            )
+    target = _from_lock(dataset, config, source) if dataset else _from_files(files, config, source)
+    if target.source_url is None and not from_store:
+        raise UsageError(f"no source to read the locked bytes from; {_source_fix(config)}")
+    out = out if out is not None else _default_out(config, target, bool(files))
+    with progress_bar(quiet or fmt == "json") as progress:
+        report = materialize(
+            target,
+            out,
+            modules,
+            splits=splits,
+            mode=mode,
+            jobs=jobs,
+            progress=progress,
+            cache_dir=config.cache_dir,
+            store=store_reader(config, store, from_store),
+            from_store=from_store,
+            prune=prune,
+            force=force,
+            executor=config.executor,
+        )
     if fmt == "json":
         print_json(report.to_json())
     elif not quiet or report.failures:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import digest_json
@@ -40,7 +40,9 @@ from vxds.materialize.receipt import (
 )
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.sources.base import Source
-from vxds.store.reader import StoreReader
+
+if TYPE_CHECKING:
+    from vxds.store.reader import StoreReader
 
 GROUP = "vxds.materializers"
 # The built-in modules, also found without the entry points (a source checkout not yet

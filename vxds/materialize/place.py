@@ -19,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vxds.errors import SourceError, VxdsError
 from vxds.hashing import SMALL_FILE, digest_bytes, digest_json, hash_file
@@ -30,7 +31,6 @@ from vxds.materialize.inside import member_problem
 from vxds.materialize.ledger import Ledger, Outcome, stat_key
 from vxds.materialize.links import Linker
 from vxds.materialize.receipt import Entry, path_problem
-from vxds.materialize.remote import remote_copies
 from vxds.materialize.transfer import (
     StatKey,
     Unsupported,
@@ -42,6 +42,9 @@ from vxds.materialize.transfer import (
 )
 from vxds.progress import NO_PROGRESS, Task
 from vxds.resource import Resource
+
+if TYPE_CHECKING:
+    from vxds.materialize.remote import RemoteCopies
 
 SERIES_TYPES = ("DICOMSeries", "Zarr")  # placed as a folder of files
 LINK_MODES = ("hardlink", "symlink")
@@ -67,7 +70,11 @@ class Placer:
         self.mode = mode
         self.task = task or NO_PROGRESS.task("")
         self.claims = Claims(out)
-        self.remote = remote_copies(executor, out, self.claims.tmp, access)  # --executor URL
+        self.remote: RemoteCopies | None = None
+        if executor is not None:  # --executor URL (imported only then: it costs start-up)
+            from vxds.materialize.remote import remote_copies
+
+            self.remote = remote_copies(executor, out, self.claims.tmp, access)
         self.ledger = Ledger(out, previous or {})
         workers = jobs if jobs is not None else min(8, (os.cpu_count() or 1) * 2)
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -107,8 +114,7 @@ class Placer:
         """``place`` (or ``place_series``) each ``(resource, rel)``, in order, ``PLACE_BATCH``
         at a time: the paths are claimed first, then the folders above them made at once,
         parents first, then the files placed (one ``mkdir`` per folder in a fresh OUT, none
-        interleaved with links). New links the hash cache vouches for are made by a ``Linker``
-        (``vxds.materialize.links``), everything else as ``place`` makes it."""
+        interleaved with links); new links the hash cache vouches for are a ``Linker``'s."""
         pending = iter(placements)
         linker = Linker(self) if Linker.usable(self) else None
         try:
