@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +60,7 @@ def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
     )
     entry = manifest.find(*parse_spec(dataset))
     # deep: every line checked before anything is written (a resealed lock has any lines)
-    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True)
+    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True, parsed=True)
     header = lock.header
     return Target(
         header.name, header.version, header, lock.splits, source or header.source, config.root, config.storage
@@ -136,6 +139,20 @@ def _claim_ids(split: Split, path: Path, owner: dict[str, Path]) -> None:
     owner.update(dict.fromkeys(ids, path))
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector paused for the run, which keeps every resource and placed file
+    until it ends: the collector would only walk them again and again (a quarter of the CPU
+    of 100,000 hard links, bench/materialize_bench.py); it collects again once the run is over."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _print(report: Report) -> None:
     for notice in report.notices:
         click.secho(f"note: {notice}", fg="yellow", err=True)
@@ -202,6 +219,7 @@ def _print(report: Report) -> None:
 @format_option
 @quiet_option
 @root_option
+@_collector_paused()
 def command(
     dataset: str | None,
     files: tuple[Path, ...],

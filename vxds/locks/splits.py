@@ -70,6 +70,9 @@ class Split(SplitSequence):
     shards: tuple[Shard, ...] = field(default=(), compare=False, repr=False)
     parts: tuple[int, ...] = field(default=(), compare=False, repr=False)
     paths: tuple[Path, ...] = field(default=(), compare=False, repr=False)
+    # Every line as a Resource, when the reader checked each line and kept what it parsed
+    # (``read_lock(deep=True, parsed=True)``): the lines are then not parsed again.
+    parsed: Sequence[Resource] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_lines(cls, lines: Sequence[bytes], rule: ShardRule | None = None) -> Split:
@@ -117,6 +120,9 @@ class Split(SplitSequence):
     def resources(self) -> Iterator[Resource]:
         """Each line as a ``Resource``, parsed but not validated (``read_lock(deep=True)``
         checks every line); ``CorruptLock`` names a line that is no resource record at all."""
+        if self.parsed is not None:
+            yield from self.parsed
+            return
         if not self.paths:
             yield from _resources(self.lines(), self.path)
             return
@@ -156,12 +162,17 @@ def split_lines(data: bytes) -> list[bytes]:
 
 
 def line_problems(
-    split: str, data: bytes, file: str | None = None, normalised: Twins | None = None
+    split: str,
+    data: bytes,
+    file: str | None = None,
+    normalised: Twins | None = None,
+    parsed: list[Resource] | None = None,
 ) -> Iterator[Problem]:
     """Line-level checks of a split file's bytes: JSON, schema, canonical form, order and
     duplicates, ids that are one name once Unicode-normalised among them. ``file`` is the
     file named in the problems (a shard's; by default the split's one file); ``normalised``
-    (NFC form of an id -> (id, file, line)) is shared by the shards of one split."""
+    (NFC form of an id -> (id, file, line)) is shared by the shards of one split; each
+    line's resource is appended to ``parsed`` when given (complete only without problems)."""
     from vxds.locks import conflicts  # Git's conflict markers: one problem per conflict instead
 
     name = file or split_file(split)
@@ -174,6 +185,8 @@ def line_problems(
         yield from (Problem(text, kind=kind, file=name, line=number) for kind, text in found)
         if record is None:
             continue
+        if parsed is not None:
+            parsed.append(Resource.from_record(record))
         rid = record["id"]
         if previous is not None and rid <= previous:
             kind, words = ("duplicate", "repeats") if rid == previous else ("order", "is out of order")

@@ -81,7 +81,7 @@ def read_header(directory: Path) -> tuple[Header, str]:
 
 
 def _checked(
-    directory: Path, *, load: bool, deep: bool, digests: ShardDigests | None = None
+    directory: Path, *, load: bool, deep: bool, digests: ShardDigests | None = None, parsed: bool = False
 ) -> tuple[Header, dict[str, Split]]:
     """The header, and (with ``load``) the splits, after every digest and count check
     (files ``digests`` vouches for are not read here, but when their bytes are used)."""
@@ -92,7 +92,9 @@ def _checked(
     problems += _unlisted(directory, header)
     splits: dict[str, Split] = {}
     for name in sorted(header.splits):
-        split = _checked_split(directory, header, name, problems, load=load, deep=deep, digests=digests)
+        split = _checked_split(
+            directory, header, name, problems, load=load, deep=deep, digests=digests, parsed=parsed
+        )
         if split is not None:
             splits[name] = split
     if problems:
@@ -116,11 +118,14 @@ def _checked_split(
     load: bool,
     deep: bool,
     digests: ShardDigests | None = None,
+    parsed: bool = False,
 ) -> Split | None:
     """One split's files checked against the header's counts and digests, their problems
-    added to ``problems``; the split itself with ``load`` (None when a file cannot be read)."""
+    added to ``problems``; the split itself with ``load`` (None when a file cannot be read),
+    holding the resources its lines were checked as with ``deep`` and ``parsed``."""
     parts: list[list[Any]] = []  # [path, bytes (None: vouched for, not read), digest]
     normalised: Twins = {}  # NFC twins are found across shards too
+    resources: list[Resource] | None = [] if deep and parsed else None
     for file, listed in listed_files(header, name):
         path = directory / file
         if digests is not None and not deep and _vouched(digests, path, listed):
@@ -130,7 +135,7 @@ def _checked_split(
         if not readable:
             return None
         if deep and data is not None:
-            problems.extend(line_problems(name, data, file, normalised))
+            problems.extend(line_problems(name, data, file, normalised, resources))
         parts.append([path, data, listed[1]])
     if not load:
         return None
@@ -138,12 +143,15 @@ def _checked_split(
     kept = [part for part in parts if part[1] is None or part[1]]  # an empty file has no chunk
     chunks = LazyChunks(kept) if digests is not None else [part[1] for part in kept]
     if name not in header.shards:
-        return Split(chunks, count, digest, parts[0][0])
+        return Split(chunks, count, digest, parts[0][0], parsed=resources)
     shards = header.shards[name]
     if deep:
         problems.extend(boundary_problems(name, shards, chunks))
     paths = tuple(part[0] for part in parts)
-    return Split(chunks, count, digest, paths[0], shards=shards, parts=tuple(range(len(shards))), paths=paths)
+    parts_at = tuple(range(len(shards)))
+    return Split(
+        chunks, count, digest, paths[0], shards=shards, parts=parts_at, paths=paths, parsed=resources
+    )
 
 
 def _vouched(digests: ShardDigests, path: Path, listed: tuple[int, str]) -> bool:
@@ -218,15 +226,21 @@ def settled(directory: Path, read: Callable[[], _T]) -> _T:
         ) from None
 
 
-def read_lock(directory: Path, *, deep: bool = False, digests: ShardDigests | None = None) -> Lock:
+def read_lock(
+    directory: Path, *, deep: bool = False, digests: ShardDigests | None = None, parsed: bool = False
+) -> Lock:
     """Read and check a lock; ``CorruptLock`` lists every problem found.
 
     Digests and counts are always checked; ``deep`` also checks every line. A lock swapped
     by a concurrent ``vxds lock`` is read again; a lock set aside by a killed one is restored.
     With ``digests``, a file it knows unchanged (``vxds.locks.digest_cache``) is not read
     until its bytes are used, and each file read and found sound is remembered there.
+    With ``deep`` and ``parsed``, each split keeps the resources its lines were checked as
+    (``Split.parsed``): a reader of every resource does not parse the lines again.
     """
-    return Lock(*settled(directory, lambda: _checked(directory, load=True, deep=deep, digests=digests)))
+    return Lock(
+        *settled(directory, lambda: _checked(directory, load=True, deep=deep, digests=digests, parsed=parsed))
+    )
 
 
 def check_lock(directory: Path, *, digests: ShardDigests | None = None) -> Header:

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vxds.errors import UsageError, VxdsError
 from vxds.hashing import digest_json
@@ -25,8 +25,8 @@ from vxds.locks.splits import Split
 from vxds.materialize.access import SourceAccess
 from vxds.materialize.base import Job, Materializer
 from vxds.materialize.durable import DiskFull, check_not_symlink, open_own
-from vxds.materialize.ledger import Failure, Outcome
-from vxds.materialize.place import Placer, prepare_out
+from vxds.materialize.ledger import Failure, Outcome, oserror_text
+from vxds.materialize.place import Placer
 from vxds.materialize.receipt import (
     LOCK_FILE,
     OWN,
@@ -40,7 +40,9 @@ from vxds.materialize.receipt import (
 )
 from vxds.progress import NO_PROGRESS, Progress
 from vxds.sources.base import Source
-from vxds.store.reader import StoreReader
+
+if TYPE_CHECKING:
+    from vxds.store.reader import StoreReader
 
 GROUP = "vxds.materializers"
 # The built-in modules, also found without the entry points (a source checkout not yet
@@ -266,7 +268,15 @@ def materialize(
 
 
 def _open_out(out: Path) -> Path:
-    out = prepare_out(out)
+    """Create ``out`` if needed and return its real path; a file there is a usage error, and
+    so is a symlink at one of vxds' own names in it."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create the output folder {out}: {oserror_text(exc)}") from None
+    out = out.resolve()
     for name in sorted(OWN):
         check_not_symlink(out / name)
     return out

@@ -106,6 +106,13 @@ class Ledger:
             else:
                 self.outcome.unchanged += 1
 
+    def record_placed(self, placed: list[tuple[str, Entry]]) -> None:
+        """``record`` of files placed, journalled in one write."""
+        with self._lock:
+            self.entries.update(placed)
+            self.outcome.placed += len(placed)
+            self._journal.add_all(placed)
+
     def retag(self, rel: str, rid: str | None, module: str) -> None:
         """Name the resource and module of a file found in place (a run may move it)."""
         with self._lock:

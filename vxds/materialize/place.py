@@ -19,17 +19,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from vxds.errors import SourceError, UsageError, VxdsError
+from vxds.errors import SourceError, VxdsError
 from vxds.hashing import SMALL_FILE, digest_bytes, digest_json, hash_file
 from vxds.locks.verified_read import IntegrityError, expected
 from vxds.materialize.access import SourceAccess
 from vxds.materialize.claims import Claims
 from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
 from vxds.materialize.inside import member_problem
-from vxds.materialize.ledger import Ledger, Outcome, oserror_text, stat_key
+from vxds.materialize.ledger import Ledger, Outcome, stat_key
+from vxds.materialize.links import Linker
 from vxds.materialize.receipt import Entry, path_problem
-from vxds.materialize.remote import remote_copies
 from vxds.materialize.transfer import (
     StatKey,
     Unsupported,
@@ -41,6 +42,9 @@ from vxds.materialize.transfer import (
 )
 from vxds.progress import NO_PROGRESS, Task
 from vxds.resource import Resource
+
+if TYPE_CHECKING:
+    from vxds.materialize.remote import RemoteCopies
 
 SERIES_TYPES = ("DICOMSeries", "Zarr")  # placed as a folder of files
 LINK_MODES = ("hardlink", "symlink")
@@ -66,7 +70,11 @@ class Placer:
         self.mode = mode
         self.task = task or NO_PROGRESS.task("")
         self.claims = Claims(out)
-        self.remote = remote_copies(executor, out, self.claims.tmp, access)  # --executor URL
+        self.remote: RemoteCopies | None = None
+        if executor is not None:  # --executor URL (imported only then: it costs start-up)
+            from vxds.materialize.remote import remote_copies
+
+            self.remote = remote_copies(executor, out, self.claims.tmp, access)
         self.ledger = Ledger(out, previous or {})
         workers = jobs if jobs is not None else min(8, (os.cpu_count() or 1) * 2)
         self._pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
@@ -106,16 +114,23 @@ class Placer:
         """``place`` (or ``place_series``) each ``(resource, rel)``, in order, ``PLACE_BATCH``
         at a time: the paths are claimed first, then the folders above them made at once,
         parents first, then the files placed (one ``mkdir`` per folder in a fresh OUT, none
-        interleaved with links)."""
+        interleaved with links); new links the hash cache vouches for are a ``Linker``'s."""
         pending = iter(placements)
-        while batch := list(islice(pending, PLACE_BATCH)):  # not every resource of a lock at once
-            claimed = [(r, rel) for r, rel in batch if self._claim(rel, r.id, module)]
-            self.claims.make_folders(rel for _, rel in claimed)
-            for resource, rel in claimed:
-                if resource.type in SERIES_TYPES:
-                    self._submit(partial(self._place_series, resource, rel, module))
-                else:
-                    self._place_claimed(resource, rel, module)
+        linker = Linker(self) if Linker.usable(self) else None
+        try:
+            while batch := list(islice(pending, PLACE_BATCH)):  # not every resource of a lock at once
+                claimed = [(r, rel) for r, rel in batch if self._claim(rel, r.id, module)]
+                self.claims.make_folders(rel for _, rel in claimed)
+                for resource, rel in claimed:
+                    if linker is not None and linker.link(resource, rel, module):
+                        continue
+                    if resource.type in SERIES_TYPES:
+                        self._submit(partial(self._place_series, resource, rel, module))
+                    else:
+                        self._place_claimed(resource, rel, module)
+        finally:
+            if linker is not None:
+                linker.flush()
 
     def place_series(self, resource: Resource, rel: str, *, module: str) -> None:
         """Put a DICOM series' files in the folder ``OUT/rel``, checked as one listing."""
@@ -382,15 +397,4 @@ def _check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
         seen.add(name)
 
 
-def prepare_out(out: Path) -> Path:
-    """Create ``out`` if needed and return its real path; a file there is a usage error."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create the output folder {out}: {oserror_text(exc)}") from None
-    return out.resolve()
-
-
-__all__ = ["Placer", "prepare_out"]
+__all__ = ["Placer"]

@@ -37,6 +37,7 @@ OWN = frozenset({RECEIPT, JOURNAL, TMP_DIR, LOCK_FILE})
 FORMAT = 1
 
 
+_LINE = orjson.OPT_APPEND_NEWLINE
 _DATASET = re.compile(r"[a-z0-9_-]+@[1-9][0-9]*")
 _DIGEST = re.compile(r"[a-z0-9]+:[0-9a-f]+")
 
@@ -77,16 +78,37 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Entry:
-    """One placed file: its blake3, size, the resource it came from, and its stat key."""
+    """One placed file: its blake3, size, the resource it came from, and its stat key.
+
+    The fields are declared in the order of their names, so that orjson writes an entry as
+    the receipt does (keys sorted) straight from the dataclass; made in the order of
+    ``__init__``, as before."""
 
     hash: str
+    locked: str | None  # the resource's hash in the lock (to know when it changes)
+    module: str | None
+    resource: str | None  # the resource id; None for a generated file
     size: int
-    resource: str | None = None  # the resource id; None for a generated file
-    locked: str | None = None  # the resource's hash in the lock (to know when it changes)
-    module: str | None = None
-    stat: tuple[int, int, int] | None = None  # size, mtime_ns, inode when placed
+    stat: tuple[int, int, int] | None  # size, mtime_ns, inode when placed
+
+    def __init__(
+        self,
+        hash: str,
+        size: int,
+        resource: str | None = None,
+        locked: str | None = None,
+        module: str | None = None,
+        stat: tuple[int, int, int] | None = None,
+    ) -> None:
+        put = object.__setattr__  # frozen
+        put(self, "hash", hash)
+        put(self, "locked", locked)
+        put(self, "module", module)
+        put(self, "resource", resource)
+        put(self, "size", size)
+        put(self, "stat", stat)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,7 +165,7 @@ class Receipt:
             "source": self.source,
             "splits": {n: {"count": c, "digest": d} for n, (c, d) in sorted(self.splits.items())},
             "modules": sorted(self.modules),
-            "files": {path: entry.to_json() for path, entry in self.files.items()},  # sorted by orjson
+            "files": self.files,  # sorted by orjson; each entry as its ``to_json`` (field order)
             "failed": self.failed,
         }
         if self.converters:  # only where a program made files: older receipts stay as they were
@@ -258,12 +280,17 @@ class Journal:
         self._synced = time.monotonic()
 
     def add(self, path: str, entry: Entry) -> None:
+        self.add_all([(path, entry)])
+
+    def add_all(self, placed: list[tuple[str, Entry]]) -> None:
+        """One line per ``(path, entry)``, in one write."""
+        # orjson writes the dataclass field by field, as ``to_json`` (the same bytes)
+        lines = [orjson.dumps({"path": path, "entry": entry}, option=_LINE) for path, entry in placed]
         try:
-            # orjson writes the dataclass field by field, as ``to_json`` (the same bytes)
-            self._fh.write(orjson.dumps({"path": path, "entry": entry}) + b"\n")
+            self._fh.write(b"".join(lines))
         except OSError as exc:  # the buffer was full and its write failed
             raise write_error(self.path, exc) from None
-        self._unflushed += 1
+        self._unflushed += len(placed)
         if self._unflushed >= self.FLUSH_EVERY:
             self.flush(sync=time.monotonic() - self._synced >= self.SYNC_SECONDS)
 

@@ -312,6 +312,8 @@ class FolderSource(IndexedSource):
         if known is None:
             up, _, name = folder.rpartition("/")
             above = self._real_folders.get(up)
+            if above is None and up.startswith(self._root_real() + "/"):  # from its own parent's
+                above = self._real_folder(up)
             plain = above is not None and name not in ("", ".", "..") and not os.path.islink(folder)
             known = f"{above}/{name}" if plain else os.path.realpath(folder)
             self._real_folders[folder] = known
