@@ -135,3 +135,19 @@ def test_without_the_extra_it_says_which_to_install(project: Path, blocked: str,
         f"error: vxds query needs DuckDB and pyarrow, which are not installed ({missing} is missing)\n"
         "hint: install the query extra: pip install 'vxds[query]'\n"
     )
+
+
+def test_an_interval_is_an_iso_duration_in_every_format(
+    project: Path, invoke: Invoke, tmp_path: Path
+) -> None:
+    sql = "SELECT INTERVAL '1 month 2 days 3.5 seconds' AS d, INTERVAL 3 DAY AS e"
+    table = invoke("query", sql)
+    assert table.exit_code == 0, table.output
+    assert "P1M2DT3.5S" in table.output
+    assert "P0M3D" in table.output
+    as_json = invoke("query", sql, "--format", "json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output) == [{"d": "P1M2DT3.5S", "e": "P0M3D"}]
+    out = tmp_path / "out.csv"
+    assert invoke("query", sql, "--format", "csv", "-o", str(out)).exit_code == 0
+    assert list(csv.DictReader(io.StringIO(out.read_text()))) == [{"d": "P1M2DT3.5S", "e": "P0M3D"}]

@@ -47,7 +47,24 @@ def _plain(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
+    if _is_interval(value):
+        return interval_text(value)
     raise TypeError(f"cannot write a {type(value).__name__} as JSON")
+
+
+def _is_interval(value: Any) -> bool:
+    """Arrow's month-day-nanosecond interval (DuckDB's INTERVAL), a named tuple."""
+    return all(hasattr(value, name) for name in ("months", "days", "nanoseconds"))
+
+
+def interval_text(value: Any) -> str:
+    """An INTERVAL as an ISO 8601 duration (``P1M2DT3.5S``): exact, as a timedelta cannot
+    hold months."""
+    seconds = decimal.Decimal(value.nanoseconds) / 1_000_000_000
+    text = f"P{value.months}M{value.days}D" if value.months or value.days or not seconds else ""
+    if seconds:
+        text = (text or "P") + f"T{seconds.normalize():f}S"
+    return text
 
 
 def csv_bytes(table: Any) -> bytes:
@@ -57,7 +74,7 @@ def csv_bytes(table: Any) -> bytes:
 
     flat = table
     for i, field in enumerate(table.schema):
-        if pa.types.is_nested(field.type):
+        if pa.types.is_nested(field.type) or pa.types.is_interval(field.type):
             text = [None if v is None else cell(v) for v in table.column(i).to_pylist()]
             flat = flat.set_column(i, field.name, pa.array(text, pa.string()))
     out = io.BytesIO()
@@ -81,4 +98,6 @@ def cell(value: Any) -> str:
         return value
     if isinstance(value, (list, dict)):
         return orjson.dumps(value, default=_plain).decode()
+    if _is_interval(value):
+        return interval_text(value)
     return str(value)
