@@ -71,7 +71,7 @@ jobs_option = click.option(
     "-j",
     type=click.IntRange(min=1),
     default=None,
-    help="Parallel hashing threads (default: automatic).",
+    help="Parallel threads that read, hash and copy bytes (default: automatic).",
 )
 
 
