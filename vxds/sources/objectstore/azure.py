@@ -38,7 +38,7 @@ from vxds.sources.objectstore.failures import (
     FailureKind,
     VersionGone,
 )
-from vxds.sources.objectstore.listing import Fetched, Listed, Sink
+from vxds.sources.objectstore.listing import ByLevel, Fetched, Listed, Sink
 
 _ETAG_RE = re.compile(r'"?0x[0-9A-Fa-f]+"?\Z')
 _URL_RE = re.compile(
@@ -55,7 +55,7 @@ def is_etag(version: str) -> bool:
     return bool(_ETAG_RE.match(version))
 
 
-class AzureBlobSource(BucketSource):
+class AzureBlobSource(ByLevel, BucketSource):
     """Blobs under an Azure container prefix, one resource per blob (and per clinical row)."""
 
     schemes: ClassVar[tuple[str, ...]] = ("az", "abfs", "abfss")
@@ -120,15 +120,6 @@ class AzureBlobSource(BucketSource):
 
     def _container(self) -> Any:
         return self.fs.service_client.get_container_client(self.bucket)
-
-    async def _list_page(self, token: str | None) -> tuple[list[Listed], str | None]:
-        items, _, token = await self._level(self.prefix, token, False)
-        return items, token
-
-    async def _list_level(
-        self, prefix: str, token: str | None, delimited: bool
-    ) -> tuple[list[Listed], list[str], str | None]:
-        return await self._level(prefix, token, delimited)
 
     async def _level(
         self, prefix: str, token: str | None, delimited: bool

@@ -38,7 +38,7 @@ from vxds.sources.objectstore.failures import (
     FailureKind,
     VersionGone,
 )
-from vxds.sources.objectstore.listing import Fetched, Listed, Sink
+from vxds.sources.objectstore.listing import ByLevel, Fetched, Listed, Sink
 
 # Values of ``token`` that name a way to find credentials rather than being one.
 _TOKEN_METHODS = frozenset({"anon", "google_default", "cache", "cloud", "browser"})
@@ -75,7 +75,7 @@ class GCSError(Exception):
         super().__init__(f"HTTP {status}: {self.message}")
 
 
-class GCSSource(BucketSource):
+class GCSSource(ByLevel, BucketSource):
     """Objects under a GCS prefix, one resource per object (and per clinical row)."""
 
     schemes: ClassVar[tuple[str, ...]] = ("gs", "gcs")
@@ -117,15 +117,6 @@ class GCSSource(BucketSource):
         path = f"b/{_quote(self.bucket)}/o/{_quote(key)}"
         base = f"{self.fs._location}/download/storage/v1/" if media else self.fs.base
         return f"{base}{path}"
-
-    async def _list_page(self, token: str | None) -> tuple[list[Listed], str | None]:
-        items, _, token = await self._level(self.prefix, token, False)
-        return items, token
-
-    async def _list_level(
-        self, prefix: str, token: str | None, delimited: bool
-    ) -> tuple[list[Listed], list[str], str | None]:
-        return await self._level(prefix, token, delimited)
 
     async def _level(
         self, prefix: str, token: str | None, delimited: bool

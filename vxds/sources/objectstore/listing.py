@@ -70,6 +70,27 @@ def visible(rel: str) -> bool:
     return True
 
 
+class ByLevel:
+    """A store listed by one call, ``_level`` (a page of a prefix, by ``/`` when delimited):
+    the source's whole-prefix page and its level of the fanned-out listing are that call."""
+
+    prefix: str
+
+    async def _level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        raise NotImplementedError
+
+    async def _list_page(self, token: str | None) -> tuple[list[Listed], str | None]:
+        items, _, token = await self._level(self.prefix, token, False)
+        return items, token
+
+    async def _list_level(
+        self, prefix: str, token: str | None, delimited: bool
+    ) -> tuple[list[Listed], list[str], str | None]:
+        return await self._level(prefix, token, delimited)
+
+
 class DigestSink:
     """Hashes a stream's chunks, keeping them too when asked (sidecars and tables)."""
 
