@@ -34,7 +34,7 @@ import lock_bench
 import orjson
 from benchlib import Report, finish, fmt_s, parser, workdir
 from blake3 import blake3
-from shard_readers import Folders, Sides, diff_times, git_diff, project, verify_times
+from shard_readers import Folders, Sides, diff_times, git_diff, group_diff_times, project, verify_times
 
 from vxds.locks.shards import MAX_FILE, RULE, ShardRule, starts
 from vxds.locks.splits import Split
@@ -164,6 +164,30 @@ def diff_part(
     return t
 
 
+def by_subject(lines: list[bytes]) -> dict[str, list[bytes]]:
+    """``ordered`` lines in two splits by subject (``i // 10``): every tenth subject in test."""
+    out: dict[str, list[bytes]] = {"train": [], "test": []}
+    for k, one in enumerate(lines):
+        out["test" if (k // 10) % 10 == 0 else "train"].append(one)
+    return out
+
+
+def group_part(scratch: Path, n: int, report: Report) -> float:
+    """The first diff (no ``.vxds/``) of the clustered change in a lock of two splits by
+    subject (90/10) with ``group_by``, the headers claiming ``disjoint_by`` and not."""
+    made = sides(n)
+    old, new = by_subject(made.base), by_subject(made.changed)
+    del made
+    t = group_diff_times(scratch, scratch / "template", old, new, repeat=5)
+    report.row(
+        f"diff {n:,}, 200 clustered, group_by over train/test 90/10 (first diff)",
+        f"{fmt_s(t['claimed'])} (no disjoint_by claimed {fmt_s(t['unclaimed'])})",
+        "<= 3x the smallest size's",
+        "-",
+    )
+    return t["claimed"]
+
+
 def verify_part(scratch: Path, lock: Path, n: int, report: Report) -> None:
     made = sides(n)
     two = verify_times(lock, scratch / "project", made, RULE)
@@ -227,6 +251,9 @@ def readers(args: argparse.Namespace, report: Report) -> None:
     with workdir(args.workdir, args.keep, "vxds-shard-bench-") as scratch:
         lock = project(scratch / "project")
         shutil.copytree(lock, scratch / "template")
+        if args.groups_only:
+            _group_rows(scratch, sizes, report)
+            return
         diffs = {}
         for n in sizes:
             diffs[n] = diff_part(scratch, n, report, args.locks, args.diff_repeat if n > MILLION else None)
@@ -236,6 +263,8 @@ def readers(args: argparse.Namespace, report: Report) -> None:
             if not args.no_lock:
                 lock_part(scratch, n, report, args.baseline_max)
         _diff_targets(report, sizes, diffs)
+        if not args.no_groups:
+            _group_rows(scratch, sizes, report)
         if args.diff_only:
             return
         git_cold, git_warm = git_diff(scratch / "project", lock, sides(sizes[1]), RULE)
@@ -244,6 +273,19 @@ def readers(args: argparse.Namespace, report: Report) -> None:
             f"{fmt_s(git_warm)} (cold {fmt_s(git_cold)})",
             "-",
             "-",
+        )
+
+
+def _group_rows(scratch: Path, sizes: list[int], report: Report) -> None:
+    """The group_by first diff at the smallest size and at each other up to 1M (a 10M lock
+    of two splits takes many minutes to write), each against the smallest."""
+    small = group_part(scratch, sizes[0], report)
+    for n in (n for n in sizes[1:] if n <= MILLION):
+        ratio = group_part(scratch, n, report) / small
+        report.target(
+            f"diff {n:,} clustered, group_by over two splits, first diff <= 3x {sizes[0]:,}",
+            f"{ratio:.1f}x",
+            ratio <= 3,
         )
 
 
@@ -293,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-readers", action="store_true", help="Only the file sizes, no diff, verify or lock.")
     p.add_argument("--no-lock", action="store_true", help="No lock rows.")
     p.add_argument("--diff-only", action="store_true", help="Only the diff rows and their targets.")
+    p.add_argument("--no-groups", action="store_true", help="No group_by diff rows (two splits by subject).")
+    p.add_argument("--groups-only", action="store_true", help="Only the group_by diff rows.")
     p.add_argument(
         "--diff-repeat", type=int, help="Runs of each diff above 1M (the median; default 1, 5 up to 1M)."
     )
@@ -316,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "front insert: files / bytes",
         ],
     )
-    if args.diff_only:  # the file sizes at 10M take minutes of their own
+    if args.diff_only or args.groups_only:  # the file sizes at 10M take minutes of their own
         return _readers_only(args)
     measure(report, n, ONE_FILE, "1 (baseline: one file)")
     sharded = measure(report, n, RULE, "2 (shards)")

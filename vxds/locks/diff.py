@@ -133,16 +133,16 @@ def _join_splits(
     """Every split's changes (moves between splits paired up) and how many lines are equal.
 
     ``disjoint``: both sides claim to be disjoint by the diff's ``group_by``
-    (``locks.disjoint``), so the group keys of equal shards are not tallied: the warnings
-    come out the same from the keys of the shards that differ alone. No group is in two
-    splits of the new lock, so ``group_leaks`` finds none either way. A key ``k`` in held-out
-    split ``h`` of the old lock and training split ``t`` of the new one is, on the old side,
-    in ``h`` only; a resource of ``h`` with key ``k`` left unchanged would put ``k`` in ``h``
-    of the new lock too, beside ``t``, so every such resource changed (removed, moved or given
-    another key), and its old line is in a shard that differs. Likewise each resource of ``t``
-    with key ``k`` in the new lock is new there or changed, its line in a shard that differs.
-    So ``k`` is found from the differing shards on both sides, and every key they give is
-    truly in its split: ``held_out_leaks`` finds exactly the same keys.
+    (``locks.disjoint``), so the group keys of equal lines (and equal shards) are not
+    tallied: the warnings come out the same from the keys of the resources that changed.
+    No group is in two splits of the new lock, so ``group_leaks`` finds none either way. A
+    key ``k`` in held-out split ``h`` of the old lock and training split ``t`` of the new one
+    is, on the old side, in ``h`` only; a resource of ``h`` with key ``k`` left unchanged
+    would put ``k`` in ``h`` of the new lock too, beside ``t``, so every such resource changed
+    (removed, moved or given another key): its old line is not an equal line. Likewise each
+    resource of ``t`` with key ``k`` in the new lock is new there or changed. So ``k`` is
+    found from the changed resources on both sides, and every key tallied is truly in its
+    split: ``held_out_leaks`` finds exactly the same keys.
     """
     changes: list[Change] = []
     unchanged = 0
@@ -156,7 +156,7 @@ def _join_splits(
             a = stack.enter_context(old.lines(split) if old and split in old.splits else _no_lines())
             b = stack.enter_context(new.lines(split) if new and split in new.splits else _no_lines())
             try:
-                found, same = join(split, a, b, old_tallies[split], new_tallies[split])
+                found, same = join(split, a, b, old_tallies[split], new_tallies[split], not disjoint)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise _bad_line(split, old, new, exc) from None
         changes += found

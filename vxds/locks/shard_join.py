@@ -177,7 +177,7 @@ def _join_runs(
         ia = at_a[anchor] if anchor else len(a)
         jb = at_b[anchor] if anchor else len(b)
         if a[i:ia] or b[j:jb]:
-            found, same = join(split, _lines(old, a[i:ia]), _lines(new, b[j:jb]), *tallies)
+            found, same = join(split, _lines(old, a[i:ia]), _lines(new, b[j:jb]), *tallies, not disjoint)
             changes += found
             unchanged += same
         if anchor is not None:
