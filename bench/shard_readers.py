@@ -81,26 +81,46 @@ def claim(folder: Path, field: str | None) -> None:
 
 
 GROUP_BY = "attrs.subject"
+Lines = dict[str, list[bytes]]  # split -> its lines
 
 
-def group_diff_times(
-    root: Path, template: Path, old: dict[str, list[bytes]], new: dict[str, list[bytes]], repeat: int
-) -> dict[str, float]:
-    """First diffs (no ``.vxds/``) with ``group_by``: both headers claiming ``disjoint_by``,
-    and neither (every equal shard then read once for its group keys, as before the claim)."""
-    a, b = root / "group-a", root / "group-b"
-    for folder, lines in ((a, old), (b, new)):
+def group_locks(root: Path, template: Path, n: int, old: Lines, new: Lines) -> tuple[Path, Path]:
+    """The two locks of a group_by row (split -> lines each), their headers claiming
+    ``disjoint_by = GROUP_BY``."""
+    folders = root / f"group-{n}-a", root / f"group-{n}-b"
+    for folder, lines in zip(folders, (old, new), strict=True):
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(template, folder)
         put_splits(folder, lines, RULE, GROUP_BY)
-    out = {"claimed": folder_diff(a, b, root / "group-cache", repeat, cold=True, group_by=GROUP_BY)}
-    for folder in (a, b):
-        claim(folder, None)
-    cache, runs = root / "group-cache", max(1, repeat // 2)
-    out["unclaimed"] = folder_diff(a, b, cache, runs, cold=True, group_by=GROUP_BY)
-    shutil.rmtree(a)
-    shutil.rmtree(b)
-    shutil.rmtree(root / "group-cache", ignore_errors=True)
+    return folders
+
+
+def group_diff_times(
+    root: Path, pairs: dict[int, tuple[Path, Path]], rounds: int
+) -> dict[int, dict[str, float]]:
+    """First diffs (no ``.vxds/``) with ``group_by`` of each size's two locks, the sizes in
+    turns (neither gets a quieter moment of the shared machine), after the writes are
+    flushed: medians of ``rounds`` runs with both headers claiming ``disjoint_by`` (wall
+    and CPU seconds), then of fewer with neither claiming it (every equal shard read once
+    for its group keys, as before the claim)."""
+    os.sync()
+    cache = root / "group-cache"
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in pairs}
+    for _ in range(rounds):
+        for n, (a, b) in pairs.items():
+            cpu = time.process_time()
+            wall = folder_diff(a, b, cache, cold=True, group_by=GROUP_BY)
+            runs[n].append((wall, time.process_time() - cpu))
+    out = {}
+    for n, (a, b) in pairs.items():
+        walls, cpus = (sorted(x) for x in zip(*runs[n], strict=True))
+        out[n] = {"claimed": walls[rounds // 2], "claimed cpu": cpus[rounds // 2]}
+        for folder in (a, b):
+            claim(folder, None)
+        out[n]["unclaimed"] = folder_diff(a, b, cache, max(1, rounds // 4), cold=True, group_by=GROUP_BY)
+        shutil.rmtree(a)
+        shutil.rmtree(b)
+    shutil.rmtree(cache, ignore_errors=True)
     return out
 
 
