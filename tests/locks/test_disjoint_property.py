@@ -1,9 +1,9 @@
 """The ``disjoint_by`` claim in a diff, as a property: for random locks of two or three
 splits that are disjoint by a group (every resource of a group in its group's split), and
 random edits (resources added, removed, changed, given another group; whole groups moved
-to another split), the shard-wise diff with both headers claiming ``disjoint_by``, with
-neither, with a cold and a warm tally cache, and of locks listing no types, all say what the
-unsharded diff says, warnings included."""
+to another split), the shard-wise diff with both headers claiming ``disjoint_by`` and with
+neither, each with a cold and a warm tally cache, and of locks listing no types, claimed and
+not, all say what the unsharded diff says, warnings included."""
 
 from __future__ import annotations
 
@@ -78,14 +78,18 @@ def _check(root: Path, old: Placed, new: Placed, by: tuple[str, ...]) -> None:
     whole: dict[str, Any] = unsharded.to_json()
     assert whole["warnings"] == _warnings(old, new, unsharded.changes)  # every split's keys
     assert "group-in-two-splits" not in {w["kind"] for w in whole["warnings"]}  # disjoint, as built
-    assert _diff(root / "a", root / "b", root / "claimed", by) == whole  # no tally cached
-    assert _diff(root / "a", root / "b", root / "claimed", by) == whole  # with what it cached
+    for claim in ("attrs.g", None):  # both headers claiming disjoint_by, then neither
+        for side in ("a", "b"):
+            _claim(root / side, claim)
+        cache = root / f"cache-{claim}"
+        assert _diff(root / "a", root / "b", cache, by) == whole  # no tally cached
+        assert _diff(root / "a", root / "b", cache, by) == whole  # with what it cached
     _untyped(root / "a")
     _untyped(root / "b")
-    assert _diff(root / "a", root / "b", root / "untyped", by) == whole  # equal shards read
+    assert _diff(root / "a", root / "b", root / "untyped", by) == whole  # as a lock of the last stop
     for side in ("a", "b"):
-        _claim(root / side, None)
-    assert _diff(root / "a", root / "b", root / "unclaimed", by) == whole  # as before the claim
+        _claim(root / side, "attrs.g")
+    assert _diff(root / "a", root / "b", root / "untyped-claimed", by) == whole  # no types, claimed
 
 
 @settings(max_examples=40, deadline=None)
