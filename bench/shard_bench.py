@@ -34,7 +34,16 @@ import lock_bench
 import orjson
 from benchlib import Report, finish, fmt_s, parser, workdir
 from blake3 import blake3
-from shard_readers import Folders, Sides, diff_times, git_diff, project, verify_times
+from shard_readers import (
+    Folders,
+    Sides,
+    diff_times,
+    git_diff,
+    group_diff_times,
+    group_locks,
+    project,
+    verify_times,
+)
 
 from vxds.locks.shards import MAX_FILE, RULE, ShardRule, starts
 from vxds.locks.splits import Split
@@ -164,6 +173,20 @@ def diff_part(
     return t
 
 
+def by_subject(lines: list[bytes]) -> dict[str, list[bytes]]:
+    """``ordered`` lines in two splits by subject (``i // 10``): every tenth subject in test."""
+    out: dict[str, list[bytes]] = {"train": [], "test": []}
+    for k, one in enumerate(lines):
+        out["test" if (k // 10) % 10 == 0 else "train"].append(one)
+    return out
+
+
+def group_locks_of(scratch: Path, n: int) -> tuple[Path, Path]:
+    """The locks of the group_by row at ``n``: the clustered change, in two splits by subject."""
+    made = sides(n)
+    return group_locks(scratch, scratch / "template", n, by_subject(made.base), by_subject(made.changed))
+
+
 def verify_part(scratch: Path, lock: Path, n: int, report: Report) -> None:
     made = sides(n)
     two = verify_times(lock, scratch / "project", made, RULE)
@@ -227,6 +250,9 @@ def readers(args: argparse.Namespace, report: Report) -> None:
     with workdir(args.workdir, args.keep, "vxds-shard-bench-") as scratch:
         lock = project(scratch / "project")
         shutil.copytree(lock, scratch / "template")
+        if args.groups_only:
+            _group_rows(scratch, sizes, report)
+            return
         diffs = {}
         for n in sizes:
             diffs[n] = diff_part(scratch, n, report, args.locks, args.diff_repeat if n > MILLION else None)
@@ -236,6 +262,8 @@ def readers(args: argparse.Namespace, report: Report) -> None:
             if not args.no_lock:
                 lock_part(scratch, n, report, args.baseline_max)
         _diff_targets(report, sizes, diffs)
+        if not args.no_groups:
+            _group_rows(scratch, sizes, report)
         if args.diff_only:
             return
         git_cold, git_warm = git_diff(scratch / "project", lock, sides(sizes[1]), RULE)
@@ -244,6 +272,34 @@ def readers(args: argparse.Namespace, report: Report) -> None:
             f"{fmt_s(git_warm)} (cold {fmt_s(git_cold)})",
             "-",
             "-",
+        )
+
+
+GROUP_ROUNDS = 9
+
+
+def _group_rows(scratch: Path, sizes: list[int], report: Report) -> None:
+    """The first diff (no ``.vxds/``) of the clustered change in a lock of two splits by
+    subject (90/10) with ``group_by``, the headers claiming ``disjoint_by`` and not, at the
+    smallest size and at each other up to 1M (a 10M lock of two splits takes many minutes
+    to write), each against the smallest."""
+    chosen = [sizes[0], *(n for n in sizes[1:] if n <= MILLION)]
+    t = group_diff_times(scratch, {n: group_locks_of(scratch, n) for n in chosen}, GROUP_ROUNDS)
+    for n in chosen:
+        report.row(
+            f"diff {n:,}, 200 clustered, group_by over train/test 90/10 (first diff)",
+            f"{fmt_s(t[n]['claimed'])}, CPU {fmt_s(t[n]['claimed cpu'])} "
+            f"(no disjoint_by claimed {fmt_s(t[n]['unclaimed'])})",
+            "-" if n == sizes[0] else f"<= 3x {sizes[0]:,}",
+            "-",
+        )
+    for n in chosen[1:]:
+        ratio = t[n]["claimed"] / t[sizes[0]]["claimed"]
+        cpu = t[n]["claimed cpu"] / t[sizes[0]]["claimed cpu"]
+        report.target(
+            f"diff {n:,} clustered, group_by over two splits, first diff <= 3x {sizes[0]:,}",
+            f"{ratio:.1f}x (CPU {cpu:.1f}x)",
+            ratio <= 3,
         )
 
 
@@ -293,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-readers", action="store_true", help="Only the file sizes, no diff, verify or lock.")
     p.add_argument("--no-lock", action="store_true", help="No lock rows.")
     p.add_argument("--diff-only", action="store_true", help="Only the diff rows and their targets.")
+    p.add_argument("--no-groups", action="store_true", help="No group_by diff rows (two splits by subject).")
+    p.add_argument("--groups-only", action="store_true", help="Only the group_by diff rows.")
     p.add_argument(
         "--diff-repeat", type=int, help="Runs of each diff above 1M (the median; default 1, 5 up to 1M)."
     )
@@ -316,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "front insert: files / bytes",
         ],
     )
-    if args.diff_only:  # the file sizes at 10M take minutes of their own
+    if args.diff_only or args.groups_only:  # the file sizes at 10M take minutes of their own
         return _readers_only(args)
     measure(report, n, ONE_FILE, "1 (baseline: one file)")
     sharded = measure(report, n, RULE, "2 (shards)")

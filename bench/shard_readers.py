@@ -22,7 +22,7 @@ from vxds.locks import shard_join
 from vxds.locks.diff import diff_refs
 from vxds.locks.format import render_header
 from vxds.locks.refs import folder_lock
-from vxds.locks.shards import ShardRule
+from vxds.locks.shards import RULE, ShardRule
 from vxds.locks.splits import Split, header_shards
 from vxds.locks.store import Lock, read_lock, write_lock
 
@@ -60,22 +60,91 @@ def put(folder: Path, lines: list[bytes], rule: ShardRule) -> None:
     write_lock(Lock(header, splits), folder)
 
 
+def put_splits(folder: Path, lines: dict[str, list[bytes]], rule: ShardRule, claim: str | None) -> None:
+    """Replace the splits of the lock in ``folder`` by ``lines`` (split -> its lines), cut by
+    ``rule``, its header claiming ``disjoint_by = claim`` (none: as a lock of the last stop)."""
+    header = read_lock(folder).header
+    splits = {name: Split.from_terminated(found, rule) for name, found in sorted(lines.items())}
+    header = dataclasses.replace(
+        header,
+        splits={n: (s.count, s.digest) for n, s in splits.items()},
+        shards=header_shards(splits),
+        disjoint_by=claim,
+    )
+    write_lock(Lock(header, splits), folder)
+
+
+def claim(folder: Path, field: str | None) -> None:
+    """Rewrite ``folder``'s lock.toml to claim ``disjoint_by = field`` (or nothing)."""
+    header = read_lock(folder).header
+    (folder / "lock.toml").write_text(render_header(dataclasses.replace(header, disjoint_by=field)))
+
+
+GROUP_BY = "attrs.subject"
+Lines = dict[str, list[bytes]]  # split -> its lines
+
+
+def group_locks(root: Path, template: Path, n: int, old: Lines, new: Lines) -> tuple[Path, Path]:
+    """The two locks of a group_by row (split -> lines each), their headers claiming
+    ``disjoint_by = GROUP_BY``."""
+    folders = root / f"group-{n}-a", root / f"group-{n}-b"
+    for folder, lines in zip(folders, (old, new), strict=True):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(template, folder)
+        put_splits(folder, lines, RULE, GROUP_BY)
+    return folders
+
+
+def group_diff_times(
+    root: Path, pairs: dict[int, tuple[Path, Path]], rounds: int
+) -> dict[int, dict[str, float]]:
+    """First diffs (no ``.vxds/``) with ``group_by`` of each size's two locks, the sizes in
+    turns (neither gets a quieter moment of the shared machine), after the writes are
+    flushed: medians of ``rounds`` runs with both headers claiming ``disjoint_by`` (wall
+    and CPU seconds), then of fewer with neither claiming it (every equal shard read once
+    for its group keys, as before the claim)."""
+    os.sync()
+    cache = root / "group-cache"
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in pairs}
+    for _ in range(rounds):
+        for n, (a, b) in pairs.items():
+            cpu = time.process_time()
+            wall = folder_diff(a, b, cache, cold=True, group_by=GROUP_BY)
+            runs[n].append((wall, time.process_time() - cpu))
+    out = {}
+    for n, (a, b) in pairs.items():
+        walls, cpus = (sorted(x) for x in zip(*runs[n], strict=True))
+        out[n] = {"claimed": walls[rounds // 2], "claimed cpu": cpus[rounds // 2]}
+        for folder in (a, b):
+            claim(folder, None)
+        out[n]["unclaimed"] = folder_diff(a, b, cache, max(1, rounds // 4), cold=True, group_by=GROUP_BY)
+        shutil.rmtree(a)
+        shutil.rmtree(b)
+    shutil.rmtree(cache, ignore_errors=True)
+    return out
+
+
 def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
 
 
-def folder_diff(old: Path, new: Path, cache: Path, repeat: int = 1, cold: bool = False) -> float:
+def folder_diff(
+    old: Path, new: Path, cache: Path, repeat: int = 1, cold: bool = False, group_by: str | None = None
+) -> float:
     """In-process ``diff_refs`` of two lock folders, the shard tallies cached under ``cache``
     (the median of ``repeat`` runs: the machine is shared); ``cold``: the cache removed
     before each run, as in a fresh clone."""
+
+    def diff() -> object:
+        return diff_refs(folder_lock(old, "old", cache), folder_lock(new, "new", cache), group_by=group_by)
 
     def once() -> float:
         shard_join.shard_types.cache_clear()  # read the cache from disk, as a new process does
         if cold:
             shutil.rmtree(cache, ignore_errors=True)
-        return timed(lambda: diff_refs(folder_lock(old, "old", cache), folder_lock(new, "new", cache)))
+        return timed(diff)
 
     return sorted(once() for _ in range(repeat))[repeat // 2]
 

@@ -17,6 +17,7 @@ import orjson
 
 from vxds.errors import LockError
 from vxds.locks.changes import Change, DatasetDiff, HeaderChange, Leak, SplitCounts, Status
+from vxds.locks.disjoint import claims
 from vxds.locks.format import Header
 from vxds.locks.leaks import group_leaks, held_out_leaks
 from vxds.locks.refs import LockRef, Side
@@ -80,7 +81,8 @@ def diff_refs(
     old_groups, new_groups = _group_needs(old, new, names, held_out) if group_by else (set(), set())
     old_tallies = {s: Tally(fields, group_by if s in old_groups else None) for s in names}
     new_tallies = {s: Tally(fields, group_by if s in new_groups else None) for s in names}
-    changes, unchanged = _join_splits(old, new, old_tallies, new_tallies)
+    disjoint = group_by is not None and claims(old, group_by) and claims(new, group_by)
+    changes, unchanged = _join_splits(old, new, old_tallies, new_tallies, disjoint)
     header = header_changes(old.header if old else None, new.header if new else None)
     result = DatasetDiff(
         name=ref.name,
@@ -122,13 +124,30 @@ def _group_needs(
 
 
 def _join_splits(
-    old: LockRef | None, new: LockRef | None, old_tallies: dict[str, Tally], new_tallies: dict[str, Tally]
+    old: LockRef | None,
+    new: LockRef | None,
+    old_tallies: dict[str, Tally],
+    new_tallies: dict[str, Tally],
+    disjoint: bool,
 ) -> tuple[list[Change], int]:
-    """Every split's changes (moves between splits paired up) and how many lines are equal."""
+    """Every split's changes (moves between splits paired up) and how many lines are equal.
+
+    ``disjoint``: both sides claim to be disjoint by the diff's ``group_by``
+    (``locks.disjoint``), so the group keys of equal lines (and equal shards) are not
+    tallied: the warnings come out the same from the keys of the resources that changed.
+    No group is in two splits of the new lock, so ``group_leaks`` finds none either way. A
+    key ``k`` in held-out split ``h`` of the old lock and training split ``t`` of the new one
+    is, on the old side, in ``h`` only; a resource of ``h`` with key ``k`` left unchanged
+    would put ``k`` in ``h`` of the new lock too, beside ``t``, so every such resource changed
+    (removed, moved or given another key): its old line is not an equal line. Likewise each
+    resource of ``t`` with key ``k`` in the new lock is new there or changed. So ``k`` is
+    found from the changed resources on both sides, and every key tallied is truly in its
+    split: ``held_out_leaks`` finds exactly the same keys.
+    """
     changes: list[Change] = []
     unchanged = 0
     for split in old_tallies:
-        shard_wise = join_shards(split, old, new, old_tallies[split], new_tallies[split])
+        shard_wise = join_shards(split, old, new, old_tallies[split], new_tallies[split], disjoint)
         if shard_wise is not None:  # equal shards skipped
             changes += shard_wise[0]
             unchanged += shard_wise[1]
@@ -137,7 +156,7 @@ def _join_splits(
             a = stack.enter_context(old.lines(split) if old and split in old.splits else _no_lines())
             b = stack.enter_context(new.lines(split) if new and split in new.splits else _no_lines())
             try:
-                found, same = join(split, a, b, old_tallies[split], new_tallies[split])
+                found, same = join(split, a, b, old_tallies[split], new_tallies[split], not disjoint)
             except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise _bad_line(split, old, new, exc) from None
         changes += found

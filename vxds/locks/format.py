@@ -63,6 +63,7 @@ class Header:
     merged: bool = False  # written by the Git merge driver, not by a recipe: relock before release
     # split -> its shards, for the splits of several (format 2); the others are one file
     shards: Mapping[str, tuple[Shard, ...]] = field(default_factory=dict)
+    disjoint_by: str | None = None  # a field no value of which is in two splits (``locks.disjoint``)
 
     @property
     def key(self) -> str:
@@ -92,6 +93,8 @@ class Header:
         }
         if self.merged:
             body["merged"] = True
+        if self.disjoint_by is not None:  # covered only when claimed: no older digest changes
+            body["disjoint_by"] = self.disjoint_by
         return body
 
     def _split_body(self, name: str) -> dict[str, Any]:
@@ -159,6 +162,11 @@ def render_header(header: Header) -> str:
         out += [
             "# Merged by Git (vxds merge-driver), not written by a recipe: relock before release.",
             "merged = true",
+        ]
+    if header.disjoint_by is not None:
+        out += [
+            f"# No value of {header.disjoint_by} is in two splits (vxds lock checked it; so does verify).",
+            f"disjoint_by = {_toml_str(header.disjoint_by)}",
         ]
     out += [f"digest = {_toml_str(header.digest)}", ""]
     return "\n".join(out)
@@ -255,6 +263,7 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
     claimed_recipe = _get(data, "recipe.digest", str, problems)
     _check_name(fields["name"], problems)
     merged = _merged(data["lock"], problems)
+    disjoint_by = _disjoint_by(data["lock"], problems)
     splits = _splits(data["splits"], problems)
     shards = _shards(data, splits, problems)
     params = _params(fields.pop("params"), problems)
@@ -267,6 +276,7 @@ def parse_header(text: str, where: Path) -> tuple[Header, str]:
         params=params,
         splits=splits,
         merged=merged,
+        disjoint_by=disjoint_by,
         format=data["format"],
         shards=shards,
         **fields,
@@ -334,6 +344,14 @@ def _merged(lock: Mapping[str, Any], problems: list[Problem]) -> bool:
         problems.append(Problem(f"{HEADER}: 'lock.merged' is not true or false", kind="header"))
         return False
     return merged
+
+
+def _disjoint_by(lock: Mapping[str, Any], problems: list[Problem]) -> str | None:
+    value = lock.get("disjoint_by")
+    if value is not None and (not isinstance(value, str) or not value):
+        problems.append(Problem(f"{HEADER}: 'lock.disjoint_by' is not a field name", kind="header"))
+        return None
+    return value
 
 
 def _splits(table: Mapping[str, Any], problems: list[Problem]) -> dict[str, tuple[int, str]]:

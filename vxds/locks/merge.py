@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from vxds.errors import LockError
+from vxds.locks.disjoint import merged_claim
 from vxds.locks.format import Header
 from vxds.locks.shards import Shard, split_digest
 
@@ -169,7 +170,7 @@ def merge_headers(
         format=max(ours.format, theirs.format),
         merged=True,
     )
-    return MergedHeader(header, conflicts)
+    return MergedHeader(replace(header, disjoint_by=merged_claim(ours, theirs, header)), conflicts)
 
 
 def _merged_shards(

@@ -123,10 +123,16 @@ class Sided(Protocol):
 
 
 def join_shards(
-    split: str, old_ref: Sided | None, new_ref: Sided | None, old_tally: Tally, new_tally: Tally
+    split: str,
+    old_ref: Sided | None,
+    new_ref: Sided | None,
+    old_tally: Tally,
+    new_tally: Tally,
+    disjoint: bool = False,
 ) -> tuple[list[Change], int] | None:
     """``split_diff.join`` of the split, skipping equal shards; None when it cannot skip (see
-    the module docstring) or a line is not a resource (the caller's whole join then names it)."""
+    the module docstring) or a line is not a resource (the caller's whole join then names it).
+    ``disjoint``: the group keys of equal shards are not needed (``diff._join_splits``)."""
     old = old_ref.shards if old_ref is not None else None
     new = new_ref.shards if new_ref is not None else None
     if old is None or new is None:
@@ -140,7 +146,7 @@ def join_shards(
         return None
     olds, news = _fresh(old_tally), _fresh(new_tally)
     try:
-        changes, unchanged = _join_runs(split, old, new, (a, b), equal, (olds, news))
+        changes, unchanged = _join_runs(split, old, new, (a, b), equal, (olds, news), disjoint)
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     finally:
@@ -160,6 +166,7 @@ def _join_runs(
     files: tuple[Listed, Listed],
     equal: Listed,
     tallies: tuple[Tally, Tally],
+    disjoint: bool,
 ) -> tuple[list[Change], int]:
     a, b = files
     at_a, at_b = {item: k for k, item in enumerate(a)}, {item: k for k, item in enumerate(b)}
@@ -170,12 +177,12 @@ def _join_runs(
         ia = at_a[anchor] if anchor else len(a)
         jb = at_b[anchor] if anchor else len(b)
         if a[i:ia] or b[j:jb]:
-            found, same = join(split, _lines(old, a[i:ia]), _lines(new, b[j:jb]), *tallies)
+            found, same = join(split, _lines(old, a[i:ia]), _lines(new, b[j:jb]), *tallies, not disjoint)
             changes += found
             unchanged += same
         if anchor is not None:
             for tally in tallies:
-                _add_equal(tally, anchor, listed, new)
+                _add_equal(tally, anchor, listed, new, disjoint)
             unchanged += anchor[1][0]
         i, j = ia + 1, jb + 1
     return changes, unchanged
@@ -189,12 +196,15 @@ def _types(header: HasShards, split: str) -> Types:
     return {shard_file(split, s.first): s.types for s in header.shards.get(split, ()) if s.types}
 
 
-def _add_equal(tally: Tally, anchor: tuple[str, tuple[int, str]], listed: Types, side: Shards) -> None:
+def _add_equal(
+    tally: Tally, anchor: tuple[str, tuple[int, str]], listed: Types, side: Shards, disjoint: bool
+) -> None:
     """Add an equal shard to ``tally``: the types its header line lists when that is all
-    ``tally`` counts, else its tally from the cache (the shard read once)."""
+    ``tally`` counts (its group keys aside, when ``disjoint``), else its tally from the cache
+    (the shard read once)."""
     name, (count, digest) = anchor
     types = listed.get(name)
-    if tally.parse or types is None:
+    if tally.fields or (tally.group_by is not None and not disjoint) or types is None:
         absorb(tally, side.types.get(digest, tally, functools.partial(_lines, side, [anchor])))
         return
     tally.count += count

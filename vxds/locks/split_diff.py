@@ -95,13 +95,21 @@ def _classify(split: str, old: Record, new: Record) -> Change:
 
 
 def join(
-    split: str, old_lines: Iterator[bytes], new_lines: Iterator[bytes], old: Tally, new: Tally
+    split: str,
+    old_lines: Iterator[bytes],
+    new_lines: Iterator[bytes],
+    old: Tally,
+    new: Tally,
+    equal_groups: bool = True,
 ) -> tuple[list[Change], int]:
-    """Merge-join one split's sorted lines; return what differs and how many are equal."""
+    """Merge-join one split's sorted lines; return what differs and how many are equal.
+    Without ``equal_groups`` the group keys of equal lines are not tallied (a diff of two
+    locks disjoint by the group: ``diff._join_splits``), so they are not parsed for them."""
     changes: list[Change] = []
     unchanged = 0
     both: Counter[str] = Counter()  # types of equal lines, added to both tallies at the end
-    parse_equal = old.parse or new.parse
+    groups = equal_groups and (old.group_by is not None or new.group_by is not None)
+    parse_equal = bool(old.fields or new.fields) or groups
     x, y = next(old_lines, None), next(new_lines, None)
     while x is not None and y is not None:
         if x == y:
@@ -128,20 +136,23 @@ def join(
             old.add(x, a)
             new.add(y, b)
             x, y = next(old_lines, None), next(new_lines, None)
-    while x is not None:
-        a = orjson.loads(x)
-        changes.append(Change(a["id"], REMOVED, split, old=a))
-        old.add(x, a)
-        x = next(old_lines, None)
-    while y is not None:
-        b = orjson.loads(y)
-        changes.append(Change(b["id"], ADDED, split, new=b))
-        new.add(y, b)
-        y = next(new_lines, None)
+    _rest(split, x, old_lines, old, REMOVED, changes)
+    _rest(split, y, new_lines, new, ADDED, changes)
     for tally in (old, new):
         tally.count += unchanged if not parse_equal else 0
         tally.types.update(both)
     return changes, unchanged
+
+
+def _rest(
+    split: str, line: bytes | None, lines: Iterator[bytes], tally: Tally, kind: ChangeKind, out: list[Change]
+) -> None:
+    """The lines left on one side once the other is done: each removed (or added)."""
+    while line is not None:
+        record = orjson.loads(line)
+        out.append(Change(record["id"], kind, split, **{"old" if kind == REMOVED else "new": record}))
+        tally.add(line, record)
+        line = next(lines, None)
 
 
 def moves(changes: list[Change]) -> list[Change]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from vxds.errors import ConfigError, RecipeError, VxdsError
 from vxds.hashing import digest_text
+from vxds.locks.disjoint import claimed
 from vxds.locks.format import SPLIT_RE, Header
 from vxds.locks.splits import Split, header_shards
 from vxds.locks.store import Lock
@@ -188,6 +189,7 @@ class Resolver:
             splits={name: (split.count, split.digest) for name, split in splits.items()},
             shards=header_shards(splits),
         )
+        header = claimed(header, entry.group_by, entry.allow_group_overlap)  # lock.toml's disjoint_by
 
         def listing() -> str | None:  # asked only when a fingerprint is kept: the cache file is large
             return None if self.at is not None else listing_digest(source, saved_before=started)

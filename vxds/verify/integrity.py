@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from vxds.errors import LockError
-from vxds.hashing import digest_json
+from vxds.hashing import canonical_json, digest_json
 from vxds.locks.digest_cache import ShardDigests
 from vxds.locks.format import HEADER, CorruptLock, Header, Problem
 from vxds.locks.recovery import restore_set_aside
@@ -21,7 +21,7 @@ from vxds.locks.splits import Split, split_problems
 from vxds.locks.store import Lock, read_lock
 from vxds.project.config import Config
 from vxds.verify.findings import ERROR, Finding
-from vxds.verify.line_scan import ShardScan, scan, scan_shards, workers
+from vxds.verify.line_scan import ShardScan, group_getter, scan, scan_shards, workers
 from vxds.verify.model import (
     CHECKS_VERSION,
     PROBLEM_CODES,
@@ -196,20 +196,21 @@ def _group_settings(target: Target) -> tuple[str | None, bool]:
 
 def _line_findings(ctx: Context, target: Target, lock: Lock) -> list[Finding]:
     group_by, allow_overlap = _group_settings(target)
-    check_groups = group_by is not None and not allow_overlap
-    leak_key = digest_json(
-        {
-            "checks": CHECKS_VERSION,
-            "splits": {name: split.digest for name, split in sorted(lock.splits.items())},
-            "group_by": group_by if check_groups else None,
-        }
-    )
+    rule = group_by if group_by is not None and not allow_overlap else None
+    claim = lock.header.disjoint_by  # checked whatever the manifest says (VX403)
+    body = {
+        "checks": CHECKS_VERSION,
+        "splits": {name: split.digest for name, split in sorted(lock.splits.items())},
+        "group_by": rule,
+    }
+    leak_key = digest_json(body if claim is None else {**body, "disjoint_by": claim})
     needs_leaks = len(lock.splits) > 1 and leak_key not in ctx.cache
+    scanned = rule or claim
     problems: list[Problem] = []
     ids: dict[str, list[str]] = {}
     groups: dict[str, dict[Any, str]] = {}
     for name, split in sorted(lock.splits.items()):
-        found = _split_lines(ctx, lock.header, name, split, group_by if check_groups else None, needs_leaks)
+        found = _split_lines(ctx, lock.header, name, split, scanned, needs_leaks)
         if found is None:
             problems.extend(split_problems(name, split))
         elif needs_leaks:
@@ -218,10 +219,47 @@ def _line_findings(ctx: Context, target: Target, lock: Lock) -> list[Finding]:
         return _corrupt(ctx, target, problems)
     if not needs_leaks:
         return []
-    findings = _leaks(ctx, target, ids, groups, group_by)
+    findings = _leaks(ctx, target, ids, groups, rule)
+    if claim is not None:
+        findings += _false_claim(ctx, target, claim, groups if claim == scanned else _groups(lock, claim))
     if not findings:
         ctx.cache.add(leak_key)
     return findings
+
+
+def _groups(lock: Lock, field: str) -> dict[str, dict[Any, str]]:
+    """Each split's ``field`` values (as ``line_scan`` keys them), each with an id: for a
+    claim the manifest's ``group_by`` scan did not cover (a lock of an earlier entry)."""
+    get = group_getter(field)
+    out: dict[str, dict[Any, str]] = {}
+    for name, split in sorted(lock.splits.items()):
+        keys = out[name] = {}
+        for line in split.lines():
+            record = orjson.loads(line)
+            key = get(record)
+            if key is not None:
+                keys.setdefault(key if type(key) is str else canonical_json(key), record["id"])
+    return out
+
+
+def _false_claim(
+    ctx: Context, target: Target, claim: str, groups: dict[str, dict[Any, str]]
+) -> list[Finding]:
+    """VX403: ``lock.toml`` claims ``disjoint_by`` a field, and a value of it is in two splits."""
+    from vxds.recipes.resolver import _listing, _shared, _shown_key
+
+    leaks = _shared(groups)
+    if not leaks:
+        return []
+    listed = [
+        f"{_shown_key(key)} ({', '.join(f'{s}: {groups[s][key]}' for s in sorted(splits))})"
+        for key, splits in sorted(leaks.items(), key=lambda kv: _shown_key(kv[0]))
+    ]
+    message = (
+        f"{HEADER} claims disjoint_by {claim}, but {len(leaks)} value(s) of it are in more than "
+        f"one split: {_listing(listed)}; relock it ('vxds lock {target.key}')"
+    )
+    return [ctx.finding(target, "VX403", ERROR, message)]
 
 
 def _split_lines(
