@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import compress
 from pathlib import Path
 from typing import BinaryIO, overload
@@ -137,24 +138,27 @@ class FileChunks(Sequence[bytes]):
 class _Builder:
     """One split's sorted records made into shard files in a workspace, cut by the shard
     rule as ``shards.starts`` cuts (the same cuts as ``Split.from_terminated``); each
-    shard's bytes are joined once, written once and hashed once."""
+    shard's bytes are joined once, written once and hashed once, on ``writer``'s thread
+    (file writes and blake3 release the GIL: the next shard's lines are cut meanwhile), at
+    most ``IN_FLIGHT`` shards behind, so memory stays bounded."""
 
-    def __init__(self, folder: Path, name: str, ids: BinaryIO, kinds: Sequence[str]) -> None:
-        self.folder, self.name, self.ids, self.names = folder, name, ids, kinds
-        self.shards: list[Shard] = []
+    def __init__(
+        self, folder: Path, name: str, ids: BinaryIO, kinds: Sequence[str], writer: ThreadPoolExecutor
+    ) -> None:
+        self.folder, self.name, self.ids, self.names, self.writer = folder, name, ids, kinds, writer
+        self.shards: list[tuple[str, int, Future[str], tuple[tuple[str, int], ...]]] = []
         self.paths: list[Path] = []
         self.lines: list[bytes] = []
         self.rids: list[bytes] = []  # the ids of the current shard's lines
         self.kinds = bytearray()  # and their kind bytes (``Sorter.kinds``)
 
     def shard(self) -> None:
-        """End the current shard: write its file and its ids, and list it."""
-        data = b"".join(self.lines)
+        """End the current shard: write its file (on the writer's thread) and its ids, and list it."""
         path = self.folder / f"shard.{self.name}.{len(self.paths)}"
-        with open(path, "wb") as out:
-            out.write(data)
-        digest = PREFIX + blake3(data).hexdigest()
-        self.shards.append(Shard(self.rids[0].decode("utf-8"), len(self.lines), digest, self.types()))
+        written = self.writer.submit(_write_shard, path, self.lines)
+        self.shards.append((self.rids[0].decode("utf-8"), len(self.lines), written, self.types()))
+        if len(self.shards) > IN_FLIGHT:
+            self.shards[-IN_FLIGHT - 1][2].result()  # the writer is at most IN_FLIGHT behind
         self.paths.append(path)
         self.rids.append(b"")
         self.ids.write(b"\n".join(self.rids))
@@ -172,12 +176,24 @@ class _Builder:
     def split(self) -> Split:
         if self.lines:
             self.shard()
-        count = sum(s.count for s in self.shards)
+        shards = [Shard(first, n, written.result(), types) for first, n, written, types in self.shards]
+        count = sum(s.count for s in shards)
         chunks = FileChunks(self.paths)
-        if len(self.shards) <= 1:
-            return Split(chunks, count, self.shards[0].digest if self.shards else _EMPTY)
-        parts = tuple(range(len(self.shards)))
-        return Split(chunks, count, split_digest(self.shards), shards=tuple(self.shards), parts=parts)
+        if len(shards) <= 1:
+            return Split(chunks, count, shards[0].digest if shards else _EMPTY)
+        parts = tuple(range(len(shards)))
+        return Split(chunks, count, split_digest(shards), shards=tuple(shards), parts=parts)
+
+
+IN_FLIGHT = 2  # shards cut and not yet written, at most (each at most RULE.max_bytes)
+
+
+def _write_shard(path: Path, lines: list[bytes]) -> str:
+    """Write a shard's lines to ``path``; their digest."""
+    data = b"".join(lines)
+    with open(path, "wb") as out:
+        out.write(data)
+    return PREFIX + blake3(data).hexdigest()
 
 
 _EMPTY = PREFIX + blake3().hexdigest()
@@ -194,8 +210,11 @@ def build(
     per_byte, min_bytes, max_bytes = rule.per_byte, rule.min_bytes, rule.max_bytes
     size = gap = 0
     previous = None
-    with open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids:
-        builder = _Builder(folder, name, ids, kinds)
+    with (
+        open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids,
+        ThreadPoolExecutor(1, thread_name_prefix="vxds-shards") as writer,
+    ):
+        builder = _Builder(folder, name, ids, kinds, writer)
         lines, rids, types = builder.lines, builder.rids, builder.kinds
         for record in records:
             at = record.index(b"\0")
