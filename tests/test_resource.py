@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -354,3 +355,39 @@ def test_a_lock_line_is_the_canonical_line_and_a_newline() -> None:
     assert lock_line(record) == canonical_line(record) + b"\n"
     with pytest.raises(InvalidResource, match="not JSON-serialisable"):
         lock_line({**record, "attrs": {"s": {1, 2}}})
+
+
+@settings(max_examples=500, deadline=None)
+@given(_full_records, st.sampled_from([None, "extra", "missing", "mapping"]))
+def test_a_plain_record_is_one_normalize_returns_as_it_is(record: dict[str, Any], shape: str | None) -> None:
+    from types import MappingProxyType
+
+    from vxds.resource import _check_hash, _check_type, plain_record
+
+    _check_hash("blake3:00")
+    _check_type("File")
+    item: Any = record
+    if shape == "extra":
+        item = {**record, "subject": "01"}
+    elif shape == "missing":
+        item = {k: v for k, v in record.items() if k != "uri"}
+    elif shape == "mapping":
+        item = MappingProxyType(record)
+    if plain_record(item):
+        assert shape is None
+        assert _exact_outcome(item) is None
+        assert normalize(item) is item  # the checker keeps such a record without calling normalize
+    elif shape is None and [(k, type(v), v) for k, v in record.items()] == [
+        (k, type(v), v) for k, v in _VALID.items()
+    ]:
+        raise AssertionError("the plain valid record was sent the slow way")
+
+
+def test_the_plain_record_fast_path_takes_the_common_record() -> None:
+    from vxds.resource import _check_hash, _check_type, plain_record
+
+    _check_hash("blake3:00")
+    _check_type("File")
+    assert plain_record(dict(_VALID))
+    assert not plain_record(Resource("a/b.nii", 1))  # a Resource has its own path (checker)
+    assert not plain_record({**_VALID, "attrs": MappingProxyType({"k": 1})})

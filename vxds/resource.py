@@ -12,7 +12,7 @@ from binascii import unhexlify
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import filterfalse
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -271,6 +271,18 @@ def _plain_record(record: Mapping[str, Any]) -> bool:
         and (size is None or (type(size) is int and size >= 0))
         and (uri is None or (type(uri) is str and "@" not in uri and (uri == rid or _plain_uri(uri))))
         and _string_keys(record["attrs"])
+    )
+
+
+def plain_record(item: object) -> TypeGuard[dict[str, Any]]:
+    """True for a full record dict that ``normalize`` returns as it is, whose every field
+    passes the fast paths (``_plain_record``): the common case of a recipe's item, known
+    with one call instead of ``normalize``'s three."""
+    return (
+        type(item) is dict
+        and item.keys() == _FIELD_SET
+        and type(item["attrs"]) is dict
+        and _plain_record(item)
     )
 
 

@@ -177,3 +177,48 @@ def test_lock_file_digests_a_spilled_split_shard_by_shard(
         assert _content_digest(split) == "blake3:" + blake3(whole).hexdigest()
     [single] = build_splits({"train": items[:1]}, label="x").values()
     assert _content_digest(single) == single.digest == "blake3:" + blake3(b"".join(single.chunks)).hexdigest()
+
+
+class _Unread(bytes):
+    """A shard's bytes that a diff skipping equal shards never splits into lines."""
+
+    def split(self, *args: object, **kwargs: object) -> list[bytes]:
+        raise AssertionError("an equal shard was read")
+
+
+def test_changes_skip_the_shards_both_locks_hold_and_count_as_a_whole_diff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.helpers import make_lock, make_resource
+    from vxds.locks import shards as shards_module
+    from vxds.locks.shards import ShardRule
+    from vxds.locks.splits import header_shards
+    from vxds.locks.store import Lock
+    from vxds.recipes.resolver import build_splits
+
+    monkeypatch.setattr(shards_module, "RULE", ShardRule(min_bytes=400, target_bytes=1600, max_bytes=3200))
+
+    def lock(train: list[object], test: list[object]) -> Lock:
+        splits = build_splits({"test": test, "train": train}, label="x")
+        made = make_lock(**splits)
+        header = dataclasses.replace(made.header, shards=header_shards(splits))
+        return dataclasses.replace(made, header=header)
+
+    items = [make_resource(f"sub-{i:04d}/anat/T1w.nii.gz", subject=f"{i:04d}") for i in range(400)]
+    old = lock(items[:300], items[300:])
+    train = [*items[:10], dataclasses.replace(items[10], version=2), *items[12:300]]  # 11 removed
+    train += [make_resource("sub-0100/anat/T2w.nii.gz"), items[301]]  # one added, one moved
+    train[150] = dataclasses.replace(train[150], attrs={"subject": "x"})  # attrs only
+    new = lock(train, [items[300], *items[302:]])
+    held = {(s.first, s.digest) for shards in old.header.shards.values() for s in shards}
+    for split in new.splits.values():  # a shard both hold cannot be read
+        starts = dict(zip(split.parts, split.shards, strict=True))
+        chunks = [
+            _Unread(c) if n in starts and (starts[n].first, starts[n].digest) in held else c
+            for n, c in enumerate(split.chunks)
+        ]
+        object.__setattr__(split, "chunks", chunks)
+    assert len(new.splits["train"].shards) > 10
+    assert any(isinstance(c, _Unread) for c in new.splits["train"].chunks)
+    expected = Changes(added=1, removed=1, changed=1, metadata=1, moved=1)
+    assert Changes.between(old, new) == expected

@@ -190,5 +190,23 @@ def test_the_last_run_is_merged_from_memory_not_written(tmp_path: Path) -> None:
     first = next(merged)
     assert sorted(tmp_path.glob("run.train.*")) == runs  # merging wrote no run of it
     records = [first, *merged]
-    assert records == sorted(r.id.encode() + b"\0" + canonical_line(r.to_record()) + b"\n" for r in items)
+    unknown = bytes((0, spill.UNKNOWN))  # no type was given to add()
+    assert records == sorted(r.id.encode() + unknown + canonical_line(r.to_record()) + b"\n" for r in items)
     assert not list(tmp_path.glob("run.*"))
+
+
+@pytest.mark.usefixtures("tiny")
+def test_shard_types_counted_from_kind_bytes_are_those_of_the_lines(tmp_path: Path) -> None:
+    # 300 types: past the 244 kind bytes a split names, the rest are read from their lines
+    items = [dataclasses.replace(r, type=f"T{i % 300}") for i, r in enumerate(_resources(900))]
+    expected = Split.from_terminated(sorted(canonical_line(r.to_record()) + b"\n" for r in items))
+    with spill.workspace(tmp_path) as work:
+        [built] = build_splits({"train": items}, label="x", work=work).values()
+        assert len(built.shards) > 5
+        assert built.shards == expected.shards  # first id, count, digest and types of each
+        assert {t for shard in built.shards for t, _ in shard.types} == {f"T{i}" for i in range(300)}
+    sorter = spill.Sorter(tmp_path, "mixed")
+    for n, item in enumerate(items):  # a caller that names some types and not others
+        sorter.add(item.id, canonical_line(item.to_record()) + b"\n", item.type if n % 2 else None)
+    split, _ = spill.build(sorter.merged(), tmp_path, "mixed", sorter.kinds)
+    assert split.shards == expected.shards

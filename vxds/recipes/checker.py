@@ -16,7 +16,16 @@ from vxds.errors import NotFoundError, RecipeError
 from vxds.hashing import canonical_json
 from vxds.locks.splits import Split
 from vxds.recipes import spill
-from vxds.resource import InvalidResource, Resource, check_id, lock_line, lookup, nfc_twins, normalize
+from vxds.resource import (
+    InvalidResource,
+    Resource,
+    check_id,
+    lock_line,
+    lookup,
+    nfc_twins,
+    normalize,
+    plain_record,
+)
 from vxds.sources import Source
 
 MAX_LISTED = 10
@@ -136,27 +145,31 @@ class _Checker:
         sorter = spill.Sorter(self.work, split)
         unicode = self.unicode.setdefault(split, [])
         check_groups = self.group_by is not None and not self.allow_group_overlap
-        group_of = _group_getter(self.group_by) if self.group_by is not None else None
+        group_of = _group_getter(self.group_by) if self.group_by is not None and check_groups else None
         groups = self.groups.setdefault(split, {})
+        hashless = self.source is None  # no source: a record without a hash is kept as it is
         for index, item in enumerate(items):
             try:
-                record = _checked_record(item) or normalize(self._resolve(item, split, index))
+                if plain_record(item) and (hashless or item["hash"] is not None):
+                    record = item  # what _resolve and normalize return for it, without the calls
+                else:
+                    record = _checked_record(item) or normalize(self._resolve(item, split, index))
                 line = lock_line(record)
             except InvalidResource as exc:
                 self.invalid.append(f"split {split!r}, item {index}: {exc}")
                 continue
             rid = record["id"]
-            sorter.add(rid, line)
+            sorter.add(rid, line, record["type"])
             if not rid.isascii():
                 unicode.append(rid)
-            if check_groups and group_of is not None:
+            if group_of is not None:
                 key = group_of(record)
                 if key is not None:
                     # Strings as they are, other values as canonical JSON bytes, so that
                     # True and 1 (equal in Python) stay different groups.
                     groups.setdefault(key if type(key) is str else canonical_json(key), rid)
         unicode.sort()
-        built, repeated = spill.build(sorter.merged(), self.work, split)
+        built, repeated = spill.build(sorter.merged(), self.work, split, sorter.kinds)
         if repeated:
             self.duplicates[split] = repeated
         return built

@@ -9,10 +9,12 @@ locked. ``lock_script`` does the same for a recipe script outside the manifest, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from itertools import chain
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from blake3 import blake3
 
@@ -21,7 +23,7 @@ from vxds.hashing import PREFIX, hash_file
 from vxds.locks.bare import bare_files, index_file
 from vxds.locks.recovery import restore_set_aside
 from vxds.locks.shards import SHARD_FILE_RE
-from vxds.locks.splits import Split, digest_chunks, split_file
+from vxds.locks.splits import Split, digest_chunks, split_file, split_lines
 from vxds.locks.store import (
     Lock,
     guard_file,
@@ -39,6 +41,9 @@ from vxds.recipes import spill
 from vxds.recipes.fingerprint import Recorded, Run, fingerprint_path, forget, load, record, stale
 from vxds.recipes.resolver import Resolver
 from vxds.recipes.upstream import Upstream
+
+if TYPE_CHECKING:
+    from vxds.locks.refs import LockRef
 
 LockState = Literal["unchanged", "written", "would change", "missing", "error", "frozen"]
 FileState = Literal["unchanged", "written", "would change", "removed", "would remove"]
@@ -61,9 +66,9 @@ class Changes:
         """The changes from ``old`` (None: no lock yet, every resource is added) to ``new``."""
         if old is None:
             return cls(added=sum(split.count for split in new.splits.values()))
-        from vxds.locks.diff import diff_locks  # imported here: only a changed lock needs it
+        from vxds.locks.diff import diff_refs  # imported here: only a changed lock needs it
 
-        counts = diff_locks(old, new).counts()
+        counts = diff_refs(_shard_wise(old), _shard_wise(new)).counts()
         return cls(
             added=counts["added"],
             removed=counts["removed"],
@@ -82,6 +87,22 @@ class Changes:
             "metadata": self.metadata,
             "moved": self.moved,
         }
+
+
+def _shard_wise(lock: Lock) -> LockRef:
+    """``diff.lock_ref`` of an in-memory lock that also offers its files one at a time, so
+    that the diff skips the shards both locks list with one file and digest
+    (``locks.shard_join``): the counts of a relock that changed one shard read that shard."""
+    from vxds.locks.diff import lock_ref
+    from vxds.locks.shard_join import Shards, ShardTypes
+
+    files = {file: chunks for name, split in lock.splits.items() for file, chunks in split.files(name)}
+
+    @contextmanager
+    def read(name: str, listed: tuple[int, str]) -> Iterator[Iterator[bytes]]:
+        yield chain.from_iterable(map(split_lines, files[name]))
+
+    return replace(lock_ref(lock), shards=Shards(lock.header, read, ShardTypes(None)))
 
 
 @dataclass(frozen=True)
