@@ -10,7 +10,8 @@ reported, not a target), then times subprocesses:
 * hardlinks: the same command with ``--mode hardlink`` over 100,000 files; a source file
   whose size, mtime and inode match the hash cache ``vxds lock`` left is not read again,
   any other is hashed before it is linked; targets: under 5 s, and within 2x ``cp -rl``
-  of the same tree in the same run;
+  of the same tree in the same run. The first run after the lock also checks every line
+  of it (later runs find the pass in ``.vxds/verified.json``): its time is a row of its own;
 * one large file: 1 GiB copied and checked by vxds against ``cp`` followed by ``b3sum`` of
   the copy; target: at least 70% of their combined throughput.
 
@@ -126,8 +127,16 @@ def hardlinks(report: Report, base: Path, count: int, repeat: int) -> None:
     cp = median(
         [run(["cp", "-rl", str(source), str(fresh(root / "cp"))]).check().seconds for _ in range(repeat)]
     )
-    vx = median([vxds_run(root, fresh(root / "out"), "--mode", "hardlink") for _ in range(repeat)])
+    times = [vxds_run(root, fresh(root / "out"), "--mode", "hardlink") for _ in range(repeat)]
+    vx = median(times)
     report.row(f"{count:,} files, hardlink", f"cp -rl: {fmt_s(cp)} s", f"{fmt_s(vx)} s", f"{cp / vx:.2f}x")
+    first = times[0]  # the lock's lines checked and remembered (.vxds/verified.json); later runs reuse
+    report.row(
+        f"{count:,} files, hardlink, first run",
+        f"cp -rl: {fmt_s(cp)} s",
+        f"{fmt_s(first)} s",
+        f"{cp / first:.2f}x",
+    )
     report.target(f"{count:,} hardlinks: under {LINK_SECONDS:.0f} s", f"{fmt_s(vx)} s", vx < LINK_SECONDS)
     report.target(
         f"{count:,} hardlinks: within {LINK_RATIO:.0f}x cp -rl", f"{vx / cp:.2f}x", vx <= LINK_RATIO * cp

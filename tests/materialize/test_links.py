@@ -49,15 +49,19 @@ def _run(t: Target, out: Path, cache: Path | None, mode: str = "hardlink") -> Re
 
 
 def test_vouched_links_skip_the_general_path_and_write_the_same_receipt(
-    sample: Path, target: MakeTarget, cache: Path, general: list[str]
+    sample: Path, target: MakeTarget, cache: Path, general: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t = target("viseg_training", 1)
     fast = _run(t, sample / "fast", cache)
     assert (fast.ok, fast.placed, fast.notices) == (True, 26, [])
     assert general == []  # every file was linked by the Linker
-    slow = _run(t, sample / "slow", None)  # no hash cache: each file hashed, then linked
+    unknown = _run(t, sample / "unknown", None)  # no hash cache: the Linker hashes each file
+    assert (unknown.ok, unknown.placed, general) == (True, 26, [])
+    monkeypatch.setattr("vxds.materialize.place.Linker.usable", staticmethod(lambda placer: False))
+    slow = _run(t, sample / "slow", cache)  # the general path: each file hashed, then linked
     assert len(general) == 26
     assert (sample / "fast" / RECEIPT).read_bytes() == (sample / "slow" / RECEIPT).read_bytes()
+    assert (sample / "unknown" / RECEIPT).read_bytes() == (sample / "slow" / RECEIPT).read_bytes()
     placed, original = sample / "fast/train" / MASK, sample / "sample-data" / MASK
     assert placed.stat().st_ino == original.stat().st_ino
     assert not (sample / "fast" / JOURNAL).exists()
@@ -74,7 +78,7 @@ def test_a_source_file_changed_since_it_was_hashed_is_checked_again(
     st = touched.stat()
     os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # same bytes
     report = _run(target("viseg_training", 1), sample / "out", cache)
-    assert sorted(general) == sorted([MASK, T2W])  # re-hashed by the general path
+    assert general == [MASK]  # T2W hashed by the Linker and linked; MASK handed back, refused
     assert [(f.resource, f.message) for f in report.failures] == [
         (MASK, "content does not match the locked hash " + _locked(target, MASK))
     ]
@@ -181,3 +185,20 @@ def test_the_command_pauses_the_cycle_collector_while_it_runs(
     assert seen == [False]
     assert gc.isenabled()
     assert check_output(sample / "out") == []
+
+
+def test_a_file_the_cache_does_not_know_is_linked_only_with_the_stat_it_was_found_with(
+    sample: Path, target: MakeTarget, general: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.materialize import links
+
+    real = links.hash_file_key
+
+    def moved(path: str) -> tuple[str, tuple[int, int, int]]:
+        digest, (size, mtime, inode) = real(path)
+        return digest, (size, mtime + 1, inode)  # as if written between the stat and the read
+
+    monkeypatch.setattr(links, "hash_file_key", moved)
+    report = _run(target("viseg_training", 1), sample / "out", None)
+    assert (report.ok, report.placed) == (True, 26)
+    assert len(general) == 26  # each handed back to the general path, which checks it again

@@ -51,16 +51,17 @@ disk is full.
 
 
 def _from_lock(dataset: str, config: Config, source: str | None) -> Target:
-    from vxds.locks.store import lock_dir, read_lock
+    from vxds.locks.store import lock_dir
     from vxds.materialize import Target
+    from vxds.materialize.lock_lines import read_checked
     from vxds.project.manifest import load_manifest, parse_spec
 
     manifest = load_manifest(
         config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
     )
     entry = manifest.find(*parse_spec(dataset))
-    # deep: every line checked before anything is written (a resealed lock has any lines)
-    lock = read_lock(lock_dir(config.locks, entry.name, entry.version), deep=True, parsed=True)
+    # every line checked before anything is written (a resealed lock has any lines)
+    lock = read_checked(lock_dir(config.locks, entry.name, entry.version), config)
     header = lock.header
     return Target(
         header.name, header.version, header, lock.splits, source or header.source, config.root, config.storage

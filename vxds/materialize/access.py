@@ -80,9 +80,10 @@ class SourceAccess:
         return path
 
     def local_file(self, resource: Resource) -> tuple[str, os.stat_result] | None:
-        """``local_path`` and the file's stat, from one system call where the source can."""
+        """``local_path`` and the file's stat, from one system call where the source can
+        (the store's file, when the resource is read from the store)."""
         finder = getattr(self.source, "local_file", None)
-        if finder is None:
+        if finder is None or self._stored(resource) is not None:
             path = self.local_path(resource)
             return None if path is None else (path, os.stat(path))
         if resource.type == "ClinicalRecord":

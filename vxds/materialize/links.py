@@ -4,12 +4,14 @@ With ``--mode hardlink`` or ``symlink`` from a source with files on this machine
 cache ``vxds lock`` keeps (the folder source), most resources of a fresh OUT need the same
 few steps: find the source file (one ``lstat``, which the source also uses to refuse a file
 outside its tree), find its size, mtime and inode in the hash cache with the locked digest,
-link it straight to its final name (a link appears whole) and record it. ``Linker`` does only
-that, with the placer's own claims, source and ledger, and records its links a journal batch
-at a time. A resource it cannot vouch for so (not in the cache, or under another stat, or of
-another digest or size; no source file; a folder on the way refused; a file system that
-cannot link; a path an earlier run recorded) is left untouched and handed back: the placer's
-general path then hashes it, copies it or reports why not, as it does for every other one.
+link it straight to its final name (a link appears whole) and record it. A file the cache
+does not know under that stat is hashed first (``hashing.hash_file_key``, which reads it
+again if it changes meanwhile) and linked when it has the locked bytes and the stat it was
+found with. ``Linker`` does only that, with the placer's own claims, source and ledger, and
+records its links a journal batch at a time. A resource it cannot vouch for so (other bytes,
+another size or stat; no source file; a folder on the way refused; a file system that cannot
+link; a path an earlier run recorded) is left untouched and handed back: the placer's general
+path then hashes it, copies it or reports why not, as it does for every other one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from vxds.errors import VxdsError
+from vxds.hashing import hash_file_key
 from vxds.materialize.receipt import Entry, Journal
 from vxds.resource import Resource
 
@@ -64,7 +67,9 @@ class Linker:
             src, st = self._local_file(resource)
             size = st.st_size
             key = (size, st.st_mtime_ns, st.st_ino)
-            if self._cached(resource, key) != resource.hash or resource.size not in (None, size):
+            if resource.size not in (None, size):
+                return False
+            if self._cached(resource, key) != resource.hash and not self._hashes_to(resource, src, key):
                 return False
             if self._placer.mode == "hardlink":
                 os.link(src, target)
@@ -76,6 +81,13 @@ class Linker:
         if len(self._done) >= Journal.FLUSH_EVERY:
             self.flush()
         return True
+
+    @staticmethod
+    def _hashes_to(resource: Resource, src: str, key: tuple[int, int, int]) -> bool:
+        """A file the cache does not know (written just before ``vxds lock`` hashed it, say):
+        whether it hashes to the locked blake3 with the stat it had when it was found."""
+        digest, read_as = hash_file_key(src)
+        return digest == resource.hash and read_as == key
 
     def flush(self) -> None:
         """Record the links made so far (journalled together) and count them on the bar."""

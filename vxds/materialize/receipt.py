@@ -1,7 +1,7 @@
 """The receipt a materialized folder keeps: which lock it holds and every file placed.
 
 ``OUT/.vxds-receipt.json`` is written atomically and durably at the end of a run. While a
-run places files it appends one line per placed file to ``OUT/.vxds-journal.jsonl``, so a
+run places files it appends them to ``OUT/.vxds-journal.jsonl``, a line per batch, so a
 run that is interrupted leaves a record the next run trusts (every journalled file was
 verified before it got its name) and finishes from.
 
@@ -247,7 +247,10 @@ def read_journal(out: Path) -> dict[str, Entry]:
             continue
         where = f"{path}, line {number}"
         try:
-            found[_path(data["path"], where)] = Entry.from_json(data["entry"])
+            # a batch, [[path, entry], ...]; or one {"path": …, "entry": …}, as earlier vxds wrote
+            pairs = data if isinstance(data, list) else [(data["path"], data["entry"])]
+            for rel, entry in pairs:
+                found[_path(rel, where)] = Entry.from_json(entry)
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
             if isinstance(exc, ReceiptError):
                 raise
@@ -256,8 +259,8 @@ def read_journal(out: Path) -> dict[str, Entry]:
 
 
 class Journal:
-    """Appends one line per placed file. Every ``FLUSH_EVERY`` lines are handed to the
-    system in one write (so a killed run's lines are there for the next run), and fsynced
+    """Appends the placed files, one line per batch (``add_all``). Every ``FLUSH_EVERY`` files are
+    handed to the system in one write (so a killed run's lines are there for the next run), and fsynced
     at most every ``SYNC_SECONDS`` and at ``close`` (an fsync also forces out every link
     and folder made before it, which cost seconds over 100,000 files).
 
@@ -283,11 +286,11 @@ class Journal:
         self.add_all([(path, entry)])
 
     def add_all(self, placed: list[tuple[str, Entry]]) -> None:
-        """One line per ``(path, entry)``, in one write."""
+        """One line for the batch, ``[[path, entry], ...]``, in one write (a line torn by a
+        kill loses that batch only: its files are placed again)."""
         # orjson writes the dataclass field by field, as ``to_json`` (the same bytes)
-        lines = [orjson.dumps({"path": path, "entry": entry}, option=_LINE) for path, entry in placed]
         try:
-            self._fh.write(b"".join(lines))
+            self._fh.write(orjson.dumps(placed, option=_LINE))
         except OSError as exc:  # the buffer was full and its write failed
             raise write_error(self.path, exc) from None
         self._unflushed += len(placed)

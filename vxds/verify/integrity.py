@@ -23,6 +23,7 @@ from vxds.project.config import Config
 from vxds.verify.findings import ERROR, Finding
 from vxds.verify.line_scan import ShardScan, group_getter, scan, scan_shards, workers
 from vxds.verify.model import (
+    CACHE_FILE,
     CHECKS_VERSION,
     PROBLEM_CODES,
     Checked,
@@ -381,3 +382,20 @@ def check_staleness(ctx: Context, target: Target) -> list[Finding]:
         return []
     message = "stale: " + "; ".join(reasons) + f"; run 'vxds lock {entry.key}'"
     return [ctx.finding(target, "VX203", ERROR, message)]
+
+
+def lines_pass(config: Config, lock: Lock, *, jobs: int | None = None) -> bool:
+    """Whether every line of ``lock`` passes this module's line checks (VX3xx, not the leaks
+    between splits): shards whose pass ``.vxds/verified.json`` remembers are not parsed again,
+    the others are, and their passes are remembered there. False when a line is at fault
+    (``read_lock(deep=True)`` names it). ``materialize`` reads its locks through this."""
+    ctx = Context(config, Options(jobs=jobs), ResultCache(config.cache_dir / CACHE_FILE))
+    try:
+        passed = all(
+            _split_lines(ctx, lock.header, name, split, None, False) is not None
+            for name, split in sorted(lock.splits.items())
+        )
+    except CorruptLock:  # a shard's types differ from what lock.toml lists
+        passed = False
+    ctx.cache.save()  # only passes are ever added
+    return passed
