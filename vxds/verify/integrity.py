@@ -385,10 +385,9 @@ def check_staleness(ctx: Context, target: Target) -> list[Finding]:
 
 
 def lines_pass(config: Config, lock: Lock, *, jobs: int | None = None) -> bool:
-    """Whether every line of ``lock`` passes this module's line checks (VX3xx, not the leaks
-    between splits): shards whose pass ``.vxds/verified.json`` remembers are not parsed again,
-    the others are, and their passes are remembered there. False when a line is at fault
-    (``read_lock(deep=True)`` names it). ``materialize`` reads its locks through this."""
+    """Whether every line of ``lock`` passes the VX3xx line checks (not leaks): shards whose
+    pass ``.vxds/verified.json`` remembers are not parsed again, and new passes are remembered.
+    False when a line is at fault (``read_lock(deep=True)`` names it). For ``materialize``."""
     ctx = Context(config, Options(jobs=jobs), ResultCache(config.cache_dir / CACHE_FILE))
     try:
         passed = all(
