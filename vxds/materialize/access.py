@@ -40,6 +40,10 @@ class SourceAccess:
 
         return self.store if stored_digest(resource) is not None else None
 
+    def stored(self, resource: Resource) -> bool:
+        """Whether this resource is read from the store (``--from-store``, or its source lost it)."""
+        return self._stored(resource) is not None
+
     def fallback(self, resource: Resource, attempt: Callable[[], T]) -> T:
         """``attempt()``; when the source fails it (bytes changed or gone) and there is a
         store, ``attempt()`` again with the resource read from the store."""

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from vxds.locks.verified_read import IntegrityError
 from vxds.materialize.receipt import path_problem
+from vxds.resource import Resource
 
 # getattr: importable where these flags do not exist (not POSIX), though the walk needs them.
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
@@ -36,6 +38,19 @@ def member_problem(name: object) -> str | None:
     if problem is None and "/" in str(name):
         return "a member of a series is a file name, not a path"
     return problem
+
+
+def check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
+    """Every member of a series is a plain file name, once: placed only inside its folder."""
+    seen: set[str] = set()
+    nested = resource.type == "Zarr"  # members are paths inside the folder, each checked as an id
+    for name, _ in members:
+        problem = (path_problem(name) if nested else member_problem(name)) or (
+            "listed twice" if name in seen else None
+        )
+        if problem is not None:
+            raise IntegrityError(f"{resource.id}: the series lists {name!r}, not a file of it ({problem})")
+        seen.add(name)
 
 
 @contextmanager

@@ -27,10 +27,10 @@ from vxds.locks.verified_read import IntegrityError, expected
 from vxds.materialize.access import SourceAccess
 from vxds.materialize.claims import Claims
 from vxds.materialize.durable import DISK_FULL, DiskFull, write_error
-from vxds.materialize.inside import member_problem
+from vxds.materialize.inside import check_members
 from vxds.materialize.ledger import Ledger, Outcome, stat_key
 from vxds.materialize.links import Linker
-from vxds.materialize.receipt import Entry, path_problem
+from vxds.materialize.receipt import Entry
 from vxds.materialize.transfer import (
     StatKey,
     Unsupported,
@@ -243,19 +243,27 @@ class Placer:
     def _transfer(self, resource: Resource, target: str, *, free: bool) -> tuple[str, int, StatKey]:
         """Put checked bytes at ``target``: a new link directly (links appear whole), else
         through a temporary name that is renamed once the bytes are checked."""
-        st = None
-        if free and self.mode in LINK_MODES:  # the source's stat, asked of the hash cache
+        st, mode = None, self._mode_for(resource)
+        if free and mode in LINK_MODES:  # the source's stat, asked of the hash cache
             src, st = self._local_file(resource)
         else:
             src = self.access.local_path(resource)
-        if src is None and self.mode != "copy":
-            self.ledger.fallback(self.mode, "the source has no local file for it")
+        if src is None and mode != "copy":
+            self.ledger.fallback(mode, "the source has no local file for it")
         try:
-            return self._transfer_from(resource, src, target, free=free, st=st)
+            return self._transfer_from(resource, src, target, mode, free=free, st=st)
         except FileNotFoundError as exc:
             if src is not None and exc.filename in (src, str(src)):
                 raise _missing(resource, src) from None
             raise
+
+    def _mode_for(self, resource: Resource) -> str:
+        """The run's mode, but a copy of a resource read from the store in a link mode: a link
+        would share the store's object with OUT, where an edit would change the store."""
+        if self.mode in LINK_MODES and self.access.stored(resource):
+            self.ledger.fallback(self.mode, "read from the store, whose objects are never linked")
+            return "copy"
+        return self.mode
 
     def _local_file(self, resource: Resource) -> tuple[str | None, os.stat_result | None]:
         try:
@@ -269,20 +277,21 @@ class Placer:
         resource: Resource,
         src: str | None,
         target: str,
+        mode: str,
         *,
         free: bool,
         st: os.stat_result | None = None,
     ) -> tuple[str, int, StatKey]:
-        if src is not None and self.mode in LINK_MODES and free:
+        if src is not None and mode in LINK_MODES and free:
             try:
-                return link_file(resource, src, target, self.mode, self.access.cached(resource), st)
+                return link_file(resource, src, target, mode, self.access.cached(resource), st)
             except Unsupported as exc:
                 self.ledger.fallback(exc.mode, exc.reason)
                 src_mode = "copy"
             except FileExistsError:  # appeared meanwhile: replace it through a temporary name
-                src_mode = self.mode
+                src_mode = mode
         else:
-            src_mode = self.mode
+            src_mode = mode
         tmp = self.claims.tmp_name(rel=os.path.basename(target))
         try:
             result = self._to_tmp(resource, src, tmp, src_mode)
@@ -314,7 +323,7 @@ class Placer:
         def work() -> None:
             target = self.claims.parent(rel)
             members = self.access.members(resource)
-            _check_members(resource, members)  # before anything is written
+            check_members(resource, members)  # before anything is written
             if self.ledger.series_in_place(resource, rel, members, module):
                 return
             folder = self.claims.tmp_name(rel)
@@ -337,11 +346,12 @@ class Placer:
         """Each member's checked bytes in ``folder``; the listing checked against the lock."""
         placed: list[tuple[str, str, int, StatKey]] = []
         listing: list[list[str]] = []
+        mode = self._mode_for(resource)
         for name, src in members:
             member = Resource(id=f"{resource.id}/{name}", version=0)
             if "/" in name:  # a Zarr's member lies in a folder of it
                 os.makedirs(os.path.dirname(f"{folder}/{name}"), exist_ok=True)
-            digest, size, key = self._to_tmp(member, src, f"{folder}/{name}", self.mode)
+            digest, size, key = self._to_tmp(member, src, f"{folder}/{name}", mode)
             placed.append((name, digest, size, key))
             listing.append([name, digest])
         if resource.hash is not None and digest_json(sorted(listing)) != resource.hash:
@@ -382,19 +392,6 @@ def _swap_folder(target: str, folder: str, aside: str | None) -> None:
     os.replace(folder, target)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
-
-
-def _check_members(resource: Resource, members: list[tuple[str, str]]) -> None:
-    """Every member of a series is a plain file name, once: placed only inside its folder."""
-    seen: set[str] = set()
-    nested = resource.type == "Zarr"  # members are paths inside the folder, each checked as an id
-    for name, _ in members:
-        problem = (path_problem(name) if nested else member_problem(name)) or (
-            "listed twice" if name in seen else None
-        )
-        if problem is not None:
-            raise IntegrityError(f"{resource.id}: the series lists {name!r}, not a file of it ({problem})")
-        seen.add(name)
 
 
 __all__ = ["Placer"]
