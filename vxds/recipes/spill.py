@@ -27,6 +27,7 @@ from typing import BinaryIO, overload
 from blake3 import blake3
 
 from vxds.fs import make_dirs
+from vxds.fs.writer import create
 from vxds.hashing import PREFIX
 from vxds.locks import shards as shards_module
 from vxds.locks.shards import Shard, cut_value, split_digest, types_of
@@ -68,7 +69,7 @@ class Sorter:
     def _spill(self) -> None:
         self._held.sort()
         path = self._folder / f"run.{self._name}.{len(self._runs)}"
-        with open(path, "wb") as out:
+        with create(path) as out:  # a full disk's error names the file
             out.writelines(self._held)  # not joined: that would hold the run twice
         self._runs.append(path)
         self._held, self._size = [], 0
@@ -130,7 +131,7 @@ class _Builder:
         """End the current shard: write its file and its ids, and list it."""
         data = b"".join(self.lines)
         path = self.folder / f"shard.{self.name}.{len(self.paths)}"
-        with open(path, "wb") as out:
+        with create(path) as out:
             out.write(data)
         digest = PREFIX + blake3(data).hexdigest()
         self.shards.append(Shard(self.rids[0].decode("utf-8"), len(self.lines), digest, types_of(self.lines)))
@@ -162,7 +163,7 @@ def build(records: Iterable[bytes], folder: Path, name: str) -> tuple[Split, lis
     per_byte, min_bytes, max_bytes = rule.per_byte, rule.min_bytes, rule.max_bytes
     size = gap = 0
     previous = None
-    with open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids:
+    with create(folder / f"ids.{name}") as ids:
         builder = _Builder(folder, name, ids)
         lines, rids = builder.lines, builder.rids
         for record in records:
