@@ -96,7 +96,7 @@ def test_a_write_that_fails_names_the_file_and_leaves_nothing_half_written(
     line = _error_line(result.output)
     work = proj / ".vxds" / "tmp"
     assert line.startswith(f"error: {work}{os.sep}lock-"), line  # the shard being written, by name
-    assert line.endswith(": No space left on device")
+    assert line.endswith(": cannot lock big@1: No space left on device")
     assert _tree(proj) == before  # no lock written, the old one (if any) untouched
     assert _leftovers(proj) == []
 
@@ -137,6 +137,31 @@ def test_a_write_the_kernel_refuses_names_the_file(proj: Path) -> None:
     assert result.returncode == 2, result.stderr
     line = _error_line(result.stdout + result.stderr)
     assert line.startswith(f"error: {proj / '.vxds' / 'tmp'}{os.sep}lock-"), line
-    assert line.endswith(": File too large")
+    assert line.endswith(": cannot lock big@1: File too large")
     assert _tree(proj) == before
+    assert _leftovers(proj) == []
+
+
+def test_a_dataset_that_cannot_be_written_does_not_stop_the_next(
+    proj: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failed write is that dataset's error (docs/api.md); ``lock --all`` goes on."""
+    (proj / "recipes" / "other.py").write_text(
+        RECIPE.replace('{"train": items[', '{"all": items[').replace("def big", "def other")
+    )
+    with (proj / "datasets.yaml").open("a") as manifest:
+        manifest.write("- name: other\n  version: 1\n  script_location: ./recipes/other.py\n")
+    real = os.write
+
+    def full_for_train(fd: int, data: bytes) -> int:  # only big@1 has a split named train
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith("shard.train."):
+            _no_space()
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full_for_train)
+    result = CliRunner().invoke(cli, ["lock", "--all"], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert _error_line(result.output).endswith(": cannot lock big@1: No space left on device")
+    assert "written  other@1: all 1500" in result.output
+    assert sorted(os.listdir(proj / "locks")) == ["other"]
     assert _leftovers(proj) == []
