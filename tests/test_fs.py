@@ -1,4 +1,4 @@
-"""vxds/fs.py: the one atomic, durable write, and the advisory lock."""
+"""vxds/fs/: the one atomic, durable write, the flushes, named writes, and the advisory lock."""
 
 from __future__ import annotations
 
