@@ -233,6 +233,9 @@ def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataO
     assert len(new) - _common_tail(old, new) - kept <= 3
 
 
+# No deadline: an example takes ~1 ms, but the full suite on a loaded machine stalled one for
+# 751 ms (and Hypothesis then calls the timing unreliable); a wall-clock limit cannot hold there.
+@settings(deadline=None)
 @given(MANY_IDS)
 def test_an_insert_before_every_id_rewrites_a_few_shards(ids: set[str]) -> None:
     old, new = _bounds(_lines(ids)), _bounds(_lines({*ids, "a-first"}))
