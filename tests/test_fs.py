@@ -1,4 +1,4 @@
-"""vxds/fs.py: the one atomic, durable write, and the advisory lock."""
+"""vxds/fs/: the one atomic, durable write, the flushes, named writes, and the advisory lock."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def _files(folder: Path, count: int) -> list[str]:
 
 
 def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    import vxds.fs
+    import vxds.fs.flush
 
     calls: list[int] = []
     real = os.fsync
@@ -146,7 +146,7 @@ def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(fd)
         real(fd)
 
-    monkeypatch.setattr(vxds.fs.os, "fsync", counted)
+    monkeypatch.setattr(vxds.fs.flush.os, "fsync", counted)
     return calls
 
 
@@ -170,10 +170,10 @@ def test_a_few_files_are_fsynced_each_and_many_by_one_syncfs(
 
 
 def test_without_syncfs_many_files_are_fsynced_each(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vxds.fs
+    import vxds.fs.flush
     from vxds.fs import SYNC_EACH_MAX, sync_files, sync_folders
 
-    monkeypatch.setattr(vxds.fs, "_linux_call", lambda name: None)
+    monkeypatch.setattr(vxds.fs.flush, "_linux_call", lambda name: None)
     calls = _count_fsyncs(monkeypatch)
     sync_files(_files(tmp_path / "many", SYNC_EACH_MAX + 5))
     assert len(calls) == SYNC_EACH_MAX + 5
@@ -188,11 +188,11 @@ def test_without_syncfs_many_files_are_fsynced_each(tmp_path: Path, monkeypatch:
 def test_rename_new_never_replaces_a_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, renameat2: bool
 ) -> None:
-    import vxds.fs
+    import vxds.fs.flush
     from vxds.fs import rename_new
 
     if not renameat2:  # another system, or an old C library: a link and an unlink
-        monkeypatch.setattr(vxds.fs, "_linux_call", lambda name: None)
+        monkeypatch.setattr(vxds.fs.flush, "_linux_call", lambda name: None)
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.write_bytes(b"new")
     rename_new(str(src), str(dst))
@@ -205,3 +205,100 @@ def test_rename_new_never_replaces_a_file(
     assert dst.read_bytes() == b"new"
     with pytest.raises(FileNotFoundError):
         rename_new(str(tmp_path / "gone"), str(tmp_path / "to"))
+
+
+def _no_space(*args: object) -> int:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_during_a_buffered_write_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.fs import JsonCache
+
+    target = tmp_path / "f"
+    target.write_bytes(b"old")
+    monkeypatch.setattr(os, "write", _no_space)
+    with pytest.raises(OSError, match="No space left") as info:
+        atomic_write(target, [b"x"] * 10)  # held in the buffer until the commit's flush
+    assert (info.value.filename, info.value.filename2) == (str(target), None)
+    assert target.read_bytes() == b"old"
+    cache = JsonCache(tmp_path / "c.json", 1)
+    cache.mark()
+    assert cache.save() is False
+    assert sorted(os.listdir(tmp_path)) == ["f"]
+
+
+def test_a_staged_file_names_its_target_never_its_temporary_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with StagedFile(tmp_path, "blob") as staged:
+        staged.write(b"bytes")
+        with pytest.raises(OSError, match="No space left") as info:
+            staged.commit(tmp_path / "ab" / "cdef")
+    assert (info.value.filename, info.value.filename2) == (str(tmp_path / "ab" / "cdef"), None)
+    monkeypatch.setattr(os, "write", _no_space)
+    with pytest.raises(OSError, match="No space left") as info, StagedFile(tmp_path, "blob") as out:
+        out.write(b"x" * (1 << 20))  # larger than the buffer: written at once
+    assert info.value.filename == str(tmp_path / "blob")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_scratch_file_names_itself_in_every_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.fs.writer import create
+
+    path = tmp_path / "run.train.0"
+    with create(path) as out:
+        out.writelines([b"a\n", b"b\n"])
+    assert path.read_bytes() == b"a\nb\n"
+    monkeypatch.setattr(os, "write", _no_space)
+    out = create(path)
+    out.write(b"held")
+    with pytest.raises(OSError, match="No space left") as info:
+        out.close()  # the flush of what was held
+    assert info.value.filename == str(path)
+    assert out.closed
+    with pytest.raises(OSError, match="No space left") as info, create(path) as out:
+        out.write(b"x" * (4 << 20))
+    assert info.value.filename == str(path)
+
+
+def test_a_failed_flush_names_the_file_or_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vxds.fs import fsync_dir, fsync_file
+
+    (tmp_path / "f").write_bytes(b"x")
+    monkeypatch.setattr(os, "fsync", _no_space)
+    with pytest.raises(OSError, match="No space left") as info:
+        fsync_file(tmp_path / "f")
+    assert info.value.filename == str(tmp_path / "f")
+    with pytest.raises(OSError, match="No space left") as info:
+        fsync_dir(tmp_path)
+    assert info.value.filename == str(tmp_path)
+
+
+_KERNEL_LIMIT = """\
+import os, resource, sys
+from pathlib import Path
+from vxds.fs import atomic_write
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))
+target = Path(sys.argv[1]) / "big"
+try:
+    atomic_write(target, [b"x" * 1000] * 200)
+except OSError as exc:
+    print(exc.filename, exc.strerror, sorted(os.listdir(target.parent)))
+"""
+
+
+def test_a_write_the_kernel_refuses_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """A real process over its file size limit (Python ignores SIGXFSZ: the write is EFBIG),
+    however the bytes are written."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _KERNEL_LIMIT, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout == f"{tmp_path / 'big'} File too large []\n", done.stderr

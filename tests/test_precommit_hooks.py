@@ -164,3 +164,47 @@ def test_the_config_vxds_init_writes_runs_the_same_hooks(
     _git(project, "add", "-A")
     again = _run(project, hook_repo)
     assert again.returncode == 0, again.stdout
+
+
+def test_the_documented_config_with_a_clone_beside_runs_after_autoupdate(
+    project: Path, hook_repo: tuple[Path, str, Path]
+) -> None:
+    """docs/pre-commit.md's ``.pre-commit-config.yaml``, verbatim, with a clone of vxds at
+    ``../vxds``: pre-commit warns about ``rev: HEAD``, ``autoupdate`` pins the clone's sha (it
+    has no tags), and the hooks then run, the pre-push one included."""
+    page = (REPO / "docs/pre-commit.md").read_text(encoding="utf-8")
+    start = page.index("```yaml\n# .pre-commit-config.yaml\n") + len("```yaml\n")
+    documented = page[start : page.index("```\n", start)]
+    copy, rev, home = hook_repo
+    _git(project.parent, "clone", "-q", str(copy), "vxds")
+    (project / ".pre-commit-config.yaml").write_text(documented)
+    (project / ".gitignore").write_text(".vxds/\n")
+    config = load_config(project)
+    entry = load_manifest(config.manifest, default_source=config.source).find("demo")
+    write_lock(Resolver(config).resolve(entry), project / LOCK)
+    _git(project, "init", "-q", "-b", "main")
+    _git(project, "add", "-A")
+    _git(project, "commit", "-q", "-m", "demo")
+    env = _env(project, home)
+    updated = subprocess.run(
+        [str(PRE_COMMIT), "autoupdate"], cwd=project, capture_output=True, text=True, env=env, check=False
+    )
+    assert updated.returncode == 0, updated.stdout + updated.stderr
+    assert "appears to be a mutable reference" in updated.stdout + updated.stderr
+    pinned = (project / ".pre-commit-config.yaml").read_text()
+    assert pinned == documented.replace("rev: HEAD  #", f"rev: {rev}  #")
+    result = _run(project, hook_repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "mutable reference" not in result.stdout + result.stderr
+    for name in ("vxds manifest schema", "vxds lock (relock what changed)", "vxds verify (no recipe code)"):
+        assert name in result.stdout
+    pushed = subprocess.run(
+        [str(PRE_COMMIT), "run", "--hook-stage", "pre-push", "--all-files"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    assert "vxds push check (every locked byte in the store)" in pushed.stdout

@@ -179,6 +179,14 @@ sys.stdout.write(hasher.hexdigest())
 """
 
 
+def is_map_child(argv: object) -> bool:
+    """Whether ``argv`` is the command of that child (``vxds.recipes.audit`` does not count
+    vxds' own hasher as a subprocess of the recipe being run)."""
+    import sys
+
+    return isinstance(argv, list) and argv[:3] == [sys.executable, "-c", _MAP_CHILD] and len(argv) == 4
+
+
 def _mapped_digest(fd: int) -> str | None:
     """The digest of the open file ``fd`` hashed through a memory map in a child process, or
     None when that child did not give one (no such child here, or it died: SIGBUS)."""

@@ -74,3 +74,70 @@ def test_the_documented_example_is_what_status_prints(project: Path, invoke: Inv
     result = invoke("status")
     assert result.exit_code == 1
     assert result.stdout == shown + "\n"
+
+
+def _merged(project: Path, invoke: Invoke) -> None:
+    """``all_basel_data@1`` merged by a real ``git merge`` through vxds' merge driver."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import GIT_ENV, git
+
+    def commit(message: str) -> None:
+        assert invoke("lock", "--all", "-q").exit_code == 0
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", message)
+
+    assert invoke("install").exit_code == 0
+    commit("locks and merge driver")
+    git(project, "checkout", "-q", "-b", "sidecar")
+    sidecar = project / f"{T1}.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "Extra": 1}))
+    commit("sidecar edit")
+    git(project, "checkout", "-q", "main")
+    other = project / "sample-data/basel/sub-BS05/ses-01/anat/sub-BS05_ses-01_T2w.nii.gz"
+    other.write_bytes(other.read_bytes() + b"\0")
+    commit("new bytes")
+    path = f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"
+    merged = subprocess.run(
+        ["git", "merge", "--no-edit", "sidecar"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**GIT_ENV, "PATH": path, "HOME": str(project)},
+        check=False,
+    )
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+
+
+def test_a_merged_lock_is_shown_to_relock_before_release_and_fails_only_strict(
+    project: Path, invoke: Invoke
+) -> None:
+    """As verify: VX312 is a warning (exit 0), an error with --strict; ``lock --stale`` does
+    not relock a merged lock, so ``vxds status || vxds lock --stale`` must not fail on it."""
+    _merged(project, invoke)
+    reason = "merged by Git, not written by its recipe: relock before release"
+    result = invoke("status")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if "all_basel_data@1" in line] == [
+        f"merged   unknown     all_basel_data@1   {reason}; the lock records no single source snapshot"
+    ]
+    assert [c[0] for c in _columns(result.stdout)] == ["merged"] * 4  # both sides relocked all four
+    assert lines[-1] == "clean: 4 dataset version(s), 4 merged by Git: relock before release"
+    verify = invoke("verify", "--no-exec")
+    assert verify.exit_code == 0
+    assert "VX312" in verify.output
+    assert invoke("verify", "--no-exec", "--strict").exit_code == 1
+    strict = invoke("status", "--strict", "--format", "json")
+    assert strict.exit_code == 1
+    document = json.loads(strict.stdout)
+    assert document["clean"] is False
+    assert [(d["state"], d["clean"]) for d in document["datasets"]] == [("merged", False)] * 4
+    assert invoke("lock", "--stale").exit_code == 0
+    assert [c[0] for c in _columns(invoke("status", "--no-data").stdout)] == ["merged"] * 4  # not relocked
+    assert invoke("lock", "--all", "-q").exit_code == 0
+    relocked = invoke("status", "--strict")
+    assert relocked.exit_code == 0
+    assert relocked.stdout.splitlines()[-1] == "clean: 4 dataset version(s)"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vxds.errors import LockError
@@ -205,8 +205,14 @@ def _common_tail(old: list[tuple[str, int, str]], new: list[tuple[str, int, str]
     return n
 
 
-@settings(suppress_health_check=[HealthCheck.too_slow])  # regex ids: slow to draw on a loaded machine
-@given(IDS.filter(lambda s: len(s) > 20), st.data())
+# IDS's language (sub-[0-9a-z]{1,6}/f[0-9]{1,4}) drawn as text, not by regex, and more than 20
+# of them asked for rather than filtered: cheap enough to draw for Hypothesis' health checks.
+_NAMES = st.text("0123456789abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=6)
+_NUMBERS = st.text("0123456789", min_size=1, max_size=4)
+MANY_IDS = st.sets(st.builds("sub-{}/f{}".format, _NAMES, _NUMBERS), min_size=21, max_size=300)
+
+
+@given(MANY_IDS, st.data())
 def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataObject) -> None:
     ordered = sorted(ids)
     at = data.draw(st.integers(0, len(ordered) - 1))
@@ -227,8 +233,10 @@ def test_an_edit_touches_only_the_shards_around_it(ids: set[str], data: st.DataO
     assert len(new) - _common_tail(old, new) - kept <= 3
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine (see above)
-@given(IDS.filter(lambda s: len(s) > 20))
+# No deadline: an example takes ~1 ms, but the full suite on a loaded machine stalled one for
+# 751 ms (and Hypothesis then calls the timing unreliable); a wall-clock limit cannot hold there.
+@settings(deadline=None)
+@given(MANY_IDS)
 def test_an_insert_before_every_id_rewrites_a_few_shards(ids: set[str]) -> None:
     old, new = _bounds(_lines(ids)), _bounds(_lines({*ids, "a-first"}))
     assert len(new) - _common_tail(old, new) <= 2  # the first shard, perhaps cut in two

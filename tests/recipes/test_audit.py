@@ -75,3 +75,48 @@ def test_a_nested_recording_sees_only_its_own_events(tmp_path: Path) -> None:
             (tmp_path / "b").read_text()
     assert inner.opened == {str(tmp_path / "b")}
     assert outer.opened == {str(tmp_path / "a")}
+
+
+def _big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file large enough (for this test) to be hashed by vxds' memory-mapping child."""
+    from vxds import hashing
+
+    monkeypatch.setattr(hashing, "MAP_IN_CHILD", 2 << 20)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 << 20))
+    return big
+
+
+def test_vxds_own_hashing_child_is_a_read_not_a_subprocess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds import hashing
+
+    big = _big_file(tmp_path, monkeypatch)
+    children: list[str | None] = []
+    mapped = hashing._mapped_digest
+    monkeypatch.setattr(hashing, "_mapped_digest", lambda fd: children.append(mapped(fd)) or children[-1])
+    with audit.record() as reads:
+        digest = hashing.hash_file(big)
+    assert set(children) == {digest}  # the child ran (twice: a file this new is read twice)
+    assert reads.unrepeatable is None
+    assert str(big) in reads.opened
+
+
+def test_the_recipes_own_children_and_sockets_still_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds import hashing
+
+    big = _big_file(tmp_path, monkeypatch)
+    with audit.record() as reads:
+        hashing.hash_file(big)
+        socket.socket().close()
+    assert reads.unrepeatable is not None
+    assert reads.unrepeatable.startswith("socket.")
+    lookalike = [sys.executable, "-c", hashing._MAP_CHILD, "0", "more"]  # not the hasher's argv
+    for argv in ([sys.executable, "-c", "pass"], lookalike):
+        with audit.record() as reads:
+            hashing.hash_file(big)
+            subprocess.run(argv, check=False, stdin=subprocess.DEVNULL, capture_output=True)
+        assert reads.unrepeatable == "subprocess.Popen"

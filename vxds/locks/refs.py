@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vxds.errors import LockError, ManifestError, NotFoundError, UsageError
 from vxds.git.repo import Blob, Repository
@@ -26,7 +27,9 @@ from vxds.locks.splits import SPLIT_FILE_RE, Split, line_problems, open_lock_fil
 from vxds.locks.store import Lock, lock_identity, read_header, settled
 from vxds.locks.stream_checks import check_header, checked_lines
 from vxds.project.config import Config
-from vxds.project.manifest import Entry, Manifest, load_manifest, parse_spec
+
+if TYPE_CHECKING:  # the manifest module loads YAML: imported where a manifest is read
+    from vxds.project.manifest import Entry, Manifest
 
 VERSION_RE = re.compile(r"[1-9][0-9]*\Z")
 
@@ -144,6 +147,8 @@ def worktree_side(config: Config, label: str = "working tree") -> Side:
                 if VERSION_RE.match(version_dir.name) and (version_dir / HEADER).is_file():
                     ref = folder_lock(version_dir, config.relative(version_dir), config.cache_dir)
                     locks[(ref.name, ref.version)] = ref
+    from vxds.project.manifest import load_manifest
+
     try:
         manifest = load_manifest(
             config.manifest, default_source=config.source, require_scripts=False, cache_dir=config.cache_dir
@@ -243,6 +248,8 @@ def _revision_manifest(repo: Repository, config: Config, sha: str) -> Manifest |
     blob = repo.blob(sha, repo.relative(config.manifest))
     if blob is None:
         return None
+    from vxds.project.manifest import load_manifest
+
     try:
         text = repo.read(blob).decode("utf-8")
         return load_manifest(config.manifest, default_source=config.source, require_scripts=False, text=text)
@@ -252,6 +259,8 @@ def _revision_manifest(repo: Repository, config: Config, sha: str) -> Manifest |
 
 def lock_at(config: Config, rev: str, spec: str) -> Lock:
     """The whole lock of ``NAME@V`` (or ``NAME``: its highest version) at a Git revision."""
+    from vxds.project.manifest import parse_spec
+
     name, version = parse_spec(spec)
     side = revision_side(Repository(config.root), config, rev)
     refs = [r for (n, v), r in side.locks.items() if n == name and (version is None or v == version)]

@@ -12,7 +12,6 @@ from vxds.git.repo import GitError, Repository
 from vxds.locks.format import HEADER
 from vxds.locks.refs import LockRef, Side, file_lock, folder_lock, revision_side, worktree_side
 from vxds.project.config import Config
-from vxds.project.manifest import parse_spec
 
 SPEC_RE = re.compile(r"[a-z0-9_-]+(@[1-9][0-9]*)?\Z")  # a dataset name as the manifest allows
 
@@ -21,6 +20,8 @@ def select(side: Side, specs: list[str]) -> Side:
     """Only the locks named by ``-d NAME`` or ``-d NAME@V``."""
     if not specs:
         return side
+    from vxds.project.manifest import parse_spec  # not at import: it loads YAML
+
     wanted = [parse_spec(spec) for spec in specs]
     locks = {
         key: ref
@@ -32,6 +33,8 @@ def select(side: Side, specs: list[str]) -> Side:
 
 def _one(side: Side, spec: str) -> Side:
     """The lock (or, for a bare name, every version) that ``spec`` names within ``side``."""
+    from vxds.project.manifest import parse_spec
+
     name, version = parse_spec(spec)
     chosen = select(side, [spec])
     if not chosen.locks:

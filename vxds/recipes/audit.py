@@ -4,6 +4,8 @@
 ``os.listdir``/``os.scandir`` and every ``import`` in the process is noted in a ``Reads``,
 and so is the first event that makes a run unrepeatable (a socket, a subprocess, an
 ``exec``, a C library loaded with ``ctypes``, a database opened by SQLite's own C code).
+vxds' own child processes are not the recipe's: the child that hashes a file of 256 MiB or
+more (``vxds.hashing.is_map_child``) is a read of that file, which ``open`` already noted.
 
 An audit hook can never be removed, so one hook is installed on first use and does nothing
 (one attribute test) while no recording is open. Recording covers every thread: a recipe
@@ -20,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from vxds.hashing import is_map_child
 
 # Events after which running the recipe again may give another answer; matched as prefixes.
 UNREPEATABLE = (
@@ -109,8 +113,15 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         _on_listing(reads, args)
     elif event == "import":
         reads.imported.add(str(args[0]))
-    elif reads.unrepeatable is None and event.startswith(UNREPEATABLE):
+    elif reads.unrepeatable is None and event.startswith(UNREPEATABLE) and not _own_child(event, args):
         reads.unrepeatable = event
+
+
+def _own_child(event: str, args: tuple[Any, ...]) -> bool:
+    """A child process vxds starts itself: ``subprocess.Popen`` (and ``os.posix_spawn``,
+    which it may use) with the argv of vxds' file hasher."""
+    spawns = event in ("subprocess.Popen", "os.posix_spawn")
+    return spawns and len(args) > 1 and is_map_child(args[1])
 
 
 _installed: list[bool] = []

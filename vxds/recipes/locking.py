@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from blake3 import blake3
 
-from vxds.errors import UsageError, VxdsError
+from vxds.errors import LockError, UsageError, VxdsError
 from vxds.hashing import PREFIX, hash_file
 from vxds.locks.bare import bare_files, index_file
 from vxds.locks.recovery import restore_set_aside
@@ -224,9 +224,12 @@ def _lock_one(
     forget(fingerprint)  # it describes a lock this run may replace
     # The lock's lines stay in files in the workspace until it is written (bounded memory).
     with spill.workspace(config.cache_dir) as work:
-        return _locked(
-            resolver, upstream, entry, reason, *resolver.resolve_recorded(entry, work), dry_run=dry_run
-        )
+        try:
+            resolved = resolver.resolve_recorded(entry, work)
+        except OSError as exc:  # a workspace file that cannot be written (a full disk): this entry's error
+            reason_text = exc.strerror or str(exc)
+            raise LockError(f"{exc.filename or work}: cannot lock {entry.key}: {reason_text}") from None
+        return _locked(resolver, upstream, entry, reason, *resolved, dry_run=dry_run)
 
 
 def _locked(

@@ -33,6 +33,7 @@ from typing import BinaryIO, overload
 from blake3 import blake3
 
 from vxds.fs import make_dirs
+from vxds.fs.writer import create
 from vxds.hashing import PREFIX
 from vxds.locks import shards as shards_module
 from vxds.locks.shards import Shard, split_digest, types_of
@@ -89,7 +90,7 @@ class Sorter:
     def _spill(self) -> None:
         self._held.sort()
         path = self._folder / f"run.{self._name}.{len(self._runs)}"
-        with open(path, "wb") as out:
+        with create(path) as out:  # a full disk's error names the file
             out.writelines(self._held)  # not joined: that would hold the run twice
         self._runs.append(path)
         self._held, self._size = [], 0
@@ -191,7 +192,7 @@ IN_FLIGHT = 2  # shards cut and not yet written, at most (each at most RULE.max_
 def _write_shard(path: Path, lines: list[bytes]) -> str:
     """Write a shard's lines to ``path``; their digest."""
     data = b"".join(lines)
-    with open(path, "wb") as out:
+    with create(path) as out:
         out.write(data)
     return PREFIX + blake3(data).hexdigest()
 
@@ -211,7 +212,7 @@ def build(
     size = gap = 0
     previous = None
     with (
-        open(folder / f"ids.{name}", "wb", buffering=1 << 20) as ids,
+        create(folder / f"ids.{name}", buffer_size=1 << 20) as ids,
         ThreadPoolExecutor(1, thread_name_prefix="vxds-shards") as writer,
     ):
         builder = _Builder(folder, name, ids, kinds, writer)

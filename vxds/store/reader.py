@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from vxds.errors import NotFoundError
+from vxds.fs.writer import create
 from vxds.resource import Resource
 from vxds.store.cas import Store, key_of, stored_digest
 from vxds.store.push import chunks_of
@@ -64,7 +66,7 @@ class StoreReader:
             self._spool = tempfile.TemporaryDirectory(prefix="vxds-store-")
         path = f"{self._spool.name}/{digest}"
         try:
-            with open(path, "wb") as out:
+            with create(Path(path)) as out:  # a full disk names the file
                 for block in chunks_of(self.store.open(digest)):
                     out.write(block)
         except KeyError:

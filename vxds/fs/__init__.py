@@ -5,9 +5,13 @@ uniquely named temporary file in ``path``'s own folder, are flushed to the disk 
 temporary file is renamed over ``path``, and the folder is flushed so the rename survives a
 crash too. A reader, a killed process or a crashed machine sees the old file or the new
 one, never a mixture. ``StagedFile`` is the same mechanism for a writer that learns the
-file's name only after writing it (a content-addressed store); ``fsync_dir`` flushes a
-folder after renames or removals of your own. For many files at once: ``sync_files`` and
-``sync_folders`` (one ``syncfs`` on Linux), ``rename_new`` (a rename that never replaces).
+file's name only after writing it (a content-addressed store). Flushes of your own
+(``fsync_dir``, ``fsync_file``, many files at once) are in ``vxds.fs.flush``; scratch files
+under ``.vxds/tmp/`` are made with ``vxds.fs.writer.create``.
+
+Any ``OSError`` of a write names the file being written, by its final name (a full disk
+says which file, on which disk, it could not write), and a failed write leaves no
+temporary file: bytes go out through ``os.write`` (``vxds.fs.writer``).
 
 Temporary files are named ``.<name>.<pid>-<random>.tmp``: unique between processes and
 between threads, and ``temp_owner`` reads back the pid, so leftovers of a killed process can
@@ -23,38 +27,51 @@ written atomically when it changed, and an empty cache whenever it cannot be rea
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
 import secrets
-import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
 
+from vxds.fs.flush import (
+    SYNC_EACH_MAX,
+    SYNC_THREADS,
+    fsync_dir,
+    fsync_file,
+    rename_new,
+    start_writeback,
+    sync_files,
+    sync_folders,
+)
+from vxds.fs.writer import writer
+
+__all__ = [
+    "SYNC_EACH_MAX",
+    "SYNC_THREADS",
+    "JsonCache",
+    "StagedFile",
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "exclusive",
+    "files_under",
+    "fsync_dir",
+    "fsync_file",
+    "make_dirs",
+    "pid_alive",
+    "rename_new",
+    "start_writeback",
+    "sync_files",
+    "sync_folders",
+    "temp_owner",
+]
+
 _TEMP_RE = re.compile(r"\..+\.(?P<pid>\d+)-[0-9a-f]+\.tmp\Z")
-# fsync of a folder is refused by some file systems and by Windows; the rename still happened.
-_NO_DIR_FSYNC = {errno.EINVAL, errno.ENOTSUP, errno.EBADF, errno.EACCES, errno.EISDIR}
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """Flush a folder's entries (renames, new and removed files in it) to the disk."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as exc:
-        if exc.errno in _NO_DIR_FSYNC:
-            return
-        raise
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in _NO_DIR_FSYNC:
-            raise
-    finally:
-        os.close(fd)
+_STAGED_BUFFER = 64 << 10
 
 
 def make_dirs(path: Path, *, sync: bool = True) -> list[Path]:
@@ -73,128 +90,6 @@ def make_dirs(path: Path, *, sync: bool = True) -> list[Path]:
     if sync:
         fsync_dir(path.parent)
     return [*made, path]
-
-
-# Up to this many files (or folders) are flushed one by one, which costs only their own
-# bytes; more are flushed by one ``syncfs`` of their file system on Linux (10,000 small
-# files: 0.06-0.15 s, against 0.64 s for an fsync of each from 16 threads).
-SYNC_EACH_MAX = 64
-SYNC_THREADS = 16
-
-
-def sync_files(paths: Sequence[str]) -> None:
-    """Flush the bytes of every file in ``paths`` to the disk, all at once: many by one
-    ``syncfs`` of each file system they are on (Linux), else each fsynced, side by side
-    (a journal commits concurrent fsyncs together)."""
-    if len(paths) > SYNC_EACH_MAX and _syncfs({os.path.dirname(path) for path in paths}):
-        return
-    _each(_fsync_file, paths)
-
-
-def sync_folders(folders: Iterable[str]) -> None:
-    """``fsync_dir`` of every folder (its new, renamed and removed entries), all at once as
-    ``sync_files`` flushes files."""
-    unique = sorted(set(folders))
-    if len(unique) > SYNC_EACH_MAX and _syncfs(set(unique)):
-        return
-    _each(fsync_dir, unique)
-
-
-def rename_new(src: str, dst: str) -> None:
-    """Rename ``src`` to ``dst`` unless ``dst`` exists (``FileExistsError``, ``src`` left as
-    it is): Linux ``renameat2(RENAME_NOREPLACE)``, else (or where a file system refuses it)
-    a hard link, which never replaces a file either, and the removal of ``src``."""
-    renameat2 = _linux_call("renameat2")
-    if renameat2 is not None:
-        if renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-            return
-        failure = _failure(src, dst)
-        if failure.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-            raise failure
-    os.link(src, dst)
-    os.unlink(src)
-
-
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _each(flush: Callable[[str], None], paths: Sequence[str]) -> None:
-    if len(paths) <= 1:
-        for path in paths:
-            flush(path)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(SYNC_THREADS, len(paths))) as pool:
-        list(pool.map(flush, paths))
-
-
-def _syncfs(folders: set[str]) -> bool:
-    """``syncfs`` of each file system the folders are on; False where there is no syncfs."""
-    syncfs = _linux_call("syncfs")
-    if syncfs is None:
-        return False
-    devices = {os.stat(folder).st_dev: folder for folder in sorted(folders)}
-    for folder in devices.values():
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-        try:
-            if syncfs(fd) != 0:
-                raise _failure(folder)
-        finally:
-            os.close(fd)
-    return True
-
-
-def start_writeback(fd: int, offset: int, length: int) -> None:
-    """Ask the kernel to start writing these bytes of ``fd`` to the disk now, without waiting
-    (Linux ``sync_file_range``), so that a later fsync has little left to wait for: a copy of
-    1 GiB then fsync took 0.8-1.0 s, with writeback started after each 64 MiB 0.53-0.56 s.
-    A hint: nothing happens where it is not available, and nothing is promised."""
-    sync_file_range = _linux_call("sync_file_range")
-    if sync_file_range is not None:
-        sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
-
-
-_AT_FDCWD, _RENAME_NOREPLACE, _SYNC_FILE_RANGE_WRITE = -100, 1, 2
-_SIGNATURES = {
-    "syncfs": ("c_int",),
-    "sync_file_range": ("c_int", "c_int64", "c_int64", "c_uint"),
-    "renameat2": ("c_int", "c_char_p", "c_int", "c_char_p", "c_uint"),
-}
-_CALLS: dict[str, Any] = {}
-
-
-def _linux_call(name: str) -> Any:
-    """The C library's function ``name`` with its argument types (Linux), else None."""
-    if name not in _CALLS:
-        _CALLS[name] = _load_call(name)
-    return _CALLS[name]
-
-
-def _load_call(name: str) -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    try:
-        call = getattr(ctypes.CDLL(None, use_errno=True), name)
-    except (OSError, AttributeError):  # no such function in this C library
-        return None
-    call.argtypes = [getattr(ctypes, kind) for kind in _SIGNATURES[name]]
-    return call
-
-
-def _failure(path: str, other: str | None = None) -> OSError:
-    """The ``OSError`` of the C call that just failed on this thread."""
-    import ctypes
-
-    code = ctypes.get_errno()
-    return OSError(code, os.strerror(code), path, None, other)
 
 
 def files_under(folder: str | Path) -> list[str]:
@@ -236,6 +131,9 @@ class StagedFile:
     """A new, uniquely named temporary file in ``folder``; ``commit(target)`` makes it
     ``target`` durably, leaving the block without a commit removes it.
 
+    An ``OSError`` names ``folder / name`` while writing and ``target`` in ``commit``, never
+    the temporary name; after a failure the temporary file is gone.
+
     >>> with StagedFile(folder, "blob") as out:
     ...     out.write(data)
     ...     out.commit(folder / name)
@@ -252,7 +150,9 @@ class StagedFile:
                 break
             except FileExistsError:
                 continue
-        self._file = os.fdopen(fd, "wb")
+            except OSError as exc:
+                raise _named(exc, folder / name) from None
+        self._file = writer(fd, str(folder / name), buffer_size=_STAGED_BUFFER)
         self._done = False
 
     def write(self, data: bytes) -> None:
@@ -264,22 +164,30 @@ class StagedFile:
         ``durable=False`` skips both flushes: the rename is still atomic against a killed
         process, and only a crash of the machine can lose the new file (for caches).
         """
-        self._file.flush()
-        if durable:
-            os.fsync(self._file.fileno())
-        if mode is not None:
-            os.chmod(self.path, mode)
-        self._file.close()
-        os.replace(self.path, target)
-        self._done = True
-        if durable:
-            fsync_dir(target.parent)
+        try:
+            self._file.flush()
+            if durable:
+                os.fsync(self._file.fileno())
+            if mode is not None:
+                os.chmod(self.path, mode)
+            self._file.close()
+            os.replace(self.path, target)
+            self._done = True
+            if durable:
+                fsync_dir(target.parent)
+        except OSError as exc:
+            raise _named(exc, target) from None
 
     def discard(self) -> None:
-        if not self._done:
-            self._file.close()
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._file.close()  # its flush fails again on a full disk; the file goes anyway
+        except OSError:
+            pass
+        finally:
             self.path.unlink(missing_ok=True)
-            self._done = True
 
     def __enter__(self) -> StagedFile:
         return self
@@ -288,6 +196,12 @@ class StagedFile:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.discard()
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` alone (not a temporary name beside it)."""
+    exc.filename, exc.filename2 = str(path), None
+    return exc
 
 
 def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = True) -> None:
@@ -309,7 +223,7 @@ def atomic_write(path: Path, data: bytes | Iterable[bytes], *, durable: bool = T
             out.commit(path, mode=mode, durable=durable)
     except OSError as exc:
         if exc.filename is None or temp_owner(Path(exc.filename).name) is not None:
-            exc.filename = str(path)
+            _named(exc, path)
         raise
 
 
