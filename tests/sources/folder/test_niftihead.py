@@ -64,10 +64,9 @@ def headers(draw: st.DrawFn) -> tuple[bytes, bool]:
     return header.binaryblock + b"\0\0\0\0" + draw(st.binary(max_size=300)), two
 
 
-def _files(head: bytes) -> list[str]:
-    folder = Path(tempfile.mkdtemp())
-    (folder / "a.nii").write_bytes(head)
-    (folder / "a.nii.gz").write_bytes(gzip.compress(head))
+def _written(data: bytes, folder: Path) -> list[str]:
+    (folder / "a.nii").write_bytes(data)
+    (folder / "a.nii.gz").write_bytes(gzip.compress(data))
     return [str(folder / "a.nii"), str(folder / "a.nii.gz")]
 
 
@@ -82,10 +81,11 @@ def test_a_header_nibabel_writes_is_read_as_nibabel_reads_it(written: tuple[byte
     assert found is not None  # a header a writer made is never left to nibabel
     assert found == nifti.nibabel_header(head, where)
     assert repr(found) == repr(nifti.nibabel_header(head, where))  # floats bit for bit (-0.0, say)
-    for path in _files(data):
-        attrs = nifti.header_attrs(path)
-        assert attrs == nifti.header_attrs(path, fast=False)
-        assert attrs["shape"] == found.shape
+    with tempfile.TemporaryDirectory() as folder:
+        for path in _written(data, Path(folder)):
+            attrs = nifti.header_attrs(path)
+            assert attrs == nifti.header_attrs(path, fast=False)
+            assert attrs["shape"] == found.shape
 
 
 def _planted(base: bytes, two: bool, order: str, dims: list[int], units: int, extension: int) -> bytes:
