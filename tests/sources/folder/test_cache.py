@@ -147,3 +147,42 @@ def test_a_name_that_is_not_a_regular_file_must_stay_one(tmp_path: Path) -> None
     again = TreeCache(tmp_path / "cache")
     assert again.unchanged_listing(str(data)) is None
     assert again.stale == {""}
+
+
+def _plant(folder: Path, rel: str, name: str, key: list[int]) -> None:
+    """Add ``name`` to folder ``rel`` of ``folder``'s ``stats.json``, with stat ``key``, as a
+    planted (or damaged) cache would hold it."""
+    data: dict[str, list[object]] = orjson.loads((folder / "stats.json").read_bytes())
+    at = data["folders"].index(rel)
+    start = sum(int(str(n)) for n in data["counts"][:at])
+    data["files"].insert(start, rel + name)
+    data["file_keys"][start * 3 : start * 3] = key
+    data["counts"][at] = int(str(data["counts"][at])) + 1
+    (folder / "stats.json").write_bytes(orjson.dumps(data))
+
+
+@pytest.mark.parametrize("name", ["../secret", "..", ".", "/abs", "a/b", ""])
+def test_a_name_no_listing_gives_makes_its_folder_unknown(tmp_path: Path, name: str) -> None:
+    tree = TreeCache(tmp_path)
+    tree.put("a/", (5, 7), (["f"], []), [[1, 2, 3]], racy=RACY)
+    tree.put("b/", (6, 7), (["g"], []), [[1, 2, 4]], racy=RACY)
+    tree.put("", (1, 2), ([], ["a", "b"]), [], racy=RACY)
+    tree.save()
+    _plant(tmp_path, "a/", name, [1, 2, 9])
+    planted = TreeCache(tmp_path)
+    assert planted.folder("a/") is None  # listed again, never read from the cache
+    assert planted.get("a/", (5, 7)) is None
+    assert planted.damaged == {"a/"}
+    assert planted.folder("b/") == ((6, 7), ["g"], [[1, 2, 4]])  # its neighbour is as it was
+
+
+def test_a_folder_path_no_walk_gives_is_unknown(tmp_path: Path) -> None:
+    tree = TreeCache(tmp_path)
+    tree.put("a/", (5, 7), (["f"], []), [[1, 2, 3]], racy=RACY)
+    tree.put("a/../", (5, 8), (["g"], []), [[1, 2, 4]], racy=RACY)  # a subfolder named ".."
+    tree.put("", (1, 2), ([], ["a"]), [], racy=RACY)
+    tree.save()
+    planted = TreeCache(tmp_path)
+    assert planted.folder("a/../") is None
+    assert planted.get("a/", (5, 7)) is None  # its listing names ".." as a subfolder
+    assert planted.get("", (1, 2)) == ([], ["a"])

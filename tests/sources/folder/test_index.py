@@ -3,12 +3,15 @@ exactly what a scan with no cache gives (real BIDS examples, DICOM series, a Zar
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import nibabel
+import numpy as np
 import orjson
 import pytest
 
@@ -78,8 +81,17 @@ def _tree(tmp_path: Path) -> Path:
     for n in range(3):
         (scans / f"IM000{n}").write_bytes(dicom_bytes(MR_UID, instance=n + 1, SeriesNumber=2))
     (scans / "IM0009").write_bytes(dicom_bytes(CT_UID, instance=1, SeriesNumber=3))
+    (root / T1W).write_bytes(_volume((4, 5, 6), (1.0, 1.0, 1.2)))  # bids-examples' are empty
     _settle([*root.rglob("*"), root])
     return root
+
+
+def _volume(shape: tuple[int, ...], zooms: tuple[float, ...]) -> bytes:
+    """A gzipped NIfTI-1 volume of zeros, as nibabel writes it."""
+    image = nibabel.Nifti1Image(np.zeros(shape, dtype=np.int16), np.eye(4))
+    image.header.set_zooms(zooms)
+    image.header.set_xyzt_units("mm", "sec")
+    return gzip.compress(image.to_bytes())
 
 
 def _write(path: Path, data: bytes) -> list[Path]:
@@ -97,6 +109,7 @@ def _remove(path: Path) -> list[Path]:
     return [path]
 
 
+T1W = "sub-01/anat/sub-01_T1w.nii.gz"
 BOLD = "sub-03/func/sub-03_task-balloonanalogrisktask_run-01_bold.nii.gz"
 EVENTS = "sub-03/func/sub-03_task-balloonanalogrisktask_run-01_events.tsv"
 CHANGES: dict[str, tuple[Change, int]] = {  # a change, and how many files it makes vxds read
@@ -132,6 +145,7 @@ CHANGES: dict[str, tuple[Change, int]] = {  # a change, and how many files it ma
         lambda r: _write(r / "sub-02/dicom/IM0002", dicom_bytes(CT_UID, instance=2, SeriesNumber=3)),
         1,
     ),
+    "edit a NIfTI header": (lambda r: _write(r / T1W, _volume((4, 5, 7), (1.0, 1.0, 0.8))), 1),
     "edit a Zarr member": (
         lambda r: _write(next((r / "sub-01/micr").glob("*.zarr")) / ".zattrs", b'{"multiscales": []}'),
         1,

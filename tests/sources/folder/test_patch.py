@@ -12,9 +12,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.sources.folder.test_cache import _plant
 from tests.sources.folder.test_index import CHANGES, Change, _remove, _scan, _settle, _tree, _write
 from vxds.sources.folder import patch, source
 from vxds.sources.folder.cache import TreeCache, cache_folder
+from vxds.sources.folder.walk import WalkedFile
 
 from ...dicom_files import MR_UID, dicom_bytes
 
@@ -158,3 +160,57 @@ def test_a_folder_gone_whose_parent_kept_its_time_is_walked_whole(tmp_path: Path
     os.utime(parent, ns=(st.st_atime_ns, st.st_mtime_ns))  # the parent's time put back
     time.sleep(0.01)
     assert _scan(root, cache) == _scan(root, None)
+
+
+def _plant_outside(tmp_path: Path, cache: Path, root: Path, name: str) -> Path:
+    """A file outside the tree, planted in ``stats.json`` as a name of ``sub-03/anat/`` with
+    its true stat key, so that no stat finds the folder changed."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not the tree's")
+    _settle([outside])
+    folder = cache_folder(cache, root)
+    assert folder is not None
+    st = outside.stat()
+    _plant(folder, "sub-03/anat/", name, [st.st_size, st.st_mtime_ns, st.st_ino])
+    return outside
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every path the folder source stats or hashes as a file of the tree (``WalkedFile``s)."""
+    seen: list[str] = []
+    real = source.FolderSource._hash_all
+
+    def spy(self: source.FolderSource, files: list[WalkedFile]) -> object:
+        seen.extend(f.path for f in files)
+        return real(self, files)
+
+    monkeypatch.setattr(source.FolderSource, "_hash_all", spy)
+    return seen
+
+
+PLANTED = {"dot-dot": "../../../outside.txt", "a path": "x/../../../../outside.txt"}
+AFTER = {
+    "the index lost": lambda r, folder: shutil.rmtree(folder / "index"),
+    "a sidecar above it edited": lambda r, folder: _settle(
+        _write(r / "task-balloonanalogrisktask_bold.json", b'{"RepetitionTime": 9.5}')
+    ),
+}
+
+
+@pytest.mark.parametrize("after", list(AFTER))
+@pytest.mark.parametrize("planted", list(PLANTED))
+def test_a_name_planted_in_the_tree_cache_is_never_read(
+    planted: str, after: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _tree(tmp_path)
+    cache = tmp_path / "cache"
+    _scan(root, cache)
+    outside = _plant_outside(tmp_path, cache, root, PLANTED[planted])
+    folder = cache_folder(cache, root)
+    assert folder is not None
+    AFTER[after](root, folder)
+    reads = _reads(monkeypatch)
+    found = _scan(root, cache)  # sub-03/anat is listed again: no InvalidResource, no outside read
+    assert str(outside) not in [os.path.normpath(p) for p in reads]
+    assert found == _scan(root, None)
+    assert all("outside" not in rel for rel in orjson.loads((folder / "stats.json").read_bytes())["files"])

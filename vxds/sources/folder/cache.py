@@ -96,6 +96,7 @@ class TreeCache:
         self._children: dict[str, list[str]] | None = None
         self.stale: set[str] | None = None  # what ``unchanged_listing`` found changed
         self.gone: set[str] = set()  # ... and, of the folders, those no longer there
+        self.damaged: set[str] = set()  # folders with a name no listing gives: listed again
 
     @property
     def root(self) -> str | None:
@@ -129,18 +130,25 @@ class TreeCache:
         return None if stale else self.root
 
     def folder(self, rel: str) -> Folder | None:
-        """What the last walk saw of folder ``rel``."""
+        """What the last walk saw of folder ``rel``; None when it did not see it, or when a
+        name the cache holds for it is not one a listing gives (``..``, a path: a planted or
+        damaged cache), so that the folder is listed again rather than a path outside it read."""
         if self._at is None:
             folders = self.data.get("folders", [])
             self._at = {rel: at for at, rel in enumerate(folders)}
             self._starts = [0, *accumulate(self.data.get("counts", []))]
         at = self._at.get(rel)
-        if at is None:
+        if at is None or rel in self.damaged:
             return None
         data = self.data
         start, end = self._starts[at], self._starts[at + 1]
         cut = len(rel)
-        names = [path[cut:] for path in data["files"][start:end]]
+        paths = data["files"][start:end]
+        names = [path[cut:] for path in paths]
+        plain = plain_folder(rel) and all(map(_plain_name, names))
+        if not plain or not all(path[:cut] == rel for path in paths):
+            self.damaged.add(rel)
+            return None
         flat = data["file_keys"][start * 3 : end * 3]
         keys: list[Key] = [
             None if k == OTHER_KEY else [k, flat[i + 1], flat[i + 2]] for i, k in _triples(flat)
@@ -148,7 +156,8 @@ class TreeCache:
         return Folder((data["folder_keys"][at * 2], data["folder_keys"][at * 2 + 1]), names, keys)
 
     def subdirs(self, rel: str) -> list[str]:
-        """The names of the folders the last walk entered in ``rel``."""
+        """The names of the folders the last walk entered in ``rel`` (each a plain name, as
+        ``folder`` checks its files')."""
         if self._children is None:
             self._children = {}
             for path in self.data.get("folders", []):
@@ -175,6 +184,9 @@ class TreeCache:
         if seen is None or seen.key != (key[0], key[1]):
             return None
         subdirs = self.subdirs(rel)
+        if not all(map(_plain_name, subdirs)):
+            self.damaged.add(rel)
+            return None
         if self.gone and any(f"{rel}{name}/" in self.gone for name in subdirs):
             return None
         return seen.names, subdirs
@@ -231,6 +243,17 @@ class TreeCache:
             (self._path.parent / "tree.json").unlink(missing_ok=True)  # cache version 4's listings
         self.data, self._at, self._children = cache.data, None, None
         return root
+
+
+def _plain_name(name: str) -> bool:
+    """Whether ``name`` is one a folder's listing can give: not empty, ``.`` or ``..``, no
+    ``/`` (nor NUL, which no file system allows)."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name
+
+
+def plain_folder(rel: str) -> bool:
+    """Whether ``rel`` is a folder path a walk gives: ``""``, or plain names each ending in ``/``."""
+    return rel == "" or (rel[-1] == "/" and all(map(_plain_name, rel[:-1].split("/"))))
 
 
 def _triples(flat: list[int]) -> Iterable[tuple[int, int]]:

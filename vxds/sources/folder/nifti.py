@@ -1,9 +1,10 @@
 """What a NIfTI header says of a volume: ``shape``, ``voxel_size``, and ``RepetitionTime``.
 
-Only the header is read (the first 540 bytes, decompressed for ``.nii.gz``), with nibabel.
-A file whose header cannot be read (empty, truncated, not NIfTI) gives no attrs: that is
-not an error, since a lock of a tree of placeholders (as bids-examples' are) must still
-work. Values are plain JSON: shape as ints, sizes in the header's units rounded to 6
+Only the header is read (the first 540 bytes, decompressed for ``.nii.gz``), with ``struct``
+(``niftihead``), or with nibabel for a header that reader leaves to it. A file whose header
+cannot be read (empty, truncated, not NIfTI, a unit code NIfTI does not define) gives no
+attrs: that is not an error, since a lock of a tree of placeholders (as bids-examples' are)
+must still work. Values are plain JSON: shape as ints, sizes in the header's units rounded to 6
 significant digits, ``RepetitionTime`` (4-D only) in seconds from pixdim[4] and the
 header's time unit, absent when the unit is unknown.
 
@@ -26,10 +27,10 @@ from typing import Any
 from vxds.executor import Executor
 from vxds.fs import JsonCache
 from vxds.hashing import StatKey
+from vxds.sources.folder import niftihead
 from vxds.sources.folder.cache import RACY_NS
 
 NIFTI_EXTENSIONS = (".nii", ".nii.gz")
-_HEADER_BYTES = 540  # a NIfTI-2 header; NIfTI-1's is 348
 _SECONDS = {"sec": 1.0, "msec": 1e-3, "usec": 1e-6}
 
 
@@ -45,40 +46,53 @@ def _head(path: str) -> bytes:
     with open(path, "rb") as fh:
         if path.lower().endswith(".gz"):
             with gzip.GzipFile(fileobj=fh) as unzipped:
-                return unzipped.read(_HEADER_BYTES)
-        return fh.read(_HEADER_BYTES)
+                return unzipped.read(niftihead.HEADER_BYTES)
+        return fh.read(niftihead.HEADER_BYTES)
 
 
-def header_attrs(path: str) -> dict[str, Any]:
-    """The header's attrs of the NIfTI file at ``path``; ``{}`` when it has no readable header."""
-    # Costly (numpy): imported only when a volume's header is read.
+def header_attrs(path: str, *, fast: bool = True) -> dict[str, Any]:
+    """The header's attrs of the NIfTI file at ``path``; ``{}`` when it has no readable header.
+
+    Read with ``niftihead`` (no numpy), or with nibabel when that cannot read it exactly or
+    ``fast`` is False (the tests hold the two to each other)."""
+    try:
+        head = _head(path)
+    except (OSError, EOFError, ValueError, zlib.error):
+        return {}
+    where = niftihead.layout(head)
+    if where is None:  # empty, truncated, or not NIfTI: no header
+        return {}
+    found = niftihead.read(head, where) if fast else None
+    if found is None:
+        found = nibabel_header(head, where)
+    if found is None or not all(math.isfinite(z) for z in found.zooms):  # not JSON, no real header
+        return {}
+    shape, zooms, time_unit = found
+    attrs: dict[str, Any] = {"shape": shape, "voxel_size": [_round(z) for z in zooms[:3]]}
+    if len(shape) == 4 and len(zooms) >= 4 and zooms[3] > 0 and time_unit in _SECONDS:
+        attrs["RepetitionTime"] = _round(zooms[3] * _SECONDS[time_unit])
+    return attrs
+
+
+def nibabel_header(head: bytes, where: niftihead.Layout) -> niftihead.Header | None:
+    """What nibabel reads of ``head``; None when it refuses it (a unit code it does not know,
+    say: a ``KeyError`` of its ``unit_codes``)."""
+    # Costly (numpy): imported only when a header is one ``niftihead`` leaves to nibabel.
     import nibabel
     from nibabel.spatialimages import HeaderDataError
     from nibabel.wrapstruct import WrapStructError
 
+    kind: Any = nibabel.Nifti2Header if where is niftihead.NIFTI2 else nibabel.Nifti1Header
     try:
-        head = _head(path)
-        kind: Any
-        if head[4:12] == b"n+2\0\r\n\x1a\n" and len(head) == _HEADER_BYTES:
-            kind = nibabel.Nifti2Header
-        elif head[344:348] in (b"n+1\0", b"ni1\0"):
-            kind = nibabel.Nifti1Header
-        else:  # empty, truncated, or not NIfTI: no header
-            return {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nibabel warns of odd headers; they are read as they are
             header = kind.from_fileobj(io.BytesIO(head), check=False)  # check=True logs its fixes
             shape = [int(n) for n in header.get_data_shape()]
             zooms = [float(z) for z in header.get_zooms()]
-            time_unit = header.get_xyzt_units()[1]
-    except (OSError, EOFError, ValueError, zlib.error, HeaderDataError, WrapStructError):
-        return {}
-    if not all(math.isfinite(z) for z in zooms):  # not JSON, and no real header holds one
-        return {}
-    attrs: dict[str, Any] = {"shape": shape, "voxel_size": [_round(z) for z in zooms[:3]]}
-    if len(shape) == 4 and len(zooms) >= 4 and zooms[3] > 0 and time_unit in _SECONDS:
-        attrs["RepetitionTime"] = _round(zooms[3] * _SECONDS[time_unit])
-    return attrs
+            time_unit = str(header.get_xyzt_units()[1])
+    except (ValueError, KeyError, HeaderDataError, WrapStructError):
+        return None
+    return niftihead.Header(shape, zooms, time_unit)
 
 
 class HeaderCache(JsonCache):

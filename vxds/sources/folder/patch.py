@@ -25,7 +25,7 @@ from pathlib import Path
 
 from vxds.errors import SourceError
 from vxds.sources.folder import bids
-from vxds.sources.folder.cache import Folder, Key, TreeCache
+from vxds.sources.folder.cache import Folder, Key, TreeCache, plain_folder
 from vxds.sources.folder.index import FOLDERS, ZARRS, Contexts, FolderIndex, Group, Kept, group
 from vxds.sources.folder.listing import listing
 from vxds.sources.folder.walk import WalkedFile, Walker
@@ -58,6 +58,8 @@ def relisted(root: Path, tree: TreeCache, url: str) -> tuple[Walker, set[str]] |
     walker = Walker(root, None)
     removed: set[str] = set()
     stale = tree.stale or set()
+    if not all(map(plain_folder, stale)):  # a damaged cache's path, not one a walk gives
+        return None
     for rel in sorted(stale):  # a folder before those below it
         if any(rel.startswith(gone) for gone in removed):
             continue
@@ -90,6 +92,11 @@ def _sidecars(keys: list[Key], names: list[str], rel: str, base: str) -> list[Wa
     ]
 
 
+class _Unknown(Exception):
+    """A folder neither this walk listed nor the tree cache holds (its cached names were not
+    a listing's, ``TreeCache.folder``): the tree is walked instead."""
+
+
 class _Files:
     """Each folder's regular files: listed again by this walk, else from the tree cache."""
 
@@ -102,8 +109,8 @@ class _Files:
         if found is not None:
             return found
         seen = self.tree.folder(rel)
-        if seen is None:
-            return []
+        if seen is None:  # not an empty folder: one whose files are not known
+            raise _Unknown(rel)
         return [
             WalkedFile(rel + name, f"{self.base}{rel}{name}", key[0], (key[0], key[1], key[2]))
             for name, key in zip(seen.names, seen.keys, strict=True)
@@ -149,7 +156,10 @@ def patch(root: Path, tree: TreeCache, index: FolderIndex, url: str) -> Patch | 
         affected.update(group_key(below) for below in folders[start:end])
     gone = entries.keys() - present
     kept = {key: entry for key, entry in entries.items() if key not in affected and key not in gone}
-    plan, sidecars = _plan(sorted(affected & present), _Files(tree, walker), walker.racy, folders)
+    try:
+        plan, sidecars = _plan(sorted(affected & present), _Files(tree, walker), walker.racy, folders)
+    except _Unknown:
+        return None
     return Patch(plan, kept, affected | gone, sidecars, new_root, len(tree.data["files"]))
 
 
