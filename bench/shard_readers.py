@@ -1,6 +1,8 @@
 """The readers of lock format 2 at scale, for ``shard_bench.py``: ``vxds diff`` and
 ``vxds verify --no-exec`` of generated locks, each against format 1 (one file per split) in
-the same run.
+the same run. Run alone, the micro benchmark of reading the two headers of a first diff:
+
+    python bench/shard_readers.py [--rounds 15]
 
 Locks are written directly (no recipe runs): a one-resource ``vxds lock`` gives a fresh
 header, whose split is then replaced by the generated lines, so ``verify`` sees a fresh lock.
@@ -8,10 +10,12 @@ header, whose split is then replaced by the generated lines, so ``verify`` sees 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +23,11 @@ from pathlib import Path
 from benchlib import Report, fmt_s, run, vxds_argv
 
 from vxds.locks import shard_join
+from vxds.locks import shards as sharding
 from vxds.locks.diff import diff_refs
-from vxds.locks.format import render_header
+from vxds.locks.format import Header, parse_header, render_header
 from vxds.locks.refs import folder_lock
-from vxds.locks.shards import RULE, ShardRule
+from vxds.locks.shards import RULE, Shard, ShardRule, split_digest
 from vxds.locks.splits import Split, header_shards
 from vxds.locks.store import Lock, read_lock, write_lock
 
@@ -289,3 +294,85 @@ def verify_times(lock: Path, root: Path, sides: Sides, rule: ShardRule) -> dict[
 def verify_rows(report: Report, n: int, results: dict[str, float]) -> None:
     for name, seconds in results.items():
         report.row(f"verify --no-exec {n:,}: {name}", fmt_s(seconds))
+
+
+# --- the headers of a first diff ----------------------------------------------------------
+
+HEADER_SHARDS = {20_000: 3, 10_000_000: 1_157}  # shards of a split of 445-byte lines (issue 13)
+
+
+def header_texts(shards: int) -> tuple[str, str]:
+    """Two lock.toml texts of a split of ``shards`` typed shards, as vxds writes them, the
+    second with 200 resources of two neighbouring shards changed (their lines differ)."""
+
+    def text(changed: bool) -> str:
+        listed = tuple(
+            Shard(
+                f"sub-{i:07d}/ses-01/anat/sub-{i:07d}_T1w.nii.gz",
+                8643,
+                f"blake3:{i + (changed and i in (shards // 2, shards // 2 + 1)) * 2**200:064x}",
+                (("File", 43), ("Volume", 8600)),
+            )
+            for i in range(shards)
+        )
+        count = sum(s.count for s in listed)
+        header = Header(
+            name="big",
+            version=1,
+            script="recipes/big.py",
+            entrypoint=None,
+            params={},
+            script_digest="blake3:" + "0" * 64,
+            entry_digest="blake3:" + "1" * 64,
+            source="./source",
+            snapshot="blake3:" + "2" * 64,
+            splits={"train": (count, split_digest(listed))},
+            shards={"train": listed},
+        )
+        return render_header(header)
+
+    return text(False), text(True)
+
+
+def header_read_times(rounds: int) -> dict[int, tuple[float, float]]:
+    """Wall and CPU seconds (medians of ``rounds``) to parse both headers of each size's
+    diff and check their digests, as ``read_header`` does, the sizes in turns, each run
+    with the per-process caches empty, as in a new ``vxds diff``."""
+    texts = {n: header_texts(shards) for n, shards in HEADER_SHARDS.items()}
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in texts}
+    for _ in range(rounds):
+        for n, pair in texts.items():
+            sharding.shard_key.cache_clear()
+            sharding._PROVEN.clear()
+            wall, cpu = time.perf_counter(), time.process_time()
+            for text in pair:
+                header, claimed = parse_header(text, Path("lock.toml"))
+                assert claimed == header.digest
+            runs[n].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {n: tuple(sorted(x)[rounds // 2] for x in zip(*found, strict=True)) for n, found in runs.items()}  # type: ignore[misc]
+
+
+def header_report(rounds: int) -> Report:
+    report = Report(
+        "the two headers of a first diff (parse + digest check)", ["lock", "shards", "wall ms", "cpu ms"]
+    )
+    times = header_read_times(rounds)
+    for n, (wall, cpu) in times.items():
+        report.row(f"{n:,}", HEADER_SHARDS[n], f"{wall * 1000:.2f}", f"{cpu * 1000:.2f}")
+    small, big = times[min(times)], times[max(times)]
+    report.row("10M - 20k", "", f"{(big[0] - small[0]) * 1000:.2f}", f"{(big[1] - small[1]) * 1000:.2f}")
+    report.notes.append(f"medians of {rounds} runs, the sizes in turns; load: {os.getloadavg()[0]:.1f}")
+    whole = "the whole first diff's target: shard_bench.py --diff-only"
+    report.target("diff 10M <= 3x 20k (issue 13; the headers are part of it)", whole, None)
+    return report
+
+
+def main() -> int:
+    args = argparse.ArgumentParser(description="The headers of a first diff, 20k against 10M.")
+    args.add_argument("--rounds", type=int, default=15)
+    header_report(args.parse_args().rounds).print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,6 +15,10 @@ parsing their inline tables took most of a diff that reads one shard. The answer
   and each placeholder must then be found exactly once, as the ``shards`` of a
   ``[splits.NAME]`` table, or the whole text goes to ``tomllib``; so does any text it
   refuses, and its error is ``tomllib``'s.
+
+A list read here is a ``Listed``: equal to ``tomllib``'s list of tables, it also keeps
+each line's fields as the expressions proved them, so ``shards.parse`` checks only what
+they cannot prove (``tests/locks/test_shards_proven.py``).
 """
 
 from __future__ import annotations
@@ -30,8 +34,12 @@ else:  # pragma: no cover - Python 3.10
 
 _STR = r'"([^"\\\x00-\x1f\x7f]*)"'
 _INT = r"(0|[1-9][0-9]*)"
-_TYPES = r"(?:, types = \{ ([^{}\n]*) \})?"
-_LINE = re.compile(rf"  \{{ file = {_STR}, first = {_STR}, count = {_INT}, digest = {_STR}{_TYPES} \}},")
+_TYPES = r"(?:, types = \{ ([^{}\n]+) \})?"  # "": none listed (an empty table is not as written)
+# one shard's line, newline and all, from a line's start: a list's lines are read by one
+# findall, and one match per line means every line is as vxds writes it
+_LINE = re.compile(
+    rf"^  \{{ file = {_STR}, first = {_STR}, count = {_INT}, digest = {_STR}{_TYPES} \}},\n", re.MULTILINE
+)
 _TYPE = re.compile(rf"{_STR} = {_INT}(?:, |\Z)")
 _BLOCK = re.compile(r"^shards = \[\n((?:  \{[^\n]*\n)*)\]$", re.MULTILINE)
 _SENTINEL = -(2**62)  # placeholder k is _SENTINEL - k: no count or version is negative
@@ -41,7 +49,7 @@ def loads(text: str) -> dict[str, Any]:
     """``tomllib.loads(text)``; raises what it raises."""
     if "'''" in text or '"""' in text:
         return tomllib.loads(text)
-    lists: list[list[dict[str, Any]]] = []
+    lists: list[Listed] = []
 
     def placeholder(match: re.Match[str]) -> str:
         shards = _shards(match[1])
@@ -60,7 +68,7 @@ def loads(text: str) -> dict[str, Any]:
     return data if _put_back(data, lists) else tomllib.loads(text)
 
 
-def _put_back(data: dict[str, Any], lists: list[list[dict[str, Any]]]) -> bool:
+def _put_back(data: dict[str, Any], lists: list[Listed]) -> bool:
     """Each placeholder replaced by its list, where ``[splits.NAME] shards`` holds it; False
     unless every placeholder is there once and no such number is anywhere else (a text
     that wrote one itself)."""
@@ -89,21 +97,35 @@ def _placeholders(value: Any, count: int) -> int:
     return int(_is_placeholder(value, count))
 
 
-def _shards(block: str) -> list[dict[str, Any]] | None:
+Row = tuple[str, str, int, str, str]  # file, first, count, digest, types as written ("": none)
+
+
+class Listed(list[dict[str, Any]]):
+    """A ``shards`` list read here: the list of tables ``tomllib`` makes of it, and ``rows``,
+    the same shards as the expressions proved them (strings, counts, the keys, and types
+    that are a table of at least one type with no type twice), for ``shards.parse``: each
+    row is its line's text in fields, so equal lines of two headers are equal rows."""
+
+    rows: list[Row]
+
+
+def _shards(block: str) -> Listed | None:
     """The inline tables of a list's lines, or None when any line is not as vxds writes it."""
-    out = []
-    for line in block.split("\n")[:-1]:
-        match = _LINE.fullmatch(line)
-        if match is None:
+    found = _LINE.findall(block)
+    if len(found) != block.count("\n"):
+        return None
+    out, rows = Listed(), []
+    for file, first, number, digest, written in found:
+        types = _types(written) if written else {}
+        if types is None:
             return None
-        file, first, count, digest, types = match.groups()
-        shard: dict[str, Any] = {"file": file, "first": first, "count": int(count), "digest": digest}
-        if types is not None:
-            listed = _types(types)
-            if listed is None:
-                return None
-            shard["types"] = listed
+        count = int(number)
+        rows.append((file, first, count, digest, written))
+        shard: dict[str, Any] = {"file": file, "first": first, "count": count, "digest": digest}
+        if written:
+            shard["types"] = types
         out.append(shard)
+    out.rows = rows
     return out
 
 

@@ -46,6 +46,7 @@ import orjson
 from blake3 import blake3
 
 from vxds.hashing import digest_json
+from vxds.locks.header_toml import Listed, Row
 from vxds.locks.split_diff import type_of
 
 SHARD_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.([0-9a-f]{16})\.jsonl\Z")
@@ -217,15 +218,15 @@ def parse(split: str, value: Any, count: int, digest: str) -> tuple[tuple[Shard,
     where = f"'splits.{split}.shards'"
     if not isinstance(value, list) or len(value) < 2:
         return (), [f"{where} is not a list of two or more shards"]
-    shards, problems = [], []
-    for number, item in enumerate(value, start=1):
-        shard = _shard(split, item)
-        if shard is None:
-            problems.append(f"{where}: shard {number} is not {{file, first, count, digest}} as named")
-        else:
-            shards.append(shard)
+    found = _proven(split, value) if isinstance(value, Listed) else [_shard(split, s) for s in value]
+    problems = [
+        f"{where}: shard {number} is not {{file, first, count, digest}} as named"
+        for number, shard in enumerate(found, start=1)
+        if shard is None
+    ]
     if problems:
         return (), problems
+    shards = [shard for shard in found if shard is not None]  # all of them
     firsts = [s.first for s in shards]
     if firsts != sorted(set(firsts)):
         problems.append(f"{where}: the shards' first ids are not in order")
@@ -242,6 +243,37 @@ def parse(split: str, value: Any, count: int, digest: str) -> tuple[tuple[Shard,
 
 FIELDS = {"file", "first", "count", "digest"}
 OPTIONAL = {*FIELDS, "types"}
+
+
+_PROVEN: dict[tuple[str, Row], Shard | None] = {}  # the two headers of a diff share most lines
+_PROVEN_MAX = 1 << 16
+
+
+def _proven(split: str, value: Listed) -> list[Shard | None]:
+    """``_shard`` of each table ``header_toml`` read: its expressions proved the keys, that
+    the strings are strings and the counts integers, and that a shard's types are a table
+    of at least one type; what they cannot prove is checked here as ``_shard`` checks it.
+    A row (a line's fields) read before gives the same answer, so it is remembered."""
+    if len(_PROVEN) > _PROVEN_MAX:
+        _PROVEN.clear()
+    out = []
+    for row, table in zip(value.rows, value, strict=True):
+        key = (split, row)
+        shard = _PROVEN[key] if key in _PROVEN else _PROVEN.setdefault(key, _checked(split, row, table))
+        out.append(shard)
+    return out
+
+
+def _checked(split: str, row: Row, table: dict[str, Any]) -> Shard | None:
+    file, first, count, digest, written = row
+    types: dict[str, int] = table["types"] if written else {}
+    if count < 1 or file != shard_file(split, first) or (types and not _adds_up(types, count)):
+        return None
+    return Shard(first, count, digest, tuple(sorted(types.items())))
+
+
+def _adds_up(types: dict[str, int], count: int) -> bool:
+    return sum(types.values()) == count and min(types.values()) >= 1
 
 
 def _shard(split: str, item: Any) -> Shard | None:
