@@ -26,7 +26,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -246,7 +245,7 @@ class StagedFile:
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         )
         while True:
-            self.path = folder / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+            self.path = folder / f".{name}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
             try:
                 fd = os.open(self.path, flags, 0o666)  # the umask applies, as for any new file
                 break

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -48,6 +47,8 @@ class LocalExecutor:
             results[index] = work(items[index])
             if on_done is not None:
                 on_done(sizes[index])
+
+        from concurrent.futures import ThreadPoolExecutor  # not imported by a command that needs none
 
         pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
         try:
