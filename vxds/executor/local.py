@@ -48,9 +48,11 @@ class LocalExecutor:
             if on_done is not None:
                 on_done(sizes[index])
 
-        from concurrent.futures import ThreadPoolExecutor  # not imported by a command that needs none
+        pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor  # only when there is work for it
 
-        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+            pool = ThreadPoolExecutor(max_workers=workers)
         try:
             pending = [pool.submit(one, i) for i in large] if pool else []
             for index, size in enumerate(sizes):
