@@ -19,6 +19,7 @@ import pytest
 # pays for it before (or while) the hashing runs.
 HEAVY = (
     "git",
+    "click.shell_completion",  # only when completing
     "jsonschema",
     "rich",
     "tomlkit",

@@ -19,14 +19,17 @@ _VALUED = frozenset({"--root", "--format", "--jobs", "-j"})
 _GLOBAL_FLAGS = frozenset({"--quiet", "-q"})  # -C DIR changes folder: left to the command
 
 
+_GROUP_NAMES = frozenset({"cli", "COMMANDS", "EPILOG", "LazyGroup"})
+
+
 def __getattr__(name: str) -> Any:
-    """``cli``, ``COMMANDS`` ... from cli/group.py, imported on first use."""
+    """``cli``, ``COMMANDS`` ... from cli/group.py, imported on first use (any other name is
+    missing: the import system asks for ``__path__`` and must not import click by it)."""
+    if name not in _GROUP_NAMES:
+        raise AttributeError(f"module 'vxds.cli.main' has no attribute {name!r}")
     from vxds.cli import group
 
-    try:
-        return getattr(group, name)
-    except AttributeError:
-        raise AttributeError(f"module 'vxds.cli.main' has no attribute {name!r}") from None
+    return getattr(group, name)
 
 
 def plain_data_check(argv: list[str]) -> tuple[str | None, list[str]] | None:
