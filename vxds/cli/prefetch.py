@@ -1,10 +1,11 @@
 """``verify --data``: start hashing the locks' large files before the checks run.
 
 ``vxds verify`` calls ``start`` before it imports the checks (the ``vxds.verify`` package
-imports every one of them), so a large file's bytes are read and hashed on another thread
-while Python imports, reads the manifest and checks the locks. It lives beside the command
-because it must not import ``vxds.verify``; it imports only what reading a lock header
-(``tomllib``) and its lines (``orjson``) needs.
+imports every one of them), and ``main`` calls ``start_early`` for a plain ``verify --data``
+before even click is imported, so a large file's bytes are read and hashed by a forked
+child (or on another thread) while Python imports, reads the manifest and checks the locks.
+It lives beside the command because it must not import ``vxds.verify``; it imports only
+what reading a lock header (``tomllib``) and its lines (``orjson``) needs.
 
 Nothing here decides a finding. The lock is not checked yet, so its paths are only hashed
 when they resolve inside the source folder to a regular file. The digests wait, keyed by
@@ -15,6 +16,7 @@ through its own checks, when the file's stat is still that one.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
@@ -74,7 +76,8 @@ class Prefetch:
             atexit.unregister(self.stop)
             with open(fd, "rb") as pipe:
                 lines = pipe.read().splitlines()
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
             for line in lines:
                 try:
                     index, digest, *key = orjson.loads(line)
@@ -89,8 +92,9 @@ class Prefetch:
             self._child = None
             atexit.unregister(self.stop)
             os.close(fd)
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):  # it ended, and was waited for, already
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
 
     def get(self, path: str, key: StatKey) -> str | None:
         """The digest of ``path`` if it was hashed with exactly this stat ``key``."""
