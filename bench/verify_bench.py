@@ -71,6 +71,21 @@ def median_run(
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
+def cpu_ms(argv: list[str], repeat: int, *, cwd: Path | None = None) -> float:
+    """Median user + system CPU of ``repeat`` runs (ms), children it waited for included (the
+    hashing child of ``verify --data``): the load moves it less than the wall time."""
+    import resource
+    import subprocess
+
+    times = []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return sorted(times)[len(times) // 2] * 1000
+
+
 def b3sum() -> str | None:
     return shutil.which("b3sum")
 
@@ -200,6 +215,7 @@ def part_large(scratch: Path, report: Report, args: object) -> None:
     run([*vxds_argv(), "lock", "--all", "--quiet", "--root", str(root)]).check()
     size = big.stat().st_size
     tool = b3sum()
+    load = os.getloadavg()[0]
     base = median_run([tool, "--no-names", str(big)], repeat) if tool else None
     mine = median_run([*vxds_argv(), "verify", "--data", "--root", str(root)], repeat)
     # The same command without --data: start-up and the lock checks, the fixed part.
@@ -218,6 +234,15 @@ def part_large(scratch: Path, report: Report, args: object) -> None:
                 fmt_mib(r.peak_mib),
                 f"{size / r.seconds / 2**20:,.0f} MiB/s",
             )
+    cpu = {
+        "b3sum": cpu_ms([tool, "--no-names", str(big)], repeat) if tool else None,
+        "vxds verify --data": cpu_ms([*vxds_argv(), "verify", "--data", "--root", str(root)], repeat),
+        "vxds verify": cpu_ms([*vxds_argv(), "verify", "--root", str(root)], repeat),
+        "vxds --version": cpu_ms([*vxds_argv(), "--version"], repeat),
+    }
+    shown = ", ".join(f"{name} {ms:.0f} ms" for name, ms in cpu.items() if ms is not None)
+    report.notes.append(f"large: CPU (user + system, median of {repeat}): {shown}")
+    report.notes.append(f"large: load average {load:.2f} before, {os.getloadavg()[0]:.2f} after")
     hashing = mine.seconds - fixed.seconds
     report.row(
         "  vxds' hashing alone (the difference)", fmt_s(hashing), "-", f"{size / hashing / 2**20:,.0f} MiB/s"

@@ -153,7 +153,7 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int, int, int]:
 def _digest(fh: io.FileIO, size: int) -> str:
     if size < MMAP_THRESHOLD:
         return PREFIX + blake3(fh.read()).hexdigest()
-    if size >= MAP_IN_CHILD and (mapped := _mapped_digest(fh.fileno())) is not None:
+    if size >= MAP_IN_CHILD and (mapped := _mapper(fh.fileno())) is not None:
         return mapped
     hasher = blake3(max_threads=blake3.AUTO)
     block = bytearray(BLOCK)
@@ -237,6 +237,27 @@ def hash_file_key(path: str | os.PathLike[str]) -> tuple[str, StatKey]:
             return digest, (after.st_size, after.st_mtime_ns, after.st_ino)
         agreed = (digest, stamp)
     raise FileChanged(name)
+
+
+def map_in_this_process() -> None:
+    """From now on, map large files in this very process instead of a child: only for a
+    forked child whose one job is hashing (``verify --data`` ahead, cli/prefetch.py), where
+    a truncated file's SIGBUS kills that child and never vxds. The stat checks stay."""
+    global _mapper
+    _mapper = _map_here
+
+
+def _map_here(fd: int) -> str:
+    import mmap
+
+    # A pool of its own: blake3's global pool may have threads in the parent, not in a fork.
+    hasher = blake3(max_threads=os.cpu_count() or 1)
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mapped:
+        hasher.update(mapped)
+    return PREFIX + hasher.hexdigest()
+
+
+_mapper: Callable[[int], str | None] = _mapped_digest
 
 
 def _read_once(name: str) -> tuple[str, os.stat_result, os.stat_result]:

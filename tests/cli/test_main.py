@@ -5,8 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import vxds
 from tests.helpers import REPO, Invoke
+from vxds.cli.main import plain_data_check
 
 
 def test_help_lists_every_command_with_examples(invoke: Invoke) -> None:
@@ -62,3 +65,33 @@ def test_repository_locks_are_fresh() -> None:
         check=True,
     )
     assert {d["state"] for d in json.loads(result.stdout)["datasets"]} == {"fresh"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "plain"),
+    [
+        (["verify", "--data"], (None, [])),
+        (["-q", "verify", "--data", "ds@1", "--root", "/r"], ("/r", ["ds@1"])),
+        (["verify", "--data", "--root=/r", "--format", "json", "-j", "4"], ("/r", [])),
+        (["verify", "-q", "--no-cache", "--strict", "--no-exec", "--data", "a", "b"], (None, ["a", "b"])),
+        (["verify"], None),  # no --data: nothing to hash
+        (["verify", "--root", "--data"], None),  # --data is the root's value, not the flag
+        (["verify", "--data", "--root"], None),  # a value missing: click says so
+        (["verify", "--data", "--sample", "5"], None),  # options it does not know
+        (["verify", "--data", "--from-store"], None),
+        (["verify", "--data", "-C", "elsewhere"], None),
+        (["-C", "elsewhere", "verify", "--data"], None),
+        (["list", "--data"], None),
+        ([], None),
+    ],
+)
+def test_main_starts_hashing_early_only_for_a_plain_verify_data(
+    argv: list[str], plain: tuple[str | None, list[str]] | None
+) -> None:
+    assert plain_data_check(argv) == plain
+
+
+def test_the_command_group_is_imported_after_main_looked_at_the_arguments() -> None:
+    code = "import sys; import vxds.cli.main; print(sorted({'click', 'vxds.cli.group'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -567,6 +567,7 @@ def test_other_sources_are_read_through_open(locked: Path, monkeypatch: pytest.M
     }
     source = _MemorySource(files)
     monkeypatch.setattr("vxds.verify.data.open_source", lambda url, context: source)
+    monkeypatch.setattr("vxds.verify.data.scheme_of", lambda url: "memory")  # not a folder
     assert _verify(locked, data=True) == []
     first = sorted(files)[0]
     files[first] = b"changed"

@@ -8,11 +8,14 @@ project's manifest through ``complete_datasets``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from click.shell_completion import BashComplete, CompletionItem, FishComplete, ShellComplete, ZshComplete
 
-SHELLS: dict[str, type[ShellComplete]] = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}
+if TYPE_CHECKING:  # click.shell_completion is imported when completing: every command imports this
+    from click.shell_completion import CompletionItem, ShellComplete
+
+SHELLS = ("bash", "zsh", "fish")
 ENV_VAR = "_VXDS_COMPLETE"
 
 EPILOG = """\b
@@ -55,6 +58,8 @@ def dataset_keys(root: Path | None) -> list[str]:
 
 def complete_datasets(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """``shell_complete`` for a ``NAME[@VERSION]`` argument."""
+    from click.shell_completion import CompletionItem
+
     keys = dataset_keys(_project_root(ctx))
     return [CompletionItem(key) for key in keys if key.startswith(incomplete)]
 
@@ -63,7 +68,10 @@ def complete_datasets(ctx: click.Context, param: click.Parameter, incomplete: st
 @click.argument("shell", type=click.Choice(list(SHELLS)))
 def command(shell: str) -> int:
     """Print the completion script for SHELL (bash, zsh or fish)."""
+    from click.shell_completion import BashComplete, FishComplete, ZshComplete
+
     from vxds.cli.main import cli
 
-    click.echo(SHELLS[shell](cli, {}, "vxds", ENV_VAR).source(), nl=False)
+    shells: dict[str, type[ShellComplete]] = {"bash": BashComplete, "zsh": ZshComplete, "fish": FishComplete}
+    click.echo(shells[shell](cli, {}, "vxds", ENV_VAR).source(), nl=False)
     return 0

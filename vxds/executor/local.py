@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -49,7 +48,11 @@ class LocalExecutor:
             if on_done is not None:
                 on_done(sizes[index])
 
-        pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+        pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor  # only when there is work for it
+
+            pool = ThreadPoolExecutor(max_workers=workers)
         try:
             pending = [pool.submit(one, i) for i in large] if pool else []
             for index, size in enumerate(sizes):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -144,7 +143,7 @@ class StagedFile:
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
         )
         while True:
-            self.path = folder / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
+            self.path = folder / f".{name}.{os.getpid()}-{os.urandom(4).hex()}.tmp"
             try:
                 fd = os.open(self.path, flags, 0o666)  # the umask applies, as for any new file
                 break

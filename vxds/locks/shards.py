@@ -47,7 +47,6 @@ from blake3 import blake3
 
 from vxds.hashing import digest_json
 from vxds.locks.header_toml import Listed, Row
-from vxds.locks.split_diff import type_of
 
 SHARD_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.([0-9a-f]{16})\.jsonl\Z")
 SPLIT_FILE_RE = re.compile(r"resources\.([A-Za-z0-9_-]+)\.jsonl\Z")
@@ -151,6 +150,8 @@ def split_digest(shards: Sequence[Shard]) -> str:
 
 def types_of(lines: Iterable[bytes]) -> tuple[tuple[str, int], ...]:
     """What ``Shard.types`` lists for these canonical lines."""
+    from vxds.locks.split_diff import type_of  # with the diff's change records: not for reading
+
     return tuple(sorted(Counter(map(type_of, lines)).items()))
 
 

@@ -14,7 +14,6 @@ when it cannot be read or a digest does not match its content, *missing* when ab
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
@@ -332,7 +331,7 @@ def _swap_in(lock: Lock, directory: Path) -> None:
     was writing by its final path."""
     parent = directory.parent
     make_dirs(parent)
-    tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+    tag = f"{os.getpid()}-{os.urandom(4).hex()}"
     tmp, old = parent / f".{directory.name}.tmp-{tag}", parent / f".{directory.name}.old-{tag}"
     files = [file for name, split in sorted(lock.splits.items()) for file in split.files(name)]
     files.append((HEADER, [render_header(lock.header).encode("utf-8")]))

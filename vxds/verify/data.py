@@ -7,7 +7,7 @@ import random
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vxds.errors import SourceError, VxdsError
 from vxds.executor import for_url
@@ -15,11 +15,15 @@ from vxds.hashing import PREFIX, READ_ATTEMPTS, FileChanged, hash_file, map_file
 from vxds.locks.format import HEADER
 from vxds.locks.shards import file_line
 from vxds.locks.splits import split_file
-from vxds.locks.store import Lock
 from vxds.resource import InvalidResource, Resource, check_id
-from vxds.sources import Source, SourceContext, open_source
+from vxds.sources import SourceContext, open_source, scheme_of
+from vxds.sources.folder.root import folder_root, leads_out, shown  # not the folder source itself
 from vxds.verify.findings import ERROR, SKIPPED, Finding
 from vxds.verify.model import Context, Target
+
+if TYPE_CHECKING:
+    from vxds.locks.store import Lock
+    from vxds.sources import Source
 
 # --- --data --------------------------------------------------------------------------------
 
@@ -87,13 +91,15 @@ def check_data(ctx: Context, target: Target) -> list[Finding]:
     if in_store is not None:
         return in_store
     url = target.header.source or ctx.config.source or ""
+    if url and scheme_of(url) == "file":  # a folder: plain files are hashed by path
+        try:
+            root = folder_root(url, ctx.config.root)
+        except VxdsError as exc:
+            return [ctx.finding(target, "VX504", ERROR, _cannot_open(url, exc.message))]
+        return rescued(ctx, target, todo, _check_folder(ctx, target, url, root, todo))
     source = _source(ctx, url) if url else SourceError("the lock names no source")
     if isinstance(source, VxdsError):
         return [ctx.finding(target, "VX504", ERROR, _cannot_open(url, source.message))]
-    from vxds.sources.folder.source import FolderSource
-
-    if isinstance(source, FolderSource):
-        return rescued(ctx, target, todo, _check_folder(ctx, target, source, todo))
     if for_url(ctx.config.executor).remote:
         from vxds.verify.remote_data import check_remote
 
@@ -111,15 +117,16 @@ def line_where(ctx: Context, target: Target, split: str, number: int) -> dict[st
 
 
 def _check_folder(
-    ctx: Context, target: Target, source: Any, todo: list[tuple[str, int, Resource]]
+    ctx: Context, target: Target, url: str, root: Path, todo: list[tuple[str, int, Resource]]
 ) -> list[Finding]:
-    """Plain files are hashed by path; rows and DICOM series are rebuilt by the source."""
+    """Plain files are hashed by path; rows and DICOM series are rebuilt by the source (which
+    is opened only for them)."""
     findings: list[Finding] = []
-    inside = _Inside(source.root)
+    inside = _Inside(root)
     files: list[tuple[str, int, Resource, str]] = []
     for split, number, resource in todo:
         if resource.type in SPECIAL:
-            found = _check_listed(ctx, target, source, resource, line_where(ctx, target, split, number))
+            found = _check_built(ctx, target, url, resource, line_where(ctx, target, split, number))
             if found is not None:
                 findings.append(found)
             continue
@@ -135,10 +142,17 @@ def _check_folder(
     return findings
 
 
+def _check_built(
+    ctx: Context, target: Target, url: str, resource: Resource, where: dict[str, Any]
+) -> Finding | None:
+    source = _source(ctx, url)
+    if isinstance(source, VxdsError):  # the folder went away since it was found
+        return ctx.finding(target, "VX504", ERROR, _cannot_open(url, source.message), **where)
+    return _check_listed(ctx, target, source, resource, where)
+
+
 def _path_in(inside: _Inside, resource: Resource) -> tuple[str | None, str]:
     """The resource's file under the source folder, or None and how it would lead out."""
-    from vxds.sources.folder.walk import leads_out, shown
-
     own_uri = resource.uri not in (None, resource.id)
     # The id passed the line checks; a uri of its own is checked here.
     path = inside(resource.uri or resource.id, checked=not own_uri)
@@ -205,10 +219,11 @@ def _hash_paths(ctx: Context, target: Target, files: list[tuple[str, int, Resour
             ctx.hashed[path] = known  # read and hashed by this run, unchanged since
         else:
             todo.append((path, st.st_size))
-    executor = for_url(ctx.config.executor)
-    digests = map_files(_digest_or_why, todo, jobs=ctx.options.jobs, executor=executor)
-    for (path, _), digest in zip(todo, digests, strict=True):
-        ctx.hashed[path] = digest
+    if todo:
+        executor = for_url(ctx.config.executor)
+        digests = map_files(_digest_or_why, todo, jobs=ctx.options.jobs, executor=executor)
+        for (path, _), digest in zip(todo, digests, strict=True):
+            ctx.hashed[path] = digest
     findings = []
     for split, number, resource, path in files:
         problem = _compare(resource, ctx.hashed.get(path), path)

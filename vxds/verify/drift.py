@@ -10,12 +10,14 @@ fresh clone without ``data/``), which no other check without ``--data`` would no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from vxds.errors import VxdsError
-from vxds.locks.format import Header
-from vxds.project.config import Config
 from vxds.sources import SourceContext, open_source, scheme_of
+
+if TYPE_CHECKING:
+    from vxds.locks.format import Header
+    from vxds.project.config import Config
 
 DriftState = Literal["same", "drifted", "unreachable", "unknown"]
 FIX = (
@@ -69,8 +71,10 @@ def unreachable(config: Config, url: str) -> str | None:
     not contacted here)."""
     if scheme_of(url) != "file":
         return None
+    from vxds.sources.folder.root import folder_root  # what opening the folder source checks
+
     try:
-        open_source(url, _context(config))
+        folder_root(url, config.root)
     except VxdsError as exc:
         return exc.message
     return None

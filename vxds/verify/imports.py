@@ -8,9 +8,6 @@ be reached is a warning: the lock's own integrity is checked as for any other.
 from __future__ import annotations
 
 from vxds.errors import VxdsError
-from vxds.locks.store import same_on_disk
-from vxds.registry.fetch import RegistryError, cache_for, fetch, resolved
-from vxds.registry.read import registry_lock
 from vxds.verify.findings import ERROR, WARNING, Finding
 from vxds.verify.model import Context, Target
 
@@ -20,6 +17,10 @@ def check_import(ctx: Context, target: Target) -> list[Finding]:
     entry = target.entry
     if entry is None or entry.imported is None or target.lock is None:
         return []
+    from vxds.locks.store import same_on_disk  # the registry and Git: only for an imported lock
+    from vxds.registry.fetch import RegistryError, cache_for, fetch, resolved
+    from vxds.registry.read import registry_lock
+
     block = entry.imported
     url, commit = block["url"], block["commit"]
     try:

@@ -9,13 +9,16 @@ must have sent). It is the "forgot to push" check for CI and the ``vxds-push-che
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from vxds.errors import VxdsError
 from vxds.locks.splits import split_file
 from vxds.resource import Resource
-from vxds.store.cas import Store, key_of, open_store, stored_digest
 from vxds.verify.findings import ERROR, Finding
 from vxds.verify.model import Context, Target
+
+if TYPE_CHECKING:
+    from vxds.store.cas import Store
 
 
 @dataclass
@@ -35,6 +38,8 @@ def store_state(ctx: Context) -> StoreState | None:
     if url is None:
         return None
     if ctx.store is None:
+        from vxds.store.cas import open_store  # only when a store is named: its backends cost
+
         state = StoreState(url)
         try:
             state.store = open_store(url, base=ctx.config.root, options=ctx.config.storage)
@@ -69,18 +74,22 @@ def check_store(ctx: Context, target: Target) -> list[Finding]:
             return []
         state.reported = True
         return [ctx.finding(target, "VX802", ERROR, f"cannot list the store {state.url!r}: {state.error}")]
+    from vxds.store.cas import stored_digest
+
     findings = []
     for name, split in sorted(target.lock.splits.items()):
         for number, line in enumerate(split.lines(), 1):
-            found = _missing(ctx, target, state, Resource.from_line(line))
+            resource = Resource.from_line(line)
+            found = _missing(target, state, resource, stored_digest(resource))
             if found is not None:
                 where = {"file": ctx.config.relative(target.path / split_file(name)), "line": number}
                 findings.append(ctx.finding(target, "VX801", ERROR, found, **where))
     return findings
 
 
-def _missing(ctx: Context, target: Target, state: StoreState, resource: Resource) -> str | None:
-    digest = stored_digest(resource)
+def _missing(target: Target, state: StoreState, resource: Resource, digest: str | None) -> str | None:
     if digest is None or digest in (state.present or ()):
         return None
+    from vxds.store.cas import key_of
+
     return f"{resource.id}: not in the store {state.url!r} ({key_of(digest)}); run 'vxds push {target.key}'"

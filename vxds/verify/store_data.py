@@ -10,14 +10,18 @@ otherwise it stays an error, and says the store does not have them either. With
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from blake3 import blake3
 
 from vxds.errors import VxdsError
 from vxds.locks.splits import split_file
 from vxds.resource import Resource
-from vxds.store.cas import SERIES, Store, key_of, stored_digest
 from vxds.verify.findings import ERROR, WARNING, Finding
 from vxds.verify.model import Context, Target
+
+if TYPE_CHECKING:
+    from vxds.store.cas import Store
 
 LOST = ("VX501", "VX502")  # the source no longer has the locked bytes
 Todo = list[tuple[str, int, Resource]]  # (split, line number, resource)
@@ -32,6 +36,8 @@ def _store(ctx: Context) -> Store | None:
 
 def problem(store: Store, resource: Resource) -> str | None:
     """Why the store does not give the resource's locked bytes (None when it does)."""
+    from vxds.store.cas import SERIES, key_of, stored_digest
+
     digest = stored_digest(resource)
     if digest is None:
         return "not kept in a store (no blake3 hash)"
@@ -60,6 +66,8 @@ def check_in_store(ctx: Context, target: Target, todo: Todo) -> list[Finding] | 
     store = _store(ctx)
     if not ctx.options.from_store or store is None:
         return None
+    from vxds.store.cas import stored_digest
+
     findings = []
     for split, number, resource in todo:
         why = problem(store, resource) if stored_digest(resource) is not None else None

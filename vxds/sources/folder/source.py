@@ -44,22 +44,14 @@ from vxds.sources.folder.index import (
 )
 from vxds.sources.folder.nifti import Headers
 from vxds.sources.folder.patch import Patch, patch
+from vxds.sources.folder.root import folder_path as folder_path  # re-exported
+from vxds.sources.folder.root import folder_root
 from vxds.sources.folder.tree import TreeBuilder, TreeFile, record_tables
 from vxds.sources.folder.walk import WalkedFile, leads_out, shown, walk
 
 FEW_FILES = 256  # a rebuild of at most this many files and bytes reads them without the caches
 FEW_BYTES = 64 << 20
 CACHED_SHARE = 64  # ... and when the tree holds at least 64 times as many (the caches' size)
-
-
-def folder_path(url: str, base: Path) -> Path:
-    """The folder a ``./dir``, ``/abs/dir`` or ``file://`` URL names."""
-    if url.startswith("file://"):
-        url = url[len("file://") :]
-    elif url.startswith("file:"):
-        url = url[len("file:") :]
-    path = Path(url)
-    return path if path.is_absolute() else base / path
 
 
 def _series_names(folder: str) -> list[str]:
@@ -84,9 +76,7 @@ class FolderSource(IndexedSource):
 
     def __init__(self, url: str, context: SourceContext) -> None:
         super().__init__(url, context)
-        self.root = folder_path(url, context.base)
-        if not self.root.is_dir():
-            raise SourceError(f"source {url!r}: folder {self.root} does not exist")
+        self.root = folder_root(url, context.base)
         self._digests: dict[str, str] = {}
         self._real_root: str | None = None
         self._safe_parents: set[str] = set()

@@ -14,6 +14,8 @@ from vxds.resource import InvalidResource, check_id
 from vxds.sources.folder import bids
 from vxds.sources.folder.cache import Folder, Key, TreeCache, racy_after
 from vxds.sources.folder.listing import listing
+from vxds.sources.folder.root import leads_out as leads_out  # re-exported
+from vxds.sources.folder.root import shown as shown  # re-exported
 
 
 class WalkedFile(NamedTuple):
@@ -23,15 +25,6 @@ class WalkedFile(NamedTuple):
     path: str
     size: int
     key: tuple[int, int, int]
-
-
-def shown(rel: str) -> str:
-    """A path as one line of a message: quoted, escapes visible; bytes when not UTF-8."""
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:  # os.scandir's surrogate escapes: show the bytes on disk
-        return repr(os.fsencode(rel))
-    return repr(rel)
 
 
 def _name_problem(rel: str) -> str | None:
@@ -48,19 +41,6 @@ def _name_problem(rel: str) -> str | None:
     except InvalidResource as exc:
         return f"its name is not a valid resource id ({exc})"
     return None
-
-
-def leads_out(path: str, real_root: str) -> str | None:
-    """Where ``path`` leads when it is a symbolic link resolving outside ``real_root``."""
-    if not os.path.islink(path):
-        return None
-    real = os.path.realpath(path)
-    if real.startswith(real_root + os.sep):
-        return None
-    try:
-        return os.readlink(path)
-    except OSError:
-        return real
 
 
 def _file_key(path: str, real_root: str) -> tuple[Key, str | None]:
