@@ -95,7 +95,7 @@ def test_vxds_own_hashing_child_is_a_read_not_a_subprocess(
     big = _big_file(tmp_path, monkeypatch)
     children: list[str | None] = []
     mapped = hashing._mapped_digest
-    monkeypatch.setattr(hashing, "_mapped_digest", lambda fd: children.append(mapped(fd)) or children[-1])
+    monkeypatch.setattr(hashing, "_mapper", lambda fd: children.append(mapped(fd)) or children[-1])
     with audit.record() as reads:
         digest = hashing.hash_file(big)
     assert set(children) == {digest}  # the child ran (twice: a file this new is read twice)

@@ -76,7 +76,7 @@ def children(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     monkeypatch.setattr(hashing, "MAP_IN_CHILD", 2 << 20)
     given: list[str | None] = []
     mapped = hashing._mapped_digest
-    monkeypatch.setattr(hashing, "_mapped_digest", lambda fd: given.append(mapped(fd)) or given[-1])
+    monkeypatch.setattr(hashing, "_mapper", lambda fd: given.append(mapped(fd)) or given[-1])
     return given
 
 
