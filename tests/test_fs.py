@@ -302,3 +302,42 @@ def test_a_write_the_kernel_refuses_leaves_no_temporary_file(tmp_path: Path) -> 
         [sys.executable, "-c", _KERNEL_LIMIT, str(tmp_path)], capture_output=True, text=True, check=True
     )
     assert done.stdout == f"{tmp_path / 'big'} File too large []\n", done.stderr
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path: Path) -> None:
+    import sys
+
+    from vxds.fs import exchange
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "f").write_text("from a")
+    (b / "f").write_text("from b")
+    assert exchange(str(a), str(b)) is sys.platform.startswith("linux")
+    if sys.platform.startswith("linux"):
+        assert ((a / "f").read_text(), (b / "f").read_text()) == ("from b", "from a")
+
+
+def test_exchange_says_false_where_there_is_no_renameat2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.fs import exchange, flush
+
+    monkeypatch.setattr(flush, "_linux_call", lambda name: None)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert exchange(str(tmp_path / "a"), str(tmp_path / "b")) is False
+
+
+def test_exchange_of_a_missing_name_is_an_error_naming_it(tmp_path: Path) -> None:
+    import sys
+
+    from vxds.fs import exchange
+
+    if not sys.platform.startswith("linux"):
+        pytest.fail("this test needs Linux, as vxds' CI runs")
+    (tmp_path / "a").mkdir()
+    with pytest.raises(FileNotFoundError) as caught:
+        exchange(str(tmp_path / "a"), str(tmp_path / "missing"))
+    assert str(tmp_path / "a") in str(caught.value)

@@ -109,7 +109,24 @@ def test_a_failed_split_write_leaves_the_previous_lock(locked: Path) -> None:
     assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
 
 
+def test_a_failed_exchange_leaves_the_previous_lock(locked: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vxds.locks import store
+
+    def failing(a: str, b: str) -> bool:
+        raise OSError("exchange failed")
+
+    before = _snapshot(locked.parent)
+    monkeypatch.setattr(store, "exchange", failing)
+    with pytest.raises(LockError, match="exchange failed"):
+        write_lock(make_lock({"all": Split.from_lines(_lines("z"))}), locked)
+    assert _snapshot(locked.parent) == before
+    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]
+
+
 def test_a_failed_rename_leaves_the_previous_lock(locked: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vxds.locks import store
+
+    monkeypatch.setattr(store, "exchange", lambda a, b: False)  # the two-rename swap
     before = _snapshot(locked.parent)
     real_replace = os.replace
 
@@ -301,3 +318,53 @@ def test_deep_order_and_duplicates(tmp_path: Path) -> None:
         "resources.train.jsonl:2: id 'a' is out of order",
         "resources.train.jsonl:3: id 'a' repeats",
     ]
+
+
+def test_a_relock_swaps_the_folders_in_one_step_where_linux_can(
+    locked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """renameat2(RENAME_EXCHANGE): the old lock is never renamed away first, so a reader
+    never finds ``locks/demo/1`` missing (the two-rename swap had an instant without it)."""
+    import sys
+
+    from vxds.locks import store
+
+    if not sys.platform.startswith("linux"):
+        pytest.fail("this test needs Linux, as vxds' CI runs")
+    swaps: list[tuple[str, str]] = []
+    exchange = store.exchange
+
+    def spy(a: str, b: str) -> bool:
+        swaps.append((a, b))
+        done = exchange(a, b)
+        assert done
+        assert (Path(b) / "lock.toml").is_file()  # the new lock, at once in place
+        return done
+
+    real_replace = os.replace
+
+    def no_rename(src: str, dst: str) -> None:
+        if locked in (Path(src), Path(dst)):  # files inside the new folder are renamed as ever
+            raise AssertionError(f"renamed {src} -> {dst}")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(store, "exchange", spy)
+    monkeypatch.setattr(store.os, "replace", no_rename)
+    new = make_lock({"all": Split.from_lines(_lines("z"))})
+    assert write_lock(new, locked)
+    assert [Path(b) for _, b in swaps] == [locked]
+    monkeypatch.undo()
+    assert read_lock(locked, deep=True) == new
+    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]  # the old lock removed
+
+
+def test_without_an_exchange_the_lock_is_swapped_by_two_renames(
+    locked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vxds.locks import store
+
+    monkeypatch.setattr(store, "exchange", lambda a, b: False)
+    new = make_lock({"all": Split.from_lines(_lines("z"))})
+    assert write_lock(new, locked)
+    assert read_lock(locked, deep=True) == new
+    assert sorted(p.name for p in locked.parent.iterdir()) == ["1"]

@@ -39,6 +39,7 @@ import orjson
 from vxds.fs.flush import (
     SYNC_EACH_MAX,
     SYNC_THREADS,
+    exchange,
     fsync_dir,
     fsync_file,
     rename_new,
@@ -56,6 +57,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
+    "exchange",
     "exclusive",
     "files_under",
     "fsync_dir",

@@ -76,6 +76,21 @@ def rename_new(src: str, dst: str) -> None:
     os.unlink(src)
 
 
+def exchange(a: str, b: str) -> bool:
+    """Swap the names ``a`` and ``b`` (both must exist) in one step, so that no reader ever
+    finds ``b`` missing: Linux ``renameat2(RENAME_EXCHANGE)``. False, with nothing changed,
+    where that is not available (another system, an old kernel, a file system without it)."""
+    renameat2 = _linux_call("renameat2")
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    failure = _failure(a, b)
+    if failure.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        raise failure
+    return False
+
+
 def fsync_file(path: str | os.PathLike[str]) -> None:
     """Flush one file's bytes to the disk; an ``OSError`` names ``path``."""
     try:
@@ -126,7 +141,7 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-_AT_FDCWD, _RENAME_NOREPLACE, _SYNC_FILE_RANGE_WRITE = -100, 1, 2
+_AT_FDCWD, _RENAME_NOREPLACE, _RENAME_EXCHANGE, _SYNC_FILE_RANGE_WRITE = -100, 1, 2, 2
 _SIGNATURES = {
     "syncfs": ("c_int",),
     "sync_file_range": ("c_int", "c_int64", "c_int64", "c_uint"),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vxds.errors import LockError
-from vxds.fs import atomic_write, exclusive, fsync_dir, make_dirs
+from vxds.fs import atomic_write, exchange, exclusive, fsync_dir, make_dirs
 from vxds.hashing import hash_file
 from vxds.locks.bare import stale_split_files as stale_split_files  # re-exported
 from vxds.locks.bare import write_splits as write_splits  # re-exported
@@ -327,8 +327,9 @@ def _write_file(path: Path, chunks: Sequence[bytes]) -> None:
 
 
 def _swap_in(lock: Lock, directory: Path) -> None:
-    """Write the lock beside ``directory`` and swap it in; an ``OSError`` names the file it
-    was writing by its final path."""
+    """Write the lock beside ``directory`` and swap it in (in one step where the system can
+    exchange two names, so a reader never finds the lock missing); an ``OSError`` names the
+    file it was writing by its final path."""
     parent = directory.parent
     make_dirs(parent)
     tag = f"{os.getpid()}-{os.urandom(4).hex()}"
@@ -343,9 +344,12 @@ def _swap_in(lock: Lock, directory: Path) -> None:
             except OSError as exc:
                 exc.filename = str(directory / name)
                 raise
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
+        if directory.exists() and exchange(str(tmp), str(directory)):
+            tmp, old = old, tmp  # one step, no instant without a lock: the old one is at tmp
+        else:  # no exchange here: set the old lock aside, then rename (a reader may wait)
+            if directory.exists():
+                os.replace(directory, old)
+            os.replace(tmp, directory)
         fsync_dir(parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
