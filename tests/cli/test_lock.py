@@ -172,7 +172,9 @@ def test_one_failing_dataset_does_not_stop_the_others(project: Path, invoke: Inv
 def test_interrupted_write_keeps_the_previous_lock(
     project: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch, fail_at: int
 ) -> None:
-    """Ctrl-C before the old lock is set aside (1) or between the two renames (2)."""
+    """Ctrl-C before the old lock is set aside (1) or between the two renames (2), where the
+    folders cannot be exchanged in one step (``test_interrupted_exchange...``: where they can)."""
+    monkeypatch.setattr(vxds.locks.store, "exchange", lambda a, b: False)
     invoke("lock", "viseg_training@1")
     before = snapshot(project)
     (project / "recipes/viseg.py").write_text((project / "recipes/viseg.py").read_text() + "\n# changed\n")
@@ -189,6 +191,28 @@ def test_interrupted_write_keeps_the_previous_lock(
     result = invoke("lock", "viseg_training@1")
     assert result.exit_code == 130
     assert len(calls) >= fail_at
+    monkeypatch.undo()
+    assert snapshot(project) == before
+    assert not [p for p in (project / "locks/viseg_training").iterdir() if p.name.startswith(".")]
+
+
+def test_interrupted_exchange_keeps_the_previous_lock(
+    project: Path, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as the new lock folder is to be exchanged with the old one (Linux)."""
+    invoke("lock", "viseg_training@1")
+    before = snapshot(project)
+    (project / "recipes/viseg.py").write_text((project / "recipes/viseg.py").read_text() + "\n# changed\n")
+    calls = []
+
+    def exchange(a: str, b: str) -> bool:
+        calls.append((a, b))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vxds.locks.store, "exchange", exchange)
+    result = invoke("lock", "viseg_training@1")
+    assert result.exit_code == 130
+    assert len(calls) == 1
     monkeypatch.undo()
     assert snapshot(project) == before
     assert not [p for p in (project / "locks/viseg_training").iterdir() if p.name.startswith(".")]
