@@ -3,16 +3,19 @@
 ``vxds verify --data`` hashes the locks' large files on another process while the checks
 run (cli/prefetch.py); the sooner that starts, the sooner the command ends. So ``main``
 looks at the command line before anything else is imported, and when it is a plain
-``verify --data`` (only the options listed here), starts the hashing before click and the
-command group are even imported. The command still parses its arguments with click and
-makes every check; it takes the digests only if it asks for the same files (prefetch.py).
+``verify --data`` (only the options listed here), forks the hasher (cli/early.py) before
+click and the command group are even imported. The command still parses its arguments with
+click and makes every check; it takes the digests only if it asks for the same files.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # as in vxds/__init__.py: ``typing`` is not imported before the fork
+if TYPE_CHECKING:
+    from typing import Any
 
 # verify's options the early start understands: any other option leaves it to the command.
 _FLAGS = frozenset({"--data", "--no-exec", "--strict", "--no-cache", "--quiet", "-q"})
@@ -68,9 +71,9 @@ def main() -> None:
     gc.set_threshold(100_000, 50, 50)
     plain = plain_data_check(sys.argv[1:])
     if plain is not None:
-        from vxds.cli.prefetch import start_early
+        from vxds.cli import early
 
-        start_early(*plain)
+        early.start(*plain)
     from vxds.cli.group import cli
 
     cli(prog_name="vxds")
