@@ -151,6 +151,20 @@ def test_a_list_left_stale_by_a_relock_is_not_taken_and_is_written_again(
     assert "3 resources, 3 re-hashed: 0 errors" in first[1]
 
 
+def test_a_plain_data_check_ends_with_its_exit_code_and_its_output_flushed(big_project: Path) -> None:
+    argv = [sys.executable, "-m", "vxds", "verify", "--data", "--format", "json"]
+    done = subprocess.run(argv, cwd=big_project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["data_checked"] == 2
+    reader_gone = subprocess.Popen(argv, cwd=big_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader_gone.stdout is not None
+    assert reader_gone.stderr is not None
+    reader_gone.stdout.close()  # as `vxds verify --data | head -0` does
+    assert reader_gone.wait() == 141  # quietly, as git does (cli/group.py)
+    assert b"Traceback" not in reader_gone.stderr.read()
+    reader_gone.stderr.close()
+
+
 def test_a_child_killed_while_mapping_leaves_the_file_to_the_check(big_project: Path) -> None:
     good = _run(big_project, "verify", "--data")
     killed = _run(big_project, "verify", "--data", sigbus=True)
