@@ -9,17 +9,17 @@ field, and all of them are reported at once. The YAML is read within bounds by
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import yaml
 
 from vxds.errors import ManifestError, NotFoundError, UsageError
-from vxds.hashing import canonical_json, digest_bytes, digest_json
-
-if TYPE_CHECKING:
-    from vxds.fs import JsonCache
+from vxds.hashing import canonical_json, digest_json
+from vxds.project.manifest_schema import schema, schema_problems
+from vxds.project.yaml_loader import compose, construct, duplicate_keys, line_of
 
 DEFAULT_HELD_OUT = ("test", "val", "validation")
 
@@ -123,8 +123,6 @@ def parse_spec(spec: str) -> tuple[str, int | None]:
 def parse_value(text: str, where: str) -> Any:
     """One YAML value given outside the manifest (``vxds lock --param``), read within the
     same bounds; ``ManifestError`` naming ``where`` if it is not plain data."""
-    from vxds.project.yaml_loader import compose, construct
-
     node = compose(text, Path(where))
     return None if node is None else construct(node, Path(where))
 
@@ -132,11 +130,12 @@ def parse_value(text: str, where: str) -> Any:
 # --- from data to entries ----------------------------------------------------------------
 
 
-def _entries(path: Path, lines: Sequence[int], data: Any, default_source: str | None) -> list[Entry]:
+def _entries(path: Path, root: yaml.Node | None, data: Any, default_source: str | None) -> list[Entry]:
     if isinstance(data, dict):
         defaults, items = dict(data.get("defaults") or {}), data["datasets"]
+        base: tuple[str, ...] = ("datasets",)
     else:
-        defaults, items = {}, data
+        defaults, items, base = {}, data, ()
     out = []
     for index, item in enumerate(items):
         merged = {**defaults, **item}
@@ -148,7 +147,7 @@ def _entries(path: Path, lines: Sequence[int], data: Any, default_source: str | 
                 script_location=merged.get("script_location", ""),
                 script=(path.parent / merged.get("script_location", "")).resolve(),
                 manifest=path,
-                line=lines[index],
+                line=line_of(root, [*base, index]),
                 description=merged.get("description", ""),
                 entrypoint=merged.get("entrypoint"),
                 source=merged.get("source", default_source),
@@ -164,11 +163,8 @@ def _entries(path: Path, lines: Sequence[int], data: Any, default_source: str | 
     return out
 
 
-LineOf = Callable[[Sequence[Any]], int]  # the line of the node at a path of keys
-
-
 def _entry_problems(
-    path: Path, line_of: LineOf, entries: list[Entry], base: tuple[Any, ...], require_scripts: bool
+    path: Path, root: yaml.Node | None, entries: list[Entry], base: tuple[Any, ...], require_scripts: bool
 ) -> list[str]:
     problems: list[tuple[int, str]] = []
     first: dict[tuple[str, int], int] = {}
@@ -180,11 +176,11 @@ def _entry_problems(
             )
         first.setdefault(ident, entry.line)
         if entry.imported is not None and entry.script_location:
-            line = line_of([*base, index, "script_location"])
+            line = line_of(root, [*base, index, "script_location"])
             message = "an imported dataset has no recipe here; remove it or the import: block"
             problems.append((line, f"dataset {entry.key}: field 'script_location': {message}"))
         elif require_scripts and entry.imported is None and not entry.script.is_file():
-            line = line_of([*base, index, "script_location"])
+            line = line_of(root, [*base, index, "script_location"])
             problems.append(
                 (
                     line,
@@ -195,7 +191,7 @@ def _entry_problems(
         try:
             canonical_json(dict(entry.params))
         except TypeError as exc:
-            line = line_of([*base, index, "params"])
+            line = line_of(root, [*base, index, "params"])
             problems.append((line, f"dataset {entry.key}: field 'params' must hold plain JSON values: {exc}"))
     return [f"{path}:{line}: {message}" for line, message in sorted(problems)]
 
@@ -208,63 +204,29 @@ def _shown(path: Path) -> Path:
         return path
 
 
-# --- remembered parses ----------------------------------------------------------------------
+def _validity_key(text: str) -> str:
+    return digest_json({"manifest": text, "schema": schema()})
 
-PARSED = 1  # the format of the parse remembered in .vxds/manifest: bump when the rules change
 
-
-def _cache(cache_dir: Path | None) -> JsonCache | None:
+def _known_valid(text: str, cache_dir: Path | None) -> bool:
+    """True when this exact text passed this exact schema before (saves importing jsonschema)."""
     if cache_dir is None:
-        return None
+        return False
     from vxds.fs import JsonCache
 
-    return JsonCache(cache_dir / "manifest", PARSED)
+    marker = JsonCache(cache_dir / "manifest-valid", 1)
+    return marker.data.get("key") == _validity_key(text)
 
 
-def _key(text: str) -> str:
-    """The text and the schema it was checked against, both as bytes: a new schema (a new
-    vxds) or one byte of the manifest changed is another key."""
-    import pkgutil  # lighter to import than importlib.resources
-
-    schema_bytes = pkgutil.get_data("vxds.schemas", "manifest.schema.json") or b""
-    return digest_bytes(b"%d\0%s\0%s" % (len(schema_bytes), schema_bytes, text.encode("utf-8")))
-
-
-def _plain(value: Any) -> bool:
-    """Whether a JSON round trip gives ``value`` back exactly (no YAML date, no NaN ...)."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(item) for item in value)
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return True
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**64
-    return isinstance(value, float) and math.isfinite(value)
-
-
-def _remembered(cache: JsonCache | None, key: str) -> tuple[Any, list[int]] | None:
-    """The data and entry lines of this text's earlier parse, if it had no problem."""
-    if cache is None or cache.data.get("key") != key:
-        return None
-    data, lines = cache.data.get("data"), cache.data.get("lines")
-    if data is None or not isinstance(lines, list) or not all(type(n) is int for n in lines):
-        return None
-    items = data.get("datasets") if isinstance(data, dict) else data
-    return (data, lines) if isinstance(items, list) and len(items) == len(lines) else None
-
-
-def _remember(cache: JsonCache | None, key: str, data: Any, lines: list[int]) -> None:
-    """Keep a parse that had no problem: its data only when it survives JSON (the schema's
-    pass is kept either way, so jsonschema is not imported again for it)."""
-    if cache is None:
+def _remember_valid(text: str, cache_dir: Path | None) -> None:
+    if cache_dir is None:
         return
-    cache.data = {"key": key, "data": data if _plain(data) else None, "lines": lines}
-    cache.mark()
-    cache.save()  # only a cache: a failure to write is ignored
+    from vxds.fs import JsonCache
 
-
-# --- loading ------------------------------------------------------------------------------
+    marker = JsonCache(cache_dir / "manifest-valid", 1)
+    marker.data["key"] = _validity_key(text)
+    marker.mark()
+    marker.save()  # only a cache: a failure to write is ignored
 
 
 def load_manifest(
@@ -277,11 +239,9 @@ def load_manifest(
 ) -> Manifest:
     """Read and validate a manifest; raise ``ManifestError`` listing every problem.
 
-    With ``cache_dir``, a text parsed without a problem before is taken from
-    ``.vxds/manifest`` (neither YAML nor the schema is loaded for it); only its entries are
-    checked again (a script that is gone). Any problem is worded by the YAML path, with its
-    line. ``text`` is the manifest's content when it does not come from ``path`` (a Git
-    revision); ``path`` still names it and locates its scripts.
+    With ``cache_dir``, a text that passed the schema before is not checked against it again.
+    ``text`` is the manifest's content when it does not come from ``path`` (a Git revision);
+    ``path`` still names it and locates its scripts.
     """
     path, shown = path.resolve(), _shown(path)
     try:
@@ -291,47 +251,18 @@ def load_manifest(
         raise ManifestError([f"{shown}: manifest not found"], hint="run 'vxds init' to create one") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError([f"{shown}: cannot read manifest: {exc}"]) from None
-    cache, key = _cache(cache_dir), _key(text)
-    remembered = _remembered(cache, key)
-    if remembered is not None:
-        data, lines = remembered
-        entries = _entries(path, lines, data, default_source)
-        base = ("datasets",) if isinstance(data, dict) else ()
-        if not _entry_problems(shown, lambda _keys: 0, entries, base, require_scripts):
-            return Manifest(path=path, entries=tuple(entries))
-    return _parse(path, shown, text, default_source, require_scripts, cache, key)
-
-
-def _parse(
-    path: Path,
-    shown: Path,
-    text: str,
-    default_source: str | None,
-    require_scripts: bool,
-    cache: JsonCache | None,
-    key: str,
-) -> Manifest:
-    """The YAML path: every problem found, each with its file and line."""
-    from functools import partial
-
-    from vxds.project.manifest_schema import schema_problems
-    from vxds.project.yaml_loader import compose, construct, duplicate_keys, line_of
-
     root = compose(text, shown)
     problems = list(duplicate_keys(root, shown))
     data = [] if root is None else construct(root, shown)
-    known_valid = cache is not None and cache.data.get("key") == key
-    if not known_valid:
+    if not _known_valid(text, cache_dir):
         problems += schema_problems(shown, root, data)
+        if not problems:
+            _remember_valid(text, cache_dir)
     if problems:
         raise ManifestError(problems)
+    entries = _entries(path, root, data, default_source)
     base = ("datasets",) if isinstance(data, dict) else ()
-    items = data["datasets"] if isinstance(data, dict) else data
-    lines = [line_of(root, [*base, index]) for index in range(len(items))]
-    entries = _entries(path, lines, data, default_source)
-    problems = _entry_problems(shown, partial(line_of, root), entries, base, require_scripts)
-    if not known_valid:
-        _remember(cache, key, data, lines)
+    problems = _entry_problems(shown, root, entries, base, require_scripts)
     if problems:
         raise ManifestError(problems)
     return Manifest(path=path, entries=tuple(entries))
