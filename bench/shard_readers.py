@@ -113,8 +113,9 @@ def group_diff_times(
     runs: dict[int, list[tuple[float, float]]] = {n: [] for n in pairs}
     for _ in range(rounds):
         for n, (a, b) in pairs.items():
+            folder_diff(a, b, cache, cold=True, group_by=GROUP_BY, warm_up=False)  # the page cache, untimed
             cpu = time.process_time()
-            wall = folder_diff(a, b, cache, cold=True, group_by=GROUP_BY)
+            wall = folder_diff(a, b, cache, cold=True, group_by=GROUP_BY, warm_up=False)
             runs[n].append((wall, time.process_time() - cpu))
     out = {}
     for n, (a, b) in pairs.items():
@@ -136,11 +137,25 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def folder_diff(
-    old: Path, new: Path, cache: Path, repeat: int = 1, cold: bool = False, group_by: str | None = None
+    old: Path,
+    new: Path,
+    cache: Path,
+    repeat: int = 1,
+    cold: bool = False,
+    group_by: str | None = None,
+    warm_up: bool = True,
 ) -> float:
     """In-process ``diff_refs`` of two lock folders, the shard tallies cached under ``cache``
     (the median of ``repeat`` runs: the machine is shared); ``cold``: the cache removed
-    before each run, as in a fresh clone."""
+    before each run, as in a fresh clone.
+
+    An untimed run of the same diff comes first (unless ``warm_up`` is False), so the files
+    it reads are in the page cache, as for every other row of the bench. Without it a 10M
+    row measured whatever the rows before it left there: the two 10M locks and their
+    format-1 copies hold ~18 GB, more than the page cache keeps, and a format-1 diff read
+    between two format-2 ones evicted the shards the second one read (0.030 s in one run,
+    0.046-0.064 s in another).
+    """
 
     def diff() -> object:
         return diff_refs(folder_lock(old, "old", cache), folder_lock(new, "new", cache), group_by=group_by)
@@ -151,6 +166,8 @@ def folder_diff(
             shutil.rmtree(cache, ignore_errors=True)
         return timed(diff)
 
+    if warm_up:
+        once()  # the page cache filled with what this diff reads, not timed
     return sorted(once() for _ in range(repeat))[repeat // 2]
 
 

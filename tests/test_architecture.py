@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "vxds"
 # them, and the rest of ``vxds.git`` (history, published versions, the merge driver) above.
 TIERS: list[set[str]] = [
     {"errors", "schemas", "templates"},  # errors; data files as packages
-    {"fs", "progress", "executor"},  # executor: where per-object work runs (threads, Dask)
+    {"fs", "progress", "executor", "filehash"},  # executor: where per-object work runs (threads, Dask)
     {"hashing"},
     {"resource"},
     {"project", "sources", "git.repo"},

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from vxds import hashing
+from vxds import filehash, hashing
 from vxds.hashing import (
     MMAP_THRESHOLD,
     HashCache,
@@ -61,17 +61,17 @@ def test_hash_file_equals_digest_bytes_on_both_paths(tmp_path: Path, size: int) 
 def test_large_files_are_hashed_by_blake3_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "big"
     path.write_bytes(b"v" * (MMAP_THRESHOLD + 1))
-    time.sleep(2 * hashing.RACY_NS / 1e9)  # old enough to be read once
+    time.sleep(2 * filehash.RACY_NS / 1e9)  # old enough to be read once
     expected = digest_bytes(b"v" * (MMAP_THRESHOLD + 1))
     made: list[dict[str, object]] = []
-    real = hashing.blake3
+    real = filehash.blake3
 
     def spy(*args: object, **kwargs: object) -> object:
         made.append(kwargs)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     spy.AUTO = real.AUTO  # type: ignore[attr-defined]
-    monkeypatch.setattr(hashing, "blake3", spy)
+    monkeypatch.setattr(filehash, "blake3", spy)
     assert hash_file(path) == expected
     assert made == [{"max_threads": real.AUTO}]  # read in blocks, not mapped: see MMAP_THRESHOLD
 
@@ -141,17 +141,17 @@ def test_a_file_changed_as_recently_as_the_read_is_read_twice(
     path = tmp_path / "fresh"
     path.write_bytes(b"new bytes")
     reads: list[str] = []
-    real = hashing._read_once
+    real = filehash._read_once
 
     def counting(name: str) -> tuple[str, os.stat_result, os.stat_result]:
         reads.append(name)
         return real(name)
 
-    monkeypatch.setattr(hashing, "_read_once", counting)
+    monkeypatch.setattr(filehash, "_read_once", counting)
     assert hash_file(path) == digest_bytes(b"new bytes")
     assert len(reads) == 2
     reads.clear()
-    time.sleep(2 * hashing.RACY_NS / 1e9)
+    time.sleep(2 * filehash.RACY_NS / 1e9)
     assert hash_file(path) == digest_bytes(b"new bytes")
     assert len(reads) == 1
 
@@ -162,14 +162,14 @@ def test_two_racy_reads_that_disagree_are_not_trusted(
     path = tmp_path / "flipping"
     path.write_bytes(b"a")
     contents = iter([b"a", b"b"] * 4)
-    real = hashing._read_once
+    real = filehash._read_once
 
     def flipping(name: str) -> tuple[str, os.stat_result, os.stat_result]:
         _digest, before, after = real(name)
         return digest_bytes(next(contents)), before, after  # the same stats, other bytes each time
 
-    monkeypatch.setattr(hashing, "_read_once", flipping)
-    monkeypatch.setattr(hashing, "RACY_NS", 10**18)  # every read is as recent as the file
+    monkeypatch.setattr(filehash, "_read_once", flipping)
+    monkeypatch.setattr(filehash, "RACY_NS", 10**18)  # every read is as recent as the file
     with pytest.raises(hashing.FileChanged, match="changed while it was read"):
         hash_file(path)
 

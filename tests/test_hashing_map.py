@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from vxds import hashing
+from vxds import filehash
 from vxds.hashing import digest_bytes, hash_file_key
 
 SIZE = 3 << 20
@@ -17,7 +17,7 @@ SIZE = 3 << 20
 @pytest.fixture
 def large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
     """A file over the (lowered) size from which the child maps it."""
-    monkeypatch.setattr(hashing, "MAP_IN_CHILD", 2 << 20)
+    monkeypatch.setattr(filehash, "MAP_IN_CHILD", 2 << 20)
     data = os.urandom(SIZE)
     path = tmp_path / "large.bin"
     path.write_bytes(data)
@@ -30,7 +30,7 @@ def test_the_child_maps_the_open_file_and_gives_blake3(large: tuple[Path, bytes]
     path, data = large
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert hashing._mapped_digest(fd) == digest_bytes(data)
+        assert filehash._mapped_digest(fd) == digest_bytes(data)
     finally:
         os.close(fd)
     assert hash_file_key(path)[0] == digest_bytes(data)
@@ -40,14 +40,14 @@ def test_a_child_killed_by_sigbus_is_answered_by_reading_here(
     large: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, data = large
-    monkeypatch.setattr(hashing, "_MAP_CHILD", "import os, signal\nos.kill(os.getpid(), signal.SIGBUS)\n")
+    monkeypatch.setattr(filehash, "_MAP_CHILD", "import os, signal\nos.kill(os.getpid(), signal.SIGBUS)\n")
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert hashing._mapped_digest(fd) is None
+        assert filehash._mapped_digest(fd) is None
     finally:
         os.close(fd)
     reads: list[int] = []
-    real = hashing.blake3
+    real = filehash.blake3
 
     class Counting:
         """blake3, counting the bytes this process feeds it."""
@@ -66,13 +66,13 @@ def test_a_child_killed_by_sigbus_is_answered_by_reading_here(
             return str(self.hasher.hexdigest())
 
     expected = digest_bytes(data)
-    monkeypatch.setattr(hashing, "blake3", Counting)
+    monkeypatch.setattr(filehash, "blake3", Counting)
     assert hash_file_key(path) == (
         expected,
         (SIZE, os.stat(path).st_mtime_ns, os.stat(path).st_ino),
     )
     # every byte read by this process instead: once, or twice when the file's change time
-    # (set by utime just now) is as recent as the read (hashing.RACY_NS)
+    # (set by utime just now) is as recent as the read (filehash.RACY_NS)
     assert sum(reads) in (SIZE, 2 * SIZE)
 
 
@@ -80,5 +80,5 @@ def test_a_child_that_prints_no_digest_is_not_believed(
     large: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, data = large
-    monkeypatch.setattr(hashing, "_MAP_CHILD", "import sys\nsys.stdout.write('z' * 64)\n")
+    monkeypatch.setattr(filehash, "_MAP_CHILD", "import sys\nsys.stdout.write('z' * 64)\n")
     assert hash_file_key(path)[0] == digest_bytes(data)

@@ -37,19 +37,21 @@ HEAVY = (
 )
 WRAPPER = """
 import atexit, json, os, signal, sys
-from vxds import hashing
-from vxds.cli import prefetch
-prefetch.LARGE = hashing.MAP_IN_CHILD = 1 << 20  # the 2 MiB file is large, and mapped
+from vxds import filehash
+from vxds.cli import early as early_start, prefetch
+prefetch.LARGE = filehash.MAP_IN_CHILD = 1 << 20  # the 2 MiB file is large, and mapped
 early, heavy = [], {heavy!r}
 real_start = prefetch.start
 
 def start(*args):
-    early.append(prefetch._early is not None)
-    return real_start(*args)
+    forked = early_start._early.hasher if early_start._early is not None else None
+    ahead = real_start(*args)
+    early.append(forked is not None and ahead._child is forked)  # the child main forked, taken
+    return ahead
 
 prefetch.start = start
 if {sigbus!r}:  # the child dies as a truncated mapped file would kill it
-    hashing._map_here = lambda fd: os.kill(os.getpid(), signal.SIGBUS)
+    filehash._map_here = lambda fd: os.kill(os.getpid(), signal.SIGBUS)
 
 def report():
     loaded = sorted(m for m in sys.modules if m.startswith(heavy))
@@ -78,6 +80,7 @@ def big_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "vxds", "lock", "--all", "--quiet"], cwd=root, check=True)
     old = os.stat(root / "data" / "big.bin").st_mtime_ns - 60 * 10**9  # not racy: one read
     os.utime(root / "data" / "big.bin", ns=(old, old))
+    assert _run(root, "verify", "--data")[2]["early"] == [False]  # no list of large files yet
     return root
 
 
@@ -124,6 +127,44 @@ def test_a_file_changed_since_it_was_locked_is_found_either_way(tmp_path: Path, 
     assert "big.bin: changed in the source (hash differs)" in started[1]
 
 
+def test_a_list_left_stale_by_a_relock_is_not_taken_and_is_written_again(
+    tmp_path: Path, big_project: Path
+) -> None:
+    import shutil
+
+    from vxds.cli import early
+
+    root = tmp_path / "relocked"
+    shutil.copytree(big_project, root, symlinks=True)  # its list names big_project's file
+    (root / "data" / "big2.bin").write_bytes(os.urandom(2 << 20))
+    os.utime(root / "data" / "big2.bin", ns=(10**18, 10**18))
+    subprocess.run([sys.executable, "-m", "vxds", "lock", "--all", "--quiet"], cwd=root, check=True)
+    first = _run(root, "verify", "--data")
+    assert first[0] == 0, first[1]
+    assert first[2]["early"] == [False]  # the child forked for the old list was stopped
+    listed = early.read_hint((root / ".vxds" / early.HINT).read_bytes(), ())
+    data = os.path.realpath(root / "data")
+    assert listed == [(data, f"{data}/big.bin"), (data, f"{data}/big2.bin")]
+    second = _run(root, "verify", "--data")
+    assert second[2]["early"] == [True]
+    assert second[:2] == first[:2]
+    assert "3 resources, 3 re-hashed: 0 errors" in first[1]
+
+
+def test_a_plain_data_check_ends_with_its_exit_code_and_its_output_flushed(big_project: Path) -> None:
+    argv = [sys.executable, "-m", "vxds", "verify", "--data", "--format", "json"]
+    done = subprocess.run(argv, cwd=big_project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["data_checked"] == 2
+    reader_gone = subprocess.Popen(argv, cwd=big_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader_gone.stdout is not None
+    assert reader_gone.stderr is not None
+    reader_gone.stdout.close()  # as `vxds verify --data | head -0` does
+    assert reader_gone.wait() == 141  # quietly, as git does (cli/group.py)
+    assert b"Traceback" not in reader_gone.stderr.read()
+    reader_gone.stderr.close()
+
+
 def test_a_child_killed_while_mapping_leaves_the_file_to_the_check(big_project: Path) -> None:
     good = _run(big_project, "verify", "--data")
     killed = _run(big_project, "verify", "--data", sigbus=True)
@@ -136,7 +177,7 @@ STOP = """
 import os, sys
 from vxds.cli import prefetch
 ahead = prefetch.Prefetch([sys.argv[1]])
-pid = ahead._child[0]
+pid = ahead._child.pid
 ahead.stop()
 try:
     os.kill(pid, 0)

@@ -23,7 +23,7 @@ import pytest
 from blake3 import blake3
 from click.testing import CliRunner, Result
 
-import vxds.hashing
+import vxds.filehash
 from vxds.cli.main import cli
 from vxds.hashing import digest_bytes
 
@@ -217,7 +217,7 @@ NEW = b"b" * 4097  # a writer's new content (a size of its own, so every stat se
 def writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path, int], list[int]]]:
     """``writer(path, times)``: a writer that rewrites ``path`` while its bytes are being hashed.
 
-    vxds hashes with ``vxds.hashing.blake3``; this one lets the writer in just after the
+    vxds hashes files with ``vxds.filehash.blake3``; this one lets the writer in just after the
     file's bytes reach the hasher, the first ``times`` times (each time flipping the file
     between ``OLD`` and ``NEW``). It returns the list of writes made so far.
     """
@@ -256,7 +256,7 @@ def writer(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path, int], li
         def hexdigest(self) -> str:
             return str(self._hasher.hexdigest())
 
-    monkeypatch.setattr(vxds.hashing, "blake3", Hasher)
+    monkeypatch.setattr(vxds.filehash, "blake3", Hasher)
 
     def arm(path: Path, times: int) -> list[int]:
         path.write_bytes(OLD)

@@ -318,7 +318,7 @@ def test_a_text_that_passed_the_schema_is_not_checked_again(
 ) -> None:
     cache = tmp_path / "cache"
     first = _load(folder, LIST_FORM, cache_dir=cache)
-    assert (cache / "manifest-valid").is_file()
+    assert (cache / "manifest-cache").is_file()
 
     def fail(*args: object) -> list[str]:
         raise AssertionError("the schema was checked again")

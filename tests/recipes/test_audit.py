@@ -79,9 +79,9 @@ def test_a_nested_recording_sees_only_its_own_events(tmp_path: Path) -> None:
 
 def _big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A file large enough (for this test) to be hashed by vxds' memory-mapping child."""
-    from vxds import hashing
+    from vxds import filehash
 
-    monkeypatch.setattr(hashing, "MAP_IN_CHILD", 2 << 20)
+    monkeypatch.setattr(filehash, "MAP_IN_CHILD", 2 << 20)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(3 << 20))
     return big
@@ -90,12 +90,12 @@ def _big_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_vxds_own_hashing_child_is_a_read_not_a_subprocess(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vxds import hashing
+    from vxds import filehash, hashing
 
     big = _big_file(tmp_path, monkeypatch)
     children: list[str | None] = []
-    mapped = hashing._mapped_digest
-    monkeypatch.setattr(hashing, "_mapper", lambda fd: children.append(mapped(fd)) or children[-1])
+    mapped = filehash._mapped_digest
+    monkeypatch.setattr(filehash, "_mapper", lambda fd: children.append(mapped(fd)) or children[-1])
     with audit.record() as reads:
         digest = hashing.hash_file(big)
     assert set(children) == {digest}  # the child ran (twice: a file this new is read twice)
@@ -106,7 +106,7 @@ def test_vxds_own_hashing_child_is_a_read_not_a_subprocess(
 def test_the_recipes_own_children_and_sockets_still_count(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vxds import hashing
+    from vxds import filehash, hashing
 
     big = _big_file(tmp_path, monkeypatch)
     with audit.record() as reads:
@@ -114,7 +114,7 @@ def test_the_recipes_own_children_and_sockets_still_count(
         socket.socket().close()
     assert reads.unrepeatable is not None
     assert reads.unrepeatable.startswith("socket.")
-    lookalike = [sys.executable, "-c", hashing._MAP_CHILD, "0", "more"]  # not the hasher's argv
+    lookalike = [sys.executable, "-c", filehash._MAP_CHILD, "0", "more"]  # not the hasher's argv
     for argv in ([sys.executable, "-c", "pass"], lookalike):
         with audit.record() as reads:
             hashing.hash_file(big)

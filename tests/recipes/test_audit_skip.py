@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from vxds import hashing
+from vxds import filehash
 from vxds.cli.main import cli
 
 RECIPE = """\
@@ -73,10 +73,10 @@ def _project(tmp_path: Path, recipe: str) -> Path:
 @pytest.fixture
 def children(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
     """vxds' hashing child takes files of 2 MiB and more here; each digest it gave."""
-    monkeypatch.setattr(hashing, "MAP_IN_CHILD", 2 << 20)
+    monkeypatch.setattr(filehash, "MAP_IN_CHILD", 2 << 20)
     given: list[str | None] = []
-    mapped = hashing._mapped_digest
-    monkeypatch.setattr(hashing, "_mapper", lambda fd: given.append(mapped(fd)) or given[-1])
+    mapped = filehash._mapped_digest
+    monkeypatch.setattr(filehash, "_mapper", lambda fd: given.append(mapped(fd)) or given[-1])
     return given
 
 

@@ -1,11 +1,12 @@
-"""``verify --data``: start hashing the locks' large files before the checks run.
+"""``verify --data``: hash the locks' large files while the checks run.
 
 ``vxds verify`` calls ``start`` before it imports the checks (the ``vxds.verify`` package
-imports every one of them), and ``main`` calls ``start_early`` for a plain ``verify --data``
-before even click is imported, so a large file's bytes are read and hashed by a forked
-child (or on another thread) while Python imports, reads the manifest and checks the locks.
-It lives beside the command because it must not import ``vxds.verify``; it imports only
-what reading a lock header (``tomllib``) and its lines (``orjson``) needs.
+imports every one of them). ``start`` lists the large files of the locks and takes over the
+child ``cli/early.py`` forked for a plain ``verify --data`` before click was imported, when
+that child hashes exactly those files; otherwise it starts hashing them itself (a forked
+child, or a thread). It writes the list to ``.vxds/prefetch`` for the next run's early
+child. It lives beside the command because it must not import ``vxds.verify``; it imports
+only what reading a lock header (``tomllib``) and its lines (``orjson``) needs.
 
 Nothing here decides a finding. The lock is not checked yet, so its paths are only hashed
 when they resolve inside the source folder to a regular file. The digests wait, keyed by
@@ -18,7 +19,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -31,7 +31,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from vxds.hashing import PREFIX, StatKey, hash_file_key, map_in_this_process
+from vxds.cli import early
+from vxds.hashing import PREFIX, StatKey, hash_file_key
 
 LARGE = 32 << 20  # smaller files are hashed by the check itself, where threads do not pay
 NOT_ONE_FILE = ("ClinicalRecord", "DICOMSeries", "Zarr")  # as verify/data.py: built from more files
@@ -40,25 +41,26 @@ NOT_ONE_FILE = ("ClinicalRecord", "DICOMSeries", "Zarr")  # as verify/data.py: b
 class Prefetch:
     """Digests of large files, hashed while the checks run; ``get`` waits for them.
 
-    On Linux, when no other thread runs, a forked child hashes them: it starts at once,
-    with the modules already imported, and maps each file as ``b3sum`` does (a file
-    truncated while it is mapped kills that child, never vxds: its files are then hashed
-    by the check itself). Otherwise a thread here reads them.
+    On Linux, when no other thread runs, a forked child hashes them (``early.fork_hasher``):
+    it starts at once, with the modules already imported, and maps each file as ``b3sum``
+    does (a file truncated while it is mapped kills that child, never vxds: its files are
+    then hashed by the check itself). Otherwise a thread here reads them. ``hasher`` is a
+    child forked already, by ``early.start``, for exactly ``paths``.
     """
 
-    def __init__(self, paths: list[str]) -> None:
+    def __init__(self, paths: list[str], hasher: early.Hasher | None = None) -> None:
         self._paths = paths
         self._digests: dict[str, tuple[str, StatKey]] = {}
-        self._child: tuple[int, int] | None = None  # pid, the pipe its digests come through
+        self._child = hasher
         self._thread: threading.Thread | None = None
-        if not paths:
-            return
-        if sys.platform.startswith("linux") and threading.active_count() == 1:
-            self._child = _fork(paths)
+        if hasher is None and paths:
+            if sys.platform.startswith("linux") and threading.active_count() == 1:
+                self._child = early.fork_hasher(paths)
+            else:
+                self._thread = threading.Thread(target=self._hash, name="vxds-prefetch", daemon=True)
+                self._thread.start()
+        if self._child is not None:
             atexit.register(self.stop)  # a run that ends early does not leave it hashing
-        else:
-            self._thread = threading.Thread(target=self._hash, name="vxds-prefetch", daemon=True)
-            self._thread.start()
 
     def _hash(self) -> None:
         for path in self._paths:
@@ -70,31 +72,33 @@ class Prefetch:
     def _wait(self) -> None:
         if self._thread is not None:
             self._thread.join()
-        if self._child is not None:
-            pid, fd = self._child
-            self._child = None
-            atexit.unregister(self.stop)
-            with open(fd, "rb") as pipe:
-                lines = pipe.read().splitlines()
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-            for line in lines:
-                try:
-                    index, digest, *key = orjson.loads(line)
-                    self._digests[self._paths[index]] = (digest, (key[0], key[1], key[2]))
-                except (orjson.JSONDecodeError, ValueError, TypeError, IndexError):
-                    continue  # a line cut short by the child's end: that file is hashed again
+        child, self._child = self._child, None
+        if child is None:
+            return
+        atexit.unregister(self.stop)
+        with open(child.fd, "rb") as pipe:
+            for line in pipe:  # until the child's last line, not its end: it unmaps as it exits
+                if line == early.DONE:
+                    break
+                self._take(line)
+        _reap(child.pid)
+
+    def _take(self, line: bytes) -> None:
+        try:
+            index, digest, size, mtime, inode = line.decode("ascii").split()
+            key = (int(size), int(mtime), int(inode))
+            if digest.startswith(PREFIX):
+                self._digests[self._paths[int(index)]] = (digest, key)
+        except (UnicodeDecodeError, ValueError, IndexError):
+            pass  # a line cut short by the child's end: that file is hashed again
 
     def stop(self) -> None:
         """Stop hashing: no digest is wanted."""
-        if self._child is not None:
-            pid, fd = self._child
-            self._child = None
-            atexit.unregister(self.stop)
-            os.close(fd)
-            with contextlib.suppress(OSError):  # it ended, and was waited for, already
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+        child, self._child = self._child, None
+        if child is None:
+            return
+        atexit.unregister(self.stop)
+        child.kill()
 
     def get(self, path: str, key: StatKey) -> str | None:
         """The digest of ``path`` if it was hashed with exactly this stat ``key``."""
@@ -103,78 +107,70 @@ class Prefetch:
         return found[0] if found is not None and found[1] == key else None
 
 
-def _fork(paths: list[str]) -> tuple[int, int]:
-    """Start a child hashing ``paths``: one JSON line ``[index, digest, size, mtime_ns,
-    inode]`` per file it could hash, on the pipe returned with its pid."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: hash, write, and leave without running any of vxds' exit code
-        code = 1
-        try:
-            os.close(read)
-            _hash_in_child(paths, write)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    return pid, read
+def _reap(pid: int) -> None:
+    """Reap the child if it has ended; if it is still unmapping, leave it: it ends by itself,
+    and this process's own end (or a later ``_reap``) collects it."""
+    _ended.append(pid)
+    for waiting in list(_ended):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(waiting, os.WNOHANG)[0] == 0:
+                continue
+        _ended.remove(waiting)
 
 
-def _hash_in_child(paths: list[str], out: int) -> None:
-    map_in_this_process()
-    parent = os.getppid()
-    for index, path in enumerate(paths):
-        if os.getppid() != parent:  # vxds is gone: nobody waits for the rest
-            return
-        try:
-            digest, key = hash_file_key(path)
-        except Exception:
-            continue
-        os.write(out, orjson.dumps([index, digest, *key]) + b"\n")
-
-
-Key = tuple[Path, Path, "str | None", tuple[str, ...]]  # root, locks, default source, specs
-_early: tuple[Key, Prefetch] | None = None  # started by ``start_early``, for ``start``
-
-
-def start_early(root: str | None, specs: list[str]) -> None:
-    """``vxds verify --data``'s hashing, started by ``main`` before click is imported; the
-    command's ``start`` takes it when it asks for the same files."""
-    global _early
-    from vxds.project.config import load_config
-
-    try:
-        config = load_config(Path(root) if root is not None else None)
-    except Exception:  # the command reads the configuration again and reports what is wrong
-        return
-    if config.executor in (None, "local"):  # on a cluster, its workers hash
-        key: Key = (config.root, config.locks, config.source, tuple(specs))
-        _early = (key, _start(*key))
+_ended: list[int] = []  # children that sent every digest, not yet reaped
 
 
 def start(root: Path, locks: Path, default_source: str | None, specs: Sequence[str]) -> Prefetch:
     """Start hashing the large files of the locks under ``locks`` (only ``specs``' if given),
-    or take those ``start_early`` started for the same."""
-    global _early
-    early, _early = _early, None
-    if early is not None:
-        if early[0] == (root, locks, default_source, tuple(specs)):
-            return early[1]
-        early[1].stop()
-    return _start(root, locks, default_source, specs)
+    or take the child ``early.start`` forked, when it hashes exactly those files."""
+    listed = _listed(root, locks, default_source, specs)
+    paths = [path for _, path in listed]
+    started = early.take()
+    hint = early.hint_bytes(tuple(specs), listed)
+    if started is not None and started.root == str(root) and started.specs == tuple(specs):
+        if started.hint != hint:
+            _remember(root, hint)
+        if started.hasher is not None:
+            if started.hasher.paths == paths:
+                return Prefetch(paths, started.hasher)
+            started.hasher.kill()
+    elif _read(root) != hint:
+        _remember(root, hint)
+    return Prefetch(paths)
 
 
-def _start(root: Path, locks: Path, default_source: str | None, specs: Sequence[str]) -> Prefetch:
+def _read(root: Path) -> bytes | None:
+    try:
+        return (root / ".vxds" / early.HINT).read_bytes()
+    except OSError:
+        return None
+
+
+def _remember(root: Path, hint: bytes) -> None:
+    """Write ``.vxds/prefetch`` for the next run (a cache: a failure to write is ignored)."""
+    from vxds.fs import atomic_write
+
+    with contextlib.suppress(OSError):
+        (root / ".vxds").mkdir(exist_ok=True)
+        atomic_write(root / ".vxds" / early.HINT, hint, durable=False)
+
+
+def _listed(
+    root: Path, locks: Path, default_source: str | None, specs: Sequence[str]
+) -> list[tuple[str, str]]:
+    """(source folder, path) of each large file of the locks, a file in two locks once."""
     names = {spec.partition("@")[0] for spec in specs}
-    paths: list[str] = []
+    listed: dict[str, str] = {}
     for header in sorted(locks.glob("*/*/lock.toml")):
         if names and header.parent.parent.name not in names:
             continue
-        paths.extend(_large_files(root, header, default_source))
-    return Prefetch(list(dict.fromkeys(paths)))  # a file in two locks is hashed once
+        for folder, path in _large_files(root, header, default_source):
+            listed.setdefault(path, folder)
+    return [(folder, path) for path, folder in listed.items()]
 
 
-def _large_files(root: Path, header: Path, default_source: str | None) -> Iterator[str]:
+def _large_files(root: Path, header: Path, default_source: str | None) -> Iterator[tuple[str, str]]:
     try:
         with open(header, "rb") as fh:
             head = tomllib.load(fh)
@@ -194,7 +190,7 @@ def _large_files(root: Path, header: Path, default_source: str | None) -> Iterat
         for line in lines:
             path = _large_file(folder, line)
             if path is not None:
-                yield path
+                yield folder, path
 
 
 def _large_file(folder: str, line: bytes) -> str | None:
@@ -209,7 +205,4 @@ def _large_file(folder: str, line: bytes) -> str | None:
     if not isinstance(digest, str) or not digest.startswith(PREFIX) or not isinstance(rel, str):
         return None
     path = os.path.join(folder, rel)
-    real = os.path.realpath(path)
-    if not real.startswith(folder + os.sep) or not os.path.isfile(real):
-        return None
-    return path
+    return path if early.inside(path, folder) else None

@@ -198,6 +198,8 @@ def command(
     local = config.executor in (None, "local")  # on a cluster, the workers hash: nothing ahead
     ahead = data and sample is None and not from_store and not manifest_only and local
     prehashed = _start_hashing(config, datasets) if ahead else None
+    if not ahead:
+        _stop_early()
     from vxds.verify import Options, Sample, run
 
     parsed = Sample.parse(sample) if sample is not None else None
@@ -233,6 +235,13 @@ def _start_hashing(config: Config, datasets: tuple[str, ...]) -> Prehashed:
     from vxds.cli.prefetch import start
 
     return start(config.root, config.locks, config.source, datasets).get
+
+
+def _stop_early() -> None:
+    """No hashing ahead: stop the child ``main`` may have forked for it (cli/early.py)."""
+    from vxds.cli import early
+
+    early.stop()
 
 
 def _show(

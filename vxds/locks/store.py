@@ -14,7 +14,6 @@ when it cannot be read or a digest does not match its content, *missing* when ab
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -285,6 +284,8 @@ def write_lock(lock: Lock, directory: Path, *, guard: Path | None = None) -> boo
     On any failure the previous lock is left as it was; a failure of the file system is a
     ``LockError`` naming the dataset and the path.
     """
+    import shutil  # only a write needs it (verify imports this module)
+
     try:
         with exclusive(guard):
             restore(directory)
@@ -330,6 +331,8 @@ def _swap_in(lock: Lock, directory: Path) -> None:
     """Write the lock beside ``directory`` and swap it in (in one step where the system can
     exchange two names, so a reader never finds the lock missing); an ``OSError`` names the
     file it was writing by its final path."""
+    import shutil  # only a write needs it (verify imports this module)
+
     parent = directory.parent
     make_dirs(parent)
     tag = f"{os.getpid()}-{os.urandom(4).hex()}"

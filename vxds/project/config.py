@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from vxds.errors import ConfigError
+from vxds.project.root import MANIFEST, declares_vxds
+from vxds.project.root import find_root as find_root_path
 
-DEFAULTS: dict[str, str] = {"manifest": "datasets.yaml", "locks": "locks"}
+DEFAULTS: dict[str, str] = {"manifest": MANIFEST, "locks": "locks"}
 KNOWN_KEYS = (
     "manifest",
     "locks",
@@ -55,7 +57,8 @@ class Config:
     @property
     def in_project(self) -> bool:
         """A manifest or a ``[tool.vxds]`` table is here, not only the folder vxds ran in."""
-        return self.manifest.is_file() or (self.pyproject is not None and _declares_vxds(self.pyproject))
+        pyproject = self.pyproject
+        return self.manifest.is_file() or (pyproject is not None and declares_vxds(os.fspath(pyproject)))
 
     @property
     def cache_dir(self) -> Path:
@@ -70,22 +73,9 @@ class Config:
             return path.as_posix()
 
 
-def _declares_vxds(pyproject: Path) -> bool:
-    # Bytes, not text: a file that is not UTF-8 still says whether it is vxds', and
-    # load_config then reports it with its name.
-    try:
-        return b"[tool.vxds" in pyproject.read_bytes()
-    except OSError:
-        return False
-
-
 def find_root(start: Path | None = None) -> Path:
     """The nearest folder at or above ``start`` holding datasets.yaml or ``[tool.vxds]``."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / DEFAULTS["manifest"]).is_file() or _declares_vxds(folder / "pyproject.toml"):
-            return folder
-    return here
+    return Path(find_root_path(None if start is None else os.fspath(start)))
 
 
 def _read_tool_table(pyproject: Path) -> dict[str, Any]:

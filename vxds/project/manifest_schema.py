@@ -11,11 +11,10 @@ import json
 from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from vxds.project.yaml_loader import child, key_node, line_of, shown_value
+if TYPE_CHECKING:  # PyYAML is imported only where a manifest is parsed (issue 20)
+    import yaml
 
 
 @cache
@@ -72,6 +71,8 @@ class _Describer:
         return "top level"
 
     def describe(self, error: Any) -> Iterator[tuple[int, str]]:
+        from vxds.project.yaml_loader import child, key_node, line_of, shown_value
+
         path = list(error.absolute_path)
         where = self.where(path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):

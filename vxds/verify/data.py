@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +68,8 @@ def _chosen(ctx: Context, target: Target, lock: Lock) -> Iterator[tuple[str, int
     if sample is None:
         yield from every
         return
+    import random  # --sample only
+
     rng = random.Random(f"{ctx.options.seed}:{target.key}")
     picked = sorted(rng.sample(range(len(every)), sample.size(len(every))))
     for index in picked:
