@@ -108,3 +108,22 @@ def test_start_forks_nothing_without_a_hint_for_these_specs(tmp_path: Path) -> N
     assert started is not None
     assert started.hint is not None
     assert started.hasher is None
+
+
+def test_a_child_forked_for_another_root_is_stopped_when_the_command_starts_its_own(tmp_path: Path) -> None:
+    from vxds.cli import prefetch
+
+    first, other = tmp_path / "first", tmp_path / "other"
+    for root in (first, other):
+        (root / "locks").mkdir(parents=True)
+    big = first / "big.bin"
+    big.write_bytes(os.urandom(1 << 20))
+    (first / ".vxds").mkdir()
+    (first / ".vxds" / early.HINT).write_bytes(early.hint_bytes((), [(str(first), str(big))] * 200))
+    early.start(str(first), [])
+    started = early._early
+    assert started is not None
+    assert started.hasher is not None
+    ahead = prefetch.start(other, other / "locks", None, [])  # the configuration named another root
+    assert ahead._child is None  # no large files there: nothing to hash
+    assert not _alive(started.hasher.pid)

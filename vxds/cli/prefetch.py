@@ -128,15 +128,14 @@ def start(root: Path, locks: Path, default_source: str | None, specs: Sequence[s
     paths = [path for _, path in listed]
     started = early.take()
     hint = early.hint_bytes(tuple(specs), listed)
-    if started is not None and started.root == str(root) and started.specs == tuple(specs):
-        if started.hint != hint:
-            _remember(root, hint)
-        if started.hasher is not None:
-            if started.hasher.paths == paths:
-                return Prefetch(paths, started.hasher)
-            started.hasher.kill()
-    elif _read(root) != hint:
+    same = started is not None and started.root == str(root) and started.specs == tuple(specs)
+    if (started.hint if started is not None and same else _read(root)) != hint:
         _remember(root, hint)
+    hasher = started.hasher if started is not None else None
+    if hasher is not None:
+        if same and hasher.paths == paths:
+            return Prefetch(paths, hasher)
+        hasher.kill()  # it hashes other files, or for another project
     return Prefetch(paths)
 
 
