@@ -13,7 +13,7 @@ digest only for a path it reached through its own checks, with the stat the byte
 The child hashes a listed path only while it resolves to a regular file inside its source
 folder, as the listing found it.
 
-It imports ``os`` and ``sys``; the child imports ``vxds.filehash`` (blake3) and nothing else.
+It imports ``os``, ``sys`` and ``atexit``; the child imports ``vxds.filehash`` (blake3) and nothing else.
 """
 
 from __future__ import annotations
